@@ -1,0 +1,106 @@
+//! The library's one public error type. Every variant that concerns stored data names
+//! the object, and its message says what the operator can do about it.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("{url}: not a repository location: {reason}")]
+    InvalidLocation { url: String, reason: String },
+
+    #[error(
+        "{url}: no offsite repository here (no `config` object); create one with `offsite init`"
+    )]
+    NoRepository { url: String },
+
+    #[error("{url}: a repository already exists here; nothing was changed")]
+    AlreadyInitialized { url: String },
+
+    #[error(
+        "{url}: wrong password: it opens none of the {keys} key(s) in keys/; nothing was written"
+    )]
+    WrongPassword { url: String, keys: usize },
+
+    #[error(
+        "no password given: set OFFSITE_PASSWORD, pass --password-file FILE, or run on a terminal to be asked"
+    )]
+    NoPassword,
+
+    #[error("object {object} not found in the store")]
+    NotFound { object: String },
+
+    #[error("object {object} already exists; it was not overwritten")]
+    AlreadyExists { object: String },
+
+    #[error("store error on {object}: {source}")]
+    Store {
+        object: String,
+        #[source]
+        source: object_store::Error,
+    },
+
+    #[error(
+        "object {object} is damaged: {what}. It was not changed; run `offsite check --read-data` to see everything affected"
+    )]
+    Corrupt { object: String, what: String },
+
+    #[error(
+        "object {object} has format version {found}, this offsite reads up to {supported}: upgrade offsite to read it"
+    )]
+    UnsupportedVersion {
+        object: String,
+        found: u16,
+        supported: u16,
+    },
+
+    #[error("object {object}: {what}; is this an offsite repository?")]
+    Foreign { object: String, what: String },
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{0}")]
+    Invalid(String),
+
+    #[error("no restore point matches {what}; `offsite points` lists them")]
+    NoSuchPoint { what: String },
+
+    #[error("{0}")]
+    Locked(String),
+
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn corrupt(object: impl Into<String>, what: impl Into<String>) -> Error {
+        Error::Corrupt {
+            object: object.into(),
+            what: what.into(),
+        }
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Maps a store error about `object` to the variant an operator can act on.
+    pub fn store(object: impl Into<String>, source: object_store::Error) -> Error {
+        let object = object.into();
+        match source {
+            object_store::Error::NotFound { .. } => Error::NotFound { object },
+            object_store::Error::AlreadyExists { .. } => Error::AlreadyExists { object },
+            source => Error::Store { object, source },
+        }
+    }
+}

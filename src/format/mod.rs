@@ -1,0 +1,120 @@
+//! The on-store format: object names, magics and versions, and the (de)serialisers of
+//! every structure. `docs/FORMAT.md` is the normative description; this module is its
+//! implementation. Every parser here returns an error naming the object and never panics,
+//! whatever the bytes.
+
+pub mod config;
+pub mod envelope;
+pub mod index;
+pub mod keyfile;
+pub mod lock;
+pub mod pack;
+pub mod point;
+pub mod tree;
+
+/// Object magics. These six bytes open every object of their kind and must never change:
+/// a new layout gets a new version number instead.
+pub const MAGIC_CONFIG: &[u8; 6] = b"OFSCFG";
+pub const MAGIC_KEY: &[u8; 6] = b"OFSKEY";
+pub const MAGIC_PACK: &[u8; 6] = b"OFSPAK";
+pub const MAGIC_PACK_HEADER: &[u8; 6] = b"OFSHDR";
+pub const MAGIC_INDEX: &[u8; 6] = b"OFSIDX";
+pub const MAGIC_POINT: &[u8; 6] = b"OFSPNT";
+pub const MAGIC_LOCK: &[u8; 6] = b"OFSLCK";
+
+/// The format version this build writes, and the highest it reads, for every kind.
+pub const VERSION: u16 = 1;
+
+/// Object name prefixes inside a repository.
+pub const CONFIG: &str = "config";
+pub const KEYS: &str = "keys";
+pub const DATA: &str = "data";
+pub const INDEX: &str = "index";
+pub const POINTS: &str = "points";
+pub const LOCKS: &str = "locks";
+
+/// `data/ab/abcdef…`: packs are spread over 256 folders so a file system copes.
+pub fn pack_name(id: &crate::Id) -> String {
+    let hex = id.to_hex();
+    format!("{DATA}/{}/{hex}", &hex[..2])
+}
+
+/// Splits off and checks the 8-byte `magic | version` header of an object.
+pub fn check_header<'a>(object: &str, magic: &[u8; 6], bytes: &'a [u8]) -> crate::Result<&'a [u8]> {
+    if bytes.len() < 8 {
+        return Err(crate::Error::corrupt(
+            object,
+            format!("{} bytes is too short for any offsite object", bytes.len()),
+        ));
+    }
+    if &bytes[..6] != magic {
+        return Err(crate::Error::Foreign {
+            object: object.to_string(),
+            what: format!(
+                "expected magic {:?}, found {:?}",
+                String::from_utf8_lossy(magic),
+                String::from_utf8_lossy(&bytes[..6])
+            ),
+        });
+    }
+    let version = u16::from_le_bytes([bytes[6], bytes[7]]);
+    if version == 0 || version > VERSION {
+        return Err(crate::Error::UnsupportedVersion {
+            object: object.to_string(),
+            found: version,
+            supported: VERSION,
+        });
+    }
+    Ok(&bytes[8..])
+}
+
+/// `magic | version` as written at the start of an object.
+pub fn header(magic: &[u8; 6]) -> [u8; 8] {
+    let mut h = [0u8; 8];
+    h[..6].copy_from_slice(magic);
+    h[6..].copy_from_slice(&VERSION.to_le_bytes());
+    h
+}
+
+/// A little-endian reader over untrusted bytes: every read is bounds-checked.
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let s = self.buf.get(self.pos..end)?;
+        self.pos = end;
+        Some(s)
+    }
+    pub fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    pub fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
+    }
+    pub fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+    }
+    pub fn u64(&mut self) -> Option<u64> {
+        self.take(8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    }
+    pub fn id(&mut self) -> Option<crate::Id> {
+        self.take(32).and_then(crate::Id::from_slice)
+    }
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+    pub fn rest(&mut self) -> &'a [u8] {
+        let s = &self.buf[self.pos..];
+        self.pos = self.buf.len();
+        s
+    }
+}

@@ -1,0 +1,87 @@
+//! Restore points (`points/<id>`): one machine at one time. Written last, with a
+//! conditional create, so every point that exists references only stored data.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{MAGIC_POINT, envelope};
+use crate::crypto::SecretKey;
+use crate::{Error, Id, Result};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    /// Bytes of file content in the point.
+    pub bytes: u64,
+    /// Blobs this point added to the repository.
+    pub blobs_added: u64,
+    /// Bytes (sealed) this point added to the repository.
+    pub bytes_added: u64,
+    /// Entries that could not be read and were left out (each was reported).
+    #[serde(default)]
+    pub errors: u64,
+}
+
+/// Where a copied point came from (set by `offsite copy`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub repository: Id,
+    pub point: Id,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Point {
+    pub machine: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    pub time: DateTime<Utc>,
+    pub host: String,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Id>,
+    /// The paths given to `backup`, as given.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// Tree blobs, in order: their concatenation is the point's tree stream.
+    pub tree: Vec<Id>,
+    pub summary: Summary,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Provenance>,
+}
+
+pub const MAX_NAME: usize = 256;
+
+/// Machine and job names: printable, no slashes, at most 256 bytes.
+pub fn validate_name(what: &str, name: &str) -> std::result::Result<(), String> {
+    if name.is_empty()
+        || name.len() > MAX_NAME
+        || name
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c == '\\')
+    {
+        return Err(format!(
+            "{what} name {name:?} must be 1 to {MAX_NAME} printable characters without slashes"
+        ));
+    }
+    Ok(())
+}
+
+impl Point {
+    pub fn seal(&self, key: &SecretKey, level: i32) -> Vec<u8> {
+        let json = serde_json::to_vec(self).expect("point serialises");
+        envelope::seal_file(key, MAGIC_POINT, level.max(1), &json)
+    }
+
+    pub fn open(key: &SecretKey, object: &str, bytes: &[u8]) -> Result<Point> {
+        let plain = envelope::open_file(key, object, MAGIC_POINT, bytes)?;
+        let p: Point = serde_json::from_slice(&plain)
+            .map_err(|e| Error::corrupt(object, format!("unreadable restore point: {e}")))?;
+        validate_name("machine", &p.machine).map_err(|w| Error::corrupt(object, w))?;
+        Ok(p)
+    }
+}

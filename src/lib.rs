@@ -1,0 +1,22 @@
+//! offsite: backup repositories in object stores, and backup copies between them.
+//!
+//! The library holds everything but argument parsing: the on-store format (`format`),
+//! the keys and ciphers (`crypto`, `keys`), the abstract store (`store`), the repository
+//! that ties them together (`repo`), and the operations (`backup`, `restore`, `check`).
+
+pub mod backup;
+pub mod check;
+pub mod chunker;
+pub mod clock;
+pub mod crypto;
+pub mod error;
+pub mod format;
+pub mod id;
+pub mod keys;
+pub mod progress;
+pub mod repo;
+pub mod restore;
+pub mod store;
+
+pub use error::{Error, Result};
+pub use id::Id;

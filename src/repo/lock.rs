@@ -1,0 +1,188 @@
+//! Repository locks. Writers that only add (backup, copy) take shared locks and may run
+//! together; anything that deletes takes an exclusive one. A lock object carries an
+//! expiry that its holder refreshes; one past its expiry is stale (its writer died).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+
+use super::Repository;
+use crate::format::LOCKS;
+use crate::format::lock::{Lock, LockKind};
+use crate::{Error, Result};
+
+/// How long a lock stays valid without a refresh, and how often its holder refreshes it.
+pub const LOCK_TTL: chrono::Duration = chrono::Duration::minutes(5);
+pub const LOCK_REFRESH: Duration = Duration::from_secs(60);
+
+/// A lock read from the store.
+#[derive(Clone, Debug)]
+pub struct FoundLock {
+    pub name: String,
+    pub lock: Lock,
+}
+
+impl FoundLock {
+    pub fn describe(&self, now: DateTime<Utc>) -> String {
+        let l = &self.lock;
+        let what = match &l.machine {
+            Some(m) => format!("{} of {m}", l.operation),
+            None => l.operation.clone(),
+        };
+        let state = if l.is_stale(now) {
+            format!(
+                "STALE since {} (its writer stopped refreshing it; remove with `offsite unlock`)",
+                l.expires.format("%Y-%m-%d %H:%M:%S UTC")
+            )
+        } else {
+            format!("held since {}", l.created.format("%Y-%m-%d %H:%M:%S UTC"))
+        };
+        format!(
+            "{} lock {} by {} pid {} for {what}, {state}",
+            match l.kind {
+                LockKind::Shared => "shared",
+                LockKind::Exclusive => "exclusive",
+            },
+            self.name,
+            l.host,
+            l.pid
+        )
+    }
+}
+
+/// Reads every lock. Unreadable lock objects are reported as warnings and skipped.
+pub async fn list_locks(repo: &Repository) -> Result<Vec<FoundLock>> {
+    let metas = repo.list(LOCKS).await?;
+    let found: Vec<Option<FoundLock>> = futures::stream::iter(metas.into_iter().map(|m| {
+        let name = repo.loc.name_of(&m.location);
+        async move {
+            let bytes = match repo.get(&name).await {
+                Ok(b) => b,
+                // Released between list and get.
+                Err(Error::NotFound { .. }) => return None,
+                Err(e) => {
+                    tracing::warn!("cannot read lock {name}: {e}");
+                    return None;
+                }
+            };
+            match Lock::open(repo.key(), &name, &bytes) {
+                Ok(lock) => Some(FoundLock { name, lock }),
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    None
+                }
+            }
+        }
+    }))
+    .buffer_unordered(super::IO_CONCURRENCY)
+    .collect()
+    .await;
+    Ok(found.into_iter().flatten().collect())
+}
+
+/// A held lock; refreshed in the background until released.
+pub struct LockGuard {
+    repo: Arc<Repository>,
+    pub name: String,
+    refresher: tokio::task::JoinHandle<()>,
+}
+
+impl LockGuard {
+    /// Takes a lock of `kind` for `operation`. Fails with a message naming the holder if
+    /// a live lock conflicts (any exclusive one, or any one when `kind` is exclusive).
+    pub async fn acquire(
+        repo: &Arc<Repository>,
+        kind: LockKind,
+        operation: &str,
+        machine: Option<&str>,
+    ) -> Result<LockGuard> {
+        conflicts(repo, kind, None).await?;
+        let now = repo.clock.now();
+        let lock = Lock {
+            kind,
+            operation: operation.to_string(),
+            machine: machine.map(str::to_string),
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            pid: std::process::id(),
+            created: now,
+            expires: now + LOCK_TTL,
+        };
+        let name = format!(
+            "{LOCKS}/{}",
+            hex::encode(crate::crypto::random_bytes::<16>())
+        );
+        repo.put_new(&name, lock.seal(repo.key()).into()).await?;
+        // Two exclusive takers can both pass the first look; the second look settles it.
+        if kind == LockKind::Exclusive
+            && let Err(e) = conflicts(repo, kind, Some(&name)).await
+        {
+            let _ = repo.delete(&name).await;
+            return Err(e);
+        }
+        let refresher = {
+            let repo = repo.clone();
+            let name = name.clone();
+            tokio::spawn(async move {
+                let mut lock = lock;
+                loop {
+                    tokio::time::sleep(LOCK_REFRESH).await;
+                    lock.expires = repo.clock.now() + LOCK_TTL;
+                    if let Err(e) = repo
+                        .put_overwrite(&name, lock.seal(repo.key()).into())
+                        .await
+                    {
+                        tracing::warn!("could not refresh lock {name}: {e}");
+                    }
+                }
+            })
+        };
+        Ok(LockGuard {
+            repo: repo.clone(),
+            name,
+            refresher,
+        })
+    }
+
+    pub async fn release(self) -> Result<()> {
+        self.refresher.abort();
+        self.repo.delete(&self.name).await
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        self.refresher.abort();
+    }
+}
+
+async fn conflicts(repo: &Repository, kind: LockKind, mine: Option<&str>) -> Result<()> {
+    let now = repo.clock.now();
+    for l in list_locks(repo).await? {
+        if Some(l.name.as_str()) == mine || l.lock.is_stale(now) {
+            continue;
+        }
+        if kind == LockKind::Exclusive || l.lock.kind == LockKind::Exclusive {
+            return Err(Error::Locked(format!(
+                "{}: the repository is locked: {}. Wait for it to finish, or if that process is gone, run `offsite unlock` after it expires",
+                repo.url(),
+                l.describe(now)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Removes stale locks (all locks with `all`); returns the ones removed.
+pub async fn remove_locks(repo: &Repository, all: bool) -> Result<Vec<FoundLock>> {
+    let now = repo.clock.now();
+    let mut removed = Vec::new();
+    for l in list_locks(repo).await? {
+        if all || l.lock.is_stale(now) {
+            repo.delete(&l.name).await?;
+            removed.push(l);
+        }
+    }
+    Ok(removed)
+}

@@ -1,0 +1,456 @@
+//! A repository: a location, its unlocked master key and its config. Every read and
+//! write of stored objects goes through here, so names, conditional creates and error
+//! messages are the same everywhere.
+
+pub mod index;
+pub mod lock;
+pub mod packer;
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use object_store::{ObjectMeta, ObjectStoreExt, PutMode, PutPayload, WriteMultipart};
+
+use crate::clock::{Clock, SystemClock};
+use crate::crypto::SecretKey;
+use crate::format::config::{ChunkerParams, Config};
+use crate::format::index::IndexFile;
+use crate::format::keyfile::KdfParams;
+use crate::format::point::Point;
+use crate::format::{self, CONFIG, INDEX, KEYS, POINTS};
+use crate::keys::{self, MasterKey};
+use crate::store::Location;
+use crate::{Error, Id, Result};
+
+pub use index::{BlobLocation, MasterIndex};
+
+/// How many object reads or writes one operation keeps in flight.
+pub const IO_CONCURRENCY: usize = 8;
+
+/// Packs at least this large go up as multipart uploads.
+pub const MULTIPART_THRESHOLD: usize = 32 << 20;
+pub const MULTIPART_PART: usize = 16 << 20;
+
+/// Settings chosen at `init`.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    pub compression: i32,
+    pub pack_size: u64,
+    pub chunker: Option<ChunkerParams>,
+    pub kdf: KdfParams,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            compression: 3,
+            pack_size: 16 << 20,
+            chunker: None,
+            kdf: keys::DEFAULT_KDF,
+        }
+    }
+}
+
+pub struct Repository {
+    pub loc: Location,
+    master: MasterKey,
+    key: SecretKey,
+    pub config: Config,
+    /// The key file the password opened (`keys/<id>`).
+    pub key_name: String,
+    pub clock: Arc<dyn Clock>,
+    pub multipart_threshold: usize,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository")
+            .field("url", &self.loc.url)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+fn host_name() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+impl Repository {
+    /// Creates a repository at `loc` with a new master key wrapped under `password`.
+    pub async fn init(loc: Location, password: &[u8], opts: InitOptions) -> Result<Repository> {
+        let config_path = loc.path(CONFIG);
+        match loc.store.head(&config_path).await {
+            Ok(_) => return Err(Error::AlreadyInitialized { url: loc.url }),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(Error::store(CONFIG, e)),
+        }
+        let seed = u64::from_le_bytes(crate::crypto::random_bytes());
+        let config = Config {
+            id: Id(crate::crypto::random_bytes()),
+            created: chrono::Utc::now(),
+            chunker: opts.chunker.unwrap_or(ChunkerParams::data_default(seed)),
+            tree_chunker: ChunkerParams::tree_default(seed),
+            compression: opts.compression,
+            pack_size: opts.pack_size,
+        };
+        config.validate().map_err(Error::Invalid)?;
+        let master = MasterKey::generate();
+        let key = master.cipher();
+        let kbytes = keys::wrap(&master, password, opts.kdf, &host_name())?;
+        let key_name = format!("{KEYS}/{}", Id::hash(&kbytes));
+        let repo = Repository {
+            loc,
+            master,
+            key,
+            config,
+            key_name: key_name.clone(),
+            clock: Arc::new(SystemClock),
+            multipart_threshold: MULTIPART_THRESHOLD,
+        };
+        repo.put_new(&key_name, kbytes.into()).await?;
+        // The key goes first: if two inits race, the loser removes its key and the
+        // winner's repository stays whole.
+        let sealed = repo.config.seal(&repo.key);
+        match repo.put_new(CONFIG, sealed.into()).await {
+            Ok(_) => {}
+            Err(Error::AlreadyExists { .. }) => {
+                let _ = repo.delete(&key_name).await;
+                return Err(Error::AlreadyInitialized { url: repo.loc.url });
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(repo)
+    }
+
+    /// Opens the repository at `loc` with `password`.
+    pub async fn open(loc: Location, password: &[u8]) -> Result<Repository> {
+        let config_bytes = match loc.store.get(&loc.path(CONFIG)).await {
+            Ok(r) => r.bytes().await.map_err(|e| Error::store(CONFIG, e))?,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(Error::NoRepository { url: loc.url });
+            }
+            Err(e) => return Err(Error::store(CONFIG, e)),
+        };
+        format::check_header(CONFIG, format::MAGIC_CONFIG, &config_bytes)?;
+        let key_objects = list(&loc, KEYS).await?;
+        for meta in &key_objects {
+            let name = loc.name_of(&meta.location);
+            let bytes = get(&loc, &name).await?;
+            let master = match keys::unwrap(&name, &bytes, password) {
+                Ok(Some(m)) => m,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!("skipping key file {name}: {e}");
+                    continue;
+                }
+            };
+            let key = master.cipher();
+            let config = Config::open(&key, &config_bytes)?;
+            return Ok(Repository {
+                loc,
+                master,
+                key,
+                config,
+                key_name: name,
+                clock: Arc::new(SystemClock),
+                multipart_threshold: MULTIPART_THRESHOLD,
+            });
+        }
+        Err(Error::WrongPassword {
+            url: loc.url,
+            keys: key_objects.len(),
+        })
+    }
+
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn key(&self) -> &SecretKey {
+        &self.key
+    }
+
+    pub fn master(&self) -> &MasterKey {
+        &self.master
+    }
+
+    pub fn url(&self) -> &str {
+        &self.loc.url
+    }
+
+    pub async fn get(&self, name: &str) -> Result<Bytes> {
+        get(&self.loc, name).await
+    }
+
+    pub async fn get_range(&self, name: &str, range: Range<u64>) -> Result<Bytes> {
+        let bytes = self
+            .loc
+            .store
+            .get_range(&self.loc.path(name), range.clone())
+            .await
+            .map_err(|e| Error::store(name, e))?;
+        if bytes.len() as u64 != range.end - range.start {
+            return Err(Error::corrupt(
+                name,
+                format!("asked for bytes {range:?}, got {}", bytes.len()),
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// Creates object `name`; never overwrites. `AlreadyExists` if it is there.
+    pub async fn put_new(&self, name: &str, payload: PutPayload) -> Result<()> {
+        self.loc
+            .store
+            .put_opts(&self.loc.path(name), payload, PutMode::Create.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::store(name, e))
+    }
+
+    /// Overwrites object `name` (only for objects a writer owns, such as its lock).
+    pub async fn put_overwrite(&self, name: &str, payload: PutPayload) -> Result<()> {
+        self.loc
+            .store
+            .put(&self.loc.path(name), payload)
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::store(name, e))
+    }
+
+    pub async fn delete(&self, name: &str) -> Result<()> {
+        self.loc
+            .store
+            .delete(&self.loc.path(name))
+            .await
+            .map_err(|e| Error::store(name, e))
+    }
+
+    pub async fn exists(&self, name: &str) -> Result<bool> {
+        match self.loc.store.head(&self.loc.path(name)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(Error::store(name, e)),
+        }
+    }
+
+    pub async fn list(&self, dir: &str) -> Result<Vec<ObjectMeta>> {
+        list(&self.loc, dir).await
+    }
+
+    /// Uploads a finished pack under its content name. Content addressing makes a
+    /// repeated upload (a retry, or a rerun after a crash) harmless.
+    pub async fn save_pack(&self, id: &Id, bytes: Vec<u8>) -> Result<()> {
+        let name = format::pack_name(id);
+        if bytes.len() < self.multipart_threshold {
+            return match self.put_new(&name, bytes.into()).await {
+                Ok(()) | Err(Error::AlreadyExists { .. }) => Ok(()),
+                Err(e) => Err(e),
+            };
+        }
+        // Multipart uploads cannot be conditional in object_store: look first, so a pack
+        // already there is never rewritten.
+        if self.exists(&name).await? {
+            return Ok(());
+        }
+        let path = self.loc.path(&name);
+        let upload = self
+            .loc
+            .store
+            .put_multipart(&path)
+            .await
+            .map_err(|e| Error::store(&name, e))?;
+        let mut w = WriteMultipart::new_with_chunk_size(upload, MULTIPART_PART);
+        let bytes = Bytes::from(bytes);
+        let mut at = 0;
+        while at < bytes.len() {
+            let end = (at + MULTIPART_PART).min(bytes.len());
+            w.wait_for_capacity(2)
+                .await
+                .map_err(|e| Error::store(&name, e))?;
+            w.put(bytes.slice(at..end));
+            at = end;
+        }
+        w.finish().await.map_err(|e| Error::store(&name, e))?;
+        Ok(())
+    }
+
+    /// Writes an index file; returns its name.
+    pub async fn save_index(&self, index: &IndexFile) -> Result<String> {
+        let sealed = index.seal(&self.key);
+        let name = format!("{INDEX}/{}", Id::hash(&sealed));
+        self.put_new(&name, sealed.into()).await?;
+        Ok(name)
+    }
+
+    /// Reads every index file into one in-memory index.
+    pub async fn load_index(&self) -> Result<MasterIndex> {
+        let metas = self.list(INDEX).await?;
+        let mut files = futures::stream::iter(metas.into_iter().map(|m| {
+            let name = self.loc.name_of(&m.location);
+            async move {
+                let bytes = self.get(&name).await?;
+                let f = IndexFile::open(&self.key, &name, &bytes)?;
+                Ok::<_, Error>((name, f))
+            }
+        }))
+        .buffer_unordered(IO_CONCURRENCY);
+        let mut index = MasterIndex::default();
+        while let Some(r) = files.next().await {
+            let (name, f) = r?;
+            index.add_file(&name, &f);
+        }
+        Ok(index)
+    }
+
+    /// Reads, opens and verifies one blob: decrypts, decompresses, checks its id.
+    pub async fn read_blob(
+        &self,
+        id: &Id,
+        loc: &BlobLocation,
+        packs: &MasterIndex,
+    ) -> Result<Vec<u8>> {
+        let pack = packs.pack_id(loc.pack);
+        let name = format::pack_name(&pack);
+        let sealed = self
+            .get_range(&name, loc.offset..loc.offset + u64::from(loc.length))
+            .await?;
+        open_blob(&self.key, &name, id, loc.raw_length, &sealed)
+    }
+
+    /// Writes a restore point — the last step of every backup or copy.
+    pub async fn save_point(&self, point: &Point) -> Result<Id> {
+        let sealed = point.seal(&self.key, self.config.compression);
+        let id = Id::hash(&sealed);
+        self.put_new(&format!("{POINTS}/{id}"), sealed.into())
+            .await?;
+        Ok(id)
+    }
+
+    pub async fn load_point(&self, id: &Id) -> Result<Point> {
+        let name = format!("{POINTS}/{id}");
+        let bytes = self.get(&name).await?;
+        Point::open(&self.key, &name, &bytes)
+    }
+
+    /// All restore points, oldest first. An unreadable point fails the call, naming it.
+    pub async fn load_points(&self) -> Result<Vec<(Id, Point)>> {
+        let ids = self.point_ids().await?;
+        let mut points: Vec<(Id, Point)> =
+            futures::stream::iter(ids.into_iter().map(|id| async move {
+                let p = self.load_point(&id).await?;
+                Ok::<_, Error>((id, p))
+            }))
+            .buffer_unordered(IO_CONCURRENCY)
+            .try_collect()
+            .await?;
+        points.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(points)
+    }
+
+    pub async fn point_ids(&self) -> Result<Vec<Id>> {
+        let mut ids = Vec::new();
+        for m in self.list(POINTS).await? {
+            let name = self.loc.name_of(&m.location);
+            match name
+                .strip_prefix("points/")
+                .and_then(|h| h.parse::<Id>().ok())
+            {
+                Some(id) => ids.push(id),
+                None => tracing::warn!("ignoring foreign object {name} among restore points"),
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Finds a point by `latest` (of `machine`), full id or unique id prefix.
+    pub async fn find_point(&self, spec: &str, machine: Option<&str>) -> Result<(Id, Point)> {
+        let points = self.load_points().await?;
+        let matching: Vec<(Id, Point)> = points
+            .into_iter()
+            .filter(|(_, p)| machine.is_none_or(|m| p.machine == m))
+            .collect();
+        let what = || match machine {
+            Some(m) => format!("{spec:?} for machine {m:?}"),
+            None => format!("{spec:?}"),
+        };
+        if spec == "latest" {
+            return matching
+                .into_iter()
+                .last()
+                .ok_or_else(|| Error::NoSuchPoint { what: what() });
+        }
+        let spec_l = spec.to_ascii_lowercase();
+        let mut found: Vec<(Id, Point)> = matching
+            .into_iter()
+            .filter(|(id, _)| id.to_hex().starts_with(&spec_l))
+            .collect();
+        match found.len() {
+            1 => Ok(found.remove(0)),
+            0 => Err(Error::NoSuchPoint { what: what() }),
+            n => Err(Error::Invalid(format!(
+                "{spec:?} matches {n} restore points: give more digits of the id"
+            ))),
+        }
+    }
+
+    /// Adds a key file wrapping the master key under another password.
+    pub async fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<String> {
+        let kbytes = keys::wrap(&self.master, password, kdf, &host_name())?;
+        let name = format!("{KEYS}/{}", Id::hash(&kbytes));
+        self.put_new(&name, kbytes.into()).await?;
+        Ok(name)
+    }
+}
+
+/// Opens a sealed blob read from pack `pack_name` and checks it is blob `id`.
+pub fn open_blob(
+    key: &SecretKey,
+    pack_name: &str,
+    id: &Id,
+    raw_length: u32,
+    sealed: &[u8],
+) -> Result<Vec<u8>> {
+    let what = |w: String| Error::corrupt(pack_name, format!("blob {}: {w}", id.short()));
+    let plain = key
+        .open_plain(b"", sealed, raw_length as usize)
+        .map_err(|e| what(e.to_string()))?;
+    if plain.len() != raw_length as usize {
+        return Err(what(format!(
+            "{} bytes, the index says {raw_length}",
+            plain.len()
+        )));
+    }
+    let actual = Id::hash(&plain);
+    if &actual != id {
+        return Err(what(format!("content hashes to {}", actual.short())));
+    }
+    Ok(plain)
+}
+
+/// Seals one blob's plaintext for a pack: compress (if it helps) and encrypt.
+pub fn seal_blob(key: &SecretKey, level: i32, plain: &[u8]) -> Vec<u8> {
+    let (codec, payload) = crate::crypto::encode(level, plain);
+    key.seal(b"", codec, &payload)
+}
+
+pub(crate) async fn get(loc: &Location, name: &str) -> Result<Bytes> {
+    let r = loc
+        .store
+        .get(&loc.path(name))
+        .await
+        .map_err(|e| Error::store(name, e))?;
+    r.bytes().await.map_err(|e| Error::store(name, e))
+}
+
+pub(crate) async fn list(loc: &Location, dir: &str) -> Result<Vec<ObjectMeta>> {
+    let prefix = loc.path(dir);
+    loc.store
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|e| Error::store(format!("{dir}/"), e))
+}

@@ -1,0 +1,167 @@
+//! Repository locations: turns `s3://bucket/prefix`, `az://container/prefix`,
+//! `file:///path` (or a plain path) and `memory://name` into an `object_store` store and
+//! a prefix. Credentials and endpoints come from the environment variables object_store
+//! reads (`AWS_*`, `AZURE_*`), so a working `aws`/`az` setup needs nothing new.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+
+use crate::{Error, Result};
+
+/// A store and the prefix inside it where one repository lives.
+#[derive(Clone, Debug)]
+pub struct Location {
+    pub store: Arc<dyn ObjectStore>,
+    pub prefix: Path,
+    /// The location as the user wrote it, for messages.
+    pub url: String,
+    pub kind: StoreKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    S3,
+    Azure,
+    File,
+    Memory,
+}
+
+impl Location {
+    /// A location over an existing store (tests, and callers that build their own).
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str, url: &str, kind: StoreKind) -> Self {
+        Location {
+            store,
+            prefix: Path::from(prefix),
+            url: url.to_string(),
+            kind,
+        }
+    }
+
+    /// The full store path of object `name` (e.g. `data/ab/abcd…`).
+    pub fn path(&self, name: &str) -> Path {
+        if self.prefix.as_ref().is_empty() {
+            Path::from(name)
+        } else {
+            Path::from(format!("{}/{}", self.prefix, name))
+        }
+    }
+
+    /// The repository-relative name of a store path.
+    pub fn name_of(&self, path: &Path) -> String {
+        let p = path.as_ref();
+        let pre = self.prefix.as_ref();
+        if pre.is_empty() {
+            p.to_string()
+        } else {
+            p.strip_prefix(pre)
+                .map(|s| s.trim_start_matches('/'))
+                .unwrap_or(p)
+                .to_string()
+        }
+    }
+}
+
+static MEMORY: LazyLock<Mutex<HashMap<String, Arc<InMemory>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Opens the location `url`; `create` makes a missing local folder (for `init`).
+pub fn open(url: &str, create: bool) -> Result<Location> {
+    let invalid = |reason: &str| Error::InvalidLocation {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    };
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (s, r),
+        None => ("file", url),
+    };
+    let (root, prefix) = match rest.split_once('/') {
+        Some((r, p)) => (r, p.trim_matches('/')),
+        None => (rest, ""),
+    };
+    match scheme {
+        "s3" | "s3a" => {
+            if root.is_empty() {
+                return Err(invalid("no bucket: write s3://BUCKET/PREFIX"));
+            }
+            let store = AmazonS3Builder::from_env()
+                .with_bucket_name(root)
+                .build()
+                .map_err(|e| invalid(&e.to_string()))?;
+            Ok(Location::new(Arc::new(store), prefix, url, StoreKind::S3))
+        }
+        "az" | "azure" | "abfs" => {
+            if root.is_empty() {
+                return Err(invalid("no container: write az://CONTAINER/PREFIX"));
+            }
+            let store = MicrosoftAzureBuilder::from_env()
+                .with_container_name(root)
+                .build()
+                .map_err(|e| invalid(&e.to_string()))?;
+            Ok(Location::new(
+                Arc::new(store),
+                prefix,
+                url,
+                StoreKind::Azure,
+            ))
+        }
+        "memory" => {
+            let mut m = MEMORY.lock().expect("memory registry lock");
+            let store = m.entry(root.to_string()).or_default().clone();
+            Ok(Location::new(store, prefix, url, StoreKind::Memory))
+        }
+        "file" => {
+            let dir = if url.starts_with("file://") {
+                rest
+            } else {
+                url
+            };
+            if dir.is_empty() {
+                return Err(invalid("empty path"));
+            }
+            let dir = std::path::Path::new(dir);
+            if create {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            }
+            if !dir.is_dir() {
+                return Err(Error::NoRepository {
+                    url: url.to_string(),
+                });
+            }
+            let abs = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
+            let store =
+                LocalFileSystem::new_with_prefix(&abs).map_err(|e| invalid(&e.to_string()))?;
+            Ok(Location::new(Arc::new(store), "", url, StoreKind::File))
+        }
+        other => Err(invalid(&format!(
+            "unknown scheme {other:?}: use s3://, az://, file:// or a path, or memory://"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_locations() {
+        let l = open("memory://t1/a/b", false).unwrap();
+        assert_eq!(l.path("config").as_ref(), "a/b/config");
+        assert_eq!(l.name_of(&l.path("data/x")), "data/x");
+        assert!(open("ftp://x", false).is_err());
+        assert!(open("s3:///p", false).is_err());
+        let d = tempfile::tempdir().unwrap();
+        let l = open(d.path().to_str().unwrap(), false).unwrap();
+        assert_eq!(l.path("config").as_ref(), "config");
+        assert!(matches!(
+            open("/nonexistent/offsite-test", false),
+            Err(Error::NoRepository { .. })
+        ));
+    }
+}
