@@ -1,0 +1,156 @@
+//! Argument parsing and the commands. Each command opens what it needs, calls the
+//! library, and prints a table (or `--json`, whose shape docs/CLI.md documents).
+
+mod commands;
+mod output;
+mod password;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "offsite",
+    version,
+    about = "Backup copies between object stores: re-packed, compressed, encrypted under the target's own key"
+)]
+pub struct Args {
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Read the repository password from this file (else OFFSITE_PASSWORD, else a prompt).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a repository.
+    Init {
+        /// s3://bucket/prefix, az://container/prefix, file:///path or a path, memory://name
+        repo: String,
+        /// zstd level for new data (0 = store raw).
+        #[arg(long, default_value_t = 3)]
+        compression: i32,
+        /// Target pack size, e.g. 16MiB.
+        #[arg(long, default_value = "16MiB", value_parser = output::parse_size)]
+        pack_size: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Back up files, folders and raw disk images as a new restore point.
+    Backup {
+        repo: String,
+        /// The machine these files belong to.
+        #[arg(long)]
+        machine: String,
+        /// The backup job writing this point.
+        #[arg(long)]
+        job: Option<String>,
+        /// A tag KEY=VALUE (repeatable).
+        #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+        tags: Vec<(String, String)>,
+        /// Store paths relative to this folder (default /).
+        #[arg(long, value_name = "DIR")]
+        base: Option<PathBuf>,
+        /// Record this host name instead of this machine's.
+        #[arg(long)]
+        host: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// List restore points (and points being written).
+    Points {
+        repo: String,
+        #[arg(long)]
+        machine: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a point into a folder, bit for bit.
+    Restore {
+        repo: String,
+        /// `latest` or a point id (a unique prefix is enough).
+        point: String,
+        #[arg(long)]
+        machine: Option<String>,
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify the repository; with --read-data, every blob.
+    Check {
+        repo: String,
+        #[arg(long)]
+        read_data: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage the passwords that open a repository.
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
+    /// Remove stale locks (left by writers that died); --all removes live ones too.
+    Unlock {
+        repo: String,
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyAction {
+    /// Add a password (the new one from OFFSITE_NEW_PASSWORD, --new-password-file or a prompt).
+    Add {
+        repo: String,
+        #[arg(long, value_name = "FILE")]
+        new_password_file: Option<PathBuf>,
+    },
+    /// List the key files.
+    List {
+        repo: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a key file (not the one in use, not the last).
+    Remove { repo: String, id: String },
+}
+
+fn parse_tag(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("tag {s:?} must be KEY=VALUE")),
+    }
+}
+
+pub fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OFFSITE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("offsite={level},warn")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    commands::run(args).await
+}
