@@ -34,6 +34,15 @@ install_azurite() {
   touch "$dir/.ok-$AZURITE_VERSION"
 }
 
+install_py_tools() {
+  local venv="$OFFSITE_TOOLS/py-tools"
+  [ -f "$venv/.ok-1" ] && return 0
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check 'boto3>=1.35,<2' 'azure-storage-blob>=12.20,<13'
+  touch "$venv/.ok-1"
+}
+
 if [ "${OFFSITE_S3_SERVER:-localstack}" = localstack ] && install_localstack; then
   echo "install: LocalStack $LOCALSTACK_VERSION ready"
 else
@@ -43,3 +52,5 @@ else
 fi
 install_azurite
 echo "install: Azurite $AZURITE_VERSION ready"
+install_py_tools
+echo "install: boto3 and azure-storage-blob ready (bucket and container creation)"
