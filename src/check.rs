@@ -168,18 +168,12 @@ pub async fn run(
             })
             .await
             .map_err(|e| Error::Internal(format!("check task failed: {e}")))?;
-            match verdict {
-                PackVerdict::Ok => {}
-                PackVerdict::Whole(msg) => {
-                    r.error(&name, &msg);
-                    bad_packs.insert(id, msg);
-                }
-                PackVerdict::Blobs(list) => {
-                    for (blob, msg) in list {
-                        r.error(&name, format!("blob {blob}: {msg}"));
-                        bad_blobs.insert(blob, format!("damaged in {name}"));
-                    }
-                }
+            for msg in verdict.whole {
+                r.error(&name, &msg);
+            }
+            for (blob, msg) in verdict.blobs {
+                r.error(&name, format!("blob {blob}: {msg}"));
+                bad_blobs.insert(blob, format!("is damaged in {name}"));
             }
         }
     }
@@ -257,12 +251,16 @@ async fn check_point(
     }
 }
 
-enum PackVerdict {
-    Ok,
-    Whole(String),
-    Blobs(Vec<(Id, String)>),
+/// Everything wrong with one pack: `whole` for the pack itself, `blobs` per blob.
+#[derive(Default)]
+struct PackVerdict {
+    whole: Vec<String>,
+    blobs: Vec<(Id, String)>,
 }
 
+/// Verifies a downloaded pack: bytes against name, header against index, every blob
+/// against its id. A pack whose bytes changed is still read blob by blob, so the report
+/// names exactly which blobs (and so which points) are lost.
 fn verify_pack(
     key: &crate::crypto::SecretKey,
     name: &str,
@@ -270,39 +268,63 @@ fn verify_pack(
     bytes: &[u8],
     indexed: &[PackEntry],
 ) -> PackVerdict {
-    let entries = match pack::parse_pack(key, name, id, bytes) {
-        Ok(e) => e,
-        Err(Error::Corrupt { what, .. }) => return PackVerdict::Whole(what),
-        Err(e) => return PackVerdict::Whole(e.to_string()),
+    let mut v = PackVerdict::default();
+    let actual = Id::hash(bytes);
+    if &actual != id {
+        v.whole.push(format!(
+            "its bytes hash to {}, not to its name: the pack was changed or damaged",
+            actual.short()
+        ));
+    }
+    let what = |e: Error| match e {
+        Error::Corrupt { what, .. } => what,
+        other => other.to_string(),
     };
-    let in_header: HashMap<Id, PackEntry> = entries.iter().map(|e| (e.id, *e)).collect();
-    let mut bad = Vec::new();
-    for e in indexed {
-        match in_header.get(&e.id) {
-            Some(h) if h == e => {}
-            Some(_) => bad.push((
-                e.id,
-                "the index and the pack header disagree on its place".to_string(),
-            )),
-            None => bad.push((
-                e.id,
-                "indexed in this pack, but not in its header".to_string(),
-            )),
+    let header = pack::check_header(name, bytes).and_then(|_| {
+        let t = &bytes[bytes.len().saturating_sub(pack::TRAILER_LEN)..];
+        let (off, len) = pack::parse_trailer(name, t, bytes.len() as u64)?;
+        pack::open_header(
+            key,
+            name,
+            &bytes[off as usize..(off + u64::from(len)) as usize],
+            off,
+        )
+    });
+    // Without a readable header, the index still says where each blob is.
+    let entries = match header {
+        Ok(entries) => {
+            let in_header: HashMap<Id, PackEntry> = entries.iter().map(|e| (e.id, *e)).collect();
+            for e in indexed {
+                match in_header.get(&e.id) {
+                    Some(h) if h == e => {}
+                    Some(_) => v.blobs.push((
+                        e.id,
+                        "the index and the pack header disagree on its place".into(),
+                    )),
+                    None => v
+                        .blobs
+                        .push((e.id, "indexed in this pack, but not in its header".into())),
+                }
+            }
+            entries
         }
-    }
+        Err(e) => {
+            v.whole.push(what(e));
+            indexed.to_vec()
+        }
+    };
     for e in &entries {
-        let sealed = &bytes[e.offset as usize..e.end() as usize];
+        let Some(sealed) = bytes.get(e.offset as usize..e.end() as usize) else {
+            v.blobs
+                .push((e.id, "lies beyond the end of the pack".into()));
+            continue;
+        };
         if let Err(err) = open_blob(key, name, &e.id, e.raw_length, sealed) {
-            let msg = match err {
-                Error::Corrupt { what, .. } => what,
-                other => other.to_string(),
-            };
-            bad.push((e.id, msg));
+            let msg = what(err);
+            let prefix = format!("blob {}: ", e.id.short());
+            v.blobs
+                .push((e.id, msg.strip_prefix(&prefix).unwrap_or(&msg).to_string()));
         }
     }
-    if bad.is_empty() {
-        PackVerdict::Ok
-    } else {
-        PackVerdict::Blobs(bad)
-    }
+    v
 }

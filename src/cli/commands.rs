@@ -299,6 +299,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Key { action } => key(action, pwf).await,
+        Command::Demo { dir } => {
+            super::demo::run(&dir).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Unlock { repo, all } => {
             let r = open(&repo, pwf).await?;
             let now = r.clock.now();

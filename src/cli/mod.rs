@@ -2,6 +2,7 @@
 //! library, and prints a table (or `--json`, whose shape docs/CLI.md documents).
 
 mod commands;
+mod demo;
 mod output;
 mod password;
 
@@ -100,6 +101,13 @@ pub enum Command {
     Key {
         #[command(subcommand)]
         action: KeyAction,
+    },
+    /// Run the embedded default: sample machines backed up into a local repository,
+    /// restored, compared bit for bit and checked.
+    Demo {
+        /// Working folder (replaced if it holds an earlier demo).
+        #[arg(long, default_value = "offsite-demo")]
+        dir: PathBuf,
     },
     /// Remove stale locks (left by writers that died); --all removes live ones too.
     Unlock {

@@ -212,6 +212,11 @@ pub fn open_header(
     Ok(entries)
 }
 
+/// Checks the pack's leading magic and version.
+pub fn check_header(object: &str, bytes: &[u8]) -> Result<()> {
+    super::check_header(object, MAGIC_PACK, bytes).map(|_| ())
+}
+
 /// Checks a whole pack held in memory against its name and returns its entries.
 pub fn parse_pack(key: &SecretKey, object: &str, id: &Id, bytes: &[u8]) -> Result<Vec<PackEntry>> {
     let actual = Id::hash(bytes);

@@ -159,19 +159,21 @@ impl Drop for LockGuard {
 
 async fn conflicts(repo: &Repository, kind: LockKind, mine: Option<&str>) -> Result<()> {
     let now = repo.clock.now();
-    for l in list_locks(repo).await? {
-        if Some(l.name.as_str()) == mine || l.lock.is_stale(now) {
-            continue;
-        }
-        if kind == LockKind::Exclusive || l.lock.kind == LockKind::Exclusive {
-            return Err(Error::Locked(format!(
-                "{}: the repository is locked: {}. Wait for it to finish, or if that process is gone, run `offsite unlock` after it expires",
-                repo.url(),
-                l.describe(now)
-            )));
-        }
+    let holders: Vec<String> = list_locks(repo)
+        .await?
+        .into_iter()
+        .filter(|l| Some(l.name.as_str()) != mine && !l.lock.is_stale(now))
+        .filter(|l| kind == LockKind::Exclusive || l.lock.kind == LockKind::Exclusive)
+        .map(|l| l.describe(now))
+        .collect();
+    if holders.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    Err(Error::Locked(format!(
+        "{}: the repository is locked: {}. Wait for it to finish, or if that process is gone, run `offsite unlock` after the lock expires",
+        repo.url(),
+        holders.join("; ")
+    )))
 }
 
 /// Removes stale locks (all locks with `all`); returns the ones removed.

@@ -1,0 +1,200 @@
+//! `offsite demo`: the embedded default. Makes sample machines in a local folder, backs
+//! them up into a local repository, changes a little and backs up again, restores the
+//! latest points, proves them bit-exact and checks the repository — with no cloud account
+//! and nothing to configure.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+
+use offsite::backup::{self, BackupOptions};
+use offsite::check::{self, CheckOptions};
+use offsite::progress::Progress;
+use offsite::repo::{InitOptions, Repository};
+use offsite::{keys, restore, store};
+
+use super::output::{size, table};
+
+const MARKER: &str = ".offsite-demo";
+
+pub async fn run(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        if !dir.join(MARKER).exists() {
+            bail!("{} exists and is not a demo folder; pick another with --dir", dir.display());
+        }
+        std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join(MARKER), b"made by offsite demo; removed by the next demo\n")?;
+    let machines = dir.join("machines");
+    let repo_dir = dir.join("repo");
+    println!("offsite demo in {}\n", dir.display());
+
+    println!("1. sample machines in {}", machines.display());
+    make_machine_web(&machines.join("web01"), 1)?;
+    make_machine_db(&machines.join("db01"), 2)?;
+
+    let password = hex::encode(offsite::crypto::random_bytes::<16>());
+    let pw_file = dir.join("password");
+    std::fs::write(&pw_file, format!("{password}\n"))?;
+    std::fs::set_permissions(&pw_file, std::fs::Permissions::from_mode(0o600))?;
+    let url = repo_dir.display().to_string();
+    let loc = store::open(&url, true)?;
+    let opts = InitOptions {
+        kdf: keys::kdf_from_env()?,
+        ..Default::default()
+    };
+    let repo = Arc::new(Repository::init(loc, password.as_bytes(), opts).await?);
+    println!(
+        "2. repository {} created at {url} (password in {})",
+        repo.config.id.short(),
+        pw_file.display()
+    );
+
+    println!("3. backups");
+    let mut rows = Vec::new();
+    for round in 1..=2 {
+        if round == 2 {
+            change_a_little(&machines)?;
+        }
+        for m in ["web01", "db01"] {
+            let started = std::time::Instant::now();
+            let opts = BackupOptions {
+                machine: m.to_string(),
+                job: Some("nightly".into()),
+                tags: BTreeMap::from([("demo".to_string(), "yes".to_string())]),
+                paths: vec![machines.join(m)],
+                base: Some(machines.clone()),
+                ..Default::default()
+            };
+            let (id, p) = backup::run(repo.clone(), opts, Progress::hidden()).await?;
+            let secs = started.elapsed().as_secs_f64();
+            rows.push(vec![
+                round.to_string(),
+                m.to_string(),
+                id.short(),
+                p.summary.files.to_string(),
+                size(p.summary.bytes),
+                size(p.summary.bytes_added),
+                format!("{:.2} s", secs),
+            ]);
+        }
+    }
+    table(&["ROUND", "MACHINE", "POINT", "FILES", "SIZE", "STORED", "TIME"], &rows);
+
+    println!("\n4. restore the latest point of each machine and compare bit for bit");
+    let restored = dir.join("restored");
+    for m in ["web01", "db01"] {
+        let (id, p) = repo.find_point("latest", Some(m)).await?;
+        let stats = restore::run(&repo, &id, &p, &restored, &Progress::hidden()).await?;
+        let same = digest(&machines.join(m))? == digest(&restored.join(m))?;
+        println!(
+            "   {m}: point {} -> {} files, {}: {}",
+            id.short(),
+            stats.files,
+            size(stats.bytes),
+            if same { "identical" } else { "DIFFERENT" }
+        );
+        if !same {
+            bail!("restored {m} differs from its source");
+        }
+    }
+
+    println!("\n5. check --read-data");
+    let report = check::run(&repo, &CheckOptions { read_data: true }, &Progress::hidden()).await?;
+    println!(
+        "   {} packs, {} blobs, {} points, read {}: {}",
+        report.packs,
+        report.blobs,
+        report.points,
+        size(report.bytes_read),
+        if report.is_ok() { "no errors" } else { "ERRORS" }
+    );
+    if !report.is_ok() {
+        bail!("check found errors: {:?}", report.errors);
+    }
+    println!(
+        "\nTry it yourself:\n  OFFSITE_PASSWORD=$(cat {pw}) offsite points {url}\n  OFFSITE_PASSWORD=$(cat {pw}) offsite restore {url} latest --machine web01 --to /tmp/web01",
+        pw = pw_file.display()
+    );
+    Ok(())
+}
+
+/// Deterministic bytes (xorshift); the demo needs no files from elsewhere.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn make_machine_web(root: &Path, seed: u64) -> anyhow::Result<()> {
+    let site = root.join("var/www/site");
+    std::fs::create_dir_all(&site)?;
+    std::fs::create_dir_all(root.join("etc/nginx"))?;
+    for i in 0..200 {
+        let page: String = (0..200).map(|l| format!("<p>page {i} paragraph {l} of the site</p>\n")).collect();
+        std::fs::write(site.join(format!("page{i:03}.html")), page)?;
+    }
+    for i in 0..20 {
+        std::fs::write(site.join(format!("image{i:02}.jpg")), noise(seed * 100 + i, 300_000))?;
+    }
+    std::fs::write(root.join("etc/nginx/nginx.conf"), "worker_processes auto;\n")?;
+    std::os::unix::fs::symlink("../../var/www/site", root.join("etc/nginx/site"))?;
+    Ok(())
+}
+
+fn make_machine_db(root: &Path, seed: u64) -> anyhow::Result<()> {
+    std::fs::create_dir_all(root.join("images"))?;
+    // A raw disk image: long runs of zeros around data extents.
+    let mut img = vec![0u8; 48 << 20];
+    for (i, at) in [1usize << 20, 9 << 20, 30 << 20].iter().enumerate() {
+        let extent = noise(seed * 10 + i as u64, 2 << 20);
+        img[*at..*at + extent.len()].copy_from_slice(&extent);
+    }
+    std::fs::write(root.join("images/disk0.raw"), img)?;
+    let log: String = (0..50_000).map(|i| format!("2026-11-27 12:00:{:02} db: committed txn {i}\n", i % 60)).collect();
+    std::fs::write(root.join("postgres.log"), log)?;
+    Ok(())
+}
+
+fn change_a_little(machines: &Path) -> anyhow::Result<()> {
+    std::fs::write(machines.join("web01/var/www/site/page007.html"), "<p>edited</p>\n")?;
+    std::fs::write(machines.join("web01/var/www/site/new.html"), "<p>new page</p>\n")?;
+    let img = machines.join("db01/images/disk0.raw");
+    let mut data = std::fs::read(&img)?;
+    data[20 << 20..(20 << 20) + 65536].copy_from_slice(&noise(77, 65536));
+    std::fs::write(&img, data)?;
+    Ok(())
+}
+
+/// Path -> (kind, mode, content hash) for every entry under `root`.
+fn digest(root: &Path) -> anyhow::Result<BTreeMap<PathBuf, String>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let p = e?.path();
+            let m = std::fs::symlink_metadata(&p)?;
+            let what = if m.file_type().is_symlink() {
+                format!("link {:?}", std::fs::read_link(&p)?)
+            } else if m.is_dir() {
+                stack.push(p.clone());
+                format!("dir {:o}", m.permissions().mode())
+            } else {
+                format!("file {:o} {}", m.permissions().mode(), blake3::hash(&std::fs::read(&p)?))
+            };
+            out.insert(p.strip_prefix(root)?.to_path_buf(), what);
+        }
+    }
+    Ok(out)
+}

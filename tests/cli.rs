@@ -1,0 +1,267 @@
+//! End-to-end tests: drive the built `offsite` binary as a user would, on a folder
+//! repository and on the local S3 and Azure servers.
+
+mod conformance;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use conformance::fixtures;
+
+const BIN: &str = env!("CARGO_BIN_EXE_offsite");
+
+fn offsite(args: &[&str], password: Option<&str>) -> Output {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .env("OFFSITE_KDF", "256,1,1")
+        .env_remove("OFFSITE_PASSWORD");
+    if let Some(p) = password {
+        c.env("OFFSITE_PASSWORD", p);
+    }
+    c.output().expect("offsite runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = offsite(args, Some("pw"));
+    assert!(
+        o.status.success(),
+        "offsite {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn fails(args: &[&str], password: Option<&str>) -> (i32, String) {
+    let o = offsite(args, password);
+    assert!(!o.status.success(), "offsite {args:?} should have failed");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&ok(args)).expect("--json prints JSON")
+}
+
+/// The whole user journey against one repository URL.
+fn journey(repo: &str) {
+    let src = tempfile::tempdir().unwrap();
+    let web = src.path().join("web01");
+    fixtures::machine_tree(&web, 5);
+    let base = src.path().to_str().unwrap();
+
+    let init = json(&["init", repo, "--json"]);
+    assert_eq!(init["config"]["compression"], 3);
+    let (code, err) = fails(&["init", repo], Some("pw"));
+    assert_eq!(code, 1);
+    assert!(err.contains("already exists"), "{err}");
+
+    let b = json(&[
+        "backup",
+        repo,
+        "--machine",
+        "web01",
+        "--job",
+        "nightly",
+        "--tag",
+        "env=prod",
+        "--base",
+        base,
+        web.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(b["summary"]["files"], 6);
+    let point = b["point"].as_str().unwrap().to_string();
+    ok(&[
+        "backup",
+        repo,
+        "--machine",
+        "db01",
+        "--base",
+        base,
+        web.join("etc").to_str().unwrap(),
+    ]);
+
+    let pts = json(&["points", repo, "--json"]);
+    assert_eq!(pts["points"].as_array().unwrap().len(), 2);
+    let only = json(&["points", repo, "--machine", "web01", "--json"]);
+    let p0 = &only["points"][0];
+    assert_eq!(p0["id"], point.as_str());
+    assert_eq!(p0["job"], "nightly");
+    assert_eq!(p0["tags"]["env"], "prod");
+    let table = ok(&["points", repo]);
+    assert!(
+        table.contains("web01") && table.contains("env=prod"),
+        "{table}"
+    );
+
+    let out = tempfile::tempdir().unwrap();
+    ok(&[
+        "restore",
+        repo,
+        "latest",
+        "--machine",
+        "web01",
+        "--to",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_eq!(
+        fixtures::digest(&out.path().join("web01")),
+        fixtures::digest(&web)
+    );
+    let out2 = tempfile::tempdir().unwrap();
+    ok(&[
+        "restore",
+        repo,
+        &point[..10],
+        "--to",
+        out2.path().to_str().unwrap(),
+    ]);
+    assert_eq!(
+        fixtures::digest(&out2.path().join("web01")),
+        fixtures::digest(&web)
+    );
+
+    let c = json(&["check", repo, "--read-data", "--json"]);
+    assert_eq!(c["errors"].as_array().unwrap().len(), 0, "{c}");
+
+    // Wrong or missing password: clear message, non-zero exit.
+    let (code, err) = fails(&["points", repo], Some("nope"));
+    assert_eq!(code, 1);
+    assert!(err.contains("wrong password"), "{err}");
+    let (_, err) = fails(&["points", repo], None);
+    assert!(err.contains("OFFSITE_PASSWORD"), "{err}");
+
+    // Keys: add a second password, use it, remove the first.
+    let newpw = src.path().join("newpw");
+    std::fs::write(&newpw, "second\n").unwrap();
+    ok(&[
+        "key",
+        "add",
+        repo,
+        "--new-password-file",
+        newpw.to_str().unwrap(),
+    ]);
+    let keys = json(&["key", "list", repo, "--json"]);
+    assert_eq!(keys.as_array().unwrap().len(), 2);
+    let first = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["current"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, err) = fails(&["key", "remove", repo, &first[..12]], Some("pw"));
+    assert!(err.contains("opened the repository with"), "{err}");
+    let o = Command::new(BIN)
+        .args([
+            "--password-file",
+            newpw.to_str().unwrap(),
+            "key",
+            "remove",
+            repo,
+            &first[..12],
+        ])
+        .env_remove("OFFSITE_PASSWORD")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (_, err) = fails(&["points", repo], Some("pw"));
+    assert!(err.contains("wrong password"), "{err}");
+    assert!(offsite(&["points", repo], Some("second")).status.success());
+
+    // Bad input: a path that does not exist, a point that does not exist.
+    let (code, err) = fails(
+        &["backup", repo, "--machine", "x", "/nonexistent/offsite"],
+        Some("second"),
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("/nonexistent/offsite"), "{err}");
+    let (_, err) = fails(
+        &["restore", repo, "deadbeef", "--to", "/tmp/x"],
+        Some("second"),
+    );
+    assert!(err.contains("no restore point matches"), "{err}");
+}
+
+#[test]
+fn journey_on_a_folder() {
+    let d = tempfile::tempdir().unwrap();
+    let repo = d.path().join("repo");
+    journey(repo.to_str().unwrap());
+    journey(&format!("file://{}", d.path().join("repo2").display()));
+}
+
+fn remote(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) => Some(format!(
+            "{v}/cli-{}",
+            hex::encode(offsite::crypto::random_bytes::<6>())
+        )),
+        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{var} is not set under CI: run the tests through localstack/run-tests.sh")
+        }
+        Err(_) => None,
+    }
+}
+
+#[test]
+fn journey_on_s3() {
+    if let Some(r) = remote("OFFSITE_TEST_S3") {
+        journey(&r);
+    }
+}
+
+#[test]
+fn journey_on_azure() {
+    if let Some(r) = remote("OFFSITE_TEST_AZURE") {
+        journey(&r);
+    }
+}
+
+/// check on damaged data: exit 1, names the object, writes nothing.
+#[test]
+fn check_exit_code_names_damage() {
+    let d = tempfile::tempdir().unwrap();
+    let repo = d.path().join("repo");
+    let r = repo.to_str().unwrap();
+    let src = d.path().join("m1");
+    fixtures::machine_tree(&src, 8);
+    ok(&["init", r]);
+    ok(&[
+        "backup",
+        r,
+        "--machine",
+        "m1",
+        "--base",
+        d.path().to_str().unwrap(),
+        src.to_str().unwrap(),
+    ]);
+    let pack = first_file(&repo.join("data"));
+    std::fs::remove_file(&pack).unwrap();
+    let o = offsite(&["check", r], Some("pw"));
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let name = pack.file_name().unwrap().to_str().unwrap();
+    assert!(out.contains(name) && out.contains("missing"), "{out}");
+    assert!(out.contains("ERROR"), "{out}");
+}
+
+fn first_file(dir: &Path) -> std::path::PathBuf {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                return p;
+            }
+        }
+    }
+    panic!("no file under {}", dir.display())
+}
