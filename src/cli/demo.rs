@@ -23,12 +23,18 @@ const MARKER: &str = ".offsite-demo";
 pub async fn run(dir: &Path) -> anyhow::Result<()> {
     if dir.exists() {
         if !dir.join(MARKER).exists() {
-            bail!("{} exists and is not a demo folder; pick another with --dir", dir.display());
+            bail!(
+                "{} exists and is not a demo folder; pick another with --dir",
+                dir.display()
+            );
         }
         std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
     }
     std::fs::create_dir_all(dir)?;
-    std::fs::write(dir.join(MARKER), b"made by offsite demo; removed by the next demo\n")?;
+    std::fs::write(
+        dir.join(MARKER),
+        b"made by offsite demo; removed by the next demo\n",
+    )?;
     let machines = dir.join("machines");
     let repo_dir = dir.join("repo");
     println!("offsite demo in {}\n", dir.display());
@@ -83,7 +89,12 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
             ]);
         }
     }
-    table(&["ROUND", "MACHINE", "POINT", "FILES", "SIZE", "STORED", "TIME"], &rows);
+    table(
+        &[
+            "ROUND", "MACHINE", "POINT", "FILES", "SIZE", "STORED", "TIME",
+        ],
+        &rows,
+    );
 
     println!("\n4. restore the latest point of each machine and compare bit for bit");
     let restored = dir.join("restored");
@@ -104,14 +115,23 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     }
 
     println!("\n5. check --read-data");
-    let report = check::run(&repo, &CheckOptions { read_data: true }, &Progress::hidden()).await?;
+    let report = check::run(
+        &repo,
+        &CheckOptions { read_data: true },
+        &Progress::hidden(),
+    )
+    .await?;
     println!(
         "   {} packs, {} blobs, {} points, read {}: {}",
         report.packs,
         report.blobs,
         report.points,
         size(report.bytes_read),
-        if report.is_ok() { "no errors" } else { "ERRORS" }
+        if report.is_ok() {
+            "no errors"
+        } else {
+            "ERRORS"
+        }
     );
     if !report.is_ok() {
         bail!("check found errors: {:?}", report.errors);
@@ -142,13 +162,21 @@ fn make_machine_web(root: &Path, seed: u64) -> anyhow::Result<()> {
     std::fs::create_dir_all(&site)?;
     std::fs::create_dir_all(root.join("etc/nginx"))?;
     for i in 0..200 {
-        let page: String = (0..200).map(|l| format!("<p>page {i} paragraph {l} of the site</p>\n")).collect();
+        let page: String = (0..200)
+            .map(|l| format!("<p>page {i} paragraph {l} of the site</p>\n"))
+            .collect();
         std::fs::write(site.join(format!("page{i:03}.html")), page)?;
     }
     for i in 0..20 {
-        std::fs::write(site.join(format!("image{i:02}.jpg")), noise(seed * 100 + i, 300_000))?;
+        std::fs::write(
+            site.join(format!("image{i:02}.jpg")),
+            noise(seed * 100 + i, 300_000),
+        )?;
     }
-    std::fs::write(root.join("etc/nginx/nginx.conf"), "worker_processes auto;\n")?;
+    std::fs::write(
+        root.join("etc/nginx/nginx.conf"),
+        "worker_processes auto;\n",
+    )?;
     std::os::unix::fs::symlink("../../var/www/site", root.join("etc/nginx/site"))?;
     Ok(())
 }
@@ -162,14 +190,22 @@ fn make_machine_db(root: &Path, seed: u64) -> anyhow::Result<()> {
         img[*at..*at + extent.len()].copy_from_slice(&extent);
     }
     std::fs::write(root.join("images/disk0.raw"), img)?;
-    let log: String = (0..50_000).map(|i| format!("2026-11-27 12:00:{:02} db: committed txn {i}\n", i % 60)).collect();
+    let log: String = (0..50_000)
+        .map(|i| format!("2026-11-27 12:00:{:02} db: committed txn {i}\n", i % 60))
+        .collect();
     std::fs::write(root.join("postgres.log"), log)?;
     Ok(())
 }
 
 fn change_a_little(machines: &Path) -> anyhow::Result<()> {
-    std::fs::write(machines.join("web01/var/www/site/page007.html"), "<p>edited</p>\n")?;
-    std::fs::write(machines.join("web01/var/www/site/new.html"), "<p>new page</p>\n")?;
+    std::fs::write(
+        machines.join("web01/var/www/site/page007.html"),
+        "<p>edited</p>\n",
+    )?;
+    std::fs::write(
+        machines.join("web01/var/www/site/new.html"),
+        "<p>new page</p>\n",
+    )?;
     let img = machines.join("db01/images/disk0.raw");
     let mut data = std::fs::read(&img)?;
     data[20 << 20..(20 << 20) + 65536].copy_from_slice(&noise(77, 65536));
@@ -191,7 +227,11 @@ fn digest(root: &Path) -> anyhow::Result<BTreeMap<PathBuf, String>> {
                 stack.push(p.clone());
                 format!("dir {:o}", m.permissions().mode())
             } else {
-                format!("file {:o} {}", m.permissions().mode(), blake3::hash(&std::fs::read(&p)?))
+                format!(
+                    "file {:o} {}",
+                    m.permissions().mode(),
+                    blake3::hash(&std::fs::read(&p)?)
+                )
             };
             out.insert(p.strip_prefix(root)?.to_path_buf(), what);
         }
