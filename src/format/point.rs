@@ -85,3 +85,51 @@ impl Point {
         Ok(p)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{config::Config, lock::Lock};
+    use proptest::prelude::*;
+
+    fn key() -> SecretKey {
+        SecretKey::from_bytes(&[5; 32])
+    }
+
+    proptest! {
+        /// Properly sealed but arbitrary (or JSON-shaped) payloads never panic the
+        /// readers of points, configs and locks.
+        #[test]
+        fn sealed_garbage_is_an_error(raw in proptest::collection::vec(any::<u8>(), 0..200), s in "\\PC{0,80}") {
+            for payload in [raw.clone(), format!("{{\"machine\":{s:?},\"tree\":[]}}").into_bytes()] {
+                let p = envelope::seal_file(&key(), MAGIC_POINT, 3, &payload);
+                let _ = Point::open(&key(), "points/x", &p);
+                let c = envelope::seal_file(&key(), crate::format::MAGIC_CONFIG, 3, &payload);
+                prop_assert!(Config::open(&key(), &c).is_err());
+                let l = envelope::seal_file(&key(), crate::format::MAGIC_LOCK, 0, &payload);
+                let _ = Lock::open(&key(), "locks/x", &l);
+            }
+        }
+    }
+
+    #[test]
+    fn round_trip_and_name_rules() {
+        let p = Point {
+            machine: "web01".into(),
+            job: None,
+            time: chrono::Utc::now(),
+            host: "h".into(),
+            tags: BTreeMap::new(),
+            parent: None,
+            paths: vec![],
+            tree: vec![Id::hash(b"t")],
+            summary: Summary::default(),
+            source: None,
+        };
+        let sealed = p.seal(&key(), 3);
+        assert_eq!(Point::open(&key(), "points/x", &sealed).unwrap(), p);
+        assert!(validate_name("machine", "a/b").is_err());
+        assert!(validate_name("machine", "").is_err());
+        assert!(validate_name("machine", "web-01.example").is_ok());
+    }
+}
