@@ -21,6 +21,23 @@ pub fn stream<R: Read>(p: &ChunkerParams, r: R) -> StreamCDC<R> {
     )
 }
 
+/// The (offset, length) cuts of a slice held whole in memory.
+pub fn cuts(p: &ChunkerParams, data: &[u8]) -> Vec<(usize, usize)> {
+    if data.is_empty() {
+        return Vec::new();
+    }
+    FastCDC::with_level_and_seed(
+        data,
+        p.min as usize,
+        p.avg as usize,
+        p.max as usize,
+        Normalization::Level1,
+        p.seed,
+    )
+    .map(|c| (c.offset, c.length))
+    .collect()
+}
+
 /// Chunks a byte stream that arrives in pieces. Emits a chunk as soon as the cut point
 /// is certain, which is when at least `max` bytes are buffered.
 pub struct IncrementalChunker {

@@ -127,6 +127,35 @@ pub fn encode(level: i32, plain: &[u8]) -> (u8, Vec<u8>) {
     (CODEC_RAW, plain.to_vec())
 }
 
+/// A reusable zstd compressor: one per worker thread, so small blobs do not each pay
+/// for a fresh compression context.
+pub struct Encoder {
+    level: i32,
+    zstd: Option<zstd::bulk::Compressor<'static>>,
+}
+
+impl Encoder {
+    pub fn new(level: i32) -> Encoder {
+        let zstd = if level > 0 {
+            zstd::bulk::Compressor::new(level).ok()
+        } else {
+            None
+        };
+        Encoder { level, zstd }
+    }
+
+    /// Like [`encode`], with this encoder's context.
+    pub fn encode(&mut self, plain: &[u8]) -> (u8, Vec<u8>) {
+        match &mut self.zstd {
+            Some(c) => match c.compress(plain) {
+                Ok(z) if z.len() < plain.len() => (CODEC_ZSTD, z),
+                _ => (CODEC_RAW, plain.to_vec()),
+            },
+            None => encode(self.level, plain),
+        }
+    }
+}
+
 /// Reverses [`encode`]; refuses output longer than `limit` (a corrupt or hostile frame).
 pub fn decode(codec: u8, payload: Vec<u8>, limit: usize) -> Result<Vec<u8>, OpenError> {
     match codec {

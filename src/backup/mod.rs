@@ -131,8 +131,9 @@ async fn run_locked(
         let key = repo.key().clone();
         let level = repo.config.compression;
         sealers.push(tokio::task::spawn_blocking(move || {
+            let mut encoder = crate::crypto::Encoder::new(level);
             for raw in rx {
-                let sealed = seal_blob(&key, level, &raw.data);
+                let sealed = seal_blob(&key, &mut encoder, &raw.data);
                 let b = SealedBlob {
                     kind: raw.kind,
                     id: raw.id,
@@ -297,13 +298,31 @@ fn node_for(
         node.target = Some(t.as_os_str().as_bytes().to_vec());
     } else if ft.is_file() || (e.is_root && is_block_device(m)) {
         // Block devices are read as raw disk images and restored as files.
-        let f = std::fs::File::open(&e.fs_path).map_err(|err| Error::io(&e.fs_path, err))?;
-        let mut size = 0u64;
-        for c in chunker::stream(&config.chunker, f.take(u64::MAX)) {
-            let c = c.map_err(|err| Error::io(&e.fs_path, err.into()))?;
-            size += c.length as u64;
-            progress.add_bytes(c.length as u64);
-            node.blobs.push(emit(BlobKind::Data, c.data, known)?);
+        let mut f = std::fs::File::open(&e.fs_path).map_err(|err| Error::io(&e.fs_path, err))?;
+        let size;
+        if m.len() <= u64::from(config.chunker.max) && ft.is_file() {
+            // Most files are small: read them whole (one exact allocation) and cut the
+            // slice, instead of a streaming chunker with its maximum-size buffer.
+            let mut data = Vec::with_capacity(m.len() as usize + 1);
+            f.read_to_end(&mut data).map_err(|err| Error::io(&e.fs_path, err))?;
+            if data.len() <= config.chunker.max as usize {
+                size = data.len() as u64;
+                progress.add_bytes(size);
+                for (start, len) in chunker::cuts(&config.chunker, &data) {
+                    let piece = if start == 0 && len == data.len() {
+                        std::mem::take(&mut data)
+                    } else {
+                        data[start..start + len].to_vec()
+                    };
+                    node.blobs.push(emit(BlobKind::Data, piece, known)?);
+                }
+            } else {
+                // It grew while we read it: chunk what we have, then the rest.
+                let rest = std::io::Cursor::new(data).chain(f);
+                size = chunk_stream(config, rest, &e.fs_path, &mut node, known, emit, progress)?;
+            }
+        } else {
+            size = chunk_stream(config, f, &e.fs_path, &mut node, known, emit, progress)?;
         }
         node.size = size;
         progress.add_file();
@@ -315,6 +334,25 @@ fn node_for(
         return Ok(None);
     }
     Ok(Some(node))
+}
+
+fn chunk_stream<R: Read>(
+    config: &crate::format::config::Config,
+    r: R,
+    path: &Path,
+    node: &mut Node,
+    known: &mut HashSet<Id>,
+    emit: &mut Emit<'_>,
+    progress: &Progress,
+) -> Result<u64> {
+    let mut size = 0u64;
+    for c in chunker::stream(&config.chunker, r) {
+        let c = c.map_err(|err| Error::io(path, err.into()))?;
+        size += c.length as u64;
+        progress.add_bytes(c.length as u64);
+        node.blobs.push(emit(BlobKind::Data, c.data, known)?);
+    }
+    Ok(size)
 }
 
 fn is_block_device(m: &std::fs::Metadata) -> bool {

@@ -432,8 +432,8 @@ pub fn open_blob(
 }
 
 /// Seals one blob's plaintext for a pack: compress (if it helps) and encrypt.
-pub fn seal_blob(key: &SecretKey, level: i32, plain: &[u8]) -> Vec<u8> {
-    let (codec, payload) = crate::crypto::encode(level, plain);
+pub fn seal_blob(key: &SecretKey, encoder: &mut crate::crypto::Encoder, plain: &[u8]) -> Vec<u8> {
+    let (codec, payload) = encoder.encode(plain);
     key.seal(b"", codec, &payload)
 }
 
