@@ -12,7 +12,7 @@ use crate::{Error, Result};
 /// (see docs/BENCHMARKS.md).
 pub const DEFAULT_KDF: KdfParams = KdfParams {
     m_cost_kib: 64 * 1024,
-    t_cost: 4,
+    t_cost: 10,
     p_cost: 1,
 };
 
@@ -30,7 +30,7 @@ pub fn kdf_from_env() -> Result<KdfParams> {
             p_cost,
         }),
         _ => Err(Error::Invalid(format!(
-            "OFFSITE_KDF={v:?}: expected three numbers, memory KiB, iterations, lanes (e.g. 65536,4,1)"
+            "OFFSITE_KDF={v:?}: expected three numbers, memory KiB, iterations, lanes (e.g. 65536,10,1)"
         ))),
     }
 }
