@@ -304,7 +304,8 @@ fn node_for(
             // Most files are small: read them whole (one exact allocation) and cut the
             // slice, instead of a streaming chunker with its maximum-size buffer.
             let mut data = Vec::with_capacity(m.len() as usize + 1);
-            f.read_to_end(&mut data).map_err(|err| Error::io(&e.fs_path, err))?;
+            f.read_to_end(&mut data)
+                .map_err(|err| Error::io(&e.fs_path, err))?;
             if data.len() <= config.chunker.max as usize {
                 size = data.len() as u64;
                 progress.add_bytes(size);

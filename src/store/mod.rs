@@ -3,6 +3,8 @@
 //! a prefix. Credentials and endpoints come from the environment variables object_store
 //! reads (`AWS_*`, `AZURE_*`), so a working `aws`/`az` setup needs nothing new.
 
+pub mod metered;
+
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
@@ -14,6 +16,7 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 
 use crate::{Error, Result};
+pub use metered::{RequestCounts, Requests};
 
 /// A store and the prefix inside it where one repository lives.
 #[derive(Clone, Debug)]
@@ -23,6 +26,8 @@ pub struct Location {
     /// The location as the user wrote it, for messages.
     pub url: String,
     pub kind: StoreKind,
+    /// Requests made through this location (every store is wrapped in a counter).
+    pub requests: Arc<RequestCounts>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,11 +41,14 @@ pub enum StoreKind {
 impl Location {
     /// A location over an existing store (tests, and callers that build their own).
     pub fn new(store: Arc<dyn ObjectStore>, prefix: &str, url: &str, kind: StoreKind) -> Self {
+        let metered = metered::Metered::new(store);
+        let requests = metered.counts.clone();
         Location {
-            store,
+            store: Arc::new(metered),
             prefix: Path::from(prefix),
             url: url.to_string(),
             kind,
+            requests,
         }
     }
 

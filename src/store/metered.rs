@@ -1,0 +1,211 @@
+//! A store wrapper that counts requests by kind (GET, PUT, LIST, HEAD, DELETE), so
+//! reports can say what a job cost in requests — the unit object storage bills by.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result, UploadPart,
+};
+
+/// Requests made through one location, by kind. A LIST counts one request per page of
+/// up to 1000 names; a multipart upload counts its create, each part and its completion.
+#[derive(Debug, Default)]
+pub struct RequestCounts {
+    pub get: AtomicU64,
+    pub put: AtomicU64,
+    pub list: AtomicU64,
+    pub head: AtomicU64,
+    pub delete: AtomicU64,
+    /// Bytes received in GET bodies, and sent in PUT bodies and parts.
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Requests {
+    pub get: u64,
+    pub put: u64,
+    pub list: u64,
+    pub head: u64,
+    pub delete: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl Requests {
+    /// Counts made between `earlier` and `self`.
+    pub fn since(&self, earlier: &Requests) -> Requests {
+        Requests {
+            get: self.get - earlier.get,
+            put: self.put - earlier.put,
+            list: self.list - earlier.list,
+            head: self.head - earlier.head,
+            delete: self.delete - earlier.delete,
+            bytes_in: self.bytes_in - earlier.bytes_in,
+            bytes_out: self.bytes_out - earlier.bytes_out,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.get + self.put + self.list + self.head + self.delete
+    }
+}
+
+impl RequestCounts {
+    pub fn snapshot(&self) -> Requests {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Requests {
+            get: l(&self.get),
+            put: l(&self.put),
+            list: l(&self.list),
+            head: l(&self.head),
+            delete: l(&self.delete),
+            bytes_in: l(&self.bytes_in),
+            bytes_out: l(&self.bytes_out),
+        }
+    }
+}
+
+fn inc(a: &AtomicU64, n: u64) {
+    a.fetch_add(n, Ordering::Relaxed);
+}
+
+#[derive(Debug)]
+pub struct Metered {
+    inner: Arc<dyn ObjectStore>,
+    pub counts: Arc<RequestCounts>,
+}
+
+impl Metered {
+    pub fn new(inner: Arc<dyn ObjectStore>) -> Metered {
+        Metered {
+            inner,
+            counts: Arc::default(),
+        }
+    }
+}
+
+impl std::fmt::Display for Metered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Metered({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for Metered {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        inc(&self.counts.put, 1);
+        inc(&self.counts.bytes_out, payload.content_length() as u64);
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        inc(&self.counts.put, 1);
+        let inner = self.inner.put_multipart_opts(location, opts).await?;
+        Ok(Box::new(MeteredUpload {
+            inner,
+            counts: self.counts.clone(),
+        }))
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        if options.head {
+            inc(&self.counts.head, 1);
+        } else {
+            inc(&self.counts.get, 1);
+        }
+        let r = self.inner.get_opts(location, options).await?;
+        inc(&self.counts.bytes_in, r.range.end - r.range.start);
+        Ok(r)
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        let counts = self.counts.clone();
+        let counted = locations.inspect(move |_| inc(&counts.delete, 1)).boxed();
+        self.inner.delete_stream(counted)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        inc(&self.counts.list, 1);
+        let counts = self.counts.clone();
+        let mut n = 0u64;
+        self.inner
+            .list(prefix)
+            .inspect(move |_| {
+                n += 1;
+                if n.is_multiple_of(1000) {
+                    inc(&counts.list, 1);
+                }
+            })
+            .boxed()
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        inc(&self.counts.list, 1);
+        self.inner.list_with_offset(prefix, offset)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        inc(&self.counts.list, 1);
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        inc(&self.counts.put, 1);
+        self.inner.copy_opts(from, to, options).await
+    }
+
+    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
+        inc(&self.counts.put, 1);
+        inc(&self.counts.delete, 1);
+        self.inner.rename_opts(from, to, options).await
+    }
+}
+
+#[derive(Debug)]
+struct MeteredUpload {
+    inner: Box<dyn MultipartUpload>,
+    counts: Arc<RequestCounts>,
+}
+
+#[async_trait]
+impl MultipartUpload for MeteredUpload {
+    fn put_part(&mut self, data: PutPayload) -> UploadPart {
+        inc(&self.counts.put, 1);
+        inc(&self.counts.bytes_out, data.content_length() as u64);
+        self.inner.put_part(data)
+    }
+
+    async fn complete(&mut self) -> Result<PutResult> {
+        inc(&self.counts.put, 1);
+        self.inner.complete().await
+    }
+
+    async fn abort(&mut self) -> Result<()> {
+        inc(&self.counts.delete, 1);
+        self.inner.abort().await
+    }
+}
