@@ -160,21 +160,24 @@ impl Encoder {
 pub fn decode(codec: u8, payload: Vec<u8>, limit: usize) -> Result<Vec<u8>, OpenError> {
     match codec {
         CODEC_RAW => Ok(payload),
-        CODEC_ZSTD => {
-            match zstd::zstd_safe::get_frame_content_size(&payload) {
-                Ok(Some(n)) if n > limit as u64 => return Err(OpenError::TooLarge(limit)),
-                _ => {}
-            }
-            zstd::bulk::decompress(&payload, limit).map_err(|e| {
-                if e.to_string().contains("Destination buffer is too small") {
-                    OpenError::TooLarge(limit)
-                } else {
-                    OpenError::Decompress(e.to_string())
-                }
-            })
-        }
+        CODEC_ZSTD => decompress(&payload, limit),
         other => Err(OpenError::UnknownCodec(other)),
     }
+}
+
+/// Decompresses one zstd frame of at most `limit` bytes of output.
+pub fn decompress(payload: &[u8], limit: usize) -> Result<Vec<u8>, OpenError> {
+    match zstd::zstd_safe::get_frame_content_size(payload) {
+        Ok(Some(n)) if n > limit as u64 => return Err(OpenError::TooLarge(limit)),
+        _ => {}
+    }
+    zstd::bulk::decompress(payload, limit).map_err(|e| {
+        if e.to_string().contains("Destination buffer is too small") {
+            OpenError::TooLarge(limit)
+        } else {
+            OpenError::Decompress(e.to_string())
+        }
+    })
 }
 
 /// Fills a new array with random bytes from the operating system's generator.

@@ -8,6 +8,7 @@ pub mod backup;
 pub mod check;
 pub mod chunker;
 pub mod clock;
+pub mod copy;
 pub mod crypto;
 pub mod error;
 pub mod format;

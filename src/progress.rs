@@ -2,8 +2,9 @@
 //! only when standard error is a terminal, so pipes and CI logs stay quiet.
 
 use std::io::IsTerminal;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -75,6 +76,54 @@ impl Progress {
     pub fn finish(&self) {
         if let Some(b) = &self.inner.bar {
             b.finish_and_clear();
+        }
+    }
+}
+
+/// Measures how long a pipeline stage was busy: the wall time during which at least one
+/// of its operations was in flight. Shares of these over the job's duration show which
+/// stage limits it.
+#[derive(Clone, Default, Debug)]
+pub struct Busy {
+    inner: Arc<Mutex<BusyState>>,
+}
+
+#[derive(Default, Debug)]
+struct BusyState {
+    in_flight: u32,
+    since: Option<Instant>,
+    total: Duration,
+}
+
+/// Marks one operation in flight until dropped.
+pub struct BusyGuard(Busy);
+
+impl Busy {
+    pub fn enter(&self) -> BusyGuard {
+        let mut s = self.inner.lock().expect("busy lock");
+        if s.in_flight == 0 {
+            s.since = Some(Instant::now());
+        }
+        s.in_flight += 1;
+        drop(s);
+        BusyGuard(self.clone())
+    }
+
+    /// Busy time so far (including an operation still in flight).
+    pub fn total(&self) -> Duration {
+        let s = self.inner.lock().expect("busy lock");
+        s.total + s.since.map_or(Duration::ZERO, |t| t.elapsed())
+    }
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        let mut s = self.0.inner.lock().expect("busy lock");
+        s.in_flight -= 1;
+        if s.in_flight == 0
+            && let Some(t) = s.since.take()
+        {
+            s.total += t.elapsed();
         }
     }
 }

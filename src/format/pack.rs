@@ -6,6 +6,8 @@
 //! A pack is named by the BLAKE3 of all its bytes, so uploading it twice is harmless and a
 //! reader can tell a damaged pack from its name alone.
 
+use std::io::Write;
+
 use super::{MAGIC_PACK, MAGIC_PACK_HEADER, Reader};
 use crate::crypto::{OpenError, SecretKey};
 use crate::{Error, Id, Result};
@@ -85,42 +87,53 @@ impl PackEntry {
     }
 }
 
-/// Assembles one pack in memory. Blobs arrive sealed; `finish` seals the header.
-pub struct PackBuilder {
-    bytes: Vec<u8>,
+/// Writes one pack to `W` (memory or a spool file) as blobs arrive, hashing as it goes;
+/// `finish` seals the header and names the pack.
+pub struct PackWriter<W: Write> {
+    out: W,
+    len: u64,
+    hasher: blake3::Hasher,
     entries: Vec<PackEntry>,
 }
 
-impl Default for PackBuilder {
-    fn default() -> Self {
-        Self::new(0)
-    }
-}
-
-impl PackBuilder {
-    pub fn new(capacity: usize) -> PackBuilder {
-        let mut bytes = Vec::with_capacity(capacity);
-        bytes.extend_from_slice(&super::header(MAGIC_PACK));
-        PackBuilder {
-            bytes,
+impl<W: Write> PackWriter<W> {
+    pub fn new(mut out: W) -> std::io::Result<Self> {
+        let header = super::header(MAGIC_PACK);
+        out.write_all(&header)?;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&header);
+        Ok(PackWriter {
+            out,
+            len: PACK_START,
+            hasher,
             entries: Vec::new(),
-        }
+        })
     }
 
-    pub fn add(&mut self, kind: BlobKind, id: Id, raw_length: u32, sealed: &[u8]) {
+    pub fn add(
+        &mut self,
+        kind: BlobKind,
+        id: Id,
+        raw_length: u32,
+        sealed: &[u8],
+    ) -> std::io::Result<()> {
         let length = u32::try_from(sealed.len()).expect("a sealed blob is below 4 GiB");
+        self.out.write_all(sealed)?;
+        self.hasher.update(sealed);
         self.entries.push(PackEntry {
             kind,
             id,
-            offset: self.bytes.len() as u64,
+            offset: self.len,
             length,
             raw_length,
         });
-        self.bytes.extend_from_slice(sealed);
+        self.len += u64::from(length);
+        Ok(())
     }
 
-    pub fn len(&self) -> usize {
-        self.bytes.len()
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
@@ -131,21 +144,66 @@ impl PackBuilder {
         self.entries.len()
     }
 
-    /// Seals the header and returns the pack's id, bytes and entries.
-    pub fn finish(mut self, key: &SecretKey) -> (Id, Vec<u8>, Vec<PackEntry>) {
+    /// Seals and appends the header and trailer; returns the pack id, the writer, the
+    /// entries and the pack's total length.
+    pub fn finish(mut self, key: &SecretKey) -> std::io::Result<(Id, W, Vec<PackEntry>, u64)> {
         let mut plain = Vec::with_capacity(4 + self.entries.len() * ENTRY_LEN);
         plain.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
         for e in &self.entries {
             e.encode_into(&mut plain);
         }
         let hdr = super::header(MAGIC_PACK_HEADER);
-        let start = self.bytes.len();
-        key.seal_into(&hdr, crate::crypto::CODEC_RAW, &plain, &mut self.bytes);
-        let sealed_len = (self.bytes.len() - start) as u32;
-        self.bytes.extend_from_slice(&sealed_len.to_le_bytes());
-        self.bytes.extend_from_slice(&hdr);
-        let id = Id::hash(&self.bytes);
-        (id, self.bytes, self.entries)
+        let mut tail = key.seal(&hdr, crate::crypto::CODEC_RAW, &plain);
+        let sealed_len = tail.len() as u32;
+        tail.extend_from_slice(&sealed_len.to_le_bytes());
+        tail.extend_from_slice(&hdr);
+        self.out.write_all(&tail)?;
+        self.hasher.update(&tail);
+        self.out.flush()?;
+        let len = self.len + tail.len() as u64;
+        Ok((
+            Id(*self.hasher.finalize().as_bytes()),
+            self.out,
+            self.entries,
+            len,
+        ))
+    }
+}
+
+/// A pack assembled in memory.
+pub struct PackBuilder(PackWriter<Vec<u8>>);
+
+impl Default for PackBuilder {
+    fn default() -> Self {
+        Self::new(0)
+    }
+}
+
+impl PackBuilder {
+    pub fn new(capacity: usize) -> PackBuilder {
+        PackBuilder(
+            PackWriter::new(Vec::with_capacity(capacity)).expect("writing to memory cannot fail"),
+        )
+    }
+
+    pub fn add(&mut self, kind: BlobKind, id: Id, raw_length: u32, sealed: &[u8]) {
+        self.0
+            .add(kind, id, raw_length, sealed)
+            .expect("writing to memory cannot fail");
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len() as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Seals the header and returns the pack's id, bytes and entries.
+    pub fn finish(self, key: &SecretKey) -> (Id, Vec<u8>, Vec<PackEntry>) {
+        let (id, bytes, entries, _) = self.0.finish(key).expect("writing to memory cannot fail");
+        (id, bytes, entries)
     }
 }
 

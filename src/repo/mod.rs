@@ -31,7 +31,7 @@ pub const IO_CONCURRENCY: usize = 8;
 
 /// Packs at least this large go up as multipart uploads.
 pub const MULTIPART_THRESHOLD: usize = 32 << 20;
-pub const MULTIPART_PART: usize = 16 << 20;
+pub const MULTIPART_PART: usize = 8 << 20;
 
 /// Settings chosen at `init`.
 #[derive(Clone, Debug)]
@@ -243,9 +243,16 @@ impl Repository {
 
     /// Uploads a finished pack under its content name. Content addressing makes a
     /// repeated upload (a retry, or a rerun after a crash) harmless.
-    pub async fn save_pack(&self, id: &Id, bytes: Vec<u8>) -> Result<()> {
+    pub async fn save_pack(&self, id: &Id, mut data: packer::PackData) -> Result<()> {
         let name = format::pack_name(id);
-        if bytes.len() < self.multipart_threshold {
+        let len = data.len();
+        if len < self.multipart_threshold as u64 {
+            let bytes = match data {
+                packer::PackData::Memory(v) => v,
+                mut d @ packer::PackData::File(..) => d
+                    .read_at(0, len as usize)
+                    .map_err(|e| Error::io(std::env::temp_dir(), e))?,
+            };
             return match self.put_new(&name, bytes.into()).await {
                 Ok(()) | Err(Error::AlreadyExists { .. }) => Ok(()),
                 Err(e) => Err(e),
@@ -264,15 +271,17 @@ impl Repository {
             .await
             .map_err(|e| Error::store(&name, e))?;
         let mut w = WriteMultipart::new_with_chunk_size(upload, MULTIPART_PART);
-        let bytes = Bytes::from(bytes);
-        let mut at = 0;
-        while at < bytes.len() {
-            let end = (at + MULTIPART_PART).min(bytes.len());
+        let mut at = 0u64;
+        while at < len {
+            let n = (len - at).min(MULTIPART_PART as u64) as usize;
             w.wait_for_capacity(2)
                 .await
                 .map_err(|e| Error::store(&name, e))?;
-            w.put(bytes.slice(at..end));
-            at = end;
+            let part = data
+                .read_at(at, n)
+                .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+            w.put(Bytes::from(part));
+            at += n as u64;
         }
         w.finish().await.map_err(|e| Error::store(&name, e))?;
         Ok(())

@@ -1,7 +1,11 @@
-//! Packs sealed blobs into packs of the repository's target size and uploads them with
-//! bounded concurrency. Finished packs are reported so the caller can index them once
-//! they are all stored (the index is written after its packs).
+//! Packs sealed blobs into packs of a target size and uploads them with bounded
+//! concurrency. Packs up to 16 MiB are built in memory; larger ones (copy targets use
+//! 64 MiB and archive tiers several GiB) are spooled to an unnamed temporary file and
+//! streamed up as multipart uploads, so memory does not grow with the pack size.
+//! Finished packs are reported so the caller can index them once all are stored (the
+//! index is written after its packs).
 
+use std::io::{Seek, Write};
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
@@ -9,32 +13,116 @@ use tokio::task::JoinSet;
 
 use super::Repository;
 use crate::format::index::IndexedPack;
-use crate::format::pack::{BlobKind, PackBuilder};
+use crate::format::pack::{BlobKind, PackWriter};
+use crate::progress::Busy;
 use crate::{Error, Id, Result};
 
-/// Uploads in flight per packer; each holds one pack in memory.
-pub const UPLOADS_IN_FLIGHT: usize = 3;
+/// Packs larger than this are spooled to disk while they fill.
+pub const SPOOL_ABOVE: u64 = 16 << 20;
+
+/// Where a pack is assembled.
+pub enum Spool {
+    Memory(Vec<u8>),
+    File(std::fs::File),
+}
+
+impl Write for Spool {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Spool::Memory(v) => v.write(buf),
+            Spool::File(f) => f.write(buf),
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Spool::Memory(v) => v.write_all(buf),
+            Spool::File(f) => f.write_all(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Spool::Memory(_) => Ok(()),
+            Spool::File(f) => f.flush(),
+        }
+    }
+}
+
+/// A finished pack, ready to upload.
+pub enum PackData {
+    Memory(Vec<u8>),
+    /// A spool file (rewound by the uploader) and its length.
+    File(std::fs::File, u64),
+}
+
+impl PackData {
+    pub fn len(&self) -> u64 {
+        match self {
+            PackData::Memory(v) => v.len() as u64,
+            PackData::File(_, n) => *n,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Reads `len` bytes at `at` (spool files are read part by part for upload).
+    pub fn read_at(&mut self, at: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        match self {
+            PackData::Memory(v) => Ok(v[at as usize..at as usize + len].to_vec()),
+            PackData::File(f, _) => {
+                use std::io::Read;
+                f.seek(std::io::SeekFrom::Start(at))?;
+                let mut buf = vec![0u8; len];
+                f.read_exact(&mut buf)?;
+                Ok(buf)
+            }
+        }
+    }
+}
 
 pub struct Packer {
     repo: Arc<Repository>,
-    builder: PackBuilder,
+    pack_size: u64,
+    writer: Option<PackWriter<Spool>>,
     uploads: JoinSet<Result<IndexedPack>>,
     slots: Arc<Semaphore>,
     done: Vec<IndexedPack>,
-    /// Sealed bytes handed to uploads so far.
+    busy: Busy,
+    /// Bytes of finished packs handed to uploads so far.
     pub bytes_written: u64,
 }
 
 impl Packer {
+    /// A packer for `repo`'s configured pack size, with up to `uploads` in flight.
     pub fn new(repo: Arc<Repository>) -> Packer {
+        let size = repo.config.pack_size;
+        Packer::with(repo, size, 3, Busy::default())
+    }
+
+    /// A packer with its own target size and upload concurrency; `busy` records when
+    /// uploads are in flight (for the bottleneck report).
+    pub fn with(repo: Arc<Repository>, pack_size: u64, uploads: usize, busy: Busy) -> Packer {
         Packer {
-            builder: PackBuilder::new(0),
             repo,
+            pack_size,
+            writer: None,
             uploads: JoinSet::new(),
-            slots: Arc::new(Semaphore::new(UPLOADS_IN_FLIGHT)),
+            slots: Arc::new(Semaphore::new(uploads.max(1))),
             done: Vec::new(),
+            busy,
             bytes_written: 0,
         }
+    }
+
+    fn open_writer(&self) -> Result<PackWriter<Spool>> {
+        let spool = if self.pack_size > SPOOL_ABOVE {
+            let f = tempfile::tempfile().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+            Spool::File(f)
+        } else {
+            Spool::Memory(Vec::with_capacity(self.pack_size as usize + (256 << 10)))
+        };
+        PackWriter::new(spool).map_err(|e| Error::io(std::env::temp_dir(), e))
     }
 
     /// Adds one sealed blob; closes and uploads the pack when it reaches the target size.
@@ -45,16 +133,22 @@ impl Packer {
         raw_length: u32,
         sealed: &[u8],
     ) -> Result<()> {
-        if self.builder.is_empty() {
-            let cap = (self.repo.config.pack_size as usize).saturating_add(64 << 10);
-            self.builder = PackBuilder::new(cap.min(self.repo.config.pack_size as usize * 2));
+        if self.writer.is_none() {
+            self.writer = Some(self.open_writer()?);
         }
-        self.builder.add(kind, id, raw_length, sealed);
-        if self.builder.len() as u64 >= self.repo.config.pack_size {
+        let w = self.writer.as_mut().expect("writer just opened");
+        w.add(kind, id, raw_length, sealed)
+            .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        if w.len() >= self.pack_size {
             self.flush().await?;
         }
         self.reap()?;
         Ok(())
+    }
+
+    /// Blobs in the pack being filled.
+    pub fn pending_blobs(&self) -> usize {
+        self.writer.as_ref().map_or(0, |w| w.blob_count())
     }
 
     fn reap(&mut self) -> Result<()> {
@@ -64,27 +158,36 @@ impl Packer {
         Ok(())
     }
 
-    async fn flush(&mut self) -> Result<()> {
-        if self.builder.is_empty() {
+    /// Closes the pack being filled (if any) and starts its upload.
+    pub async fn flush(&mut self) -> Result<()> {
+        let Some(w) = self.writer.take() else {
+            return Ok(());
+        };
+        if w.is_empty() {
             return Ok(());
         }
-        let builder = std::mem::take(&mut self.builder);
         let key = self.repo.key().clone();
-        let (id, bytes, entries) = tokio::task::spawn_blocking(move || builder.finish(&key))
+        let (id, spool, entries, size) = tokio::task::spawn_blocking(move || w.finish(&key))
             .await
-            .map_err(|e| Error::Internal(format!("pack sealing task failed: {e}")))?;
+            .map_err(|e| Error::Internal(format!("pack sealing task failed: {e}")))?
+            .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        let data = match spool {
+            Spool::Memory(v) => PackData::Memory(v),
+            Spool::File(f) => PackData::File(f, size),
+        };
         let permit = self
             .slots
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| Error::Internal("upload slots closed".into()))?;
-        let size = bytes.len() as u64;
         self.bytes_written += size;
         let repo = self.repo.clone();
+        let busy = self.busy.clone();
         self.uploads.spawn(async move {
             let _permit = permit;
-            repo.save_pack(&id, bytes).await?;
+            let _busy = busy.enter();
+            repo.save_pack(&id, data).await?;
             Ok(IndexedPack { id, size, entries })
         });
         Ok(())
@@ -97,6 +200,12 @@ impl Packer {
             self.done.push(joined(r)?);
         }
         Ok(self.done)
+    }
+
+    /// Packs whose upload has finished, taken out (for periodic index checkpoints).
+    pub fn take_done(&mut self) -> Result<Vec<IndexedPack>> {
+        self.reap()?;
+        Ok(std::mem::take(&mut self.done))
     }
 }
 

@@ -3,6 +3,12 @@
 
 #![allow(dead_code)]
 
+pub mod copy;
+pub use copy::{
+    copy_adopts_after_crash, copy_corrupt_source, copy_dry_run_and_per_job,
+    copy_full_then_incremental, copy_recompress_and_keep, copy_respects_locks, copy_seed_and_map,
+    copy_shards_partition,
+};
 pub mod fixtures;
 
 use std::collections::BTreeMap;
