@@ -111,7 +111,7 @@ fn copied(r: &CopyReport) -> BTreeSet<(String, Id)> {
 pub async fn copy_full_then_incremental(mk: &MakeLocation) {
     let (src, dir) = source(mk).await;
     let dst = init_target(mk).await;
-    let r = run(&[src.clone()], &dst, &all()).await;
+    let r = run(&src, &dst, &all()).await;
     assert_eq!(r.points_copied(), 4, "{r:#?}");
     assert!(!r.has_failures());
     let full_read: u64 = r.chains.iter().map(|c| c.bytes_read).sum();
@@ -124,7 +124,7 @@ pub async fn copy_full_then_incremental(mk: &MakeLocation) {
     let web: Vec<_> = pts.iter().filter(|(_, p)| p.machine == "web01").collect();
     assert_eq!(web[1].1.parent, Some(web[0].0));
 
-    let again = run(&[src.clone()], &dst, &all()).await;
+    let again = run(&src, &dst, &all()).await;
     assert_eq!(again.points_copied(), 0);
     assert!(
         again.chains.iter().all(|c| c.status == "up-to-date"),
@@ -138,7 +138,7 @@ pub async fn copy_full_then_incremental(mk: &MakeLocation) {
     // One more point of web01 with ~60 KB changed: the copy reads little.
     change(&dir.path().join("web01"), 3);
     let (_, p) = backup_dir(&src, "web01", &dir.path().join("web01")).await;
-    let inc = run(&[src.clone()], &dst, &all()).await;
+    let inc = run(&src, &dst, &all()).await;
     assert_eq!(inc.points_copied(), 1);
     let read: u64 = inc.chains.iter().map(|c| c.bytes_read).sum();
     assert!(
@@ -166,7 +166,7 @@ pub async fn copy_recompress_and_keep(mk: &MakeLocation) {
             compression: c,
             ..all()
         };
-        let r = run(&[src.clone()], &dst, &opts).await;
+        let r = run(&src, &dst, &opts).await;
         assert_eq!(r.points_copied(), 4);
         assert!(check(&dst, true).await.is_ok());
         assert_same_restores(&src, &dst).await;
@@ -184,13 +184,13 @@ pub async fn copy_shards_partition(mk: &MakeLocation) {
         std::fs::write(p.join("f"), fixtures::noise(i, 10_000)).unwrap();
         backup_dir(&repo, &m, &p).await;
     }
-    let whole = run(&[repo.clone()], &init_target(mk).await, &all()).await;
+    let whole = run(&repo, &init_target(mk).await, &all()).await;
     let sharded_target = init_target(mk).await;
     let mut union = BTreeSet::new();
     for i in 0..3 {
         let mut o = all();
         o.selection.shard = Some(Shard { index: i, count: 3 });
-        let r = run(&[repo.clone()], &sharded_target, &o).await;
+        let r = run(&repo, &sharded_target, &o).await;
         for c in copied(&r) {
             assert!(union.insert(c), "a machine was copied by two shards");
         }
@@ -235,7 +235,7 @@ pub async fn copy_corrupt_source(mk: &MakeLocation) {
     src.loc.store.put(&path, bytes.into()).await.unwrap();
 
     let dst = init_target(mk).await;
-    let r = run(&[src.clone()], &dst, &all()).await;
+    let r = run(&src, &dst, &all()).await;
     assert!(r.has_failures());
     let db_chain = r.chains.iter().find(|c| c.chain == "db01").unwrap();
     assert!(!db_chain.failed.is_empty(), "{r:#?}");
@@ -261,7 +261,7 @@ pub async fn copy_corrupt_source(mk: &MakeLocation) {
 pub async fn copy_adopts_after_crash(mk: &MakeLocation) {
     let (src, _dir) = source(mk).await;
     let dst = init_target(mk).await;
-    let full = run(&[src.clone()], &dst, &all()).await;
+    let full = run(&src, &dst, &all()).await;
     let full_written: u64 = full.chains.iter().map(|c| c.bytes_written).sum();
     // Simulate the kill: everything after the pack uploads is gone.
     for dir in [offsite::format::INDEX, offsite::format::POINTS] {
@@ -269,7 +269,7 @@ pub async fn copy_adopts_after_crash(mk: &MakeLocation) {
             dst.loc.store.delete(&m.location).await.unwrap();
         }
     }
-    let rerun = run(&[src.clone()], &dst, &all()).await;
+    let rerun = run(&src, &dst, &all()).await;
     assert!(rerun.adopted_packs > 0);
     assert_eq!(rerun.points_copied(), 4);
     let rewritten: u64 = rerun.chains.iter().map(|c| c.bytes_written).sum();
@@ -293,7 +293,7 @@ pub async fn copy_respects_locks(mk: &MakeLocation) {
         source_wait: Duration::from_millis(600),
         ..all()
     };
-    let r = run(&[src.clone()], &dst, &opts).await;
+    let r = run(&src, &dst, &opts).await;
     let db = r.chains.iter().find(|c| c.chain == "db01").unwrap();
     assert_eq!(db.status, "skipped");
     assert!(
@@ -316,7 +316,7 @@ pub async fn copy_respects_locks(mk: &MakeLocation) {
     let other = LockGuard::acquire(&dst, LockKind::Shared, "copy", Some("db01"))
         .await
         .unwrap();
-    let r = run(&[src.clone()], &dst, &all()).await;
+    let r = run(&src, &dst, &all()).await;
     let db = r.chains.iter().find(|c| c.chain == "db01").unwrap();
     assert_eq!(db.status, "failed");
     assert!(
@@ -325,7 +325,7 @@ pub async fn copy_respects_locks(mk: &MakeLocation) {
         db.warnings
     );
     other.release().await.unwrap();
-    let r = run(&[src.clone()], &dst, &all()).await;
+    let r = run(&src, &dst, &all()).await;
     assert_eq!(r.points_copied(), 2);
     assert!(check(&dst, true).await.is_ok());
 }
@@ -339,7 +339,7 @@ pub async fn copy_dry_run_and_per_job(mk: &MakeLocation) {
         dry_run: true,
         ..all()
     };
-    let plan = run(&[src.clone()], &dst, &opts).await;
+    let plan = run(&src, &dst, &opts).await;
     assert_eq!(
         snapshot(&dst.loc).await,
         before,
@@ -359,7 +359,7 @@ pub async fn copy_dry_run_and_per_job(mk: &MakeLocation) {
         chain: ChainMode::PerJob,
         ..all()
     };
-    let r = run(&[src.clone()], &dst, &opts).await;
+    let r = run(&src, &dst, &opts).await;
     assert_eq!(r.chains.len(), 1);
     assert_eq!(r.chains[0].chain, "job:nightly");
     assert_eq!(r.points_copied(), 4);
@@ -371,7 +371,7 @@ pub async fn copy_dry_run_and_per_job(mk: &MakeLocation) {
 pub async fn copy_seed_and_map(mk: &MakeLocation) {
     let (src, dir) = source(mk).await;
     let seed = init_target(mk).await;
-    run(&[src.clone()], &seed, &all()).await;
+    run(&src, &seed, &all()).await;
     let far = mk();
     for (name, bytes) in snapshot(&seed.loc).await {
         if !name.starts_with("locks/") {
@@ -382,7 +382,7 @@ pub async fn copy_seed_and_map(mk: &MakeLocation) {
     change(&dir.path().join("db01"), 9);
     backup_dir(&src, "db01", &dir.path().join("db01")).await;
     let opts = CopyOptions { map: true, ..all() };
-    let r = run(&[src.clone()], &far, &opts).await;
+    let r = run(&src, &far, &opts).await;
     assert_eq!(r.points_copied(), 1);
     assert_eq!(r.chains.iter().map(|c| c.already_copied).sum::<u64>(), 4);
     let written: u64 = r.chains.iter().map(|c| c.bytes_written).sum();
