@@ -68,8 +68,8 @@ pub fn all() -> CopyOptions {
     }
 }
 
-pub async fn run(src: &[Arc<Repository>], dst: &Arc<Repository>, opts: &CopyOptions) -> CopyReport {
-    copy::run(src.to_vec(), dst.clone(), opts, &Progress::hidden())
+pub async fn run(src: &Arc<Repository>, dst: &Arc<Repository>, opts: &CopyOptions) -> CopyReport {
+    copy::run(vec![src.clone()], dst.clone(), opts, &Progress::hidden())
         .await
         .unwrap()
 }

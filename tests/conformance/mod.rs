@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod copy;
+#[allow(unused_imports)]
 pub use copy::{
     copy_adopts_after_crash, copy_corrupt_source, copy_dry_run_and_per_job,
     copy_full_then_incremental, copy_recompress_and_keep, copy_respects_locks, copy_seed_and_map,
