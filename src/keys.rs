@@ -16,6 +16,13 @@ pub const DEFAULT_KDF: KdfParams = KdfParams {
     p_cost: 1,
 };
 
+/// Costs for throw-away keys that protect nothing (a dry run's stand-in repository).
+pub const DRY_RUN_KDF: KdfParams = KdfParams {
+    m_cost_kib: 64,
+    t_cost: 1,
+    p_cost: 1,
+};
+
 /// `OFFSITE_KDF=m_kib,t,p` overrides the costs of keys created from now on (tests and
 /// small devices use it); stored keys keep the costs they were made with.
 pub fn kdf_from_env() -> Result<KdfParams> {

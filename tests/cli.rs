@@ -265,3 +265,180 @@ fn first_file(dir: &Path) -> std::path::PathBuf {
     }
     panic!("no file under {}", dir.display())
 }
+
+fn with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(BIN);
+    c.args(args).env("OFFSITE_KDF", "256,1,1");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("offsite runs")
+}
+
+fn copy_ok(args: &[&str]) -> serde_json::Value {
+    let o = with_env(
+        args,
+        &[
+            ("OFFSITE_PASSWORD", "pw"),
+            ("OFFSITE_TARGET_PASSWORD", "tpw"),
+        ],
+    );
+    assert!(
+        o.status.success(),
+        "offsite {args:?}: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// A backup copy job from the command line: full copy with --init, nothing new, an
+/// incremental copy, dry runs that write nothing, and restores from the copy.
+fn copy_journey(target: &str) {
+    let d = tempfile::tempdir().unwrap();
+    let src_repo = d.path().join("primary");
+    let s = src_repo.to_str().unwrap();
+    let base = d.path().to_str().unwrap();
+    ok(&["init", s]);
+    for (i, m) in ["web01", "db01"].iter().enumerate() {
+        let p = d.path().join(m);
+        fixtures::machine_tree(&p, 40 + i as u64);
+        ok(&[
+            "backup",
+            s,
+            "--machine",
+            m,
+            "--job",
+            "nightly",
+            "--base",
+            base,
+            p.to_str().unwrap(),
+        ]);
+    }
+
+    // A dry run against a target that does not exist yet creates nothing.
+    let plan = copy_ok(&[
+        "copy",
+        "--from",
+        s,
+        "--to",
+        target,
+        "--init",
+        "--dry-run",
+        "--json",
+    ]);
+    assert_eq!(plan["dry_run"], true);
+    let planned: u64 = plan["chains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["plan"]["points"].as_u64().unwrap())
+        .sum();
+    assert_eq!(planned, 2);
+    let o = with_env(&["points", target], &[("OFFSITE_PASSWORD", "tpw")]);
+    assert!(!o.status.success(), "the dry run created the target");
+
+    let r = copy_ok(&["copy", "--from", s, "--to", target, "--init", "--json"]);
+    let chains = r["chains"].as_array().unwrap();
+    assert_eq!(chains.len(), 2);
+    for c in chains {
+        assert_eq!(c["status"], "copied", "{c}");
+        assert!(c["requests_source"]["get"].as_u64().unwrap() > 0);
+        assert!(c["requests_target"]["put"].as_u64().unwrap() > 0);
+        assert!(c["bottleneck"]["limiting"].is_string());
+    }
+    // Nothing new: says so, copies nothing.
+    let o = with_env(
+        &["copy", "--from", s, "--to", target],
+        &[
+            ("OFFSITE_PASSWORD", "pw"),
+            ("OFFSITE_TARGET_PASSWORD", "tpw"),
+        ],
+    );
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("nothing new to copy"), "{out}");
+
+    // The copy is its own repository: its password, its points, bit-exact restores.
+    let pts: serde_json::Value = serde_json::from_slice(
+        &with_env(
+            &["points", target, "--json"],
+            &[("OFFSITE_PASSWORD", "tpw")],
+        )
+        .stdout,
+    )
+    .unwrap();
+    let pts = pts["points"].as_array().unwrap();
+    assert_eq!(pts.len(), 2);
+    assert!(pts.iter().all(|p| p["source"]["point"].is_string()));
+    let out = tempfile::tempdir().unwrap();
+    let o = with_env(
+        &[
+            "restore",
+            target,
+            "latest",
+            "--machine",
+            "web01",
+            "--to",
+            out.path().to_str().unwrap(),
+        ],
+        &[("OFFSITE_PASSWORD", "tpw")],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        fixtures::digest(&out.path().join("web01")),
+        fixtures::digest(&d.path().join("web01"))
+    );
+    let o = with_env(
+        &["check", target, "--read-data"],
+        &[("OFFSITE_PASSWORD", "tpw")],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+
+    // Wrong target password: clear error, exit 1.
+    let o = with_env(
+        &["copy", "--from", s, "--to", target],
+        &[
+            ("OFFSITE_PASSWORD", "pw"),
+            ("OFFSITE_TARGET_PASSWORD", "nope"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("wrong password"));
+    // A target that does not exist, without --init: refused with advice.
+    let o = with_env(
+        &[
+            "copy",
+            "--from",
+            s,
+            "--to",
+            d.path().join("nowhere").to_str().unwrap(),
+        ],
+        &[
+            ("OFFSITE_PASSWORD", "pw"),
+            ("OFFSITE_TARGET_PASSWORD", "tpw"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--init"));
+}
+
+#[test]
+fn copy_journey_to_a_folder() {
+    let d = tempfile::tempdir().unwrap();
+    copy_journey(d.path().join("offsite").to_str().unwrap());
+}
+
+#[test]
+fn copy_journey_to_s3() {
+    if let Some(r) = remote("OFFSITE_TEST_S3") {
+        copy_journey(&r);
+    }
+}
+
+#[test]
+fn copy_journey_to_azure() {
+    if let Some(r) = remote("OFFSITE_TEST_AZURE") {
+        copy_journey(&r);
+    }
+}

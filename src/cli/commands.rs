@@ -23,7 +23,7 @@ use super::{Args, Command, KeyAction, password};
 /// Exit code for "finished, but not everything": skipped entries, damaged objects.
 pub const PARTIAL: u8 = 3;
 
-fn repo_password(args_file: Option<&std::path::Path>) -> anyhow::Result<Vec<u8>> {
+pub(super) fn repo_password(args_file: Option<&std::path::Path>) -> anyhow::Result<Vec<u8>> {
     password::get(
         args_file,
         "OFFSITE_PASSWORD",
@@ -33,7 +33,10 @@ fn repo_password(args_file: Option<&std::path::Path>) -> anyhow::Result<Vec<u8>>
     )
 }
 
-async fn open(url: &str, pw_file: Option<&std::path::Path>) -> anyhow::Result<Arc<Repository>> {
+pub(super) async fn open(
+    url: &str,
+    pw_file: Option<&std::path::Path>,
+) -> anyhow::Result<Arc<Repository>> {
     let loc = store::open(url, false)?;
     let pw = repo_password(pw_file)?;
     Ok(Arc::new(Repository::open(loc, &pw).await?))
@@ -299,6 +302,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Key { action } => key(action, pwf).await,
+        Command::Copy(c) => super::copy::run(*c, pwf).await,
         Command::Demo { dir } => {
             super::demo::run(&dir).await?;
             Ok(ExitCode::SUCCESS)

@@ -1,7 +1,7 @@
-//! `offsite demo`: the embedded default. Makes sample machines in a local folder, backs
-//! them up into a local repository, changes a little and backs up again, restores the
-//! latest points, proves them bit-exact and checks the repository — with no cloud account
-//! and nothing to configure.
+//! `offsite demo`: the embedded default — a whole backup copy job with no cloud account
+//! and nothing to configure. Sample machines are backed up into a primary folder
+//! repository and copied into a second one under its own key; a day of changes later,
+//! again (incrementally); then the copy is restored, compared bit for bit, and checked.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 
 use offsite::backup::{self, BackupOptions};
 use offsite::check::{self, CheckOptions};
+use offsite::copy::{self, CopyOptions, PointsSpec, Selection};
 use offsite::progress::Progress;
 use offsite::repo::{InitOptions, Repository};
 use offsite::{keys, restore, store};
@@ -36,87 +37,126 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
         b"made by offsite demo; removed by the next demo\n",
     )?;
     let machines = dir.join("machines");
-    let repo_dir = dir.join("repo");
-    println!("offsite demo in {}\n", dir.display());
+    println!(
+        "offsite demo in {}: a backup copy job between two local repositories\n",
+        dir.display()
+    );
 
     println!("1. sample machines in {}", machines.display());
     make_machine_web(&machines.join("web01"), 1)?;
     make_machine_db(&machines.join("db01"), 2)?;
 
-    let password = hex::encode(offsite::crypto::random_bytes::<16>());
-    let pw_file = dir.join("password");
-    std::fs::write(&pw_file, format!("{password}\n"))?;
-    std::fs::set_permissions(&pw_file, std::fs::Permissions::from_mode(0o600))?;
-    let url = repo_dir.display().to_string();
-    let loc = store::open(&url, true)?;
-    let opts = InitOptions {
-        kdf: keys::kdf_from_env()?,
+    let kdf = keys::kdf_from_env()?;
+    let (primary, primary_pw) = new_repo(
+        dir,
+        "primary",
+        InitOptions {
+            kdf,
+            ..Default::default()
+        },
+    )
+    .await?;
+    println!(
+        "2. primary repository {} at {} (password in {})",
+        primary.config.id.short(),
+        primary.url(),
+        primary_pw.display()
+    );
+    let copy_opts = InitOptions {
+        pack_size: 64 << 20,
+        chunker: Some(primary.config.chunker),
+        kdf,
         ..Default::default()
     };
-    let repo = Arc::new(Repository::init(loc, password.as_bytes(), opts).await?);
+    let (offsite_repo, offsite_pw) = new_repo(dir, "offsite", copy_opts).await?;
     println!(
-        "2. repository {} created at {url} (password in {})",
-        repo.config.id.short(),
-        pw_file.display()
+        "3. offsite repository {} at {}, with its own key (password in {})",
+        offsite_repo.config.id.short(),
+        offsite_repo.url(),
+        offsite_pw.display()
     );
 
-    println!("3. backups");
-    let mut rows = Vec::new();
+    let opts = CopyOptions {
+        selection: Selection {
+            points: PointsSpec::All,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     for round in 1..=2 {
         if round == 2 {
+            println!("\n6. a day later: a few files change, backups run again");
             change_a_little(&machines)?;
+        } else {
+            println!("\n4. nightly backups into the primary repository");
         }
+        let mut rows = Vec::new();
         for m in ["web01", "db01"] {
             let started = std::time::Instant::now();
-            let opts = BackupOptions {
-                machine: m.to_string(),
-                job: Some("nightly".into()),
-                tags: BTreeMap::from([("demo".to_string(), "yes".to_string())]),
-                paths: vec![machines.join(m)],
-                base: Some(machines.clone()),
-                ..Default::default()
-            };
-            let (id, p) = backup::run(repo.clone(), opts, Progress::hidden()).await?;
-            let secs = started.elapsed().as_secs_f64();
+            let (id, p) = backup::run(
+                primary.clone(),
+                backup_options(&machines, m),
+                Progress::hidden(),
+            )
+            .await?;
             rows.push(vec![
-                round.to_string(),
                 m.to_string(),
                 id.short(),
                 p.summary.files.to_string(),
                 size(p.summary.bytes),
                 size(p.summary.bytes_added),
-                format!("{:.2} s", secs),
+                format!("{:.2} s", started.elapsed().as_secs_f64()),
             ]);
         }
+        table(
+            &["MACHINE", "POINT", "FILES", "SIZE", "STORED", "TIME"],
+            &rows,
+        );
+        println!(
+            "\n{}. backup copy job: offsite copy --from {} --to {} --points all",
+            if round == 1 { 5 } else { 7 },
+            primary.url(),
+            offsite_repo.url()
+        );
+        let mut report = copy::run(
+            vec![primary.clone()],
+            offsite_repo.clone(),
+            &opts,
+            &Progress::hidden(),
+        )
+        .await?;
+        report.target = offsite_repo.url().to_string();
+        super::copy::print_report(&report);
+        if report.has_failures() {
+            bail!("the copy failed");
+        }
     }
-    table(
-        &[
-            "ROUND", "MACHINE", "POINT", "FILES", "SIZE", "STORED", "TIME",
-        ],
-        &rows,
-    );
 
-    println!("\n4. restore the latest point of each machine and compare bit for bit");
+    println!("\n8. restore the latest copied point of each machine from the offsite repository");
     let restored = dir.join("restored");
     for m in ["web01", "db01"] {
-        let (id, p) = repo.find_point("latest", Some(m)).await?;
-        let stats = restore::run(&repo, &id, &p, &restored, &Progress::hidden()).await?;
+        let (id, p) = offsite_repo.find_point("latest", Some(m)).await?;
+        let stats = restore::run(&offsite_repo, &id, &p, &restored, &Progress::hidden()).await?;
         let same = digest(&machines.join(m))? == digest(&restored.join(m))?;
         println!(
             "   {m}: point {} -> {} files, {}: {}",
             id.short(),
             stats.files,
             size(stats.bytes),
-            if same { "identical" } else { "DIFFERENT" }
+            if same {
+                "identical to the source, bit for bit"
+            } else {
+                "DIFFERENT"
+            }
         );
         if !same {
             bail!("restored {m} differs from its source");
         }
     }
 
-    println!("\n5. check --read-data");
+    println!("\n9. check --read-data of the offsite repository");
     let report = check::run(
-        &repo,
+        &offsite_repo,
         &CheckOptions { read_data: true },
         &Progress::hidden(),
     )
@@ -137,10 +177,39 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
         bail!("check found errors: {:?}", report.errors);
     }
     println!(
-        "\nTry it yourself:\n  OFFSITE_PASSWORD=$(cat {pw}) offsite points {url}\n  OFFSITE_PASSWORD=$(cat {pw}) offsite restore {url} latest --machine web01 --to /tmp/web01",
-        pw = pw_file.display()
+        "\nTry it yourself:\n  OFFSITE_PASSWORD=$(cat {op}) offsite points {o}\n  OFFSITE_PASSWORD=$(cat {pp}) OFFSITE_TARGET_PASSWORD=$(cat {op}) offsite copy --from {p} --to {o} --dry-run",
+        op = offsite_pw.display(),
+        pp = primary_pw.display(),
+        o = offsite_repo.url(),
+        p = primary.url(),
     );
     Ok(())
+}
+
+/// A folder repository `dir/name` with a random password kept in `dir/name.password`.
+async fn new_repo(
+    dir: &Path,
+    name: &str,
+    opts: InitOptions,
+) -> anyhow::Result<(Arc<Repository>, PathBuf)> {
+    let password = hex::encode(offsite::crypto::random_bytes::<16>());
+    let pw_file = dir.join(format!("{name}.password"));
+    std::fs::write(&pw_file, format!("{password}\n"))?;
+    std::fs::set_permissions(&pw_file, std::fs::Permissions::from_mode(0o600))?;
+    let loc = store::open(&dir.join(name).display().to_string(), true)?;
+    let repo = Repository::init(loc, password.as_bytes(), opts).await?;
+    Ok((Arc::new(repo), pw_file))
+}
+
+fn backup_options(machines: &Path, m: &str) -> BackupOptions {
+    BackupOptions {
+        machine: m.to_string(),
+        job: Some("nightly".into()),
+        tags: BTreeMap::from([("demo".to_string(), "yes".to_string())]),
+        paths: vec![machines.join(m)],
+        base: Some(machines.to_path_buf()),
+        ..Default::default()
+    }
 }
 
 /// Deterministic bytes (xorshift); the demo needs no files from elsewhere.

@@ -2,6 +2,7 @@
 //! library, and prints a table (or `--json`, whose shape docs/CLI.md documents).
 
 mod commands;
+mod copy;
 mod demo;
 mod output;
 mod password;
@@ -97,6 +98,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Copy restore points into another repository, as an independent chain under its own key.
+    Copy(Box<CopyArgs>),
     /// Manage the passwords that open a repository.
     Key {
         #[command(subcommand)]
@@ -115,6 +118,59 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CopyArgs {
+    /// Source repository (repeatable). Its password: OFFSITE_PASSWORD or --password-file.
+    #[arg(long = "from", required = true, value_name = "SRC")]
+    pub from: Vec<String>,
+    /// Target repository. Its password: OFFSITE_TARGET_PASSWORD or --target-password-file.
+    #[arg(long = "to", value_name = "DST")]
+    pub to: String,
+    /// Create the target (with its own key) if it does not exist.
+    #[arg(long)]
+    pub init: bool,
+    #[arg(long, value_name = "FILE")]
+    pub target_password_file: Option<PathBuf>,
+    /// Machine name or glob (repeatable); default all.
+    #[arg(long = "machine", value_name = "GLOB")]
+    pub machines: Vec<String>,
+    /// Source job name (repeatable); default all.
+    #[arg(long = "source-job", value_name = "NAME")]
+    pub jobs: Vec<String>,
+    /// Only points with this tag (repeatable).
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+    /// latest (of each machine), all, or since=YYYY-MM-DD.
+    #[arg(long, default_value = "latest")]
+    pub points: offsite::copy::PointsSpec,
+    /// Target pack size (default: the target's; 64MiB for a new target).
+    #[arg(long, value_parser = output::parse_size)]
+    pub pack_size: Option<u64>,
+    /// keep (re-seal the source's payload) or zstd:LEVEL; default the target's level.
+    #[arg(long)]
+    pub compression: Option<offsite::copy::Compression>,
+    /// per-machine (packs never mix machines) or per-job (one commit for the whole job).
+    #[arg(long, default_value = "per-machine")]
+    pub chain: offsite::copy::ChainMode,
+    /// Continue on top of a target that holds points from elsewhere (a seeded copy).
+    #[arg(long)]
+    pub map: bool,
+    /// Copy only the machines of shard I of N (0-based), e.g. 0/4.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<offsite::copy::Shard>,
+    /// Print the plan; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Seconds to wait for a source point that is being written before skipping it.
+    #[arg(long, default_value_t = 600)]
+    pub source_wait: u64,
+    /// Seconds to wait for another copy of the same machine into the target.
+    #[arg(long, default_value_t = 0)]
+    pub lock_wait: u64,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -23,7 +23,7 @@ use futures::StreamExt;
 use crate::crypto::{CODEC_ZSTD, Encoder, SecretKey};
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::lock::LockKind;
-use crate::format::pack::{self, BlobKind};
+use crate::format::pack;
 use crate::format::point::{Point, Provenance};
 use crate::format::{DATA, pack_name};
 use crate::progress::{Busy, Progress};
@@ -388,17 +388,23 @@ async fn copy_chain(
     chain.blobs_present = present.len() as u64;
 
     if ctx.opts.dry_run {
-        let stored: u64 = needed
+        // Copies put data and tree blobs in the same packs, sized as `transfer` does.
+        let bytes: u64 = needed
             .iter()
             .filter_map(|(s, b)| indexes[*s].get(b))
             .map(|l| u64::from(l.length))
             .sum();
-        let objects = stored.div_ceil(ctx.pack_size.max(1));
-        let parts_per_pack = if ctx.pack_size >= ctx.target.multipart_threshold as u64 {
-            ctx.pack_size.div_ceil(crate::repo::MULTIPART_PART as u64) + 2
-        } else {
-            1
+        let size = balanced_pack_size(bytes, ctx.pack_size);
+        let objects = bytes.div_ceil(size);
+        // A pack at or above the multipart threshold costs create + parts + complete.
+        let puts_for = |n: u64| -> u64 {
+            match n {
+                0 => 0,
+                n if n < ctx.target.multipart_threshold as u64 => 1,
+                n => n.div_ceil(crate::repo::MULTIPART_PART as u64) + 2,
+            }
         };
+        let uploads = (bytes / size) * puts_for(size) + puts_for(bytes % size);
         let copyable = point_failed.iter().filter(|f| f.is_none()).count() as u64;
         chain.plan = Some(report::Plan {
             points: copyable,
@@ -406,7 +412,7 @@ async fn copy_chain(
             bytes_to_read: reads.iter().map(|r| r.len()).sum(),
             get_requests: reads.len() as u64,
             target_objects: objects + u64::from(objects > 0) + copyable,
-            put_requests: objects * parts_per_pack + u64::from(objects > 0) + copyable,
+            put_requests: uploads + u64::from(objects > 0) + copyable,
         });
         for ((_, id, p), f) in points.iter().zip(&point_failed) {
             if let Some(why) = f {
@@ -470,18 +476,13 @@ async fn transfer(
 ) -> Result<()> {
     let (read_busy, cpu_busy, write_busy) = (Busy::default(), Busy::default(), Busy::default());
     let uploads = ctx.opts.uploads_in_flight;
-    let mut data = Packer::with(
-        ctx.target.clone(),
-        ctx.pack_size,
-        uploads,
-        write_busy.clone(),
-    );
-    let mut trees = Packer::with(
-        ctx.target.clone(),
-        ctx.pack_size,
-        uploads,
-        write_busy.clone(),
-    );
+    let planned: u64 = reads
+        .iter()
+        .flat_map(|r| r.blobs.iter())
+        .map(|(_, l)| u64::from(l.length))
+        .sum();
+    let size = balanced_pack_size(planned, ctx.pack_size);
+    let mut packer = Packer::with(ctx.target.clone(), size, uploads, write_busy.clone());
     let dst_key = ctx.target.key().clone();
 
     let mut failed_blobs: HashMap<Id, String> = HashMap::new();
@@ -527,12 +528,7 @@ async fn transfer(
                     match res {
                         Ok(sealed) => {
                             ctx.progress.add_bytes(u64::from(loc.raw_length));
-                            let p = if loc.kind == BlobKind::Tree {
-                                &mut trees
-                            } else {
-                                &mut data
-                            };
-                            p.add(loc.kind, id, loc.raw_length, &sealed).await?;
+                            packer.add(loc.kind, id, loc.raw_length, &sealed).await?;
                             chain.blobs_new += 1;
                         }
                         Err(msg) => {
@@ -546,8 +542,7 @@ async fn transfer(
     }
     drop(stream);
 
-    let mut packs = data.finish().await?;
-    packs.extend(trees.finish().await?);
+    let packs = packer.finish().await?;
     save_indexes(ctx.target, &packs).await?;
     for p in &packs {
         target_known.extend(p.entries.iter().map(|e| e.id));
@@ -663,6 +658,15 @@ type BlobOutcome = (
 thread_local! {
     /// One zstd context per worker thread and level, reused across blobs.
     static ENCODER: RefCell<Option<(i32, Encoder)>> = const { RefCell::new(None) };
+}
+
+/// The pack size that splits `planned` bytes into whole packs of at least `target`
+/// bytes each: a chain of 170 MiB at a 64 MiB target becomes two packs of 85 MiB, not
+/// 64 + 64 + 42 — at most one object per target size of packed data.
+pub fn balanced_pack_size(planned: u64, target: u64) -> u64 {
+    let target = target.max(1);
+    let packs = (planned / target).max(1);
+    planned.div_ceil(packs).max(target)
 }
 
 /// Opens, verifies and re-seals every blob of one ranged read (runs off the async threads).

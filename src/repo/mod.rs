@@ -124,6 +124,15 @@ impl Repository {
         Ok(repo)
     }
 
+    /// Whether a repository (its `config`) exists at `loc`.
+    pub async fn exists_at(loc: &Location) -> Result<bool> {
+        match loc.store.head(&loc.path(CONFIG)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(Error::store(CONFIG, e)),
+        }
+    }
+
     /// Opens the repository at `loc` with `password`.
     pub async fn open(loc: Location, password: &[u8]) -> Result<Repository> {
         let config_bytes = match loc.store.get(&loc.path(CONFIG)).await {

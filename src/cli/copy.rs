@@ -1,0 +1,251 @@
+//! `offsite copy`: opens the sources and the target (creating it with `--init`), runs
+//! the copy engine and prints its report as a table or `--json`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::bail;
+
+use offsite::copy::{self, ChainReport, Compression, CopyOptions, CopyReport, Selection};
+use offsite::progress::Progress;
+use offsite::repo::{InitOptions, Repository};
+use offsite::{keys, store};
+
+use super::commands::{PARTIAL, open};
+use super::output::{json, size, table};
+use super::{CopyArgs, password};
+
+pub async fn run(a: CopyArgs, pwf: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let mut sources = Vec::new();
+    for url in &a.from {
+        sources.push(open(url, pwf).await?);
+    }
+    let target = open_target(&a, &sources).await?;
+    let opts = CopyOptions {
+        selection: Selection {
+            machines: a.machines.clone(),
+            jobs: a.jobs.clone(),
+            tags: a.tags.clone(),
+            points: a.points.clone(),
+            shard: a.shard,
+        },
+        pack_size: a.pack_size,
+        compression: a.compression.unwrap_or(Compression::Target),
+        chain: a.chain,
+        map: a.map,
+        dry_run: a.dry_run,
+        source_wait: Duration::from_secs(a.source_wait),
+        lock_wait: Duration::from_secs(a.lock_wait),
+        ..Default::default()
+    };
+    let progress = Progress::for_terminal(if a.dry_run { "planning" } else { "copy" }, None);
+    let mut report = copy::run(sources, target, &opts, &progress).await?;
+    report.target = a.to.clone();
+    if a.json {
+        json(&report);
+    } else {
+        print_report(&report);
+    }
+    let all_failed = !report.chains.is_empty()
+        && report
+            .chains
+            .iter()
+            .all(|c| c.status == "failed" || c.status == "skipped");
+    Ok(if all_failed {
+        ExitCode::FAILURE
+    } else if report.has_failures() {
+        ExitCode::from(PARTIAL)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Opens the target with its own password, or creates it with `--init`: a new master
+/// key, the first source's chunker (so later backups into it deduplicate with copied
+/// data), 64 MiB packs unless told otherwise.
+async fn open_target(a: &CopyArgs, sources: &[Arc<Repository>]) -> anyhow::Result<Arc<Repository>> {
+    // A folder target that does not exist yet is made only by a real (not dry) --init.
+    let loc = match store::open(&a.to, a.init && !a.dry_run) {
+        Ok(l) => Some(l),
+        Err(offsite::Error::NoRepository { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let get_pw = |confirm| {
+        password::get(
+            a.target_password_file.as_deref(),
+            "OFFSITE_TARGET_PASSWORD",
+            "--target-password-file",
+            "Target repository password: ",
+            confirm,
+        )
+    };
+    if let Some(loc) = &loc
+        && Repository::exists_at(loc).await?
+    {
+        let pw = get_pw(false)?;
+        return Ok(Arc::new(Repository::open(loc.clone(), &pw).await?));
+    }
+    if !a.init {
+        bail!(
+            "{}: no repository there; add --init to create it with its own key",
+            a.to
+        );
+    }
+    if a.dry_run {
+        // Plan against an empty stand-in: a dry run creates nothing, not even the target.
+        let scratch = format!(
+            "memory://dry-run-{}",
+            hex::encode(offsite::crypto::random_bytes::<8>())
+        );
+        let opts = target_init_options(a, sources, keys::DRY_RUN_KDF);
+        let r = Repository::init(store::open(&scratch, true)?, b"dry run", opts).await?;
+        eprintln!(
+            "{} does not exist yet: planning the copy into a new, empty repository",
+            a.to
+        );
+        return Ok(Arc::new(r));
+    }
+    let pw = get_pw(true)?;
+    let opts = target_init_options(a, sources, keys::kdf_from_env()?);
+    let loc = loc.expect("a non-dry --init made the location");
+    let r = Repository::init(loc, &pw, opts).await?;
+    eprintln!(
+        "created target repository {} at {}",
+        r.config.id.short(),
+        a.to
+    );
+    Ok(Arc::new(r))
+}
+
+fn target_init_options(
+    a: &CopyArgs,
+    sources: &[Arc<Repository>],
+    kdf: offsite::format::keyfile::KdfParams,
+) -> InitOptions {
+    let first = &sources[0].config;
+    InitOptions {
+        compression: match a.compression {
+            Some(Compression::Zstd(l)) => l,
+            _ => first.compression,
+        },
+        pack_size: a.pack_size.unwrap_or(64 << 20),
+        chunker: Some(first.chunker),
+        kdf,
+    }
+}
+
+pub(super) fn print_report(r: &CopyReport) {
+    let reqs = |c: &ChainReport| {
+        let (s, t) = (&c.requests_source, &c.requests_target);
+        format!(
+            "{}G {}L {}H / {}P {}L {}H {}D",
+            s.get, s.list, s.head, t.put, t.list, t.head, t.delete
+        )
+    };
+    if r.dry_run {
+        let rows: Vec<Vec<String>> = r
+            .chains
+            .iter()
+            .map(|c| {
+                let p = c.plan.clone().unwrap_or_default();
+                vec![
+                    c.chain.clone(),
+                    p.points.to_string(),
+                    c.already_copied.to_string(),
+                    p.blobs.to_string(),
+                    size(p.bytes_to_read),
+                    p.get_requests.to_string(),
+                    p.target_objects.to_string(),
+                    p.put_requests.to_string(),
+                ]
+            })
+            .collect();
+        println!("dry run: nothing was written to {}", r.target);
+        table(
+            &[
+                "CHAIN", "POINTS", "ALREADY", "BLOBS", "TO READ", "GETS", "OBJECTS", "PUTS",
+            ],
+            &rows,
+        );
+    } else {
+        let rows: Vec<Vec<String>> = r
+            .chains
+            .iter()
+            .map(|c| {
+                vec![
+                    c.chain.clone(),
+                    c.status.clone(),
+                    format!("{}/{}", c.copied.len(), c.copied.len() + c.failed.len()),
+                    c.already_copied.to_string(),
+                    format!("{} new, {} had", c.blobs_new, c.blobs_present),
+                    size(c.bytes_read),
+                    size(c.bytes_written),
+                    reqs(c),
+                    format!("{:.1} s", c.seconds),
+                    format!("{}/s", size(c.throughput as u64)),
+                    if c.seconds > 0.0 && !c.copied.is_empty() {
+                        format!(
+                            "{} (read {:.0}% cpu {:.0}% write {:.0}%)",
+                            c.bottleneck.limiting,
+                            c.bottleneck.source_read * 100.0,
+                            c.bottleneck.processing * 100.0,
+                            c.bottleneck.target_write * 100.0
+                        )
+                    } else {
+                        String::new()
+                    },
+                ]
+            })
+            .collect();
+        table(
+            &[
+                "CHAIN",
+                "STATUS",
+                "COPIED",
+                "ALREADY",
+                "BLOBS",
+                "READ",
+                "WRITTEN",
+                "REQUESTS src/dst",
+                "TIME",
+                "SPEED",
+                "BOTTLENECK",
+            ],
+            &rows,
+        );
+        if r.adopted_packs > 0 {
+            println!(
+                "adopted {} pack(s), {}, left in the target by an interrupted run",
+                r.adopted_packs,
+                size(r.adopted_bytes)
+            );
+        }
+        let copied = r.points_copied();
+        if copied == 0 && !r.has_failures() {
+            let had: u64 = r.chains.iter().map(|c| c.already_copied).sum();
+            println!(
+                "nothing new to copy: all {had} selected restore point(s) are already in the target"
+            );
+        } else {
+            println!(
+                "{copied} restore point(s) copied to {} in {:.1} s",
+                r.target, r.seconds
+            );
+        }
+    }
+    for c in &r.chains {
+        for f in &c.failed {
+            println!(
+                "FAILED {} point {} of {}: {}",
+                f.machine,
+                f.source_point.short(),
+                f.time.format("%Y-%m-%d %H:%M:%S"),
+                f.reason
+            );
+        }
+        for w in &c.warnings {
+            println!("warning: {}: {w}", c.chain);
+        }
+    }
+}
