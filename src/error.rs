@@ -59,6 +59,9 @@ pub enum Error {
     #[error("object {object}: {what}; is this an offsite repository?")]
     Foreign { object: String, what: String },
 
+    #[error("object {object}: the store returned fewer bytes than asked for")]
+    ShortRead { object: String },
+
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

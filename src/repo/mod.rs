@@ -5,6 +5,7 @@
 pub mod index;
 pub mod lock;
 pub mod packer;
+pub mod retry;
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::format::{self, CONFIG, INDEX, KEYS, POINTS};
 use crate::keys::{self, MasterKey};
 use crate::store::Location;
 use crate::{Error, Id, Result};
+use retry::retry;
 
 pub use index::{BlobLocation, MasterIndex};
 
@@ -195,55 +197,91 @@ impl Repository {
     }
 
     pub async fn get_range(&self, name: &str, range: Range<u64>) -> Result<Bytes> {
-        let bytes = self
-            .loc
-            .store
-            .get_range(&self.loc.path(name), range.clone())
-            .await
-            .map_err(|e| Error::store(name, e))?;
-        if bytes.len() as u64 != range.end - range.start {
-            return Err(Error::corrupt(
-                name,
-                format!("asked for bytes {range:?}, got {}", bytes.len()),
-            ));
-        }
-        Ok(bytes)
+        retry(name, || async {
+            let bytes = self
+                .loc
+                .store
+                .get_range(&self.loc.path(name), range.clone())
+                .await
+                .map_err(|e| Error::store(name, e))?;
+            if bytes.len() as u64 != range.end - range.start {
+                return Err(Error::ShortRead {
+                    object: name.to_string(),
+                });
+            }
+            Ok(bytes)
+        })
+        .await
     }
 
-    /// Creates object `name`; never overwrites. `AlreadyExists` if it is there.
+    /// Creates object `name`; never overwrites. `AlreadyExists` if another writer's
+    /// object is there. When a retried create finds the object already there, it reads it
+    /// back: the same bytes mean the first attempt landed (our own write).
     pub async fn put_new(&self, name: &str, payload: PutPayload) -> Result<()> {
-        self.loc
-            .store
-            .put_opts(&self.loc.path(name), payload, PutMode::Create.into())
-            .await
-            .map(|_| ())
-            .map_err(|e| Error::store(name, e))
+        let path = self.loc.path(name);
+        let mut attempts = 0;
+        let r = retry(name, || {
+            attempts += 1;
+            let payload = payload.clone();
+            let path = path.clone();
+            async move {
+                self.loc
+                    .store
+                    .put_opts(&path, payload, PutMode::Create.into())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| Error::store(name, e))
+            }
+        })
+        .await;
+        match r {
+            Err(Error::AlreadyExists { .. }) if attempts > 1 => {
+                let ours: Vec<u8> = payload.iter().flat_map(|b| b.iter().copied()).collect();
+                if self.get(name).await?.as_ref() == ours.as_slice() {
+                    Ok(())
+                } else {
+                    Err(Error::AlreadyExists {
+                        object: name.to_string(),
+                    })
+                }
+            }
+            r => r,
+        }
     }
 
     /// Overwrites object `name` (only for objects a writer owns, such as its lock).
     pub async fn put_overwrite(&self, name: &str, payload: PutPayload) -> Result<()> {
-        self.loc
-            .store
-            .put(&self.loc.path(name), payload)
-            .await
-            .map(|_| ())
-            .map_err(|e| Error::store(name, e))
+        retry(name, || async {
+            self.loc
+                .store
+                .put(&self.loc.path(name), payload.clone())
+                .await
+                .map(|_| ())
+                .map_err(|e| Error::store(name, e))
+        })
+        .await
     }
 
     pub async fn delete(&self, name: &str) -> Result<()> {
-        self.loc
-            .store
-            .delete(&self.loc.path(name))
-            .await
-            .map_err(|e| Error::store(name, e))
+        retry(name, || async {
+            self.loc
+                .store
+                .delete(&self.loc.path(name))
+                .await
+                .map_err(|e| Error::store(name, e))
+        })
+        .await
     }
 
     pub async fn exists(&self, name: &str) -> Result<bool> {
-        match self.loc.store.head(&self.loc.path(name)).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(Error::store(name, e)),
-        }
+        retry(name, || async {
+            match self.loc.store.head(&self.loc.path(name)).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(e) => Err(Error::store(name, e)),
+            }
+        })
+        .await
     }
 
     pub async fn list(&self, dir: &str) -> Result<Vec<ObjectMeta>> {
@@ -272,27 +310,52 @@ impl Repository {
         if self.exists(&name).await? {
             return Ok(());
         }
-        let path = self.loc.path(&name);
+        // A failed attempt is aborted and the whole upload starts again.
+        let mut attempt = 0;
+        loop {
+            match self.multipart_once(&name, &mut data, len).await {
+                Err(e) if e.is_transient() && attempt + 1 < retry::ATTEMPTS => {
+                    let wait = retry::backoff(attempt, rand::random::<f64>());
+                    tracing::info!(
+                        "{name}: {e}; retrying the upload in {} ms",
+                        wait.as_millis()
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    async fn multipart_once(
+        &self,
+        name: &str,
+        data: &mut packer::PackData,
+        len: u64,
+    ) -> Result<()> {
+        let path = self.loc.path(name);
         let upload = self
             .loc
             .store
             .put_multipart(&path)
             .await
-            .map_err(|e| Error::store(&name, e))?;
+            .map_err(|e| Error::store(name, e))?;
         let mut w = WriteMultipart::new_with_chunk_size(upload, MULTIPART_PART);
         let mut at = 0u64;
         while at < len {
             let n = (len - at).min(MULTIPART_PART as u64) as usize;
-            w.wait_for_capacity(2)
-                .await
-                .map_err(|e| Error::store(&name, e))?;
+            if let Err(e) = w.wait_for_capacity(2).await {
+                let _ = w.abort().await;
+                return Err(Error::store(name, e));
+            }
             let part = data
                 .read_at(at, n)
                 .map_err(|e| Error::io(std::env::temp_dir(), e))?;
             w.put(Bytes::from(part));
             at += n as u64;
         }
-        w.finish().await.map_err(|e| Error::store(&name, e))?;
+        w.finish().await.map_err(|e| Error::store(name, e))?;
         Ok(())
     }
 
@@ -456,19 +519,25 @@ pub fn seal_blob(key: &SecretKey, encoder: &mut crate::crypto::Encoder, plain: &
 }
 
 pub(crate) async fn get(loc: &Location, name: &str) -> Result<Bytes> {
-    let r = loc
-        .store
-        .get(&loc.path(name))
-        .await
-        .map_err(|e| Error::store(name, e))?;
-    r.bytes().await.map_err(|e| Error::store(name, e))
+    retry(name, || async {
+        let r = loc
+            .store
+            .get(&loc.path(name))
+            .await
+            .map_err(|e| Error::store(name, e))?;
+        r.bytes().await.map_err(|e| Error::store(name, e))
+    })
+    .await
 }
 
 pub(crate) async fn list(loc: &Location, dir: &str) -> Result<Vec<ObjectMeta>> {
     let prefix = loc.path(dir);
-    loc.store
-        .list(Some(&prefix))
-        .try_collect()
-        .await
-        .map_err(|e| Error::store(format!("{dir}/"), e))
+    retry(dir, || async {
+        loc.store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| Error::store(format!("{dir}/"), e))
+    })
+    .await
 }
