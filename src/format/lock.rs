@@ -33,8 +33,20 @@ pub struct Lock {
 }
 
 impl Lock {
+    /// Stale: past its expiry, or held by a process of this host that no longer
+    /// exists (a writer killed moments ago need not block anyone for the whole TTL).
     pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
-        self.expires < now
+        self.expires < now || self.holder_is_gone()
+    }
+
+    /// Whether the holder ran on this host and its process is gone. Only Linux can
+    /// tell (through /proc); elsewhere a lock lives until it expires.
+    pub fn holder_is_gone(&self) -> bool {
+        cfg!(target_os = "linux")
+            && self.pid != std::process::id()
+            && self.host == gethostname::gethostname().to_string_lossy()
+            && std::path::Path::new("/proc/self").exists()
+            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
     }
 
     pub fn seal(&self, key: &SecretKey) -> Vec<u8> {

@@ -31,7 +31,9 @@ impl FoundLock {
             Some(m) => format!("{} of {m}", l.operation),
             None => l.operation.clone(),
         };
-        let state = if l.is_stale(now) {
+        let state = if l.holder_is_gone() && l.expires >= now {
+            "STALE: its process is gone from this host (remove with `offsite unlock`)".to_string()
+        } else if l.is_stale(now) {
             format!(
                 "STALE since {} (its writer stopped refreshing it; remove with `offsite unlock`)",
                 l.expires.format("%Y-%m-%d %H:%M:%S UTC")
