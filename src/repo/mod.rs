@@ -215,13 +215,13 @@ impl Repository {
     }
 
     /// Creates object `name`; never overwrites. `AlreadyExists` if another writer's
-    /// object is there. When a retried create finds the object already there, it reads it
-    /// back: the same bytes mean the first attempt landed (our own write).
+    /// object is there. A create that finds the object already there reads it back: the
+    /// same bytes mean an earlier attempt of ours landed (its answer was lost and the
+    /// store client retried), which is success. Names are content hashes or random, so
+    /// equal bytes cannot be someone else's.
     pub async fn put_new(&self, name: &str, payload: PutPayload) -> Result<()> {
         let path = self.loc.path(name);
-        let mut attempts = 0;
         let r = retry(name, || {
-            attempts += 1;
             let payload = payload.clone();
             let path = path.clone();
             async move {
@@ -235,14 +235,13 @@ impl Repository {
         })
         .await;
         match r {
-            Err(Error::AlreadyExists { .. }) if attempts > 1 => {
+            Err(Error::AlreadyExists { .. }) => {
                 let ours: Vec<u8> = payload.iter().flat_map(|b| b.iter().copied()).collect();
-                if self.get(name).await?.as_ref() == ours.as_slice() {
-                    Ok(())
-                } else {
-                    Err(Error::AlreadyExists {
+                match self.get(name).await {
+                    Ok(b) if b.as_ref() == ours.as_slice() => Ok(()),
+                    _ => Err(Error::AlreadyExists {
                         object: name.to_string(),
-                    })
+                    }),
                 }
             }
             r => r,
@@ -313,7 +312,13 @@ impl Repository {
         // A failed attempt is aborted and the whole upload starts again.
         let mut attempt = 0;
         loop {
-            match self.multipart_once(&name, &mut data, len).await {
+            let r = self.multipart_once(&name, &mut data, len).await;
+            // A completion whose answer was lost (and whose retry then found no upload)
+            // still made the object: objects appear whole or not at all.
+            if r.is_err() && self.exists(&name).await.unwrap_or(false) {
+                return Ok(());
+            }
+            match r {
                 Err(e) if e.is_transient() && attempt + 1 < retry::ATTEMPTS => {
                     let wait = retry::backoff(attempt, rand::random::<f64>());
                     tracing::info!(
