@@ -33,7 +33,7 @@ impl Dice {
     }
 }
 
-/// Matches about 2% of requests: they get a connection reset.
+/// Matches about 3% of requests: they get a connection reset.
 struct Resets {
     dice: Arc<Dice>,
     count: Arc<AtomicU64>,
@@ -41,7 +41,7 @@ struct Resets {
 
 impl Match for Resets {
     fn matches(&self, _: &Request) -> bool {
-        let hit = self.dice.roll() < 20;
+        let hit = self.dice.roll() < 30;
         if hit {
             self.count.fetch_add(1, Ordering::Relaxed);
         }
