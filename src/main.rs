@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let args = cli::Args::parse();
     cli::init_logging(args.verbose, args.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -27,5 +28,17 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// glibc gives each thread that allocates its own malloc arena (up to 8 per core), and
+/// each arena keeps freed buffers. With the async runtime's blocking pool moving MiB-sized
+/// buffers between many threads, that doubled peak RSS (280 MiB instead of 130 MiB for
+/// the copy benchmark). Two arenas are plenty for a pipeline of a few CPU workers.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts allocator tuning; it is called before any thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }

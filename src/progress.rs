@@ -54,6 +54,14 @@ impl Progress {
         }
     }
 
+    /// Grows the expected total (work is discovered as it is planned), so the bar
+    /// shows an ETA for what is known.
+    pub fn add_total(&self, n: u64) {
+        if let Some(b) = &self.inner.bar {
+            b.inc_length(n);
+        }
+    }
+
     pub fn add_bytes(&self, n: u64) {
         self.inner.bytes.fetch_add(n, Ordering::Relaxed);
         if let Some(b) = &self.inner.bar {

@@ -442,3 +442,87 @@ fn copy_journey_to_azure() {
         copy_journey(&r);
     }
 }
+
+/// Seeding: copy into a local folder, upload that folder's objects into the bucket with
+/// a plain S3 tool (boto3), then `copy --map` to the bucket after new source points:
+/// only the increments travel.
+#[test]
+fn seed_a_folder_upload_it_then_map() {
+    let Some(bucket_url) = remote("OFFSITE_TEST_S3") else {
+        return;
+    };
+    let tools = std::env::var("OFFSITE_TOOLS")
+        .unwrap_or_else(|_| format!("{}/.cache/offsite-tools", std::env::var("HOME").unwrap()));
+    let python = format!("{tools}/py-tools/bin/python");
+    let d = tempfile::tempdir().unwrap();
+    let s = d.path().join("primary");
+    let s = s.to_str().unwrap();
+    let base = d.path().to_str().unwrap();
+    ok(&["init", s]);
+    let web = d.path().join("web01");
+    fixtures::machine_tree(&web, 70);
+    ok(&[
+        "backup",
+        s,
+        "--machine",
+        "web01",
+        "--base",
+        base,
+        web.to_str().unwrap(),
+    ]);
+    let seed = d.path().join("seed");
+    copy_ok(&[
+        "copy",
+        "--from",
+        s,
+        "--to",
+        seed.to_str().unwrap(),
+        "--init",
+    ]);
+
+    let up = Command::new(&python)
+        .args([
+            concat!(env!("CARGO_MANIFEST_DIR"), "/localstack/upload_dir.py"),
+            seed.to_str().unwrap(),
+            &bucket_url,
+        ])
+        .output()
+        .expect("the py-tools venv from localstack/install.sh");
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+
+    // A new point of web01; the mapped copy moves only what changed.
+    std::fs::write(web.join("etc/new.conf"), fixtures::noise(71, 30_000)).unwrap();
+    ok(&[
+        "backup",
+        s,
+        "--machine",
+        "web01",
+        "--base",
+        base,
+        web.to_str().unwrap(),
+    ]);
+    let r = copy_ok(&[
+        "copy",
+        "--from",
+        s,
+        "--to",
+        &bucket_url,
+        "--map",
+        "--points",
+        "all",
+        "--json",
+    ]);
+    let c = &r["chains"][0];
+    assert_eq!(c["copied"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(c["already_copied"], 1);
+    assert!(c["bytes_written"].as_u64().unwrap() < 1 << 20, "{r}");
+    let o = with_env(
+        &["check", &bucket_url, "--read-data"],
+        &[("OFFSITE_PASSWORD", "tpw")],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+}

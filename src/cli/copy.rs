@@ -39,7 +39,10 @@ pub async fn run(a: CopyArgs, pwf: Option<&std::path::Path>) -> anyhow::Result<E
         lock_wait: Duration::from_secs(a.lock_wait),
         ..Default::default()
     };
-    let progress = Progress::for_terminal(if a.dry_run { "planning" } else { "copy" }, None);
+    let progress = Progress::for_terminal(
+        if a.dry_run { "planning" } else { "copy" },
+        (!a.dry_run).then_some(0),
+    );
     let mut report = copy::run(sources, target, &opts, &progress).await?;
     report.target = a.to.clone();
     if a.json {

@@ -113,7 +113,7 @@ impl Default for CopyOptions {
             dry_run: false,
             source_wait: Duration::from_secs(600),
             lock_wait: Duration::from_secs(0),
-            reads_in_flight: 4,
+            reads_in_flight: 3,
             uploads_in_flight: 2,
         }
     }
@@ -482,6 +482,13 @@ async fn transfer(
         .map(|(_, l)| u64::from(l.length))
         .sum();
     let size = balanced_pack_size(planned, ctx.pack_size);
+    ctx.progress.add_total(
+        reads
+            .iter()
+            .flat_map(|r| r.blobs.iter())
+            .map(|(_, l)| u64::from(l.raw_length))
+            .sum(),
+    );
     let mut packer = Packer::with(ctx.target.clone(), size, uploads, write_busy.clone());
     let dst_key = ctx.target.key().clone();
 

@@ -350,7 +350,8 @@ impl Repository {
         let mut at = 0u64;
         while at < len {
             let n = (len - at).min(MULTIPART_PART as u64) as usize;
-            if let Err(e) = w.wait_for_capacity(2).await {
+            // One part in flight while the next is read: 2 parts of memory per upload.
+            if let Err(e) = w.wait_for_capacity(1).await {
                 let _ = w.abort().await;
                 return Err(Error::store(name, e));
             }
