@@ -252,6 +252,19 @@ pub async fn run(
         });
     }
 
+    // Readers hold shared locks on the sources, so nothing that deletes (a prune) runs
+    // under the copy. Best effort: a read-only source credential still copies.
+    let mut source_locks = Vec::new();
+    if !opts.dry_run {
+        for s in &srcs {
+            match LockGuard::acquire(&s.repo, LockKind::Shared, "copy-read", None).await {
+                Ok(g) => source_locks.push(g),
+                Err(e @ Error::Locked(_)) => return Err(e),
+                Err(e) => tracing::warn!("could not lock source {}: {e}", s.repo.url()),
+            }
+        }
+    }
+
     let pack_size = opts.pack_size.unwrap_or(target.config.pack_size);
     for (name, points) in chains {
         let mut todo = Vec::new();
@@ -301,6 +314,11 @@ pub async fn run(
             chain.warnings.push(e.to_string());
         }
         report.chains.push(chain);
+    }
+    for g in source_locks {
+        if let Err(e) = g.release().await {
+            tracing::warn!("could not release a source lock: {e}");
+        }
     }
     report.seconds = started.elapsed().as_secs_f64();
     progress.finish();
