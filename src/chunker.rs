@@ -26,6 +26,11 @@ pub fn cuts(p: &ChunkerParams, data: &[u8]) -> Vec<(usize, usize)> {
     if data.is_empty() {
         return Vec::new();
     }
+    cutter(p, data).map(|c| (c.offset, c.length)).collect()
+}
+
+/// FastCDC over a slice with the repository's parameters.
+fn cutter<'a>(p: &ChunkerParams, data: &'a [u8]) -> FastCDC<'a> {
     FastCDC::with_level_and_seed(
         data,
         p.min as usize,
@@ -34,8 +39,6 @@ pub fn cuts(p: &ChunkerParams, data: &[u8]) -> Vec<(usize, usize)> {
         Normalization::Level1,
         p.seed,
     )
-    .map(|c| (c.offset, c.length))
-    .collect()
 }
 
 /// Chunks a byte stream that arrives in pieces. Emits a chunk as soon as the cut point
@@ -53,24 +56,12 @@ impl IncrementalChunker {
         }
     }
 
-    fn cutter<'a>(&self, data: &'a [u8]) -> FastCDC<'a> {
-        let p = &self.params;
-        FastCDC::with_level_and_seed(
-            data,
-            p.min as usize,
-            p.avg as usize,
-            p.max as usize,
-            Normalization::Level1,
-            p.seed,
-        )
-    }
-
     /// Appends `bytes`; returns the chunks completed by them.
     pub fn push(&mut self, bytes: &[u8]) -> Vec<Vec<u8>> {
         self.buf.extend_from_slice(bytes);
         let mut out = Vec::new();
         while self.buf.len() >= self.params.max as usize {
-            let len = match self.cutter(&self.buf).next() {
+            let len = match cutter(&self.params, &self.buf).next() {
                 Some(c) => c.length,
                 None => break,
             };
@@ -81,7 +72,7 @@ impl IncrementalChunker {
 
     /// The remaining chunks at the end of the stream.
     pub fn finish(self) -> Vec<Vec<u8>> {
-        self.cutter(&self.buf)
+        cutter(&self.params, &self.buf)
             .map(|c| self.buf[c.offset..c.offset + c.length].to_vec())
             .collect()
     }

@@ -58,7 +58,8 @@ struct FaultyProxy {
 }
 
 impl FaultyProxy {
-    fn forward(&self, req: &Request) -> ResponseTemplate {
+    /// The same request, aimed at the real server.
+    fn upstream(&self, req: &Request) -> ureq::Request {
         let mut url = format!("{}{}", self.upstream.trim_end_matches('/'), req.url.path());
         if let Some(q) = req.url.query() {
             url.push('?');
@@ -66,11 +67,15 @@ impl FaultyProxy {
         }
         let mut r = self.agent.request(req.method.as_str(), &url);
         for (k, v) in &req.headers {
-            let k = k.as_str();
-            if k != "host" && k != "content-length" && k != "connection" {
-                r = r.set(k, v.to_str().unwrap_or_default());
+            if !matches!(k.as_str(), "host" | "content-length" | "connection") {
+                r = r.set(k.as_str(), v.to_str().unwrap_or_default());
             }
         }
+        r
+    }
+
+    fn forward(&self, req: &Request) -> ResponseTemplate {
+        let r = self.upstream(req);
         let resp = match r.send_bytes(&req.body) {
             Ok(resp) => resp,
             Err(ureq::Error::Status(_, resp)) => resp,
@@ -126,17 +131,7 @@ impl Respond for FaultyProxy {
 
 impl FaultyProxy {
     fn forward_raw(&self, req: &Request) -> Vec<u8> {
-        let mut url = format!("{}{}", self.upstream.trim_end_matches('/'), req.url.path());
-        if let Some(q) = req.url.query() {
-            url.push('?');
-            url.push_str(q);
-        }
-        let mut r = self.agent.request(req.method.as_str(), &url);
-        for (k, v) in &req.headers {
-            if !matches!(k.as_str(), "host" | "content-length" | "connection") {
-                r = r.set(k.as_str(), v.to_str().unwrap_or_default());
-            }
-        }
+        let r = self.upstream(req);
         let mut body = Vec::new();
         match r.call() {
             Ok(resp) | Err(ureq::Error::Status(_, resp)) => {

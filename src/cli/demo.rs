@@ -15,6 +15,7 @@ use offsite::check::{self, CheckOptions};
 use offsite::copy::{self, CopyOptions, PointsSpec, Selection};
 use offsite::progress::Progress;
 use offsite::repo::{InitOptions, Repository};
+use offsite::sample::noise;
 use offsite::{keys, restore, store};
 
 use super::output::{size, table};
@@ -210,20 +211,6 @@ fn backup_options(machines: &Path, m: &str) -> BackupOptions {
         base: Some(machines.to_path_buf()),
         ..Default::default()
     }
-}
-
-/// Deterministic bytes (xorshift); the demo needs no files from elsewhere.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 fn make_machine_web(root: &Path, seed: u64) -> anyhow::Result<()> {

@@ -8,19 +8,7 @@ use std::path::Path;
 
 use filetime::FileTime;
 
-/// Deterministic pseudo-random bytes (xorshift), so tests need no fixtures on disk.
-pub fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
+pub use offsite::sample::noise;
 
 /// A small machine: nested folders, an empty file, compressible text, random data,
 /// a symlink, odd modes and times, a non-UTF-8 name, and a disk image with zero runs.
