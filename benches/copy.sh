@@ -96,6 +96,14 @@ if [ -n "${OFFSITE_TEST_S3:-}" ] && curl -s "${AWS_ENDPOINT_URL:-http://127.0.0.
   rs="s3:${AWS_ENDPOINT_URL}/${OFFSITE_TEST_S3#s3://}/$p-r"
   restic init -q -r "$rs" --copy-chunker-params --from-repo "$WORK/r-src" --from-password-file "$WORK/pw" >/dev/null
   timed "restic copy full (folder -> S3)" $((B1 + B2)) restic -q -r "$rs" copy --from-repo "$WORK/r-src" --from-password-file "$WORK/pw"; echo
+  # Incremental into S3: targets holding day 1, then day 2.
+  "$O" copy --from "$WORK/o-src-d1" --to "$OFFSITE_TEST_S3/$p-oi" --init --points all >/dev/null
+  timed "offsite copy incremental (-> S3)" "$B2" "$O" copy --from "$WORK/o-src" --to "$OFFSITE_TEST_S3/$p-oi" --points all --json
+  offsite_stats; echo
+  ri="s3:${AWS_ENDPOINT_URL}/${OFFSITE_TEST_S3#s3://}/$p-ri"
+  restic init -q -r "$ri" --copy-chunker-params --from-repo "$WORK/r-src-d1" --from-password-file "$WORK/pw" >/dev/null
+  restic -q -r "$ri" copy --from-repo "$WORK/r-src-d1" --from-password-file "$WORK/pw" >/dev/null
+  timed "restic copy incremental (-> S3)" "$B2" restic -q -r "$ri" copy --from-repo "$WORK/r-src" --from-password-file "$WORK/pw"; echo
 else
   echo "(no local S3 server: folder -> S3 skipped; run localstack/start.sh and source its env)"
 fi
