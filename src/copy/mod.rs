@@ -9,32 +9,36 @@
 //! packs; upload; then the index; then — last — each point, with its provenance.
 //! A killed copy leaves only whole packs, which the next run adopts.
 
+pub mod adopt;
+mod locks;
 pub mod plan;
 pub mod report;
 pub mod select;
+mod transform;
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
-use crate::crypto::{CODEC_ZSTD, Encoder, SecretKey};
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::lock::LockKind;
-use crate::format::pack;
+use crate::format::pack_name;
 use crate::format::point::{Point, Provenance};
-use crate::format::{DATA, pack_name};
 use crate::progress::{Busy, Progress};
-use crate::repo::lock::{LockGuard, list_locks};
+use crate::repo::lock::LockGuard;
 use crate::repo::packer::Packer;
 use crate::repo::{MasterIndex, Repository};
 use crate::restore::for_each_node;
 use crate::{Error, Id, Result};
 
+pub use adopt::adopt_orphans;
+use locks::{lock_chain, wait_for_writers};
+pub use plan::balanced_pack_size;
 pub use report::{ChainReport, CopyReport};
 pub use select::{PointsSpec, Selection, Shard};
+use transform::process_read;
 
 /// How the target stores blob payloads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -674,106 +678,7 @@ fn finish_stats(
     );
 }
 
-type BlobOutcome = (
-    Id,
-    crate::repo::BlobLocation,
-    std::result::Result<Vec<u8>, String>,
-);
-
-thread_local! {
-    /// One zstd context per worker thread and level, reused across blobs.
-    static ENCODER: RefCell<Option<(i32, Encoder)>> = const { RefCell::new(None) };
-}
-
-/// The pack size that splits `planned` bytes into whole packs of at least `target`
-/// bytes each: a chain of 170 MiB at a 64 MiB target becomes two packs of 85 MiB, not
-/// 64 + 64 + 42 — at most one object per target size of packed data.
-pub fn balanced_pack_size(planned: u64, target: u64) -> u64 {
-    let target = target.max(1);
-    let packs = (planned / target).max(1);
-    planned.div_ceil(packs).max(target)
-}
-
-/// Opens, verifies and re-seals every blob of one ranged read (runs off the async threads).
-fn process_read(
-    read: &plan::Read,
-    bytes: &[u8],
-    src: &SecretKey,
-    dst: &SecretKey,
-    pass_through: bool,
-    level: i32,
-) -> Vec<BlobOutcome> {
-    read.blobs
-        .iter()
-        .map(|(id, loc)| {
-            let at = (loc.offset - read.start) as usize;
-            let res = match bytes.get(at..at + loc.length as usize) {
-                Some(sealed) => reseal(id, loc.raw_length, sealed, src, dst, pass_through, level),
-                None => Err("the ranged read came back short".into()),
-            };
-            (*id, *loc, res)
-        })
-        .collect()
-}
-
-/// Decrypts with the source key, checks the plaintext hashes to `id`, and seals for the
-/// target: the same payload when passing through, else recompressed at `level`.
-fn reseal(
-    id: &Id,
-    raw_length: u32,
-    sealed: &[u8],
-    src: &SecretKey,
-    dst: &SecretKey,
-    pass_through: bool,
-    level: i32,
-) -> std::result::Result<Vec<u8>, String> {
-    let (codec, payload) = src.open(b"", sealed).map_err(|e| e.to_string())?;
-    let limit = raw_length as usize;
-    let verify = |plain: &[u8]| -> std::result::Result<(), String> {
-        if plain.len() != limit {
-            return Err(format!(
-                "{} bytes, the index says {raw_length}",
-                plain.len()
-            ));
-        }
-        let actual = Id::hash(plain);
-        if &actual != id {
-            return Err(format!(
-                "content hashes to {}, not to its id",
-                actual.short()
-            ));
-        }
-        Ok(())
-    };
-    if codec == CODEC_ZSTD {
-        let plain = crate::crypto::decompress(&payload, limit).map_err(|e| e.to_string())?;
-        verify(&plain)?;
-        if pass_through {
-            return Ok(dst.seal(b"", codec, &payload));
-        }
-        Ok(encode_and_seal(dst, level, &plain))
-    } else {
-        verify(&payload)?;
-        if pass_through {
-            return Ok(dst.seal(b"", codec, &payload));
-        }
-        Ok(encode_and_seal(dst, level, &payload))
-    }
-}
-
-fn encode_and_seal(dst: &SecretKey, level: i32, plain: &[u8]) -> Vec<u8> {
-    ENCODER.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
-            *slot = Some((level, Encoder::new(level)));
-        }
-        let (_, enc) = slot.as_mut().expect("encoder just made");
-        let (codec, payload) = enc.encode(plain);
-        dst.seal(b"", codec, &payload)
-    })
-}
-
-async fn save_indexes(target: &Repository, packs: &[IndexedPack]) -> Result<()> {
+pub(crate) async fn save_indexes(target: &Repository, packs: &[IndexedPack]) -> Result<()> {
     for chunk in packs.chunks(crate::backup::PACKS_PER_INDEX) {
         target
             .save_index(&IndexFile {
@@ -782,150 +687,4 @@ async fn save_indexes(target: &Repository, packs: &[IndexedPack]) -> Result<()> 
             .await?;
     }
     Ok(())
-}
-
-/// Indexes packs that exist in the target but in no index — left by a copy or backup
-/// that was killed after uploading them — so their blobs are not uploaded again. Each
-/// pack's header is read (one or two ranged GETs) and authenticated with the target key;
-/// a pack that does not open is left alone and reported by `check`.
-pub async fn adopt_orphans(target: &Repository, index: &mut MasterIndex) -> Result<(u64, u64)> {
-    let mut orphans = Vec::new();
-    for m in target.list(DATA).await? {
-        let name = target.loc.name_of(&m.location);
-        if let Some(id) = name.rsplit('/').next().and_then(|h| h.parse::<Id>().ok())
-            && pack_name(&id) == name
-            && index.pack(&id).is_none()
-        {
-            orphans.push((id, name, m.size));
-        }
-    }
-    if orphans.is_empty() {
-        return Ok((0, 0));
-    }
-    let headers: Vec<Option<IndexedPack>> =
-        futures::stream::iter(orphans.into_iter().map(|(id, name, size)| async move {
-            match read_pack_header(target, &name, size).await {
-                Ok(entries) => Some(IndexedPack { id, size, entries }),
-                Err(e) => {
-                    tracing::warn!("not adopting {name}: {e}");
-                    None
-                }
-            }
-        }))
-        .buffer_unordered(crate::repo::IO_CONCURRENCY)
-        .collect()
-        .await;
-    let adopted: Vec<IndexedPack> = headers.into_iter().flatten().collect();
-    save_indexes(target, &adopted).await?;
-    let bytes = adopted.iter().map(|p| p.size).sum();
-    for p in &adopted {
-        index.add_pack(p, None);
-    }
-    if !adopted.is_empty() {
-        tracing::info!(
-            "adopted {} pack(s) left by an interrupted run",
-            adopted.len()
-        );
-    }
-    Ok((adopted.len() as u64, bytes))
-}
-
-/// Reads and opens a pack's header with ranged reads of its tail.
-pub async fn read_pack_header(
-    repo: &Repository,
-    name: &str,
-    size: u64,
-) -> Result<Vec<pack::PackEntry>> {
-    const TAIL: u64 = 64 << 10;
-    if size < pack::PACK_START + pack::TRAILER_LEN as u64 {
-        return Err(Error::corrupt(name, "too short to be a pack"));
-    }
-    let tail_start = size.saturating_sub(TAIL);
-    let tail = repo.get_range(name, tail_start..size).await?;
-    let (off, len) = pack::parse_trailer(name, &tail[tail.len() - pack::TRAILER_LEN..], size)?;
-    let sealed = if off >= tail_start {
-        tail.slice((off - tail_start) as usize..(off - tail_start) as usize + len as usize)
-    } else {
-        repo.get_range(name, off..off + u64::from(len)).await?
-    };
-    pack::open_header(repo.key(), name, &sealed, off)
-}
-
-/// Waits (up to `wait`) while a selected machine's point is being written in `repo`;
-/// returns the machines still being written afterwards, with a warning for each.
-async fn wait_for_writers(
-    repo: &Repository,
-    sel: &Selection,
-    wait: Duration,
-) -> Result<Vec<(String, String)>> {
-    let deadline = Instant::now() + wait;
-    loop {
-        let now = repo.clock.now();
-        let mut writing = Vec::new();
-        for l in list_locks(repo).await? {
-            if l.lock.is_stale(now) || l.lock.operation != "backup" {
-                continue;
-            }
-            if let Some(m) = &l.lock.machine
-                && sel.machine_selected(m)?
-            {
-                writing.push((m.clone(), l.describe(now)));
-            }
-        }
-        if writing.is_empty() {
-            return Ok(Vec::new());
-        }
-        if Instant::now() >= deadline {
-            return Ok(writing
-                .into_iter()
-                .map(|(m, d)| {
-                    let why = format!(
-                        "skipped {m}: a restore point is still being written in {} after waiting {}s ({d})",
-                        repo.url(),
-                        wait.as_secs()
-                    );
-                    tracing::warn!("{why}");
-                    (m, why)
-                })
-                .collect());
-        }
-        tokio::time::sleep(Duration::from_millis(500).min(deadline - Instant::now())).await;
-    }
-}
-
-/// Takes the target's lock for one chain. Copies of different chains (shards) run side
-/// by side; a second copy of the same chain waits up to `wait`, then gives up clearly.
-async fn lock_chain(target: &Arc<Repository>, chain: &str, wait: Duration) -> Result<LockGuard> {
-    let deadline = Instant::now() + wait;
-    loop {
-        let g = LockGuard::acquire(target, LockKind::Shared, "copy", Some(chain)).await?;
-        let now = target.clock.now();
-        let locks = list_locks(target).await?;
-        let mine = locks
-            .iter()
-            .find(|l| l.name == g.name)
-            .map(|l| (l.lock.created, l.name.clone()));
-        let earlier: Vec<String> = locks
-            .iter()
-            .filter(|l| l.name != g.name && !l.lock.is_stale(now))
-            .filter(|l| l.lock.operation == "copy" && l.lock.machine.as_deref() == Some(chain))
-            .filter(|l| {
-                mine.as_ref()
-                    .is_none_or(|m| (l.lock.created, l.name.clone()) < *m)
-            })
-            .map(|l| l.describe(now))
-            .collect();
-        if earlier.is_empty() {
-            return Ok(g);
-        }
-        g.release().await?;
-        if Instant::now() >= deadline {
-            return Err(Error::Locked(format!(
-                "another copy of {chain} into {} is running ({}); this one stops here — run it again when that one is done, or give --lock-wait",
-                target.url(),
-                earlier.join("; ")
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(500).min(deadline - Instant::now())).await;
-    }
 }

@@ -77,6 +77,15 @@ pub fn coalesce(needed: &[(usize, Id)], indexes: &[&MasterIndex]) -> Vec<Read> {
     reads
 }
 
+/// The pack size that splits `planned` bytes into whole packs of at least `target`
+/// bytes each: a chain of 170 MiB at a 64 MiB target becomes two packs of 85 MiB, not
+/// 64 + 64 + 42 — at most one object per target size of packed data.
+pub fn balanced_pack_size(planned: u64, target: u64) -> u64 {
+    let target = target.max(1);
+    let packs = (planned / target).max(1);
+    planned.div_ceil(packs).max(target)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
