@@ -53,36 +53,19 @@ fn reseal(
     level: i32,
 ) -> std::result::Result<Vec<u8>, String> {
     let (codec, payload) = src.open(b"", sealed).map_err(|e| e.to_string())?;
-    let limit = raw_length as usize;
-    let verify = |plain: &[u8]| -> std::result::Result<(), String> {
-        if plain.len() != limit {
-            return Err(format!(
-                "{} bytes, the index says {raw_length}",
-                plain.len()
-            ));
-        }
-        let actual = Id::hash(plain);
-        if &actual != id {
-            return Err(format!(
-                "content hashes to {}, not to its id",
-                actual.short()
-            ));
-        }
-        Ok(())
-    };
-    if codec == CODEC_ZSTD {
-        let plain = crate::crypto::decompress(&payload, limit).map_err(|e| e.to_string())?;
-        verify(&plain)?;
-        if pass_through {
-            return Ok(dst.seal(b"", codec, &payload));
-        }
-        Ok(encode_and_seal(dst, level, &plain))
+    let decompressed;
+    let plain: &[u8] = if codec == CODEC_ZSTD {
+        decompressed =
+            crate::crypto::decompress(&payload, raw_length as usize).map_err(|e| e.to_string())?;
+        &decompressed
     } else {
-        verify(&payload)?;
-        if pass_through {
-            return Ok(dst.seal(b"", codec, &payload));
-        }
-        Ok(encode_and_seal(dst, level, &payload))
+        &payload
+    };
+    crate::repo::verify_plain(id, raw_length, plain)?;
+    if pass_through {
+        Ok(dst.seal(b"", codec, &payload))
+    } else {
+        Ok(encode_and_seal(dst, level, plain))
     }
 }
 

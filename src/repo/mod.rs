@@ -505,17 +505,27 @@ pub fn open_blob(
     let plain = key
         .open_plain(b"", sealed, raw_length as usize)
         .map_err(|e| what(e.to_string()))?;
+    verify_plain(id, raw_length, &plain).map_err(what)?;
+    Ok(plain)
+}
+
+/// Checks a blob's plaintext against its index entry: its length, and that it hashes to
+/// its id. The one check between stored bytes and trusted content.
+pub fn verify_plain(id: &Id, raw_length: u32, plain: &[u8]) -> std::result::Result<(), String> {
     if plain.len() != raw_length as usize {
-        return Err(what(format!(
+        return Err(format!(
             "{} bytes, the index says {raw_length}",
             plain.len()
-        )));
+        ));
     }
-    let actual = Id::hash(&plain);
+    let actual = Id::hash(plain);
     if &actual != id {
-        return Err(what(format!("content hashes to {}", actual.short())));
+        return Err(format!(
+            "content hashes to {}, not to its id",
+            actual.short()
+        ));
     }
-    Ok(plain)
+    Ok(())
 }
 
 /// Seals one blob's plaintext for a pack: compress (if it helps) and encrypt.
