@@ -102,7 +102,13 @@ async fn run_locked(
     roots: Vec<(PathBuf, Vec<u8>)>,
     progress: Progress,
 ) -> Result<(Id, Point)> {
-    let index = repo.load_index().await?;
+    let mut index = repo.load_index().await?;
+    // Packs a killed backup (or copy) uploaded but never indexed are indexed now, so
+    // their blobs are not stored again.
+    let (adopted, _) = crate::copy::adopt_orphans(repo, &mut index).await?;
+    if adopted > 0 {
+        tracing::info!("adopted {adopted} pack(s) left by an interrupted run");
+    }
     let parent = repo
         .load_points()
         .await?

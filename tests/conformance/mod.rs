@@ -173,6 +173,27 @@ pub async fn dedupe_and_zero_runs(mk: &MakeLocation) {
     assert_eq!(p2.parent, Some(id1));
     assert_eq!(p2.summary.blobs_added, 0, "unchanged data was stored again");
 
+    // A backup killed after its uploads leaves packs but no index or point: the next
+    // backup adopts them and stores nothing again.
+    let other = src.path().join("db02");
+    fixtures::machine_tree(&other, 3);
+    let names = |v: Vec<object_store::ObjectMeta>| -> Vec<_> {
+        v.into_iter().map(|m| m.location).collect()
+    };
+    let before = names(repo.list(format::INDEX).await.unwrap());
+    let (_, first) = backup_dir(&repo, "db02", &other).await;
+    assert!(first.summary.blobs_added > 0);
+    for l in names(repo.list(format::INDEX).await.unwrap()) {
+        if !before.contains(&l) {
+            repo.loc.store.delete(&l).await.unwrap();
+        }
+    }
+    let (_, again) = backup_dir(&repo, "db02", &other).await;
+    assert_eq!(
+        again.summary.blobs_added, 0,
+        "the orphaned packs were not adopted"
+    );
+
     // Append to the big random file: only its tail chunk(s) and some tree change.
     let f = m.join("var/random.bin");
     let mut data = std::fs::read(&f).unwrap();
