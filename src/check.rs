@@ -11,7 +11,7 @@ use futures::StreamExt;
 use crate::format::index::IndexFile;
 use crate::format::pack::{self, PackEntry};
 use crate::format::point::Point;
-use crate::format::{DATA, INDEX, pack_name};
+use crate::format::{DATA, INDEX, pack_name, parse_pack_name};
 use crate::progress::Progress;
 use crate::repo::lock::list_locks;
 use crate::repo::{MasterIndex, Repository, open_blob};
@@ -105,8 +105,8 @@ pub async fn run(
     let mut stored: HashMap<Id, u64> = HashMap::new();
     for m in repo.list(DATA).await? {
         let name = repo.loc.name_of(&m.location);
-        match name.rsplit('/').next().and_then(|h| h.parse::<Id>().ok()) {
-            Some(id) if pack_name(&id) == name => {
+        match parse_pack_name(&name) {
+            Some(id) => {
                 stored.insert(id, m.size);
             }
             _ => r.warn(&name, "not an offsite pack name; ignored"),

@@ -5,9 +5,9 @@ use futures::StreamExt;
 
 use super::save_indexes;
 use crate::format::index::IndexedPack;
-use crate::format::{DATA, pack, pack_name};
+use crate::format::{DATA, pack, parse_pack_name};
 use crate::repo::{MasterIndex, Repository};
-use crate::{Error, Id, Result};
+use crate::{Error, Result};
 
 /// Indexes packs that exist in the target but in no index — left by a copy or backup
 /// that was killed after uploading them — so their blobs are not uploaded again. Each
@@ -17,8 +17,7 @@ pub async fn adopt_orphans(target: &Repository, index: &mut MasterIndex) -> Resu
     let mut orphans = Vec::new();
     for m in target.list(DATA).await? {
         let name = target.loc.name_of(&m.location);
-        if let Some(id) = name.rsplit('/').next().and_then(|h| h.parse::<Id>().ok())
-            && pack_name(&id) == name
+        if let Some(id) = parse_pack_name(&name)
             && index.pack(&id).is_none()
         {
             orphans.push((id, name, m.size));

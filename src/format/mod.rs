@@ -39,6 +39,12 @@ pub fn pack_name(id: &crate::Id) -> String {
     format!("{DATA}/{}/{hex}", &hex[..2])
 }
 
+/// The pack id a `data/ab/abcdef…` name stands for; `None` for any other name.
+pub fn parse_pack_name(name: &str) -> Option<crate::Id> {
+    let id = name.rsplit('/').next()?.parse::<crate::Id>().ok()?;
+    (pack_name(&id) == name).then_some(id)
+}
+
 /// Splits off and checks the 8-byte `magic | version` header of an object.
 pub fn check_header<'a>(object: &str, magic: &[u8; 6], bytes: &'a [u8]) -> crate::Result<&'a [u8]> {
     if bytes.len() < 8 {

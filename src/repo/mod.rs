@@ -82,11 +82,8 @@ fn host_name() -> String {
 impl Repository {
     /// Creates a repository at `loc` with a new master key wrapped under `password`.
     pub async fn init(loc: Location, password: &[u8], opts: InitOptions) -> Result<Repository> {
-        let config_path = loc.path(CONFIG);
-        match loc.store.head(&config_path).await {
-            Ok(_) => return Err(Error::AlreadyInitialized { url: loc.url }),
-            Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(Error::store(CONFIG, e)),
+        if Repository::exists_at(&loc).await? {
+            return Err(Error::AlreadyInitialized { url: loc.url });
         }
         let seed = u64::from_le_bytes(crate::crypto::random_bytes());
         let config = Config {
@@ -128,11 +125,7 @@ impl Repository {
 
     /// Whether a repository (its `config`) exists at `loc`.
     pub async fn exists_at(loc: &Location) -> Result<bool> {
-        match loc.store.head(&loc.path(CONFIG)).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(Error::store(CONFIG, e)),
-        }
+        exists(loc, CONFIG).await
     }
 
     /// Opens the repository at `loc` with `password`.
@@ -273,14 +266,7 @@ impl Repository {
     }
 
     pub async fn exists(&self, name: &str) -> Result<bool> {
-        retry(name, || async {
-            match self.loc.store.head(&self.loc.path(name)).await {
-                Ok(_) => Ok(true),
-                Err(object_store::Error::NotFound { .. }) => Ok(false),
-                Err(e) => Err(Error::store(name, e)),
-            }
-        })
-        .await
+        exists(&self.loc, name).await
     }
 
     pub async fn list(&self, dir: &str) -> Result<Vec<ObjectMeta>> {
@@ -542,6 +528,18 @@ pub(crate) async fn get(loc: &Location, name: &str) -> Result<Bytes> {
             .await
             .map_err(|e| Error::store(name, e))?;
         r.bytes().await.map_err(|e| Error::store(name, e))
+    })
+    .await
+}
+
+/// Whether object `name` is there (a HEAD; retried like every other request).
+async fn exists(loc: &Location, name: &str) -> Result<bool> {
+    retry(name, || async {
+        match loc.store.head(&loc.path(name)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(Error::store(name, e)),
+        }
     })
     .await
 }
