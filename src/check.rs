@@ -11,11 +11,12 @@ use futures::StreamExt;
 use crate::format::index::IndexFile;
 use crate::format::pack::{self, PackEntry};
 use crate::format::point::Point;
-use crate::format::{DATA, INDEX, pack_name, parse_pack_name};
+use crate::format::{DATA, INDEX, pack_name, parse_pack_name, point_name};
 use crate::progress::Progress;
+use crate::repo::blob;
 use crate::repo::lock::list_locks;
-use crate::repo::{MasterIndex, Repository, open_blob};
-use crate::restore::for_each_node;
+use crate::repo::tree::for_each_node;
+use crate::repo::{MasterIndex, Repository};
 use crate::{Error, Id, Result};
 
 #[derive(Clone, Debug, Default)]
@@ -69,7 +70,7 @@ pub async fn run(
         read_data: opts.read_data,
         ..Default::default()
     };
-    let now = repo.clock.now();
+    let now = repo.clock().now();
     for l in list_locks(repo).await? {
         if l.lock.is_stale(now) {
             r.warn(&l.name, l.describe(now));
@@ -181,7 +182,7 @@ pub async fn run(
     let ids = repo.point_ids().await?;
     r.points = ids.len();
     for id in ids {
-        let name = format!("points/{id}");
+        let name = point_name(&id);
         let point = match repo.load_point(&id).await {
             Ok(p) => p,
             Err(e) => {
@@ -341,7 +342,7 @@ fn verify_pack(
                 .push((e.id, "lies beyond the end of the pack".into()));
             continue;
         };
-        if let Err(err) = open_blob(key, name, &e.id, e.raw_length, sealed) {
+        if let Err(err) = blob::open(key, name, &e.id, e.raw_length, sealed) {
             let msg = what(err);
             let prefix = format!("blob {}: ", e.id.short());
             v.blobs

@@ -97,6 +97,20 @@ impl Error {
         }
     }
 
+    /// The stored object the error is about, when it is about one.
+    pub fn object(&self) -> Option<&str> {
+        match self {
+            Error::NotFound { object }
+            | Error::AlreadyExists { object }
+            | Error::Store { object, .. }
+            | Error::Corrupt { object, .. }
+            | Error::UnsupportedVersion { object, .. }
+            | Error::Foreign { object, .. }
+            | Error::ShortRead { object } => Some(object),
+            _ => None,
+        }
+    }
+
     /// Maps a store error about `object` to the variant an operator can act on.
     pub fn store(object: impl Into<String>, source: object_store::Error) -> Error {
         let object = object.into();

@@ -17,7 +17,6 @@ pub mod keys;
 pub mod progress;
 pub mod repo;
 pub mod restore;
-pub mod sample;
 pub mod store;
 
 pub use error::{Error, Result};

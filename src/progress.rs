@@ -1,90 +1,60 @@
-//! Progress reporting: counters every operation updates, drawn as an indicatif bar
-//! only when standard error is a terminal, so pipes and CI logs stay quiet.
+//! Progress: operations report what they did to an observer; the library draws nothing.
+//! The CLI implements [`Observer`] with a terminal bar; a job runner or an appliance
+//! will feed its metrics from the same calls. [`Busy`] measures how long a pipeline
+//! stage had work in flight, for the bottleneck figures of a copy report.
 
-use std::io::IsTerminal;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
-
-#[derive(Clone, Default)]
-pub struct Progress {
-    inner: Arc<Inner>,
+/// Told about work as it happens. Every method has a do-nothing default.
+pub trait Observer: Send + Sync {
+    /// More work became known: `bytes` to be processed (an ETA grows with the plan).
+    fn add_total(&self, _bytes: u64) {}
+    /// `bytes` of work were done.
+    fn add_bytes(&self, _bytes: u64) {}
+    /// One file was read or written.
+    fn add_file(&self) {}
+    /// The operation ended.
+    fn finish(&self) {}
 }
 
-#[derive(Default)]
-struct Inner {
-    bytes: AtomicU64,
-    files: AtomicU64,
-    bar: Option<ProgressBar>,
-}
+struct Silent;
+impl Observer for Silent {}
+
+/// A cheap, cloneable handle to an observer, passed to every long operation.
+#[derive(Clone)]
+pub struct Progress(Arc<dyn Observer>);
 
 impl Progress {
-    /// Counts without drawing.
+    /// Reports to nobody.
     pub fn hidden() -> Progress {
-        Progress::default()
+        Progress(Arc::new(Silent))
     }
 
-    /// Draws a bar on a terminal; `total` bytes if known (for an ETA), else a spinner.
-    pub fn for_terminal(label: &str, total: Option<u64>) -> Progress {
-        if !std::io::stderr().is_terminal() {
-            return Progress::hidden();
-        }
-        let bar = match total {
-            Some(t) => ProgressBar::new(t).with_style(
-                ProgressStyle::with_template(
-                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            ),
-            None => ProgressBar::new_spinner().with_style(
-                ProgressStyle::with_template("{spinner} {msg} {bytes} {bytes_per_sec} {elapsed}")
-                    .expect("valid template"),
-            ),
-        };
-        bar.set_message(label.to_string());
-        bar.enable_steady_tick(std::time::Duration::from_millis(200));
-        Progress {
-            inner: Arc::new(Inner {
-                bar: Some(bar),
-                ..Default::default()
-            }),
-        }
+    pub fn new(observer: Arc<dyn Observer>) -> Progress {
+        Progress(observer)
     }
 
-    /// Grows the expected total (work is discovered as it is planned), so the bar
-    /// shows an ETA for what is known.
     pub fn add_total(&self, n: u64) {
-        if let Some(b) = &self.inner.bar {
-            b.inc_length(n);
-        }
+        self.0.add_total(n);
     }
 
     pub fn add_bytes(&self, n: u64) {
-        self.inner.bytes.fetch_add(n, Ordering::Relaxed);
-        if let Some(b) = &self.inner.bar {
-            b.inc(n);
-        }
+        self.0.add_bytes(n);
     }
 
     pub fn add_file(&self) {
-        self.inner.files.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn bytes(&self) -> u64 {
-        self.inner.bytes.load(Ordering::Relaxed)
-    }
-
-    pub fn files(&self) -> u64 {
-        self.inner.files.load(Ordering::Relaxed)
+        self.0.add_file();
     }
 
     pub fn finish(&self) {
-        if let Some(b) = &self.inner.bar {
-            b.finish_and_clear();
-        }
+        self.0.finish();
+    }
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress::hidden()
     }
 }
 
@@ -107,8 +77,13 @@ struct BusyState {
 pub struct BusyGuard(Busy);
 
 impl Busy {
+    fn state(&self) -> std::sync::MutexGuard<'_, BusyState> {
+        // The state stays consistent even if a holder panicked.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn enter(&self) -> BusyGuard {
-        let mut s = self.inner.lock().expect("busy lock");
+        let mut s = self.state();
         if s.in_flight == 0 {
             s.since = Some(Instant::now());
         }
@@ -119,14 +94,14 @@ impl Busy {
 
     /// Busy time so far (including an operation still in flight).
     pub fn total(&self) -> Duration {
-        let s = self.inner.lock().expect("busy lock");
+        let s = self.state();
         s.total + s.since.map_or(Duration::ZERO, |t| t.elapsed())
     }
 }
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {
-        let mut s = self.0.inner.lock().expect("busy lock");
+        let mut s = self.0.state();
         s.in_flight -= 1;
         if s.in_flight == 0
             && let Some(t) = s.since.take()

@@ -11,8 +11,10 @@ use futures::StreamExt;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use crate::format::point::Point;
-use crate::format::tree::{Node, NodeKind, TreeParser};
+use crate::format::point_name;
+use crate::format::tree::{Node, NodeKind};
 use crate::progress::Progress;
+use crate::repo::tree::for_each_node;
 use crate::repo::{IO_CONCURRENCY, MasterIndex, Repository};
 use crate::{Error, Id, Result};
 
@@ -22,41 +24,6 @@ pub struct RestoreStats {
     pub dirs: u64,
     pub symlinks: u64,
     pub bytes: u64,
-}
-
-/// Reads the point's tree stream a blob at a time and calls `visit` for every node.
-pub async fn for_each_node<F>(
-    repo: &Repository,
-    index: &MasterIndex,
-    point_name: &str,
-    point: &Point,
-    mut visit: F,
-) -> Result<()>
-where
-    F: AsyncFnMut(Node) -> Result<()>,
-{
-    let mut parser = TreeParser::default();
-    let mut blobs = futures::stream::iter(point.tree.iter().map(|id| async move {
-        let loc = index.get(id).ok_or_else(|| {
-            Error::corrupt(
-                point_name,
-                format!("tree blob {} is in no index", id.short()),
-            )
-        })?;
-        repo.read_blob(id, loc, index).await
-    }))
-    .buffered(4);
-    while let Some(blob) = blobs.next().await {
-        let nodes = parser
-            .feed(&blob?)
-            .map_err(|w| Error::corrupt(point_name, format!("tree stream: {w}")))?;
-        for n in nodes {
-            visit(n).await?;
-        }
-    }
-    parser
-        .finish()
-        .map_err(|w| Error::corrupt(point_name, format!("tree stream: {w}")))
 }
 
 /// Restores `point` into the folder `to` (created if missing).
@@ -80,7 +47,7 @@ pub async fn run(
     // its mtime, and a read-only folder would refuse its own content.
     let mut dirs: Vec<(PathBuf, Node)> = Vec::new();
     let mut checked_parent: Option<PathBuf> = None;
-    let name = format!("points/{point_id}");
+    let name = point_name(point_id);
     for_each_node(repo, &index, &name, point, async |node: Node| {
         let path = root.join(std::ffi::OsStr::from_bytes(&node.path));
         let parent = path.parent().unwrap_or(&root).to_path_buf();

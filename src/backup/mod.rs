@@ -17,19 +17,17 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::chunker::{self, IncrementalChunker};
-use crate::format::index::IndexFile;
 use crate::format::lock::LockKind;
 use crate::format::pack::BlobKind;
 use crate::format::point::{Point, Summary, validate_name};
 use crate::format::tree::{Node, NodeKind};
 use crate::progress::Progress;
+use crate::repo::Repository;
+use crate::repo::adopt::adopt_orphans;
+use crate::repo::blob;
 use crate::repo::lock::LockGuard;
 use crate::repo::packer::Packer;
-use crate::repo::{Repository, seal_blob};
 use crate::{Error, Id, Result};
-
-/// Packs listed per index file; keeps each index file small enough to read quickly.
-pub const PACKS_PER_INDEX: usize = 2000;
 
 #[derive(Clone, Debug, Default)]
 pub struct BackupOptions {
@@ -105,10 +103,7 @@ async fn run_locked(
     let mut index = repo.load_index().await?;
     // Packs a killed backup (or copy) uploaded but never indexed are indexed now, so
     // their blobs are not stored again.
-    let (adopted, _) = crate::copy::adopt_orphans(repo, &mut index).await?;
-    if adopted > 0 {
-        tracing::info!("adopted {adopted} pack(s) left by an interrupted run");
-    }
+    adopt_orphans(repo, &mut index).await?;
     let parent = repo
         .load_points()
         .await?
@@ -137,9 +132,8 @@ async fn run_locked(
         let key = repo.key().clone();
         let level = repo.config.compression;
         sealers.push(tokio::task::spawn_blocking(move || {
-            let mut encoder = crate::crypto::Encoder::new(level);
             for raw in rx {
-                let sealed = seal_blob(&key, &mut encoder, &raw.data);
+                let sealed = blob::seal(&key, level, &raw.data);
                 let b = SealedBlob {
                     kind: raw.kind,
                     id: raw.id,
@@ -184,18 +178,13 @@ async fn run_locked(
     let packs = packing?;
     let mut outcome = outcome?;
 
-    for chunk in packs.chunks(PACKS_PER_INDEX) {
-        repo.save_index(&IndexFile {
-            packs: chunk.to_vec(),
-        })
-        .await?;
-    }
+    repo.save_indexes(&packs).await?;
     outcome.summary.blobs_added = added.0;
     outcome.summary.bytes_added = added.1;
     let point = Point {
         machine: opts.machine.clone(),
         job: opts.job.clone(),
-        time: opts.time.unwrap_or_else(|| repo.clock.now()),
+        time: opts.time.unwrap_or_else(|| repo.clock().now()),
         host: opts
             .host
             .clone()

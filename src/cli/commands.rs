@@ -2,45 +2,22 @@
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use serde_json::json;
 
 use offsite::backup::{self, BackupOptions};
 use offsite::check::{self, CheckOptions};
-use offsite::format::KEYS;
 use offsite::format::keyfile::KeyFile;
 use offsite::format::lock::LockKind;
-use offsite::progress::Progress;
+use offsite::format::{KEYS, key_id};
 use offsite::repo::lock::{list_locks, remove_locks};
 use offsite::repo::{InitOptions, Repository};
 use offsite::{keys, restore, store};
 
 use super::output::{json, size, table};
+use super::repos::{PARTIAL, open};
 use super::{Args, Command, KeyAction, password};
-
-/// Exit code for "finished, but not everything": skipped entries, damaged objects.
-pub const PARTIAL: u8 = 3;
-
-pub(super) fn repo_password(args_file: Option<&std::path::Path>) -> anyhow::Result<Vec<u8>> {
-    password::get(
-        args_file,
-        "OFFSITE_PASSWORD",
-        "--password-file",
-        "Repository password: ",
-        false,
-    )
-}
-
-pub(super) async fn open(
-    url: &str,
-    pw_file: Option<&std::path::Path>,
-) -> anyhow::Result<Arc<Repository>> {
-    let loc = store::open(url, false)?;
-    let pw = repo_password(pw_file)?;
-    Ok(Arc::new(Repository::open(loc, &pw).await?))
-}
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let pwf = args.password_file.as_deref();
@@ -103,7 +80,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 time: None,
             };
             let started = std::time::Instant::now();
-            let progress = Progress::for_terminal("backup", None);
+            let progress = super::progress::for_terminal("backup", None);
             let (id, point) = backup::run(r, opts, progress).await?;
             let secs = started.elapsed().as_secs_f64();
             let s = &point.summary;
@@ -151,7 +128,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .into_iter()
                 .filter(|(_, p)| machine.as_ref().is_none_or(|m| &p.machine == m))
                 .collect();
-            let now = r.clock.now();
+            let now = r.clock().now();
             let locks = list_locks(&r).await?;
             let writing: Vec<_> = locks
                 .iter()
@@ -234,7 +211,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let r = open(&repo, pwf).await?;
             let (id, p) = r.find_point(&point, machine.as_deref()).await?;
             let started = std::time::Instant::now();
-            let progress = Progress::for_terminal("restore", Some(p.summary.bytes));
+            let progress = super::progress::for_terminal("restore", Some(p.summary.bytes));
             let stats = restore::run(&r, &id, &p, &to, &progress).await?;
             let secs = started.elapsed().as_secs_f64();
             if as_json {
@@ -264,7 +241,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let r = open(&repo, pwf).await?;
             let lock = offsite::repo::lock::LockGuard::acquire(&r, LockKind::Shared, "check", None)
                 .await?;
-            let progress = Progress::for_terminal("check", None);
+            let progress = super::progress::for_terminal("check", None);
             let report = check::run(&r, &CheckOptions { read_data }, &progress).await;
             lock.release().await?;
             let report = report?;
@@ -309,7 +286,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::Unlock { repo, all } => {
             let r = open(&repo, pwf).await?;
-            let now = r.clock.now();
+            let now = r.clock().now();
             let removed = remove_locks(&r, all).await?;
             for l in &removed {
                 println!("removed {}", l.describe(now));
@@ -348,7 +325,7 @@ async fn key(action: KeyAction, pwf: Option<&std::path::Path>) -> anyhow::Result
                 let name = r.loc.name_of(&m.location);
                 let bytes = r.get(&name).await?;
                 let (kf, _) = KeyFile::decode(&name, &bytes)?;
-                let id = name.trim_start_matches("keys/").to_string();
+                let id = key_id(&name).to_string();
                 let created = chrono::DateTime::from_timestamp(kf.created, 0).unwrap_or_default();
                 let current = name == r.key_name;
                 rows.push(vec![
@@ -381,10 +358,7 @@ async fn key(action: KeyAction, pwf: Option<&std::path::Path>) -> anyhow::Result
                 .collect();
             let matching: Vec<&String> = names
                 .iter()
-                .filter(|n| {
-                    n.trim_start_matches("keys/")
-                        .starts_with(&id.to_ascii_lowercase())
-                })
+                .filter(|n| key_id(n).starts_with(&id.to_ascii_lowercase()))
                 .collect();
             let name = match matching[..] {
                 [one] => one.clone(),

@@ -7,13 +7,15 @@ use std::time::Duration;
 
 use anyhow::bail;
 
-use offsite::copy::{self, ChainReport, Compression, CopyOptions, CopyReport, Selection};
-use offsite::progress::Progress;
+use offsite::copy::{
+    self, ChainReport, ChainStatus, Compression, CopyOptions, CopyReport, Selection,
+    TransferOptions,
+};
 use offsite::repo::{InitOptions, Repository};
 use offsite::{keys, store};
 
-use super::commands::{PARTIAL, open};
 use super::output::{json, size, table};
+use super::repos::{PARTIAL, open};
 use super::{CopyArgs, password};
 
 pub async fn run(a: CopyArgs, pwf: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
@@ -31,15 +33,17 @@ pub async fn run(a: CopyArgs, pwf: Option<&std::path::Path>) -> anyhow::Result<E
             shard: a.shard,
         },
         pack_size: a.pack_size,
-        compression: a.compression.unwrap_or(Compression::Target),
         chain: a.chain,
         map: a.map,
         dry_run: a.dry_run,
         source_wait: Duration::from_secs(a.source_wait),
         lock_wait: Duration::from_secs(a.lock_wait),
-        ..Default::default()
+        transfer: TransferOptions {
+            compression: a.compression.unwrap_or(Compression::Target),
+            ..Default::default()
+        },
     };
-    let progress = Progress::for_terminal(
+    let progress = super::progress::for_terminal(
         if a.dry_run { "planning" } else { "copy" },
         (!a.dry_run).then_some(0),
     );
@@ -54,7 +58,7 @@ pub async fn run(a: CopyArgs, pwf: Option<&std::path::Path>) -> anyhow::Result<E
         && report
             .chains
             .iter()
-            .all(|c| c.status == "failed" || c.status == "skipped");
+            .all(|c| matches!(c.status, ChainStatus::Failed | ChainStatus::Skipped));
     Ok(if all_failed {
         ExitCode::FAILURE
     } else if report.has_failures() {
@@ -178,7 +182,7 @@ pub(super) fn print_report(r: &CopyReport) {
             .map(|c| {
                 vec![
                     c.chain.clone(),
-                    c.status.clone(),
+                    c.status.to_string(),
                     format!("{}/{}", c.copied.len(), c.copied.len() + c.failed.len()),
                     c.already_copied.to_string(),
                     format!("{} new, {} had", c.blobs_new, c.blobs_present),

@@ -10,12 +10,12 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
+use super::sample::noise;
 use offsite::backup::{self, BackupOptions};
 use offsite::check::{self, CheckOptions};
 use offsite::copy::{self, CopyOptions, PointsSpec, Selection};
 use offsite::progress::Progress;
 use offsite::repo::{InitOptions, Repository};
-use offsite::sample::noise;
 use offsite::{keys, restore, store};
 
 use super::output::{size, table};

@@ -6,6 +6,9 @@ mod copy;
 mod demo;
 mod output;
 mod password;
+mod progress;
+mod repos;
+pub(crate) mod sample;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,12 +1,26 @@
-//! The read plan of a copy: which blobs the chosen points need that the target lacks,
-//! grouped into ranged reads per source pack. Neighbouring blobs are read in one request
-//! when the gap between them is small, so an incremental copy costs few GETs and reads
-//! little more than the changed bytes.
+//! The plan of one chain: which of its points the target lacks, which blobs those points
+//! need that the target does not store (found by walking each point's tree), and how to
+//! read them — grouped into ranged reads per source pack, where neighbouring blobs share
+//! a request when the gap between them is small, so an incremental copy costs few GETs
+//! and reads little more than the changed bytes. The plan is plain data: it is what a
+//! transfer needs besides the repositories, and what a dry run prints.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
+use serde::{Deserialize, Serialize};
+
+use super::failure::Failure;
+use super::options::ChainMode;
+use super::report::Plan as Projection;
+use super::select::Candidate;
+use super::source::Source;
+use super::target::TargetState;
 use crate::Id;
-use crate::repo::{BlobLocation, MasterIndex};
+use crate::format::pack::PackEntry;
+use crate::format::point::Point;
+use crate::format::point_name;
+use crate::repo::tree::for_each_node;
+use crate::repo::{MULTIPART_PART, MasterIndex};
 
 /// Blobs closer than this in a pack are read together (the gap is read and dropped).
 pub const COALESCE_GAP: u64 = 256 << 10;
@@ -14,13 +28,15 @@ pub const COALESCE_GAP: u64 = 256 << 10;
 pub const MAX_READ: u64 = 4 << 20;
 
 /// One ranged GET of a source pack and the blobs it yields.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Read {
+    /// Position of the source in [`ChainPlan::sources`].
     pub source: usize,
     pub pack: Id,
     pub start: u64,
     pub end: u64,
-    pub blobs: Vec<(Id, BlobLocation)>,
+    /// The blobs, with their places in the pack.
+    pub blobs: Vec<PackEntry>,
 }
 
 impl Read {
@@ -36,29 +52,35 @@ impl Read {
 /// Groups `(source, blob id)` pairs into coalesced reads. Blobs must be in their
 /// source's index (the caller checks). Reads come out by source, pack and offset.
 pub fn coalesce(needed: &[(usize, Id)], indexes: &[&MasterIndex]) -> Vec<Read> {
-    let mut by_pack: BTreeMap<(usize, u32), Vec<(Id, BlobLocation)>> = BTreeMap::new();
+    let mut by_pack: BTreeMap<(usize, u32), Vec<PackEntry>> = BTreeMap::new();
     for (src, id) in needed {
         if let Some(loc) = indexes[*src].get(id) {
             by_pack
                 .entry((*src, loc.pack))
                 .or_default()
-                .push((*id, *loc));
+                .push(PackEntry {
+                    kind: loc.kind,
+                    id: *id,
+                    offset: loc.offset,
+                    length: loc.length,
+                    raw_length: loc.raw_length,
+                });
         }
     }
     let mut reads = Vec::new();
     for ((src, pack), mut blobs) in by_pack {
-        blobs.sort_by_key(|(_, l)| l.offset);
+        blobs.sort_by_key(|e| e.offset);
         let pack_id = indexes[src].pack_id(pack);
         let mut cur: Option<Read> = None;
-        for (id, loc) in blobs {
-            let (start, end) = (loc.offset, loc.offset + u64::from(loc.length));
+        for entry in blobs {
+            let (start, end) = (entry.offset, entry.end());
             if let Some(r) = cur.as_mut()
                 && start >= r.end
                 && start - r.end <= COALESCE_GAP
                 && end - r.start <= MAX_READ
             {
                 r.end = end;
-                r.blobs.push((id, loc));
+                r.blobs.push(entry);
                 continue;
             }
             if let Some(r) = cur.take() {
@@ -69,12 +91,185 @@ pub fn coalesce(needed: &[(usize, Id)], indexes: &[&MasterIndex]) -> Vec<Read> {
                 pack: pack_id,
                 start,
                 end,
-                blobs: vec![(id, loc)],
+                blobs: vec![entry],
             });
         }
         reads.extend(cur);
     }
     reads
+}
+
+/// One chain's plan: everything [`super::transfer::transfer`] and
+/// [`super::commit::commit`] need besides the repositories.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChainPlan {
+    /// The machine (per-machine chains) or `job:NAME` (per-job chains).
+    pub chain: String,
+    pub mode: ChainMode,
+    /// The source repositories' ids; reads and points refer to them by position.
+    pub sources: Vec<Id>,
+    /// The points to copy, oldest first.
+    pub points: Vec<PlannedPoint>,
+    pub reads: Vec<Read>,
+    /// The target pack size, balanced for the bytes planned.
+    pub pack_size: u64,
+    /// Chosen points the target holds already.
+    pub already_copied: u64,
+    /// Blobs the points need that the target stores already.
+    pub blobs_present: u64,
+    /// What the transfer will cost.
+    pub projection: Projection,
+}
+
+/// A point to copy and what it needs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PlannedPoint {
+    /// Position of its repository in [`ChainPlan::sources`].
+    pub source: usize,
+    pub id: Id,
+    pub point: Point,
+    /// The blobs of this point that the transfer brings (the target lacks them).
+    pub needs: Vec<Id>,
+    /// Why it cannot be copied, when planning found out already.
+    pub failure: Option<Failure>,
+}
+
+impl ChainPlan {
+    pub fn machines(&self) -> Vec<String> {
+        let mut m: Vec<String> = self
+            .points
+            .iter()
+            .map(|p| p.point.machine.clone())
+            .collect();
+        m.sort();
+        m.dedup();
+        m
+    }
+}
+
+/// Plans one chain: drops the points the target holds, walks the others' trees (reading
+/// only tree blobs from the sources), and coalesces the blobs the target lacks into
+/// reads. A point whose tree cannot be read or whose blobs are in no index fails here,
+/// by itself; the rest of the chain is still planned.
+pub async fn plan_chain(
+    chain: &str,
+    mode: ChainMode,
+    candidates: Vec<Candidate>,
+    sources: &[Source],
+    target: &TargetState,
+    pack_size: u64,
+    multipart_threshold: u64,
+) -> ChainPlan {
+    let mut needed: Vec<(usize, Id)> = Vec::new();
+    let mut needed_set: HashSet<Id> = HashSet::new();
+    let mut present: HashSet<Id> = HashSet::new();
+    let mut points = Vec::new();
+    let mut already = 0;
+    for c in candidates {
+        let s = &sources[c.source];
+        if target.holds(s.repo.config.id, c.id, &c.point) {
+            already += 1;
+            continue;
+        }
+        let pname = point_name(&c.id);
+        let mut needs = HashSet::new();
+        let mut failure: Option<Failure> = None;
+        let mut note =
+            |b: &Id, what: &str, needs: &mut HashSet<Id>, failure: &mut Option<Failure>| {
+                if target.known.contains(b) {
+                    present.insert(*b);
+                } else if s.index.get(b).is_none() {
+                    failure.get_or_insert_with(|| Failure::Missing {
+                        object: pname.clone(),
+                        what: format!(
+                            "{what} blob {} is in no index of the source {}",
+                            b.short(),
+                            s.repo.url()
+                        ),
+                    });
+                } else {
+                    needs.insert(*b);
+                    if needed_set.insert(*b) {
+                        needed.push((c.source, *b));
+                    }
+                }
+            };
+        for t in &c.point.tree {
+            note(t, "tree", &mut needs, &mut failure);
+        }
+        if failure.is_none() {
+            let walked = for_each_node(&s.repo, &s.index, &pname, &c.point, async |node| {
+                for b in &node.blobs {
+                    note(b, "data", &mut needs, &mut failure);
+                }
+                Ok(())
+            })
+            .await;
+            if let Err(e) = walked {
+                failure.get_or_insert(Failure::from_error(&e));
+            }
+        }
+        let mut needs: Vec<Id> = needs.into_iter().collect();
+        needs.sort();
+        points.push(PlannedPoint {
+            source: c.source,
+            id: c.id,
+            point: c.point,
+            needs,
+            failure,
+        });
+    }
+    let indexes: Vec<&MasterIndex> = sources.iter().map(|s| &s.index).collect();
+    let reads = coalesce(&needed, &indexes);
+    let bytes: u64 = reads
+        .iter()
+        .flat_map(|r| &r.blobs)
+        .map(|e| u64::from(e.length))
+        .sum();
+    let size = balanced_pack_size(bytes, pack_size);
+    let copyable = points.iter().filter(|p| p.failure.is_none()).count() as u64;
+    let projection = project(&reads, bytes, size, multipart_threshold, copyable);
+    ChainPlan {
+        chain: chain.to_string(),
+        mode,
+        sources: sources.iter().map(|s| s.repo.config.id).collect(),
+        points,
+        reads,
+        pack_size: size,
+        already_copied: already,
+        blobs_present: present.len() as u64,
+        projection,
+    }
+}
+
+/// What the transfer and commit will cost: reads as planned; target objects from the
+/// blobs' stored sizes and the pack size (copies put data and tree blobs in the same
+/// packs), plus one index and one object per point.
+fn project(
+    reads: &[Read],
+    bytes: u64,
+    size: u64,
+    multipart_threshold: u64,
+    points: u64,
+) -> Projection {
+    let objects = bytes.div_ceil(size);
+    // A pack at or above the multipart threshold costs create + parts + complete.
+    let puts_for = |n: u64| -> u64 {
+        match n {
+            0 => 0,
+            n if n < multipart_threshold => 1,
+            n => n.div_ceil(MULTIPART_PART as u64) + 2,
+        }
+    };
+    let uploads = (bytes / size) * puts_for(size) + puts_for(bytes % size);
+    Projection {
+        points,
+        blobs: reads.iter().map(|r| r.blobs.len() as u64).sum(),
+        bytes_to_read: reads.iter().map(|r| r.len()).sum(),
+        get_requests: reads.len() as u64,
+        target_objects: objects + u64::from(objects > 0) + points,
+        put_requests: uploads + u64::from(objects > 0) + points,
+    }
 }
 
 /// The pack size that splits `planned` bytes into whole packs of at least `target`
@@ -90,7 +285,7 @@ pub fn balanced_pack_size(planned: u64, target: u64) -> u64 {
 mod tests {
     use super::*;
     use crate::format::index::IndexedPack;
-    use crate::format::pack::{BlobKind, PackEntry};
+    use crate::format::pack::BlobKind;
 
     fn index(entries: &[(u64, u32)]) -> (MasterIndex, Vec<Id>) {
         let ids: Vec<Id> = (0..entries.len()).map(|i| Id::hash(&[i as u8])).collect();
@@ -131,7 +326,7 @@ mod tests {
         assert_eq!(reads.len(), 2);
         assert_eq!(reads[0].blobs.len(), 2);
         assert_eq!(reads[0].len(), 2 * mib as u64);
-        assert_eq!(reads[1].blobs[0].0, ids[2]);
+        assert_eq!(reads[1].blobs[0].id, ids[2]);
     }
 
     #[test]

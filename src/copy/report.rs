@@ -2,10 +2,53 @@
 //! requests by kind, time, and the bottleneck — the share of wall time each stage was
 //! busy, so the operator sees whether the source, the CPU or the target limits the job.
 
-use serde::Serialize;
+use std::sync::Arc;
+use std::time::Instant;
 
+use serde::{Deserialize, Serialize};
+
+use super::Failure;
 use crate::Id;
+use crate::repo::Repository;
 use crate::store::Requests;
+
+/// What became of one chain.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChainStatus {
+    /// Every chosen point was copied.
+    Copied,
+    /// Every chosen point was in the target already.
+    UpToDate,
+    /// Some points were copied, some failed.
+    Partial,
+    /// Nothing was copied.
+    #[default]
+    Failed,
+    /// Not attempted (a source point was still being written).
+    Skipped,
+    /// A dry run: the plan only.
+    Planned,
+}
+
+impl ChainStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChainStatus::Copied => "copied",
+            ChainStatus::UpToDate => "up-to-date",
+            ChainStatus::Partial => "partial",
+            ChainStatus::Failed => "failed",
+            ChainStatus::Skipped => "skipped",
+            ChainStatus::Planned => "planned",
+        }
+    }
+}
+
+impl std::fmt::Display for ChainStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct CopiedPoint {
@@ -21,7 +64,29 @@ pub struct FailedPoint {
     pub machine: String,
     pub time: chrono::DateTime<chrono::Utc>,
     pub source_point: Id,
+    /// `failure` in words.
     pub reason: String,
+    pub failure: Failure,
+}
+
+impl FailedPoint {
+    pub fn new(point: &crate::format::point::Point, id: Id, failure: Failure) -> FailedPoint {
+        FailedPoint {
+            machine: point.machine.clone(),
+            time: point.time,
+            source_point: id,
+            reason: failure.to_string(),
+            failure,
+        }
+    }
+}
+
+/// Seconds each stage of a transfer had work in flight.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageTimes {
+    pub source_read: f64,
+    pub processing: f64,
+    pub target_write: f64,
 }
 
 /// Share (0..1) of the chain's wall time each stage had work in flight.
@@ -59,7 +124,7 @@ impl Bottleneck {
 }
 
 /// What a dry run found: what the copy would read and write.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub points: u64,
     pub blobs: u64,
@@ -75,8 +140,7 @@ pub struct ChainReport {
     /// The machine (per-machine chains) or `job:NAME` (per-job chains).
     pub chain: String,
     pub machines: Vec<String>,
-    /// "copied", "up-to-date", "partial", "failed", "skipped" or "planned".
-    pub status: String,
+    pub status: ChainStatus,
     pub copied: Vec<CopiedPoint>,
     pub already_copied: u64,
     pub failed: Vec<FailedPoint>,
@@ -94,7 +158,71 @@ pub struct ChainReport {
     pub bottleneck: Bottleneck,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
+    /// Why the whole chain failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
     pub warnings: Vec<String>,
+}
+
+impl ChainReport {
+    /// A machine left alone because its source point was still being written.
+    pub fn skipped(machine: String, why: String) -> ChainReport {
+        ChainReport {
+            chain: machine.clone(),
+            machines: vec![machine],
+            status: ChainStatus::Skipped,
+            warnings: vec![why],
+            ..Default::default()
+        }
+    }
+
+    /// The whole chain failed with `e`.
+    pub fn fail(&mut self, e: &crate::Error) {
+        self.status = ChainStatus::Failed;
+        self.failure = Some(Failure::from_error(e));
+        self.warnings.push(e.to_string());
+    }
+}
+
+/// Counts a chain's requests and time: started before its plan, finished after commit.
+pub(super) struct Meter {
+    started: Instant,
+    sources: Vec<(Arc<Repository>, Requests)>,
+    target: Requests,
+}
+
+impl Meter {
+    pub fn start(sources: &[Arc<Repository>], target: &Repository) -> Meter {
+        Meter {
+            started: Instant::now(),
+            sources: sources
+                .iter()
+                .map(|r| (r.clone(), r.loc.requests.snapshot()))
+                .collect(),
+            target: target.loc.requests.snapshot(),
+        }
+    }
+
+    pub fn finish(&self, target: &Repository, chain: &mut ChainReport, stages: &StageTimes) {
+        let mut src = Requests::default();
+        for (repo, before) in &self.sources {
+            src += repo.loc.requests.snapshot().since(before);
+        }
+        let dst = target.loc.requests.snapshot().since(&self.target);
+        let secs = self.started.elapsed().as_secs_f64();
+        chain.requests_source = src;
+        chain.requests_target = dst;
+        chain.bytes_read = src.bytes_in;
+        chain.bytes_written = dst.bytes_out;
+        chain.seconds = secs;
+        chain.throughput = chain.bytes_logical as f64 / secs.max(1e-9);
+        chain.bottleneck = Bottleneck::new(
+            stages.source_read,
+            stages.processing,
+            stages.target_write,
+            secs,
+        );
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -115,8 +243,8 @@ impl CopyReport {
     }
 
     pub fn has_failures(&self) -> bool {
-        self.chains
-            .iter()
-            .any(|c| !c.failed.is_empty() || c.status == "failed" || c.status == "skipped")
+        self.chains.iter().any(|c| {
+            !c.failed.is_empty() || matches!(c.status, ChainStatus::Failed | ChainStatus::Skipped)
+        })
     }
 }

@@ -110,34 +110,51 @@ impl Selection {
             && self.shard.is_none_or(|s| s.contains(machine)))
     }
 
-    /// Applies the selection to `(source index, point id, point)` candidates from all
-    /// sources; returns them oldest first.
-    pub fn apply(&self, candidates: Vec<(usize, Id, Point)>) -> Result<Vec<(usize, Id, Point)>> {
+    /// Applies the selection to candidates from all sources; returns them oldest first.
+    pub fn apply(&self, candidates: Vec<Candidate>) -> Result<Vec<Candidate>> {
         let pats = self.patterns()?;
-        let mut chosen: Vec<(usize, Id, Point)> = candidates
+        let mut chosen: Vec<Candidate> = candidates
             .into_iter()
-            .filter(|(_, _, p)| pats.is_empty() || pats.iter().any(|g| g.matches(&p.machine)))
-            .filter(|(_, _, p)| self.shard.is_none_or(|s| s.contains(&p.machine)))
-            .filter(|(_, _, p)| {
-                self.jobs.is_empty() || p.job.as_ref().is_some_and(|j| self.jobs.contains(j))
+            .filter(|c| pats.is_empty() || pats.iter().any(|g| g.matches(&c.point.machine)))
+            .filter(|c| self.shard.is_none_or(|s| s.contains(&c.point.machine)))
+            .filter(|c| {
+                self.jobs.is_empty() || c.point.job.as_ref().is_some_and(|j| self.jobs.contains(j))
             })
-            .filter(|(_, _, p)| self.tags.iter().all(|(k, v)| p.tags.get(k) == Some(v)))
+            .filter(|c| {
+                self.tags
+                    .iter()
+                    .all(|(k, v)| c.point.tags.get(k) == Some(v))
+            })
             .collect();
-        chosen.sort_by(|a, b| a.2.time.cmp(&b.2.time).then(a.1.cmp(&b.1)));
+        chosen.sort_by(Candidate::oldest_first);
         match &self.points {
             PointsSpec::All => {}
-            PointsSpec::Since(t) => chosen.retain(|(_, _, p)| p.time >= *t),
+            PointsSpec::Since(t) => chosen.retain(|c| c.point.time >= *t),
             PointsSpec::Latest => {
-                let mut latest: std::collections::BTreeMap<String, (usize, Id, Point)> =
-                    Default::default();
+                let mut latest: std::collections::BTreeMap<String, Candidate> = Default::default();
                 for c in chosen {
-                    latest.insert(c.2.machine.clone(), c);
+                    latest.insert(c.point.machine.clone(), c);
                 }
                 chosen = latest.into_values().collect();
-                chosen.sort_by(|a, b| a.2.time.cmp(&b.2.time).then(a.1.cmp(&b.1)));
+                chosen.sort_by(Candidate::oldest_first);
             }
         }
         Ok(chosen)
+    }
+}
+
+/// A restore point of one of the sources, offered to the selection.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    /// Position of its repository among the copy's sources.
+    pub source: usize,
+    pub id: Id,
+    pub point: Point,
+}
+
+impl Candidate {
+    fn oldest_first(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
+        a.point.time.cmp(&b.point.time).then(a.id.cmp(&b.id))
     }
 }
 

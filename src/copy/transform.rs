@@ -1,82 +1,56 @@
-//! The CPU stage of a copy: open each blob with the source key, verify its id, and seal
-//! it for the target — passing the compressed payload through when the levels agree,
-//! recompressing otherwise. Runs on blocking threads, one zstd context per thread.
+//! The CPU stage of a copy: open each blob of a ranged read with the source key, verify
+//! its id, and seal it for the target — passing the encoded payload through when the
+//! levels agree, recompressing otherwise. Runs on blocking threads.
 
-use std::cell::RefCell;
+use super::failure::Failure;
+use super::plan::Read;
+use crate::crypto::SecretKey;
+use crate::format::pack::PackEntry;
+use crate::format::pack_name;
+use crate::repo::blob;
 
-use super::plan;
-use crate::Id;
-use crate::crypto::{CODEC_ZSTD, Encoder, SecretKey};
-
-pub(super) type BlobOutcome = (
-    Id,
-    crate::repo::BlobLocation,
-    std::result::Result<Vec<u8>, String>,
-);
-
-thread_local! {
-    /// One zstd context per worker thread and level, reused across blobs.
-    static ENCODER: RefCell<Option<(i32, Encoder)>> = const { RefCell::new(None) };
+/// How blobs are re-sealed for the target.
+#[derive(Clone)]
+pub(super) struct Reseal {
+    pub src: SecretKey,
+    pub dst: SecretKey,
+    pub pass_through: bool,
+    pub level: i32,
 }
 
-/// Opens, verifies and re-seals every blob of one ranged read (runs off the async threads).
+/// Opens, verifies and re-seals every blob of one ranged read of `bytes`.
 pub(super) fn process_read(
-    read: &plan::Read,
+    read: &Read,
     bytes: &[u8],
-    src: &SecretKey,
-    dst: &SecretKey,
-    pass_through: bool,
-    level: i32,
-) -> Vec<BlobOutcome> {
+    how: &Reseal,
+) -> Vec<(PackEntry, Result<Vec<u8>, Failure>)> {
     read.blobs
         .iter()
-        .map(|(id, loc)| {
-            let at = (loc.offset - read.start) as usize;
-            let res = match bytes.get(at..at + loc.length as usize) {
-                Some(sealed) => reseal(id, loc.raw_length, sealed, src, dst, pass_through, level),
-                None => Err("the ranged read came back short".into()),
+        .map(|e| {
+            let at = (e.offset - read.start) as usize;
+            let res = match bytes.get(at..at + e.length as usize) {
+                Some(sealed) => reseal(e, sealed, how).map_err(|what| Failure::Corrupt {
+                    object: pack_name(&read.pack),
+                    blob: e.id,
+                    what,
+                }),
+                None => Err(Failure::Transient {
+                    object: pack_name(&read.pack),
+                    what: "the ranged read came back short".into(),
+                }),
             };
-            (*id, *loc, res)
+            (*e, res)
         })
         .collect()
 }
 
-/// Decrypts with the source key, checks the plaintext hashes to `id`, and seals for the
-/// target: the same payload when passing through, else recompressed at `level`.
-fn reseal(
-    id: &Id,
-    raw_length: u32,
-    sealed: &[u8],
-    src: &SecretKey,
-    dst: &SecretKey,
-    pass_through: bool,
-    level: i32,
-) -> std::result::Result<Vec<u8>, String> {
-    let (codec, payload) = src.open(b"", sealed).map_err(|e| e.to_string())?;
-    let decompressed;
-    let plain: &[u8] = if codec == CODEC_ZSTD {
-        decompressed =
-            crate::crypto::decompress(&payload, raw_length as usize).map_err(|e| e.to_string())?;
-        &decompressed
+/// Decrypts with the source key, checks the plaintext hashes to the blob's id, and seals
+/// for the target: the same payload when passing through, else recompressed.
+fn reseal(e: &PackEntry, sealed: &[u8], how: &Reseal) -> Result<Vec<u8>, String> {
+    let opened = blob::open_encoded(&how.src, &e.id, e.raw_length, sealed)?;
+    Ok(if how.pass_through {
+        blob::seal_encoded(&how.dst, opened.codec, &opened.payload)
     } else {
-        &payload
-    };
-    crate::repo::verify_plain(id, raw_length, plain)?;
-    if pass_through {
-        Ok(dst.seal(b"", codec, &payload))
-    } else {
-        Ok(encode_and_seal(dst, level, plain))
-    }
-}
-
-fn encode_and_seal(dst: &SecretKey, level: i32, plain: &[u8]) -> Vec<u8> {
-    ENCODER.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
-            *slot = Some((level, Encoder::new(level)));
-        }
-        let (_, enc) = slot.as_mut().expect("encoder just made");
-        let (codec, payload) = enc.encode(plain);
-        dst.seal(b"", codec, &payload)
+        blob::seal(&how.dst, how.level, opened.plain())
     })
 }

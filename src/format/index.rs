@@ -15,7 +15,7 @@ pub struct IndexFile {
     pub packs: Vec<IndexedPack>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IndexedPack {
     pub id: Id,
     pub size: u64,

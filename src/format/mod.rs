@@ -45,6 +45,39 @@ pub fn parse_pack_name(name: &str) -> Option<crate::Id> {
     (pack_name(&id) == name).then_some(id)
 }
 
+/// `points/<id>`: a restore point, named by the hash of its sealed bytes.
+pub fn point_name(id: &crate::Id) -> String {
+    format!("{POINTS}/{id}")
+}
+
+/// The point id a `points/<id>` name stands for; `None` for any other name.
+pub fn parse_point_name(name: &str) -> Option<crate::Id> {
+    let id = name.strip_prefix(POINTS)?.strip_prefix('/')?.parse().ok()?;
+    (point_name(&id) == name).then_some(id)
+}
+
+/// `index/<id>`: an index file, named by the hash of its sealed bytes.
+pub fn index_name(id: &crate::Id) -> String {
+    format!("{INDEX}/{id}")
+}
+
+/// `keys/<id>`: a key file, named by the hash of its bytes.
+pub fn key_name(id: &crate::Id) -> String {
+    format!("{KEYS}/{id}")
+}
+
+/// The id part of a `keys/<id>` name (what `key list` shows and `key remove` takes).
+pub fn key_id(name: &str) -> &str {
+    name.strip_prefix(KEYS)
+        .and_then(|n| n.strip_prefix('/'))
+        .unwrap_or(name)
+}
+
+/// `locks/<token>`: a lock, named by 16 random bytes in hex.
+pub fn lock_name(token: &[u8; 16]) -> String {
+    format!("{LOCKS}/{}", hex::encode(token))
+}
+
 /// Splits off and checks the 8-byte `magic | version` header of an object.
 pub fn check_header<'a>(object: &str, magic: &[u8; 6], bytes: &'a [u8]) -> crate::Result<&'a [u8]> {
     if bytes.len() < 8 {
@@ -122,5 +155,22 @@ impl<'a> Reader<'a> {
         let s = &self.buf[self.pos..];
         self.pos = self.buf.len();
         s
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+    use crate::Id;
+
+    #[test]
+    fn names_parse_back_and_foreign_names_do_not() {
+        let id = Id::hash(b"x");
+        assert_eq!(parse_pack_name(&pack_name(&id)), Some(id));
+        assert_eq!(parse_point_name(&point_name(&id)), Some(id));
+        assert_eq!(parse_point_name("points/xyz"), None);
+        assert_eq!(parse_point_name(&pack_name(&id)), None);
+        assert_eq!(key_id(&key_name(&id)), id.to_hex());
+        assert!(lock_name(&[0xab; 16]).starts_with("locks/abab"));
     }
 }

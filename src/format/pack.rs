@@ -39,7 +39,7 @@ impl BlobKind {
 }
 
 /// One blob's place in a pack, as both the pack header and the index record it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PackEntry {
     pub kind: BlobKind,
     pub id: Id,

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
 use super::Repository;
-use crate::format::LOCKS;
 use crate::format::lock::{Lock, LockKind};
+use crate::format::{LOCKS, lock_name};
 use crate::{Error, Result};
 
 /// How long a lock stays valid without a refresh, and how often its holder refreshes it.
@@ -101,7 +101,7 @@ impl LockGuard {
         machine: Option<&str>,
     ) -> Result<LockGuard> {
         conflicts(repo, kind, None).await?;
-        let now = repo.clock.now();
+        let now = repo.clock().now();
         let lock = Lock {
             kind,
             operation: operation.to_string(),
@@ -111,10 +111,7 @@ impl LockGuard {
             created: now,
             expires: now + LOCK_TTL,
         };
-        let name = format!(
-            "{LOCKS}/{}",
-            hex::encode(crate::crypto::random_bytes::<16>())
-        );
+        let name = lock_name(&crate::crypto::random_bytes::<16>());
         repo.put_new(&name, lock.seal(repo.key()).into()).await?;
         // Two exclusive takers can both pass the first look; the second look settles it.
         if kind == LockKind::Exclusive
@@ -129,8 +126,8 @@ impl LockGuard {
             tokio::spawn(async move {
                 let mut lock = lock;
                 loop {
-                    tokio::time::sleep(LOCK_REFRESH).await;
-                    lock.expires = repo.clock.now() + LOCK_TTL;
+                    repo.clock().sleep(LOCK_REFRESH).await;
+                    lock.expires = repo.clock().now() + LOCK_TTL;
                     if let Err(e) = repo
                         .put_overwrite(&name, lock.seal(repo.key()).into())
                         .await
@@ -160,7 +157,7 @@ impl Drop for LockGuard {
 }
 
 async fn conflicts(repo: &Repository, kind: LockKind, mine: Option<&str>) -> Result<()> {
-    let now = repo.clock.now();
+    let now = repo.clock().now();
     let holders: Vec<String> = list_locks(repo)
         .await?
         .into_iter()
@@ -180,7 +177,7 @@ async fn conflicts(repo: &Repository, kind: LockKind, mine: Option<&str>) -> Res
 
 /// Removes stale locks (all locks with `all`); returns the ones removed.
 pub async fn remove_locks(repo: &Repository, all: bool) -> Result<Vec<FoundLock>> {
-    let now = repo.clock.now();
+    let now = repo.clock().now();
     let mut removed = Vec::new();
     for l in list_locks(repo).await? {
         if all || l.lock.is_stale(now) {

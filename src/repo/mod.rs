@@ -2,22 +2,26 @@
 //! write of stored objects goes through here, so names, conditional creates and error
 //! messages are the same everywhere.
 
+pub mod adopt;
+pub mod blob;
 pub mod index;
 pub mod lock;
 pub mod packer;
 pub mod retry;
+pub mod tree;
+mod upload;
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use object_store::{ObjectMeta, ObjectStoreExt, PutMode, PutPayload, WriteMultipart};
+use object_store::{ObjectMeta, ObjectStoreExt, PutMode, PutPayload};
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
 use crate::crypto::SecretKey;
 use crate::format::config::{ChunkerParams, Config};
-use crate::format::index::IndexFile;
+use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::keyfile::KdfParams;
 use crate::format::point::Point;
 use crate::format::{self, CONFIG, INDEX, KEYS, POINTS};
@@ -34,6 +38,9 @@ pub const IO_CONCURRENCY: usize = 8;
 /// Packs at least this large go up as multipart uploads.
 pub const MULTIPART_THRESHOLD: usize = 32 << 20;
 pub const MULTIPART_PART: usize = 8 << 20;
+
+/// Packs listed per index file; keeps each index file small enough to read quickly.
+pub const PACKS_PER_INDEX: usize = 2000;
 
 /// Settings chosen at `init`.
 #[derive(Clone, Debug)]
@@ -62,7 +69,6 @@ pub struct Repository {
     pub config: Config,
     /// The key file the password opened (`keys/<id>`).
     pub key_name: String,
-    pub clock: Arc<dyn Clock>,
     pub multipart_threshold: usize,
 }
 
@@ -98,14 +104,13 @@ impl Repository {
         let master = MasterKey::generate();
         let key = master.cipher();
         let kbytes = keys::wrap(&master, password, opts.kdf, &host_name())?;
-        let key_name = format!("{KEYS}/{}", Id::hash(&kbytes));
+        let key_name = format::key_name(&Id::hash(&kbytes));
         let repo = Repository {
             loc,
             master,
             key,
             config,
             key_name: key_name.clone(),
-            clock: Arc::new(SystemClock),
             multipart_threshold: MULTIPART_THRESHOLD,
         };
         repo.put_new(&key_name, kbytes.into()).await?;
@@ -158,7 +163,6 @@ impl Repository {
                 key,
                 config,
                 key_name: name,
-                clock: Arc::new(SystemClock),
                 multipart_threshold: MULTIPART_THRESHOLD,
             });
         }
@@ -168,9 +172,14 @@ impl Repository {
         })
     }
 
+    /// The same repository, timed by `clock` (lock expiry, retries, waits).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+        self.loc.clock = clock;
         self
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        self.loc.clock.as_ref()
     }
 
     pub fn key(&self) -> &SecretKey {
@@ -190,7 +199,7 @@ impl Repository {
     }
 
     pub async fn get_range(&self, name: &str, range: Range<u64>) -> Result<Bytes> {
-        retry(name, || async {
+        retry(self.clock(), name, || async {
             let bytes = self
                 .loc
                 .store
@@ -214,7 +223,7 @@ impl Repository {
     /// equal bytes cannot be someone else's.
     pub async fn put_new(&self, name: &str, payload: PutPayload) -> Result<()> {
         let path = self.loc.path(name);
-        let r = retry(name, || {
+        let r = retry(self.clock(), name, || {
             let payload = payload.clone();
             let path = path.clone();
             async move {
@@ -243,7 +252,7 @@ impl Repository {
 
     /// Overwrites object `name` (only for objects a writer owns, such as its lock).
     pub async fn put_overwrite(&self, name: &str, payload: PutPayload) -> Result<()> {
-        retry(name, || async {
+        retry(self.clock(), name, || async {
             self.loc
                 .store
                 .put(&self.loc.path(name), payload.clone())
@@ -255,7 +264,7 @@ impl Repository {
     }
 
     pub async fn delete(&self, name: &str) -> Result<()> {
-        retry(name, || async {
+        retry(self.clock(), name, || async {
             self.loc
                 .store
                 .delete(&self.loc.path(name))
@@ -273,90 +282,23 @@ impl Repository {
         list(&self.loc, dir).await
     }
 
-    /// Uploads a finished pack under its content name. Content addressing makes a
-    /// repeated upload (a retry, or a rerun after a crash) harmless.
-    pub async fn save_pack(&self, id: &Id, mut data: packer::PackData) -> Result<()> {
-        let name = format::pack_name(id);
-        let len = data.len();
-        if len < self.multipart_threshold as u64 {
-            let bytes = match data {
-                packer::PackData::Memory(v) => v,
-                mut d @ packer::PackData::File(..) => d
-                    .read_at(0, len as usize)
-                    .map_err(|e| Error::io(std::env::temp_dir(), e))?,
-            };
-            return match self.put_new(&name, bytes.into()).await {
-                Ok(()) | Err(Error::AlreadyExists { .. }) => Ok(()),
-                Err(e) => Err(e),
-            };
-        }
-        // Multipart uploads cannot be conditional in object_store: look first, so a pack
-        // already there is never rewritten.
-        if self.exists(&name).await? {
-            return Ok(());
-        }
-        // A failed attempt is aborted and the whole upload starts again.
-        let mut attempt = 0;
-        loop {
-            let r = self.multipart_once(&name, &mut data, len).await;
-            // A completion whose answer was lost (and whose retry then found no upload)
-            // still made the object: objects appear whole or not at all.
-            if r.is_err() && self.exists(&name).await.unwrap_or(false) {
-                return Ok(());
-            }
-            match r {
-                Err(e) if e.is_transient() && attempt + 1 < retry::ATTEMPTS => {
-                    let wait = retry::backoff(attempt, rand::random::<f64>());
-                    tracing::info!(
-                        "{name}: {e}; retrying the upload in {} ms",
-                        wait.as_millis()
-                    );
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                r => return r,
-            }
-        }
-    }
-
-    async fn multipart_once(
-        &self,
-        name: &str,
-        data: &mut packer::PackData,
-        len: u64,
-    ) -> Result<()> {
-        let path = self.loc.path(name);
-        let upload = self
-            .loc
-            .store
-            .put_multipart(&path)
-            .await
-            .map_err(|e| Error::store(name, e))?;
-        let mut w = WriteMultipart::new_with_chunk_size(upload, MULTIPART_PART);
-        let mut at = 0u64;
-        while at < len {
-            let n = (len - at).min(MULTIPART_PART as u64) as usize;
-            // One part in flight while the next is read: 2 parts of memory per upload.
-            if let Err(e) = w.wait_for_capacity(1).await {
-                let _ = w.abort().await;
-                return Err(Error::store(name, e));
-            }
-            let part = data
-                .read_at(at, n)
-                .map_err(|e| Error::io(std::env::temp_dir(), e))?;
-            w.put(Bytes::from(part));
-            at += n as u64;
-        }
-        w.finish().await.map_err(|e| Error::store(name, e))?;
-        Ok(())
-    }
-
     /// Writes an index file; returns its name.
     pub async fn save_index(&self, index: &IndexFile) -> Result<String> {
         let sealed = index.seal(&self.key);
-        let name = format!("{INDEX}/{}", Id::hash(&sealed));
+        let name = format::index_name(&Id::hash(&sealed));
         self.put_new(&name, sealed.into()).await?;
         Ok(name)
+    }
+
+    /// Indexes `packs` (already stored): index files of at most [`PACKS_PER_INDEX`] each.
+    pub async fn save_indexes(&self, packs: &[IndexedPack]) -> Result<()> {
+        for chunk in packs.chunks(PACKS_PER_INDEX) {
+            self.save_index(&IndexFile {
+                packs: chunk.to_vec(),
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// Reads every index file into one in-memory index.
@@ -391,20 +333,20 @@ impl Repository {
         let sealed = self
             .get_range(&name, loc.offset..loc.offset + u64::from(loc.length))
             .await?;
-        open_blob(&self.key, &name, id, loc.raw_length, &sealed)
+        blob::open(&self.key, &name, id, loc.raw_length, &sealed)
     }
 
     /// Writes a restore point — the last step of every backup or copy.
     pub async fn save_point(&self, point: &Point) -> Result<Id> {
         let sealed = point.seal(&self.key, self.config.compression);
         let id = Id::hash(&sealed);
-        self.put_new(&format!("{POINTS}/{id}"), sealed.into())
+        self.put_new(&format::point_name(&id), sealed.into())
             .await?;
         Ok(id)
     }
 
     pub async fn load_point(&self, id: &Id) -> Result<Point> {
-        let name = format!("{POINTS}/{id}");
+        let name = format::point_name(id);
         let bytes = self.get(&name).await?;
         Point::open(&self.key, &name, &bytes)
     }
@@ -428,10 +370,7 @@ impl Repository {
         let mut ids = Vec::new();
         for m in self.list(POINTS).await? {
             let name = self.loc.name_of(&m.location);
-            match name
-                .strip_prefix("points/")
-                .and_then(|h| h.parse::<Id>().ok())
-            {
+            match format::parse_point_name(&name) {
                 Some(id) => ids.push(id),
                 None => tracing::warn!("ignoring foreign object {name} among restore points"),
             }
@@ -473,55 +412,14 @@ impl Repository {
     /// Adds a key file wrapping the master key under another password.
     pub async fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<String> {
         let kbytes = keys::wrap(&self.master, password, kdf, &host_name())?;
-        let name = format!("{KEYS}/{}", Id::hash(&kbytes));
+        let name = format::key_name(&Id::hash(&kbytes));
         self.put_new(&name, kbytes.into()).await?;
         Ok(name)
     }
 }
 
-/// Opens a sealed blob read from pack `pack_name` and checks it is blob `id`.
-pub fn open_blob(
-    key: &SecretKey,
-    pack_name: &str,
-    id: &Id,
-    raw_length: u32,
-    sealed: &[u8],
-) -> Result<Vec<u8>> {
-    let what = |w: String| Error::corrupt(pack_name, format!("blob {}: {w}", id.short()));
-    let plain = key
-        .open_plain(b"", sealed, raw_length as usize)
-        .map_err(|e| what(e.to_string()))?;
-    verify_plain(id, raw_length, &plain).map_err(what)?;
-    Ok(plain)
-}
-
-/// Checks a blob's plaintext against its index entry: its length, and that it hashes to
-/// its id. The one check between stored bytes and trusted content.
-pub fn verify_plain(id: &Id, raw_length: u32, plain: &[u8]) -> std::result::Result<(), String> {
-    if plain.len() != raw_length as usize {
-        return Err(format!(
-            "{} bytes, the index says {raw_length}",
-            plain.len()
-        ));
-    }
-    let actual = Id::hash(plain);
-    if &actual != id {
-        return Err(format!(
-            "content hashes to {}, not to its id",
-            actual.short()
-        ));
-    }
-    Ok(())
-}
-
-/// Seals one blob's plaintext for a pack: compress (if it helps) and encrypt.
-pub fn seal_blob(key: &SecretKey, encoder: &mut crate::crypto::Encoder, plain: &[u8]) -> Vec<u8> {
-    let (codec, payload) = encoder.encode(plain);
-    key.seal(b"", codec, &payload)
-}
-
 pub(crate) async fn get(loc: &Location, name: &str) -> Result<Bytes> {
-    retry(name, || async {
+    retry(loc.clock.as_ref(), name, || async {
         let r = loc
             .store
             .get(&loc.path(name))
@@ -534,7 +432,7 @@ pub(crate) async fn get(loc: &Location, name: &str) -> Result<Bytes> {
 
 /// Whether object `name` is there (a HEAD; retried like every other request).
 async fn exists(loc: &Location, name: &str) -> Result<bool> {
-    retry(name, || async {
+    retry(loc.clock.as_ref(), name, || async {
         match loc.store.head(&loc.path(name)).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
@@ -546,7 +444,7 @@ async fn exists(loc: &Location, name: &str) -> Result<bool> {
 
 pub(crate) async fn list(loc: &Location, dir: &str) -> Result<Vec<ObjectMeta>> {
     let prefix = loc.path(dir);
-    retry(dir, || async {
+    retry(loc.clock.as_ref(), dir, || async {
         loc.store
             .list(Some(&prefix))
             .try_collect()

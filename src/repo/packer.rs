@@ -5,7 +5,7 @@
 //! Finished packs are reported so the caller can index them once all are stored (the
 //! index is written after its packs).
 
-use std::io::{Seek, Write};
+use std::io::Write;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
@@ -66,17 +66,28 @@ impl PackData {
         self.len() == 0
     }
 
-    /// Reads `len` bytes at `at` (spool files are read part by part for upload).
-    pub fn read_at(&mut self, at: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    /// Reads `len` bytes at `at` (multipart uploads read a spool part by part; a retried
+    /// upload reads it again, so reads do not move a shared cursor).
+    pub fn read_at(&self, at: u64, len: usize) -> std::io::Result<Vec<u8>> {
         match self {
-            PackData::Memory(v) => Ok(v[at as usize..at as usize + len].to_vec()),
+            PackData::Memory(v) => v
+                .get(at as usize..at as usize + len)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| std::io::Error::other("read past the end of a pack")),
             PackData::File(f, _) => {
-                use std::io::Read;
-                f.seek(std::io::SeekFrom::Start(at))?;
+                use std::os::unix::fs::FileExt;
                 let mut buf = vec![0u8; len];
-                f.read_exact(&mut buf)?;
+                f.read_exact_at(&mut buf, at)?;
                 Ok(buf)
             }
+        }
+    }
+
+    /// The whole pack in memory (for a single PUT).
+    pub fn into_bytes(self) -> std::io::Result<Vec<u8>> {
+        match self {
+            PackData::Memory(v) => Ok(v),
+            f @ PackData::File(..) => f.read_at(0, f.len() as usize),
         }
     }
 }
@@ -89,8 +100,6 @@ pub struct Packer {
     slots: Arc<Semaphore>,
     done: Vec<IndexedPack>,
     busy: Busy,
-    /// Bytes of finished packs handed to uploads so far.
-    pub bytes_written: u64,
 }
 
 impl Packer {
@@ -111,7 +120,6 @@ impl Packer {
             slots: Arc::new(Semaphore::new(uploads.max(1))),
             done: Vec::new(),
             busy,
-            bytes_written: 0,
         }
     }
 
@@ -146,11 +154,6 @@ impl Packer {
         Ok(())
     }
 
-    /// Blobs in the pack being filled.
-    pub fn pending_blobs(&self) -> usize {
-        self.writer.as_ref().map_or(0, |w| w.blob_count())
-    }
-
     fn reap(&mut self) -> Result<()> {
         while let Some(r) = self.uploads.try_join_next() {
             self.done.push(joined(r)?);
@@ -181,7 +184,6 @@ impl Packer {
             .acquire_owned()
             .await
             .map_err(|_| Error::Internal("upload slots closed".into()))?;
-        self.bytes_written += size;
         let repo = self.repo.clone();
         let busy = self.busy.clone();
         self.uploads.spawn(async move {
@@ -200,12 +202,6 @@ impl Packer {
             self.done.push(joined(r)?);
         }
         Ok(self.done)
-    }
-
-    /// Packs whose upload has finished, taken out (for periodic index checkpoints).
-    pub fn take_done(&mut self) -> Result<Vec<IndexedPack>> {
-        self.reap()?;
-        Ok(std::mem::take(&mut self.done))
     }
 }
 

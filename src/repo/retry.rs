@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use crate::clock::Clock;
 use crate::{Error, Result};
 
 pub const ATTEMPTS: u32 = 6;
@@ -43,8 +44,9 @@ pub fn backoff(attempt: u32, random: f64) -> Duration {
     cap / 2 + cap.mul_f64(random.clamp(0.0, 1.0) / 2.0)
 }
 
-/// Runs `op` until it succeeds, fails permanently, or [`ATTEMPTS`] tries are used.
-pub async fn retry<T, F, Fut>(what: &str, mut op: F) -> Result<T>
+/// Runs `op` until it succeeds, fails permanently, or [`ATTEMPTS`] tries are used. The
+/// waits between tries are `clock`'s, so tests spend none of them for real.
+pub async fn retry<T, F, Fut>(clock: &dyn Clock, what: &str, mut op: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
@@ -53,9 +55,9 @@ where
     loop {
         match op().await {
             Err(e) if e.is_transient() && attempt + 1 < ATTEMPTS => {
-                let wait = backoff(attempt, rand::random::<f64>());
+                let wait = backoff(attempt, clock.jitter());
                 tracing::info!("{what}: {e}; retrying in {} ms", wait.as_millis());
-                tokio::time::sleep(wait).await;
+                clock.sleep(wait).await;
                 attempt += 1;
             }
             r => return r,
@@ -76,10 +78,12 @@ mod tests {
         assert!(backoff(20, 0.0) >= MAX / 2);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn transient_errors_are_retried_permanent_ones_not() {
+        let clock = crate::clock::ManualClock::auto_advance(chrono::Utc::now());
+        let clock = &clock;
         let mut n = 0;
-        let r: Result<u32> = retry("t", || {
+        let r: Result<u32> = retry(clock, "t", || {
             n += 1;
             let k = n;
             async move {
@@ -92,8 +96,10 @@ mod tests {
         })
         .await;
         assert_eq!(r.unwrap(), 3);
+        // Two waits with the clock's fixed jitter of one half: 150 ms + 300 ms.
+        assert_eq!(clock.slept(), Duration::from_millis(450));
         let mut m = 0;
-        let r: Result<()> = retry("t", || {
+        let r: Result<()> = retry(clock, "t", || {
             m += 1;
             async { Err(Error::NotFound { object: "o".into() }) }
         })
@@ -101,7 +107,7 @@ mod tests {
         assert!(r.is_err());
         assert_eq!(m, 1);
         let mut k = 0;
-        let r: Result<()> = retry("t", || {
+        let r: Result<()> = retry(clock, "t", || {
             k += 1;
             async { Err(Error::ShortRead { object: "o".into() }) }
         })

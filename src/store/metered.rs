@@ -58,6 +58,18 @@ impl Requests {
     }
 }
 
+impl std::ops::AddAssign for Requests {
+    fn add_assign(&mut self, o: Requests) {
+        self.get += o.get;
+        self.put += o.put;
+        self.list += o.list;
+        self.head += o.head;
+        self.delete += o.delete;
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+    }
+}
+
 impl RequestCounts {
     pub fn snapshot(&self) -> Requests {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);

@@ -15,6 +15,7 @@ use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 
+use crate::clock::{Clock, SystemClock};
 use crate::{Error, Result};
 pub use metered::{RequestCounts, Requests};
 
@@ -28,6 +29,8 @@ pub struct Location {
     pub kind: StoreKind,
     /// Requests made through this location (every store is wrapped in a counter).
     pub requests: Arc<RequestCounts>,
+    /// The time source of everything done here: retry backoff, lock expiry and waits.
+    pub clock: Arc<dyn Clock>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +52,14 @@ impl Location {
             url: url.to_string(),
             kind,
             requests,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same location, timed by `clock` (tests run waits and retries in simulated time).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The full store path of object `name` (e.g. `data/ab/abcd…`).

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use object_store::ObjectStoreExt;
 use offsite::copy::{
-    self, ChainMode, Compression, CopyOptions, CopyReport, PointsSpec, Selection, Shard,
+    self, ChainMode, ChainStatus, Compression, CopyOptions, CopyReport, Failure, PointsSpec,
+    Selection, Shard,
 };
 use offsite::format::lock::LockKind;
 use offsite::progress::Progress;
@@ -127,7 +128,10 @@ pub async fn copy_full_then_incremental(mk: &MakeLocation) {
     let again = run(&src, &dst, &all()).await;
     assert_eq!(again.points_copied(), 0);
     assert!(
-        again.chains.iter().all(|c| c.status == "up-to-date"),
+        again
+            .chains
+            .iter()
+            .all(|c| c.status == ChainStatus::UpToDate),
         "{again:#?}"
     );
     assert_eq!(
@@ -161,10 +165,8 @@ pub async fn copy_recompress_and_keep(mk: &MakeLocation) {
         Compression::Zstd(0),
     ] {
         let dst = init_target(mk).await;
-        let opts = CopyOptions {
-            compression: c,
-            ..all()
-        };
+        let mut opts = all();
+        opts.transfer.compression = c;
         let r = run(&src, &dst, &opts).await;
         assert_eq!(r.points_copied(), 4);
         assert!(check(&dst, true).await.is_ok());
@@ -207,7 +209,7 @@ pub async fn copy_corrupt_source(mk: &MakeLocation) {
     let points = src.load_points().await.unwrap();
     let (db_id, db) = points.iter().find(|(_, p)| p.machine == "db01").unwrap();
     let mut blobs = Vec::new();
-    restore::for_each_node(&src, &index, "p", db, async |n| {
+    offsite::repo::tree::for_each_node(&src, &index, "p", db, async |n| {
         blobs.extend(n.blobs);
         Ok(())
     })
@@ -248,8 +250,13 @@ pub async fn copy_corrupt_source(mk: &MakeLocation) {
         "{}",
         f.reason
     );
+    assert!(
+        matches!(&f.failure, Failure::Corrupt { object, blob, .. } if object == &pname && blob == &victim),
+        "{:?}",
+        f.failure
+    );
     let web = r.chains.iter().find(|c| c.chain == "web01").unwrap();
-    assert_eq!(web.status, "copied");
+    assert_eq!(web.status, ChainStatus::Copied);
     assert_eq!(web.copied.len(), 2);
     // What did land in the target is sound, and restores.
     assert!(check(&dst, true).await.is_ok());
@@ -294,7 +301,7 @@ pub async fn copy_respects_locks(mk: &MakeLocation) {
     };
     let r = run(&src, &dst, &opts).await;
     let db = r.chains.iter().find(|c| c.chain == "db01").unwrap();
-    assert_eq!(db.status, "skipped");
+    assert_eq!(db.status, ChainStatus::Skipped);
     assert!(
         db.warnings[0].contains("being written"),
         "{:?}",
@@ -317,7 +324,12 @@ pub async fn copy_respects_locks(mk: &MakeLocation) {
         .unwrap();
     let r = run(&src, &dst, &all()).await;
     let db = r.chains.iter().find(|c| c.chain == "db01").unwrap();
-    assert_eq!(db.status, "failed");
+    assert_eq!(db.status, ChainStatus::Failed);
+    assert!(
+        matches!(db.failure, Some(Failure::LockTimeout { .. })),
+        "{:?}",
+        db.failure
+    );
     assert!(
         db.warnings[0].contains("another copy of db01"),
         "{:?}",

@@ -8,7 +8,11 @@ use std::path::Path;
 
 use filetime::FileTime;
 
-pub use offsite::sample::noise;
+// The demo's sample-data generator, shared by path so tests and demo make the same bytes
+// without the library carrying test support.
+#[path = "../../src/cli/sample.rs"]
+mod sample;
+pub use sample::noise;
 
 /// A small machine: nested folders, an empty file, compressible text, random data,
 /// a symlink, odd modes and times, a non-UTF-8 name, and a disk image with zero runs.

@@ -286,7 +286,7 @@ pub async fn check_finds_damage(mk: &MakeLocation) {
     let a1 = &points.iter().find(|(_, p)| p.machine == "a1").unwrap().1;
     let mut a1_blobs = Vec::new();
     let rp = Repository::open(loc.clone(), PW).await.unwrap();
-    restore::for_each_node(&rp, &index, "points/a1", a1, async |n| {
+    offsite::repo::tree::for_each_node(&rp, &index, "points/a1", a1, async |n| {
         a1_blobs.extend(n.blobs);
         Ok(())
     })
@@ -497,8 +497,9 @@ pub async fn locks(mk: &MakeLocation) {
     assert!(e.to_string().contains("backup of web01"), "{e}");
     g2.release().await.unwrap();
 
-    // The writer dies (no more refreshes); ten minutes later its lock is stale.
-    std::mem::forget(g);
+    // The writer dies: dropping a guard stops its refreshes but leaves the lock object,
+    // as a killed process does. Ten minutes later (on the lock's clock) it is stale.
+    drop(g);
     clock.advance(chrono::Duration::minutes(10));
     let r = check(&repo, false).await;
     assert!(r.is_ok());

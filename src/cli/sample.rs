@@ -1,4 +1,4 @@
-//! Deterministic sample bytes for the demo and the tests: a xorshift stream, so sample
+//! Deterministic sample bytes for the demo and the tests (which include this file by path): a xorshift stream, so sample
 //! machines need no files from elsewhere and every run sees the same data.
 
 /// `len` pseudo-random bytes from `seed` (incompressible, as real binaries and media are).

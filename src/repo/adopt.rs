@@ -1,18 +1,18 @@
-//! Adoption: after a crash, packs that reached the target but no index are indexed
-//! by the next run instead of being uploaded again.
+//! Adoption: after a crash, packs that reached the repository but no index are indexed
+//! by the next writer (backup or copy) instead of being uploaded again.
 
 use futures::StreamExt;
 
-use super::save_indexes;
+use super::{IO_CONCURRENCY, MasterIndex, Repository};
 use crate::format::index::IndexedPack;
 use crate::format::{DATA, pack, parse_pack_name};
-use crate::repo::{MasterIndex, Repository};
 use crate::{Error, Result};
 
 /// Indexes packs that exist in the target but in no index — left by a copy or backup
 /// that was killed after uploading them — so their blobs are not uploaded again. Each
 /// pack's header is read (one or two ranged GETs) and authenticated with the target key;
 /// a pack that does not open is left alone and reported by `check`.
+/// Returns the packs adopted and their bytes.
 pub async fn adopt_orphans(target: &Repository, index: &mut MasterIndex) -> Result<(u64, u64)> {
     let mut orphans = Vec::new();
     for m in target.list(DATA).await? {
@@ -36,11 +36,11 @@ pub async fn adopt_orphans(target: &Repository, index: &mut MasterIndex) -> Resu
                 }
             }
         }))
-        .buffer_unordered(crate::repo::IO_CONCURRENCY)
+        .buffer_unordered(IO_CONCURRENCY)
         .collect()
         .await;
     let adopted: Vec<IndexedPack> = headers.into_iter().flatten().collect();
-    save_indexes(target, &adopted).await?;
+    target.save_indexes(&adopted).await?;
     let bytes = adopted.iter().map(|p| p.size).sum();
     for p in &adopted {
         index.add_pack(p, None);

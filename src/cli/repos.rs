@@ -1,0 +1,30 @@
+//! Opening repositories named on the command line, with their passwords; and the exit
+//! code every command uses for "finished, but not everything".
+
+use std::sync::Arc;
+
+use offsite::repo::Repository;
+use offsite::store;
+
+use super::password;
+
+/// Exit code for "finished, but not everything": skipped entries, damaged objects.
+pub const PARTIAL: u8 = 3;
+
+/// The repository password: `--password-file`, else `OFFSITE_PASSWORD`, else a prompt.
+fn repo_password(args_file: Option<&std::path::Path>) -> anyhow::Result<Vec<u8>> {
+    password::get(
+        args_file,
+        "OFFSITE_PASSWORD",
+        "--password-file",
+        "Repository password: ",
+        false,
+    )
+}
+
+/// Opens the repository at `url` with the repository password.
+pub async fn open(url: &str, pw_file: Option<&std::path::Path>) -> anyhow::Result<Arc<Repository>> {
+    let loc = store::open(url, false)?;
+    let pw = repo_password(pw_file)?;
+    Ok(Arc::new(Repository::open(loc, &pw).await?))
+}

@@ -1,0 +1,82 @@
+//! The commit of a chain, after its transfer: the index of the packs written, then — last —
+//! each point whose blobs all arrived, oldest first, with its provenance (source
+//! repository and point) and its parent (the machine's previous point in the target).
+//! A per-job chain commits all its points or none. Only the runner commits: a transfer
+//! run elsewhere hands its outcome back, and what it wrote becomes visible here.
+
+use super::failure::Failure;
+use super::options::ChainMode;
+use super::plan::ChainPlan;
+use super::report::{CopiedPoint, FailedPoint};
+use super::target::TargetState;
+use super::transfer::TransferOutcome;
+use crate::Result;
+use crate::format::point::Provenance;
+use crate::repo::Repository;
+
+/// What the commit wrote, and what it could not.
+#[derive(Debug, Default)]
+pub struct Committed {
+    pub copied: Vec<CopiedPoint>,
+    pub failed: Vec<FailedPoint>,
+    /// Bytes of machine data in the points committed.
+    pub bytes_logical: u64,
+}
+
+/// Indexes the transfer's packs, then writes the points that can be committed.
+pub async fn commit(
+    plan: &ChainPlan,
+    outcome: &TransferOutcome,
+    target: &Repository,
+    state: &mut TargetState,
+) -> Result<Committed> {
+    // The packs are whole and useful even when a point fails: index them first, so the
+    // next run does not fetch their blobs again.
+    target.save_indexes(&outcome.packs).await?;
+    for p in &outcome.packs {
+        state.known.extend(p.entries.iter().map(|e| e.id));
+    }
+
+    let failures: Vec<Option<Failure>> = plan
+        .points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            p.failure
+                .clone()
+                .or_else(|| outcome.points.get(i).cloned().flatten())
+        })
+        .collect();
+    let all_or_none = plan.mode == ChainMode::PerJob && failures.iter().any(Option::is_some);
+
+    let mut done = Committed::default();
+    for (p, failure) in plan.points.iter().zip(failures) {
+        let failure = failure.or_else(|| {
+            all_or_none.then(|| Failure::NotCommitted {
+                chain: plan.chain.clone(),
+            })
+        });
+        if let Some(f) = failure {
+            done.failed.push(FailedPoint::new(&p.point, p.id, f));
+            continue;
+        }
+        let source = plan.sources[p.source];
+        let mut copy = p.point.clone();
+        copy.source = Some(Provenance {
+            repository: source,
+            point: p.id,
+        });
+        copy.parent = state.last.get(&p.point.machine).copied();
+        let new_id = target.save_point(&copy).await?;
+        state.committed(source, p.id, &p.point.machine, new_id);
+        done.bytes_logical += p.point.summary.bytes;
+        done.copied.push(CopiedPoint {
+            machine: p.point.machine.clone(),
+            time: p.point.time,
+            source_repository: source,
+            source_point: p.id,
+            target_point: Some(new_id),
+        });
+    }
+    Ok(done)
+}

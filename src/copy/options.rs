@@ -1,0 +1,120 @@
+//! What a copy is told: which points, how the target stores them, and how hard to push.
+//! [`TransferOptions`] is the part the transfer stage needs on its own (an appliance
+//! receives it with the plan).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::Selection;
+
+/// How the target stores blob payloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compression {
+    /// The target repository's configured zstd level; payloads pass through unchanged
+    /// when the source used the same level.
+    Target,
+    /// Always pass the source's payload through (re-sealed, never recompressed).
+    Keep,
+    /// Recompress to this zstd level unless the source used it already.
+    Zstd(i32),
+}
+
+impl Compression {
+    /// For a source written at `source_level` into a target configured at
+    /// `target_level`: whether payloads pass through, and the level otherwise.
+    pub fn resolve(self, source_level: i32, target_level: i32) -> (bool, i32) {
+        match self {
+            Compression::Keep => (true, source_level),
+            Compression::Target => (source_level == target_level, target_level),
+            Compression::Zstd(l) => (source_level == l, l),
+        }
+    }
+}
+
+impl std::str::FromStr for Compression {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        if s == "keep" {
+            return Ok(Compression::Keep);
+        }
+        let level = s
+            .strip_prefix("zstd:")
+            .and_then(|l| l.parse::<i32>().ok())
+            .filter(|l| (0..=22).contains(l))
+            .ok_or_else(|| format!("{s:?}: use keep or zstd:LEVEL (0..=22)"))?;
+        Ok(Compression::Zstd(level))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChainMode {
+    /// Packs never mix machines; each machine commits or fails on its own.
+    PerMachine,
+    /// Packs may mix machines of one source job; the job commits all points or none.
+    PerJob,
+}
+
+impl std::str::FromStr for ChainMode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "per-machine" => Ok(ChainMode::PerMachine),
+            "per-job" => Ok(ChainMode::PerJob),
+            _ => Err(format!("{s:?}: use per-machine or per-job")),
+        }
+    }
+}
+
+/// How the transfer stage re-seals and how many requests it keeps in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferOptions {
+    pub compression: Compression,
+    /// Ranged reads in flight (each at most [`super::plan::MAX_READ`] bytes).
+    pub reads_in_flight: usize,
+    /// Pack uploads in flight.
+    pub uploads_in_flight: usize,
+}
+
+impl Default for TransferOptions {
+    fn default() -> Self {
+        TransferOptions {
+            compression: Compression::Target,
+            reads_in_flight: 3,
+            uploads_in_flight: 2,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct CopyOptions {
+    pub selection: Selection,
+    /// Target pack size for this copy (default: the target's configured size).
+    pub pack_size: Option<u64>,
+    pub chain: ChainMode,
+    /// Continue on top of a target holding points from elsewhere (a seeded copy).
+    pub map: bool,
+    pub dry_run: bool,
+    /// How long to wait for a source point that is being written.
+    pub source_wait: Duration,
+    /// How long to wait for another copy of the same chain into the target.
+    pub lock_wait: Duration,
+    pub transfer: TransferOptions,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        CopyOptions {
+            selection: Selection::default(),
+            pack_size: None,
+            chain: ChainMode::PerMachine,
+            map: false,
+            dry_run: false,
+            source_wait: Duration::from_secs(600),
+            lock_wait: Duration::from_secs(0),
+            transfer: TransferOptions::default(),
+        }
+    }
+}

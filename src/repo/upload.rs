@@ -1,0 +1,76 @@
+//! Uploading a finished pack: one conditional PUT below the multipart threshold, else a
+//! multipart upload streamed part by part from the spool. Either way through the one
+//! retry loop of [`super::retry`], and never over an existing pack: content addressing
+//! makes a repeated upload (a retry, or a rerun after a crash) harmless.
+
+use bytes::Bytes;
+use object_store::{ObjectStoreExt, WriteMultipart};
+
+use super::packer::PackData;
+use super::retry::retry;
+use super::{MULTIPART_PART, Repository};
+use crate::format;
+use crate::{Error, Id, Result};
+
+impl Repository {
+    /// Uploads a finished pack under its content name.
+    pub async fn save_pack(&self, id: &Id, data: PackData) -> Result<()> {
+        let name = format::pack_name(id);
+        let len = data.len();
+        let spool_err = |e| Error::io(std::env::temp_dir(), e);
+        if len < self.multipart_threshold as u64 {
+            let bytes = data.into_bytes().map_err(spool_err)?;
+            return match self.put_new(&name, bytes.into()).await {
+                Ok(()) | Err(Error::AlreadyExists { .. }) => Ok(()),
+                Err(e) => Err(e),
+            };
+        }
+        // Multipart uploads cannot be conditional in object_store: look first, so a pack
+        // already there is never rewritten.
+        if self.exists(&name).await? {
+            return Ok(());
+        }
+        // A failed attempt is aborted and the whole upload starts again.
+        retry(self.clock(), &name, || async {
+            let r = self.multipart_once(&name, &data, len).await;
+            // A completion whose answer was lost (and whose retry then found no upload)
+            // still made the object: objects appear whole or not at all.
+            if r.is_err() && self.exists(&name).await.unwrap_or(false) {
+                return Ok(());
+            }
+            r
+        })
+        .await
+    }
+
+    async fn multipart_once(&self, name: &str, data: &PackData, len: u64) -> Result<()> {
+        let path = self.loc.path(name);
+        let upload = self
+            .loc
+            .store
+            .put_multipart(&path)
+            .await
+            .map_err(|e| Error::store(name, e))?;
+        let mut w = WriteMultipart::new_with_chunk_size(upload, MULTIPART_PART);
+        let mut at = 0u64;
+        while at < len {
+            let n = (len - at).min(MULTIPART_PART as u64) as usize;
+            // One part in flight while the next is read: 2 parts of memory per upload.
+            if let Err(e) = w.wait_for_capacity(1).await {
+                let _ = w.abort().await;
+                return Err(Error::store(name, e));
+            }
+            let part = match data.read_at(at, n) {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = w.abort().await;
+                    return Err(Error::io(std::env::temp_dir(), e));
+                }
+            };
+            w.put(Bytes::from(part));
+            at += n as u64;
+        }
+        w.finish().await.map_err(|e| Error::store(name, e))?;
+        Ok(())
+    }
+}
