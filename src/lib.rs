@@ -18,6 +18,8 @@ pub mod progress;
 pub mod repo;
 pub mod restore;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 pub use error::{Error, Result};
 pub use id::Id;

@@ -127,3 +127,93 @@ pub(super) async fn lock_chain(
         clock.sleep(POLL.min(clock.until(deadline))).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::testkit;
+
+    /// Moves the clock half a second at a time until `task` ends (a handful of real
+    /// milliseconds per step, so the waiting code runs between steps).
+    async fn drive<T>(clock: &ManualClock, task: &tokio::task::JoinHandle<T>, steps: usize) {
+        for _ in 0..steps {
+            if task.is_finished() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            clock.advance(chrono::Duration::milliseconds(500));
+        }
+    }
+
+    /// A second copy of a chain waits on the repository's clock — a minute of waiting in
+    /// a fraction of a second — then gives up naming the holder; started again, it gets
+    /// the lock as soon as the other copy finishes.
+    #[tokio::test]
+    async fn a_second_copy_of_a_chain_waits_on_the_clock() {
+        let t0 = chrono::Utc::now();
+        let clock = Arc::new(ManualClock::new(t0));
+        let repo = testkit::repo(testkit::memory(), 1 << 20).await;
+        let repo = Arc::new(Arc::into_inner(repo).unwrap().with_clock(clock.clone()));
+        let holder = LockGuard::acquire(&repo, LockKind::Shared, "copy", Some("web"))
+            .await
+            .unwrap();
+
+        let started = Instant::now();
+        let r = repo.clone();
+        let waiter =
+            tokio::spawn(async move { lock_chain(&r, "web", Duration::from_secs(60)).await });
+        drive(&clock, &waiter, 400).await;
+        let e = waiter.await.unwrap().err().unwrap();
+        assert!(matches!(e, Error::Locked(_)), "{e}");
+        assert!(e.to_string().contains("another copy of web"), "{e}");
+        assert!(clock.now() - t0 >= chrono::Duration::seconds(60));
+        assert!(started.elapsed() < Duration::from_secs(20));
+
+        let r = repo.clone();
+        let waiter =
+            tokio::spawn(async move { lock_chain(&r, "web", Duration::from_secs(60)).await });
+        drive(&clock, &waiter, 10).await;
+        assert!(!waiter.is_finished());
+        holder.release().await.unwrap();
+        drive(&clock, &waiter, 10).await;
+        let mine = waiter.await.unwrap().unwrap();
+        mine.release().await.unwrap();
+    }
+
+    /// A backup writing a selected machine holds the copy back until it finishes; one
+    /// that outlasts the wait gets the machine skipped, with the reason.
+    #[tokio::test]
+    async fn writers_are_waited_for_then_their_machine_is_skipped() {
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let repo = testkit::repo(testkit::memory(), 1 << 20).await;
+        let repo = Arc::new(Arc::into_inner(repo).unwrap().with_clock(clock.clone()));
+        let backup = LockGuard::acquire(&repo, LockKind::Shared, "backup", Some("db"))
+            .await
+            .unwrap();
+        let all = Selection::default();
+        let r = repo.clone();
+        let sel = all.clone();
+        let waiter =
+            tokio::spawn(async move { wait_for_writers(&r, &sel, Duration::from_secs(30)).await });
+        drive(&clock, &waiter, 200).await;
+        let skipped = waiter.await.unwrap().unwrap();
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0].0, "db");
+        assert!(
+            skipped[0].1.contains("still being written"),
+            "{}",
+            skipped[0].1
+        );
+
+        let r = repo.clone();
+        let waiter =
+            tokio::spawn(async move { wait_for_writers(&r, &all, Duration::from_secs(30)).await });
+        drive(&clock, &waiter, 4).await;
+        backup.release().await.unwrap();
+        drive(&clock, &waiter, 10).await;
+        assert!(waiter.await.unwrap().unwrap().is_empty());
+    }
+}

@@ -170,3 +170,161 @@ fn resealers(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use object_store::ObjectStoreExt;
+
+    use super::*;
+    use crate::copy::commit;
+    use crate::copy::target::TargetState;
+    use crate::store::flaky::{Fault, FlakyStore, Op};
+    use crate::testkit;
+
+    /// Transient failures on the way — refused uploads, uploads and completions whose
+    /// answer is lost, a short ranged read — cost retries, not data: every point arrives,
+    /// and the target checks clean.
+    #[tokio::test]
+    async fn faults_on_the_way_cost_retries_not_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = testkit::repo(testkit::memory(), 16 << 20).await;
+        testkit::backup_machine(&src, dir.path(), "web", 1).await;
+        testkit::backup_machine(&src, dir.path(), "db", 2).await;
+        let flaky = Arc::new(FlakyStore::new(testkit::memory()));
+        let made = testkit::repo(flaky.clone(), 1 << 20).await;
+        let mut target = Arc::into_inner(testkit::reopen_fast(flaky.clone(), &made).await).unwrap();
+        // Packs of 1 MiB and more go up in parts, so completions are exercised too.
+        target.multipart_threshold = 1 << 20;
+        let target = Arc::new(target);
+        flaky.fail(Op::Put, "data/", Fault::Unavailable, 2);
+        flaky.fail(Op::Put, "data/", Fault::LandThenFail, 1);
+        flaky.fail(Op::Complete, "data/", Fault::LandThenFail, 1);
+        flaky.fail(Op::Put, "points/", Fault::LandThenFail, 1);
+        flaky.fail(Op::Put, "index/", Fault::Unavailable, 1);
+
+        let (srcs, plans) = testkit::plans(&src, &target).await;
+        assert_eq!(plans.len(), 2);
+        let mut state = TargetState::default();
+        for plan in &plans {
+            let out = transfer(
+                plan,
+                &srcs.repos(),
+                &target,
+                &TransferOptions::default(),
+                &Progress::hidden(),
+            )
+            .await
+            .unwrap();
+            assert!(out.failed_blobs.is_empty(), "{:?}", out.failed_blobs);
+            assert!(out.points.iter().all(Option::is_none));
+            let needed: usize = plan.reads.iter().map(|r| r.blobs.len()).sum();
+            assert_eq!(out.blobs_written as usize, needed);
+            for p in &out.packs {
+                let name = crate::format::pack_name(&p.id);
+                let meta = flaky.head(&name.as_str().into()).await.unwrap();
+                assert_eq!(meta.size, p.size, "{name}");
+            }
+            let done = commit(plan, &out, &target, &mut state).await.unwrap();
+            assert_eq!(done.copied.len(), 1);
+        }
+        assert!(flaky.injected() >= 5, "{} faults", flaky.injected());
+        let report = crate::check::run(
+            &target,
+            &crate::check::CheckOptions { read_data: true },
+            &Progress::hidden(),
+        )
+        .await
+        .unwrap();
+        assert!(report.is_ok(), "{:?}", report.errors);
+        assert_eq!(report.points, 2);
+    }
+
+    /// Failures are typed: a source pack that is gone makes its points `Missing`, one the
+    /// store keeps refusing makes them `Transient`, one whose bytes changed `Corrupt` —
+    /// and only the points that need those blobs fail.
+    #[tokio::test]
+    async fn failures_are_typed_and_stay_with_the_points_that_need_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mem = testkit::memory();
+        let flaky = Arc::new(FlakyStore::new(mem.clone()));
+        let made = testkit::repo(flaky.clone(), 16 << 20).await;
+        for (i, m) in ["gone", "refused", "damaged", "fine"].iter().enumerate() {
+            testkit::backup_machine(&made, dir.path(), m, 10 + i as u64).await;
+        }
+        let src = testkit::reopen_fast(flaky.clone(), &made).await;
+        let target = testkit::repo(testkit::memory(), 1 << 20).await;
+        let (srcs, plans) = testkit::plans(&src, &target).await;
+        let data_pack = |plan: &ChainPlan| {
+            let r = plan
+                .reads
+                .iter()
+                .find(|r| r.blobs.iter().any(|b| b.raw_length > 100_000))
+                .unwrap();
+            (crate::format::pack_name(&r.pack), r.clone())
+        };
+        for plan in &plans {
+            let (name, read) = data_pack(plan);
+            let path = object_store::path::Path::from(name.as_str());
+            match plan.chain.as_str() {
+                "gone" => mem.delete(&path).await.unwrap(),
+                "refused" => flaky.fail(Op::Get, &name, Fault::Unavailable, 100),
+                "damaged" => {
+                    let mut b = mem
+                        .get(&path)
+                        .await
+                        .unwrap()
+                        .bytes()
+                        .await
+                        .unwrap()
+                        .to_vec();
+                    b[read.blobs[0].offset as usize + 50] ^= 1;
+                    mem.put(&path, b.into()).await.unwrap();
+                }
+                _ => {}
+            }
+        }
+        for plan in &plans {
+            let out = transfer(
+                plan,
+                &srcs.repos(),
+                &target,
+                &TransferOptions::default(),
+                &Progress::hidden(),
+            )
+            .await
+            .unwrap();
+            let f = out.points[0].clone();
+            match plan.chain.as_str() {
+                "gone" => assert!(matches!(f, Some(Failure::Missing { .. })), "{f:?}"),
+                "refused" => {
+                    assert!(matches!(&f, Some(Failure::Transient { .. })), "{f:?}");
+                    assert!(f.unwrap().is_retryable());
+                }
+                "damaged" => assert!(matches!(f, Some(Failure::Corrupt { .. })), "{f:?}"),
+                _ => assert!(f.is_none(), "{f:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_plan_naming_a_source_that_is_not_given_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = testkit::repo(testkit::memory(), 16 << 20).await;
+        testkit::backup_machine(&src, dir.path(), "web", 1).await;
+        let target = testkit::repo(testkit::memory(), 1 << 20).await;
+        let (_srcs, plans) = testkit::plans(&src, &target).await;
+        let other = testkit::repo(testkit::memory(), 1 << 20).await;
+        let e = transfer(
+            &plans[0],
+            &[other],
+            &target,
+            &TransferOptions::default(),
+            &Progress::hidden(),
+        )
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("was not given"), "{e}");
+    }
+}

@@ -140,10 +140,6 @@ impl<W: Write> PackWriter<W> {
         self.entries.is_empty()
     }
 
-    pub fn blob_count(&self) -> usize {
-        self.entries.len()
-    }
-
     /// Seals and appends the header and trailer; returns the pack id, the writer, the
     /// entries and the pack's total length.
     pub fn finish(mut self, key: &SecretKey) -> std::io::Result<(Id, W, Vec<PackEntry>, u64)> {
@@ -167,43 +163,6 @@ impl<W: Write> PackWriter<W> {
             self.entries,
             len,
         ))
-    }
-}
-
-/// A pack assembled in memory.
-pub struct PackBuilder(PackWriter<Vec<u8>>);
-
-impl Default for PackBuilder {
-    fn default() -> Self {
-        Self::new(0)
-    }
-}
-
-impl PackBuilder {
-    pub fn new(capacity: usize) -> PackBuilder {
-        PackBuilder(
-            PackWriter::new(Vec::with_capacity(capacity)).expect("writing to memory cannot fail"),
-        )
-    }
-
-    pub fn add(&mut self, kind: BlobKind, id: Id, raw_length: u32, sealed: &[u8]) {
-        self.0
-            .add(kind, id, raw_length, sealed)
-            .expect("writing to memory cannot fail");
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len() as usize
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Seals the header and returns the pack's id, bytes and entries.
-    pub fn finish(self, key: &SecretKey) -> (Id, Vec<u8>, Vec<PackEntry>) {
-        let (id, bytes, entries, _) = self.0.finish(key).expect("writing to memory cannot fail");
-        (id, bytes, entries)
     }
 }
 
@@ -296,6 +255,31 @@ pub fn parse_pack(key: &SecretKey, object: &str, id: &Id, bytes: &[u8]) -> Resul
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A pack assembled in memory (the tests' way to make one).
+    struct PackBuilder(PackWriter<Vec<u8>>);
+
+    impl PackBuilder {
+        fn new(capacity: usize) -> PackBuilder {
+            PackBuilder(
+                PackWriter::new(Vec::with_capacity(capacity))
+                    .expect("writing to memory cannot fail"),
+            )
+        }
+
+        fn add(&mut self, kind: BlobKind, id: Id, raw_length: u32, sealed: &[u8]) {
+            self.0
+                .add(kind, id, raw_length, sealed)
+                .expect("writing to memory cannot fail");
+        }
+
+        /// Seals the header and returns the pack's id, bytes and entries.
+        fn finish(self, key: &SecretKey) -> (Id, Vec<u8>, Vec<PackEntry>) {
+            let (id, bytes, entries, _) =
+                self.0.finish(key).expect("writing to memory cannot fail");
+            (id, bytes, entries)
+        }
+    }
 
     fn key() -> SecretKey {
         SecretKey::from_bytes(&[3; 32])

@@ -74,3 +74,70 @@ pub async fn read_pack_header(
     };
     pack::open_header(repo.key(), name, &sealed, off)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use object_store::ObjectStoreExt;
+
+    use super::*;
+    use crate::copy::{TransferOptions, transfer};
+    use crate::progress::Progress;
+    use crate::store::flaky::{Fault, FlakyStore, Op};
+    use crate::testkit;
+
+    /// Packs a transfer wrote but nobody indexed (the runner died before its commit) are
+    /// adopted once, even when reading a header needs a retry; a pack that does not open
+    /// with the repository's key is left alone.
+    #[tokio::test]
+    async fn unindexed_packs_are_adopted_once_and_foreign_ones_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = testkit::repo(testkit::memory(), 16 << 20).await;
+        testkit::backup_machine(&src, dir.path(), "web", 1).await;
+        let flaky = Arc::new(FlakyStore::new(testkit::memory()));
+        let made = testkit::repo(flaky.clone(), 1 << 20).await;
+        let target = testkit::reopen_fast(flaky.clone(), &made).await;
+        let (srcs, plans) = testkit::plans(&src, &target).await;
+        let out = transfer(
+            &plans[0],
+            &srcs.repos(),
+            &target,
+            &TransferOptions::default(),
+            &Progress::hidden(),
+        )
+        .await
+        .unwrap();
+        assert!(!out.packs.is_empty());
+        // A pack of another repository (another key) dropped among the target's packs.
+        let stranger = testkit::repo(testkit::memory(), 1 << 20).await;
+        testkit::backup_machine(&stranger, dir.path(), "other", 9).await;
+        let foreign = stranger.list(DATA).await.unwrap()[0].clone();
+        let fname = stranger.loc.name_of(&foreign.location);
+        let fbytes = stranger.get(&fname).await.unwrap();
+        flaky
+            .put(&fname.as_str().into(), fbytes.into())
+            .await
+            .unwrap();
+        flaky.fail(Op::Get, "data/", Fault::Unavailable, 1);
+
+        let mut index = target.load_index().await.unwrap();
+        assert_eq!(index.blob_count(), 0);
+        let (n, bytes) = adopt_orphans(&target, &mut index).await.unwrap();
+        assert_eq!(n as usize, out.packs.len());
+        assert_eq!(bytes, out.packs.iter().map(|p| p.size).sum::<u64>());
+        for p in &out.packs {
+            for e in &p.entries {
+                assert!(index.get(&e.id).is_some());
+            }
+        }
+        let foreign_id = parse_pack_name(&fname).unwrap();
+        assert!(
+            index.pack(&foreign_id).is_none(),
+            "a foreign pack was adopted"
+        );
+        // The adoption is indexed: a second look finds nothing new.
+        let mut again = target.load_index().await.unwrap();
+        assert_eq!(adopt_orphans(&target, &mut again).await.unwrap(), (0, 0));
+    }
+}

@@ -210,3 +210,55 @@ fn joined(
 ) -> Result<IndexedPack> {
     r.map_err(|e| Error::Internal(format!("pack upload task failed: {e}")))?
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::gated::{GatedStore, Op};
+    use crate::testkit;
+
+    /// Uploads are bounded: with two in flight held at the store, the packer stops taking
+    /// blobs instead of piling up finished packs; once the store answers, every pack lands.
+    #[tokio::test]
+    async fn uploads_in_flight_are_bounded_and_all_land() {
+        let gated = GatedStore::new(testkit::memory());
+        let repo = testkit::repo(Arc::new(gated.clone()), 1 << 20).await;
+        let gate = gated.gate(Op::Put, "data/");
+        let filler = {
+            let repo = repo.clone();
+            tokio::spawn(async move {
+                let mut packer = Packer::with(repo, 256 << 10, 2, Busy::default());
+                for i in 0..12u64 {
+                    let blob = testkit::bytes(i, 100 << 10);
+                    let sealed = crate::repo::blob::seal(repo_key(&packer), 0, &blob);
+                    packer
+                        .add(BlobKind::Data, Id::hash(&blob), blob.len() as u32, &sealed)
+                        .await?;
+                }
+                packer.finish().await
+            })
+        };
+        gate.wait_for(2).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            gate.arrivals(),
+            2,
+            "a third upload started while two were held"
+        );
+        assert!(!filler.is_finished());
+        gate.open();
+        let packs = filler.await.unwrap().unwrap();
+        assert_eq!(packs.iter().map(|p| p.entries.len()).sum::<usize>(), 12);
+        assert!(packs.len() >= 4, "{} packs", packs.len());
+        for p in &packs {
+            assert!(repo.exists(&crate::format::pack_name(&p.id)).await.unwrap());
+        }
+    }
+
+    fn repo_key(p: &Packer) -> &crate::crypto::SecretKey {
+        p.repo.key()
+    }
+}

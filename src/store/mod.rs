@@ -3,6 +3,8 @@
 //! a prefix. Credentials and endpoints come from the environment variables object_store
 //! reads (`AWS_*`, `AZURE_*`), so a working `aws`/`az` setup needs nothing new.
 
+pub mod flaky;
+pub mod gated;
 pub mod metered;
 
 use std::collections::HashMap;
