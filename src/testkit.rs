@@ -11,9 +11,13 @@ use object_store::memory::InMemory;
 
 use crate::backup::{self, BackupOptions};
 use crate::clock::ManualClock;
-use crate::copy::{ChainMode, ChainPlan, PointsSpec, Selection, Sources, TargetState, plan_chain};
+use crate::copy::{
+    ChainMode, ChainPlan, PointsSpec, Selection, Sources, TargetState, TransferOptions,
+    TransferOutcome, plan_chain,
+};
 use crate::progress::Progress;
 use crate::repo::{InitOptions, Repository};
+use crate::store::flaky::FlakyStore;
 use crate::store::{Location, StoreKind};
 
 pub const PW: &[u8] = b"unit test";
@@ -46,16 +50,49 @@ pub async fn repo(store: Arc<dyn ObjectStore>, pack_size: u64) -> Arc<Repository
     )
 }
 
-/// The repository in `store` opened again on a clock whose waits (retry backoff) cost
-/// no real time: for targets behind a flaky store.
-pub async fn reopen_fast(store: Arc<dyn ObjectStore>, url_of: &Repository) -> Arc<Repository> {
-    let loc = Location::new(store, "", url_of.url(), StoreKind::Memory)
+/// A repository behind a flaky store (memory underneath), on a clock whose waits — retry
+/// backoff — cost no real time. Returns the flaky store, the store under it and the
+/// repository; packs from `multipart` bytes on go up in parts.
+pub async fn flaky(
+    pack_size: u64,
+    multipart: usize,
+) -> (Arc<FlakyStore>, Arc<dyn ObjectStore>, Repository) {
+    let under = memory();
+    let flaky = Arc::new(FlakyStore::new(under.clone()));
+    let made = repo(flaky.clone(), pack_size).await;
+    let loc = Location::new(flaky.clone(), "", made.url(), StoreKind::Memory)
         .with_clock(Arc::new(ManualClock::auto_advance(chrono::Utc::now())));
-    Arc::new(
-        Repository::open(loc, PW)
-            .await
-            .expect("the repository opens"),
+    let mut r = Repository::open(loc, PW)
+        .await
+        .expect("the repository opens");
+    r.multipart_threshold = multipart;
+    (flaky, under, r)
+}
+
+/// Backs up each of `machines` (its own files) into `repo`; the files stay in the
+/// returned folder.
+pub async fn backups(repo: &Arc<Repository>, machines: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    for (i, m) in machines.iter().enumerate() {
+        backup_machine(repo, dir.path(), m, 100 + i as u64).await;
+    }
+    dir
+}
+
+/// Transfers one chain's plan with default options and no progress display.
+pub async fn transfer(
+    plan: &ChainPlan,
+    sources: &Sources,
+    target: &Arc<Repository>,
+) -> crate::Result<TransferOutcome> {
+    crate::copy::transfer(
+        plan,
+        &sources.repos(),
+        target,
+        &TransferOptions::default(),
+        &Progress::hidden(),
     )
+    .await
 }
 
 /// `len` deterministic, incompressible bytes.

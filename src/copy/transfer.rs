@@ -180,7 +180,7 @@ mod tests {
     use super::*;
     use crate::copy::commit;
     use crate::copy::target::TargetState;
-    use crate::store::flaky::{Fault, FlakyStore, Op};
+    use crate::store::flaky::{Fault, Op};
     use crate::testkit;
 
     /// Transient failures on the way — refused uploads, uploads and completions whose
@@ -188,15 +188,10 @@ mod tests {
     /// and the target checks clean.
     #[tokio::test]
     async fn faults_on_the_way_cost_retries_not_data() {
-        let dir = tempfile::tempdir().unwrap();
         let src = testkit::repo(testkit::memory(), 16 << 20).await;
-        testkit::backup_machine(&src, dir.path(), "web", 1).await;
-        testkit::backup_machine(&src, dir.path(), "db", 2).await;
-        let flaky = Arc::new(FlakyStore::new(testkit::memory()));
-        let made = testkit::repo(flaky.clone(), 1 << 20).await;
-        let mut target = Arc::into_inner(testkit::reopen_fast(flaky.clone(), &made).await).unwrap();
+        let _files = testkit::backups(&src, &["web", "db"]).await;
         // Packs of 1 MiB and more go up in parts, so completions are exercised too.
-        target.multipart_threshold = 1 << 20;
+        let (flaky, _, target) = testkit::flaky(1 << 20, 1 << 20).await;
         let target = Arc::new(target);
         flaky.fail(Op::Put, "data/", Fault::Unavailable, 2);
         flaky.fail(Op::Put, "data/", Fault::LandThenFail, 1);
@@ -208,15 +203,7 @@ mod tests {
         assert_eq!(plans.len(), 2);
         let mut state = TargetState::default();
         for plan in &plans {
-            let out = transfer(
-                plan,
-                &srcs.repos(),
-                &target,
-                &TransferOptions::default(),
-                &Progress::hidden(),
-            )
-            .await
-            .unwrap();
+            let out = testkit::transfer(plan, &srcs, &target).await.unwrap();
             assert!(out.failed_blobs.is_empty(), "{:?}", out.failed_blobs);
             assert!(out.points.iter().all(Option::is_none));
             let needed: usize = plan.reads.iter().map(|r| r.blobs.len()).sum();
@@ -246,14 +233,9 @@ mod tests {
     /// and only the points that need those blobs fail.
     #[tokio::test]
     async fn failures_are_typed_and_stay_with_the_points_that_need_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let mem = testkit::memory();
-        let flaky = Arc::new(FlakyStore::new(mem.clone()));
-        let made = testkit::repo(flaky.clone(), 16 << 20).await;
-        for (i, m) in ["gone", "refused", "damaged", "fine"].iter().enumerate() {
-            testkit::backup_machine(&made, dir.path(), m, 10 + i as u64).await;
-        }
-        let src = testkit::reopen_fast(flaky.clone(), &made).await;
+        let (flaky, mem, src) = testkit::flaky(16 << 20, 1 << 30).await;
+        let src = Arc::new(src);
+        let _files = testkit::backups(&src, &["gone", "refused", "damaged", "fine"]).await;
         let target = testkit::repo(testkit::memory(), 1 << 20).await;
         let (srcs, plans) = testkit::plans(&src, &target).await;
         let data_pack = |plan: &ChainPlan| {
@@ -286,15 +268,7 @@ mod tests {
             }
         }
         for plan in &plans {
-            let out = transfer(
-                plan,
-                &srcs.repos(),
-                &target,
-                &TransferOptions::default(),
-                &Progress::hidden(),
-            )
-            .await
-            .unwrap();
+            let out = testkit::transfer(plan, &srcs, &target).await.unwrap();
             let f = out.points[0].clone();
             match plan.chain.as_str() {
                 "gone" => assert!(matches!(f, Some(Failure::Missing { .. })), "{f:?}"),
@@ -310,9 +284,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_plan_naming_a_source_that_is_not_given_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
         let src = testkit::repo(testkit::memory(), 16 << 20).await;
-        testkit::backup_machine(&src, dir.path(), "web", 1).await;
+        let _files = testkit::backups(&src, &["web"]).await;
         let target = testkit::repo(testkit::memory(), 1 << 20).await;
         let (_srcs, plans) = testkit::plans(&src, &target).await;
         let other = testkit::repo(testkit::memory(), 1 << 20).await;

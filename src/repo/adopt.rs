@@ -82,9 +82,7 @@ mod tests {
     use object_store::ObjectStoreExt;
 
     use super::*;
-    use crate::copy::{TransferOptions, transfer};
-    use crate::progress::Progress;
-    use crate::store::flaky::{Fault, FlakyStore, Op};
+    use crate::store::flaky::{Fault, Op};
     use crate::testkit;
 
     /// Packs a transfer wrote but nobody indexed (the runner died before its commit) are
@@ -92,26 +90,16 @@ mod tests {
     /// with the repository's key is left alone.
     #[tokio::test]
     async fn unindexed_packs_are_adopted_once_and_foreign_ones_never() {
-        let dir = tempfile::tempdir().unwrap();
         let src = testkit::repo(testkit::memory(), 16 << 20).await;
-        testkit::backup_machine(&src, dir.path(), "web", 1).await;
-        let flaky = Arc::new(FlakyStore::new(testkit::memory()));
-        let made = testkit::repo(flaky.clone(), 1 << 20).await;
-        let target = testkit::reopen_fast(flaky.clone(), &made).await;
+        let _files = testkit::backups(&src, &["web"]).await;
+        let (flaky, _, target) = testkit::flaky(1 << 20, 1 << 30).await;
+        let target = Arc::new(target);
         let (srcs, plans) = testkit::plans(&src, &target).await;
-        let out = transfer(
-            &plans[0],
-            &srcs.repos(),
-            &target,
-            &TransferOptions::default(),
-            &Progress::hidden(),
-        )
-        .await
-        .unwrap();
+        let out = testkit::transfer(&plans[0], &srcs, &target).await.unwrap();
         assert!(!out.packs.is_empty());
         // A pack of another repository (another key) dropped among the target's packs.
         let stranger = testkit::repo(testkit::memory(), 1 << 20).await;
-        testkit::backup_machine(&stranger, dir.path(), "other", 9).await;
+        let _other = testkit::backups(&stranger, &["other"]).await;
         let foreign = stranger.list(DATA).await.unwrap()[0].clone();
         let fname = stranger.loc.name_of(&foreign.location);
         let fbytes = stranger.get(&fname).await.unwrap();
