@@ -11,4 +11,4 @@ bash "$here/start.sh"
 trap 'bash "$here/stop.sh"' EXIT
 . "$OFFSITE_RUN/env"
 echo "run-tests: S3 server is $OFFSITE_TEST_S3_SERVER; Azure server is Azurite $AZURITE_VERSION"
-cargo test --all-targets "$@"
+cargo test --workspace --all-targets "$@"
