@@ -14,8 +14,9 @@ RUNS=${2:-3}
 WORK=${BENCH_WORK:-/tmp/offsite-bench}
 MACHINES="m1-web m2-app m3-vm m4-dev"
 cd "$here/.."
-cargo build --release --quiet
-OFFSITE=$PWD/target/release/offsite
+# OFFSITE_BIN=path measures another build (e.g. the one before a change) instead.
+if [ -z "${OFFSITE_BIN:-}" ]; then cargo build --release --quiet; fi
+OFFSITE=${OFFSITE_BIN:-$PWD/target/release/offsite}
 mkdir -p "$WORK"
 export OFFSITE_PASSWORD=bench RESTIC_PASSWORD=bench
 bytes=$(du -sb --apparent-size "$DS/day1" | cut -f1)

@@ -15,8 +15,9 @@ RUNS=${2:-2}
 WORK=${BENCH_WORK:-/tmp/offsite-bench-copy}
 MACHINES="m1-web m2-app m3-vm m4-dev"
 cd "$here/.."
-cargo build --release --quiet
-O=$PWD/target/release/offsite
+# OFFSITE_BIN=path measures another build (e.g. the one before a change) instead.
+if [ -z "${OFFSITE_BIN:-}" ]; then cargo build --release --quiet; fi
+O=${OFFSITE_BIN:-$PWD/target/release/offsite}
 rm -rf "$WORK"; mkdir -p "$WORK"
 export OFFSITE_PASSWORD=bench OFFSITE_TARGET_PASSWORD=bench2 RESTIC_PASSWORD=bench
 echo bench > "$WORK/pw"

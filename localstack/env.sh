@@ -1,9 +1,10 @@
 # Sourced by the other scripts: where the local test servers live and listen.
 # Tools are installed outside the checkout so a fresh clone reuses them on the same machine.
 OFFSITE_TOOLS=${OFFSITE_TOOLS:-$HOME/.cache/offsite-tools}
-OFFSITE_RUN=${OFFSITE_RUN:-$OFFSITE_TOOLS/run}
-S3_PORT=${S3_PORT:-4566}
-AZURITE_PORT=${AZURITE_PORT:-10000}
+# Each checkout has its own run folder (pids, data, ports, environment), so two checkouts
+# on one machine never stop or reuse each other's servers.
+_offsite_checkout=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OFFSITE_RUN=${OFFSITE_RUN:-$OFFSITE_TOOLS/run/$(printf %s "$_offsite_checkout" | sha1sum | cut -c1-12)}
 LOCALSTACK_VERSION=2026.3.0
 MOTO_VERSION=5.2.5
 AZURITE_VERSION=3.35.0

@@ -11,4 +11,5 @@ bash "$here/start.sh"
 trap 'bash "$here/stop.sh"' EXIT
 . "$OFFSITE_RUN/env"
 echo "run-tests: S3 server is $OFFSITE_TEST_S3_SERVER; Azure server is Azurite $AZURITE_VERSION"
-cargo test --workspace --all-targets "$@"
+# --no-fail-fast: a failing test binary never hides the results of the others.
+cargo test --workspace --all-targets --no-fail-fast "$@"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts the local S3 server (LocalStack, or moto where LocalStack is not installed) and
-# Azurite on 127.0.0.1, waits until both answer, creates the test bucket and container,
+# Azurite on 127.0.0.1 (free ports, or S3_PORT / AZURITE_PORT), waits until both answer, creates the test bucket and container,
 # and writes the environment the tests need to $OFFSITE_RUN/env (source it).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -8,6 +8,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 "$here/stop.sh" >/dev/null 2>&1 || true
 
 env_file="$OFFSITE_RUN/env"
+
+# Free ports unless S3_PORT / AZURITE_PORT say which (another checkout's servers may hold
+# the usual 4566 and 10000).
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+S3_PORT=${S3_PORT:-$(free_port)}
+AZURITE_PORT=${AZURITE_PORT:-$(free_port)}
 : > "$OFFSITE_RUN/s3.log"
 
 if [ -f "$OFFSITE_TOOLS/localstack-venv/.ok-$LOCALSTACK_VERSION" ] && [ "${OFFSITE_S3_SERVER:-localstack}" = localstack ]; then

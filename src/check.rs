@@ -77,6 +77,11 @@ pub async fn run(
         }
     }
 
+    // Points are listed first: a point is written after its index, so every point
+    // listed here has its index files in the listing below, even while a writer adds to
+    // the repository during the check.
+    let point_ids = repo.point_ids().await?;
+
     // Indexes, one by one, so a damaged one is named and the rest still count.
     let mut index = MasterIndex::default();
     let mut pack_entries: HashMap<Id, Vec<PackEntry>> = HashMap::new();
@@ -179,9 +184,8 @@ pub async fn run(
     }
 
     // Points: every tree readable, every blob indexed and in a sound pack.
-    let ids = repo.point_ids().await?;
-    r.points = ids.len();
-    for id in ids {
+    r.points = point_ids.len();
+    for id in point_ids {
         let name = point_name(&id);
         let point = match repo.load_point(&id).await {
             Ok(p) => p,

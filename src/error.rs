@@ -35,11 +35,13 @@ pub enum Error {
     #[error("object {object} already exists; it was not overwritten")]
     AlreadyExists { object: String },
 
-    #[error("store error on {object}: {source}")]
+    #[error("{}", crate::store::diagnose::message(object, source, *write))]
     Store {
         object: String,
         #[source]
         source: object_store::Error,
+        /// Whether the failed request was a write (access denied means something else).
+        write: bool,
     },
 
     #[error(
@@ -80,6 +82,15 @@ pub enum Error {
 
     #[error("{0}")]
     Internal(String),
+
+    /// A store error met while opening or creating the repository at `url`: the URL
+    /// says which bucket, container or folder the message is about.
+    #[error("{url}: {source}")]
+    At {
+        url: String,
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 impl Error {
@@ -97,6 +108,18 @@ impl Error {
         }
     }
 
+    /// This error, said about the repository at `url` when it is a store error (others
+    /// name their object or location already).
+    pub fn at(self, url: &str) -> Error {
+        match self {
+            e @ Error::Store { .. } => Error::At {
+                url: url.to_string(),
+                source: Box::new(e),
+            },
+            e => e,
+        }
+    }
+
     /// The stored object the error is about, when it is about one.
     pub fn object(&self) -> Option<&str> {
         match self {
@@ -111,13 +134,31 @@ impl Error {
         }
     }
 
-    /// Maps a store error about `object` to the variant an operator can act on.
+    /// Maps a failed read of `object` to the variant an operator can act on.
     pub fn store(object: impl Into<String>, source: object_store::Error) -> Error {
-        let object = object.into();
+        Error::from_store(object.into(), source, false)
+    }
+
+    /// Maps a failed write of `object`: a write cannot miss its object, so "not found"
+    /// means the bucket or container is missing.
+    pub fn store_write(object: impl Into<String>, source: object_store::Error) -> Error {
+        Error::from_store(object.into(), source, true)
+    }
+
+    fn from_store(object: String, source: object_store::Error, write: bool) -> Error {
+        use crate::store::diagnose::Problem;
         match source {
-            object_store::Error::NotFound { .. } => Error::NotFound { object },
+            object_store::Error::NotFound { .. }
+                if !write && Problem::of(&source) != Some(Problem::NoBucket) =>
+            {
+                Error::NotFound { object }
+            }
             object_store::Error::AlreadyExists { .. } => Error::AlreadyExists { object },
-            source => Error::Store { object, source },
+            source => Error::Store {
+                object,
+                source,
+                write,
+            },
         }
     }
 }

@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     limit_malloc_arenas();
     let args = cli::Args::parse();
     cli::init_logging(args.verbose, args.quiet);
+    let verbose = args.verbose > 0;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -25,10 +26,31 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(args)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", explain(&e, verbose));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error as the operator reads it: the message, then each cause it does not already
+/// say. The library's errors are complete sentences (with their raw cause on one line);
+/// the chain under them — the HTTP exchange, repeated by each wrapping layer — is shown
+/// only with `-v`.
+fn explain(e: &anyhow::Error, verbose: bool) -> String {
+    let mut out = e.to_string();
+    let mut complete = e.downcast_ref::<offsite::Error>().is_some();
+    for cause in e.chain().skip(1) {
+        if complete && !verbose {
+            break;
+        }
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str("\n  caused by: ");
+            out.push_str(&text);
+        }
+        complete = cause.downcast_ref::<offsite::Error>().is_some();
+    }
+    out
 }
 
 /// glibc gives each thread that allocates its own malloc arena (up to 8 per core), and

@@ -10,15 +10,25 @@ use conformance::fixtures;
 
 const BIN: &str = env!("CARGO_BIN_EXE_offsite");
 
-fn offsite(args: &[&str], password: Option<&str>) -> Output {
+/// Runs offsite with only the passwords given in `env` (none inherited) and cheap keys.
+fn with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(BIN);
     c.args(args)
         .env("OFFSITE_KDF", "256,1,1")
-        .env_remove("OFFSITE_PASSWORD");
-    if let Some(p) = password {
-        c.env("OFFSITE_PASSWORD", p);
+        .env_remove("OFFSITE_PASSWORD")
+        .env_remove("OFFSITE_TARGET_PASSWORD");
+    for (k, v) in env {
+        c.env(k, v);
     }
     c.output().expect("offsite runs")
+}
+
+fn offsite(args: &[&str], password: Option<&str>) -> Output {
+    let env: Vec<(&str, &str)> = password
+        .map(|p| ("OFFSITE_PASSWORD", p))
+        .into_iter()
+        .collect();
+    with_env(args, &env)
 }
 
 fn ok(args: &[&str]) -> String {
@@ -159,10 +169,10 @@ fn journey(repo: &str) {
     assert!(err.contains("opened the repository with"), "{err}");
     let o = Command::new(BIN)
         .args([
-            "--password-file",
-            newpw.to_str().unwrap(),
             "key",
             "remove",
+            "--password-file",
+            newpw.to_str().unwrap(),
             repo,
             &first[..12],
         ])
@@ -264,15 +274,6 @@ fn first_file(dir: &Path) -> std::path::PathBuf {
         }
     }
     panic!("no file under {}", dir.display())
-}
-
-fn with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(BIN);
-    c.args(args).env("OFFSITE_KDF", "256,1,1");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().expect("offsite runs")
 }
 
 fn copy_ok(args: &[&str]) -> serde_json::Value {

@@ -5,7 +5,6 @@
 
 mod conformance;
 
-use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -15,6 +14,7 @@ use object_store::{BackoffConfig, RetryConfig};
 use wiremock::{Match, Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use conformance::copy::{all, assert_same_restores, run};
+use conformance::proxy::Upstream;
 use conformance::{backup_dir, check, fixtures, init};
 use offsite::repo::Repository;
 use offsite::store::{self, Location, StoreKind};
@@ -51,51 +51,9 @@ impl Match for Resets {
 
 /// Forwards to the real server, except when the dice say otherwise.
 struct FaultyProxy {
-    upstream: String,
-    agent: ureq::Agent,
+    upstream: Upstream,
     dice: Arc<Dice>,
     faults: Arc<AtomicU64>,
-}
-
-impl FaultyProxy {
-    /// The same request, aimed at the real server.
-    fn upstream(&self, req: &Request) -> ureq::Request {
-        let mut url = format!("{}{}", self.upstream.trim_end_matches('/'), req.url.path());
-        if let Some(q) = req.url.query() {
-            url.push('?');
-            url.push_str(q);
-        }
-        let mut r = self.agent.request(req.method.as_str(), &url);
-        for (k, v) in &req.headers {
-            if !matches!(k.as_str(), "host" | "content-length" | "connection") {
-                r = r.set(k.as_str(), v.to_str().unwrap_or_default());
-            }
-        }
-        r
-    }
-
-    fn forward(&self, req: &Request) -> ResponseTemplate {
-        let r = self.upstream(req);
-        let resp = match r.send_bytes(&req.body) {
-            Ok(resp) => resp,
-            Err(ureq::Error::Status(_, resp)) => resp,
-            Err(e) => return ResponseTemplate::new(502).set_body_string(e.to_string()),
-        };
-        let mut t = ResponseTemplate::new(resp.status());
-        for name in resp.headers_names() {
-            if !matches!(
-                name.as_str(),
-                "content-length" | "transfer-encoding" | "connection"
-            ) {
-                for v in resp.all(&name) {
-                    t = t.append_header(name.as_str(), v);
-                }
-            }
-        }
-        let mut body = Vec::new();
-        let _ = resp.into_reader().read_to_end(&mut body);
-        t.set_body_bytes(body)
-    }
 }
 
 impl Respond for FaultyProxy {
@@ -115,31 +73,17 @@ impl Respond for FaultyProxy {
             50..60 => fault(ResponseTemplate::new(429)),
             60..80 => {
                 // The write happens, but the client hears a failure.
-                let _ = self.forward(req);
+                let _ = self.upstream.forward(req);
                 fault(ResponseTemplate::new(500).set_body_string("<Error><Code>InternalError</Code></Error>"))
             }
             80..100 if req.method.as_str() == "GET" && req.headers.contains_key("range") => {
                 // A ranged read whose body comes back short.
-                let mut body = self.forward_raw(req);
+                let mut body = self.upstream.forward_raw(req);
                 body.truncate(body.len() / 2);
                 fault(ResponseTemplate::new(206).set_body_bytes(body))
             }
-            _ => self.forward(req),
+            _ => self.upstream.forward(req),
         }
-    }
-}
-
-impl FaultyProxy {
-    fn forward_raw(&self, req: &Request) -> Vec<u8> {
-        let r = self.upstream(req);
-        let mut body = Vec::new();
-        match r.call() {
-            Ok(resp) | Err(ureq::Error::Status(_, resp)) => {
-                let _ = resp.into_reader().read_to_end(&mut body);
-            }
-            Err(_) => {}
-        }
-        body
     }
 }
 
@@ -176,10 +120,7 @@ async fn copy_through_faults_matches_a_clean_copy() {
     .await;
     Mock::given(wiremock::matchers::any())
         .respond_with(FaultyProxy {
-            upstream: endpoint,
-            agent: ureq::AgentBuilder::new()
-                .timeout(Duration::from_secs(30))
-                .build(),
+            upstream: Upstream::new(&endpoint),
             dice: dice.clone(),
             faults: faults.clone(),
         })

@@ -49,6 +49,9 @@ macro_rules! suite {
             suite!(@each $make, copy_full_then_incremental, copy_recompress_and_keep,
                 copy_shards_partition, copy_corrupt_source, copy_adopts_after_crash,
                 copy_respects_locks, copy_dry_run_and_per_job, copy_seed_and_map);
+            suite!(@each $make, two_copies_same_machines, two_copies_different_machines,
+                two_copies_overlapping, copy_during_backup, copy_during_check,
+                two_backups_one_source);
         }
     };
     (@each $make:expr, $($test:ident),*) => {

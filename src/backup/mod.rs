@@ -86,7 +86,7 @@ pub async fn run(
     let roots = walk::roots(&opts.paths, &base)?;
 
     let lock = LockGuard::acquire(&repo, LockKind::Shared, "backup", Some(&opts.machine)).await?;
-    let result = run_locked(&repo, &opts, base, roots, progress).await;
+    let result = run_locked(&repo, &lock.name, &opts, base, roots, progress).await;
     let released = lock.release().await;
     let out = result?;
     released?;
@@ -95,6 +95,7 @@ pub async fn run(
 
 async fn run_locked(
     repo: &Arc<Repository>,
+    lock: &str,
     opts: &BackupOptions,
     base: PathBuf,
     roots: Vec<(PathBuf, Vec<u8>)>,
@@ -103,7 +104,7 @@ async fn run_locked(
     let mut index = repo.load_index().await?;
     // Packs a killed backup (or copy) uploaded but never indexed are indexed now, so
     // their blobs are not stored again.
-    adopt_orphans(repo, &mut index).await?;
+    adopt_orphans(repo, &mut index, &[lock]).await?;
     let parent = repo
         .load_points()
         .await?

@@ -20,13 +20,15 @@ use super::repos::{PARTIAL, open};
 use super::{Args, Command, KeyAction, password};
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let pwf = args.password_file.as_deref();
+    let pw_file = args.command.password_file();
+    let pwf = pw_file.as_deref();
     match args.command {
         Command::Init {
             repo,
             compression,
             pack_size,
             json: as_json,
+            ..
         } => {
             let loc = store::open(&repo, true)?;
             let pw = password::get(
@@ -68,6 +70,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             host,
             json: as_json,
             paths,
+            ..
         } => {
             let r = open(&repo, pwf).await?;
             let opts = BackupOptions {
@@ -120,6 +123,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             repo,
             machine,
             json: as_json,
+            ..
         } => {
             let r = open(&repo, pwf).await?;
             let points: Vec<_> = r
@@ -207,6 +211,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             machine,
             to,
             json: as_json,
+            ..
         } => {
             let r = open(&repo, pwf).await?;
             let (id, p) = r.find_point(&point, machine.as_deref()).await?;
@@ -237,6 +242,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             repo,
             read_data,
             json: as_json,
+            ..
         } => {
             let r = open(&repo, pwf).await?;
             let lock = offsite::repo::lock::LockGuard::acquire(&r, LockKind::Shared, "check", None)
@@ -284,7 +290,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             super::demo::run(&dir).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Unlock { repo, all } => {
+        Command::Unlock { repo, all, .. } => {
             let r = open(&repo, pwf).await?;
             let now = r.clock().now();
             let removed = remove_locks(&r, all).await?;
@@ -302,6 +308,7 @@ async fn key(action: KeyAction, pwf: Option<&std::path::Path>) -> anyhow::Result
         KeyAction::Add {
             repo,
             new_password_file,
+            ..
         } => {
             let r = open(&repo, pwf).await?;
             let pw = password::get(
@@ -317,6 +324,7 @@ async fn key(action: KeyAction, pwf: Option<&std::path::Path>) -> anyhow::Result
         KeyAction::List {
             repo,
             json: as_json,
+            ..
         } => {
             let r = open(&repo, pwf).await?;
             let mut rows = Vec::new();
@@ -348,7 +356,7 @@ async fn key(action: KeyAction, pwf: Option<&std::path::Path>) -> anyhow::Result
                 table(&["", "ID", "CREATED (UTC)", "HOST", "KDF"], &rows);
             }
         }
-        KeyAction::Remove { repo, id } => {
+        KeyAction::Remove { repo, id, .. } => {
             let r = open(&repo, pwf).await?;
             let names: Vec<String> = r
                 .list(KEYS)

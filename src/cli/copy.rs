@@ -142,6 +142,9 @@ fn target_init_options(
     }
 }
 
+/// Runs shorter than this get no speed or bottleneck figures.
+const MEASURABLE: f64 = 1.0;
+
 pub(super) fn print_report(r: &CopyReport) {
     let reqs = |c: &ChainReport| {
         let (s, t) = (&c.requests_source, &c.requests_target);
@@ -190,8 +193,13 @@ pub(super) fn print_report(r: &CopyReport) {
                     size(c.bytes_written),
                     reqs(c),
                     format!("{:.1} s", c.seconds),
-                    format!("{}/s", size(c.throughput as u64)),
-                    if c.seconds > 0.0 && !c.copied.is_empty() {
+                    // Below a second, a rate says more about start-up than about speed.
+                    if c.seconds >= MEASURABLE && !c.copied.is_empty() {
+                        format!("{}/s", size(c.throughput as u64))
+                    } else {
+                        "-".into()
+                    },
+                    if c.seconds >= MEASURABLE && !c.copied.is_empty() {
                         format!(
                             "{} (read {:.0}% cpu {:.0}% write {:.0}%)",
                             c.bottleneck.limiting,
@@ -221,9 +229,13 @@ pub(super) fn print_report(r: &CopyReport) {
             ],
             &rows,
         );
+        println!(
+            "REQUESTS: source G=GET L=LIST H=HEAD / target P=PUT (multipart parts included) L=LIST H=HEAD D=DELETE; \
+             BOTTLENECK: the stage busy most of the time, with each stage's busy share"
+        );
         if r.adopted_packs > 0 {
             println!(
-                "adopted {} pack(s), {}, left in the target by an interrupted run",
+                "adopted {} pack(s), {}, left in the target by a run that died",
                 r.adopted_packs,
                 size(r.adopted_bytes)
             );

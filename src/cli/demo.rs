@@ -84,7 +84,10 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
         },
         ..Default::default()
     };
+    // The first night's backups are a day old; the second night's are now.
+    let today = chrono::Utc::now();
     for round in 1..=2 {
+        let nightly = today - chrono::Duration::days(2 - round);
         if round == 2 {
             println!("\n6. a day later: a few files change, backups run again");
             change_a_little(&machines)?;
@@ -96,7 +99,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
             let started = std::time::Instant::now();
             let (id, p) = backup::run(
                 primary.clone(),
-                backup_options(&machines, m),
+                backup_options(&machines, m, nightly),
                 Progress::hidden(),
             )
             .await?;
@@ -202,8 +205,9 @@ async fn new_repo(
     Ok((Arc::new(repo), pw_file))
 }
 
-fn backup_options(machines: &Path, m: &str) -> BackupOptions {
+fn backup_options(machines: &Path, m: &str, time: chrono::DateTime<chrono::Utc>) -> BackupOptions {
     BackupOptions {
+        time: Some(time),
         machine: m.to_string(),
         job: Some("nightly".into()),
         tags: BTreeMap::from([("demo".to_string(), "yes".to_string())]),

@@ -28,17 +28,24 @@ pub struct Args {
     /// Only errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// Read the repository password from this file (else OFFSITE_PASSWORD, else a prompt).
-    #[arg(long, global = true, value_name = "FILE")]
-    pub password_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The repository password's file, for the commands that open a repository.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct PasswordFile {
+    /// Read the repository password from this file (else OFFSITE_PASSWORD, else a prompt).
+    #[arg(long = "password-file", value_name = "FILE")]
+    pub path: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create a repository.
     Init {
+        #[command(flatten)]
+        pw: PasswordFile,
         /// s3://bucket/prefix, az://container/prefix, file:///path or a path, memory://name
         repo: String,
         /// zstd level for new data (0 = store raw).
@@ -47,11 +54,14 @@ pub enum Command {
         /// Target pack size, e.g. 16MiB.
         #[arg(long, default_value = "16MiB", value_parser = output::parse_size)]
         pack_size: u64,
+        /// Print the result as JSON (the shapes are in docs/CLI.md).
         #[arg(long)]
         json: bool,
     },
     /// Back up files, folders and raw disk images as a new restore point.
     Backup {
+        #[command(flatten)]
+        pw: PasswordFile,
         repo: String,
         /// The machine these files belong to.
         #[arg(long)]
@@ -68,6 +78,7 @@ pub enum Command {
         /// Record this host name instead of this machine's.
         #[arg(long)]
         host: Option<String>,
+        /// Print the result as JSON (the shapes are in docs/CLI.md).
         #[arg(long)]
         json: bool,
         #[arg(required = true)]
@@ -75,14 +86,19 @@ pub enum Command {
     },
     /// List restore points (and points being written).
     Points {
+        #[command(flatten)]
+        pw: PasswordFile,
         repo: String,
         #[arg(long)]
         machine: Option<String>,
+        /// Print the result as JSON (the shapes are in docs/CLI.md).
         #[arg(long)]
         json: bool,
     },
     /// Restore a point into a folder, bit for bit.
     Restore {
+        #[command(flatten)]
+        pw: PasswordFile,
         repo: String,
         /// `latest` or a point id (a unique prefix is enough).
         point: String,
@@ -90,14 +106,18 @@ pub enum Command {
         machine: Option<String>,
         #[arg(long, value_name = "DIR")]
         to: PathBuf,
+        /// Print the result as JSON (the shapes are in docs/CLI.md).
         #[arg(long)]
         json: bool,
     },
     /// Verify the repository; with --read-data, every blob.
     Check {
+        #[command(flatten)]
+        pw: PasswordFile,
         repo: String,
         #[arg(long)]
         read_data: bool,
+        /// Print the result as JSON (the shapes are in docs/CLI.md).
         #[arg(long)]
         json: bool,
     },
@@ -108,8 +128,9 @@ pub enum Command {
         #[command(subcommand)]
         action: KeyAction,
     },
-    /// Run the embedded default: sample machines backed up into a local repository,
-    /// restored, compared bit for bit and checked.
+    /// Run the embedded default: a whole backup copy job between two local folder
+    /// repositories — sample machines backed up, copied under the copy's own key, changed
+    /// and copied again incrementally, the copy restored, compared bit for bit and checked.
     Demo {
         /// Working folder (replaced if it holds an earlier demo).
         #[arg(long, default_value = "offsite-demo")]
@@ -117,6 +138,8 @@ pub enum Command {
     },
     /// Remove stale locks (left by writers that died); --all removes live ones too.
     Unlock {
+        #[command(flatten)]
+        pw: PasswordFile,
         repo: String,
         #[arg(long)]
         all: bool,
@@ -125,6 +148,9 @@ pub enum Command {
 
 #[derive(clap::Args, Debug)]
 pub struct CopyArgs {
+    /// The sources' password file (else OFFSITE_PASSWORD, else a prompt).
+    #[command(flatten)]
+    pub pw: PasswordFile,
     /// Source repository (repeatable). Its password: OFFSITE_PASSWORD or --password-file.
     #[arg(long = "from", required = true, value_name = "SRC")]
     pub from: Vec<String>,
@@ -134,6 +160,7 @@ pub struct CopyArgs {
     /// Create the target (with its own key) if it does not exist.
     #[arg(long)]
     pub init: bool,
+    /// Read the target's password from this file (else OFFSITE_TARGET_PASSWORD, else a prompt).
     #[arg(long, value_name = "FILE")]
     pub target_password_file: Option<PathBuf>,
     /// Machine name or glob (repeatable); default all.
@@ -172,6 +199,7 @@ pub struct CopyArgs {
     /// Seconds to wait for another copy of the same machine into the target.
     #[arg(long, default_value_t = 0)]
     pub lock_wait: u64,
+    /// Print the result as JSON (the shapes are in docs/CLI.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -180,18 +208,28 @@ pub struct CopyArgs {
 pub enum KeyAction {
     /// Add a password (the new one from OFFSITE_NEW_PASSWORD, --new-password-file or a prompt).
     Add {
+        #[command(flatten)]
+        pw: PasswordFile,
         repo: String,
         #[arg(long, value_name = "FILE")]
         new_password_file: Option<PathBuf>,
     },
     /// List the key files.
     List {
+        #[command(flatten)]
+        pw: PasswordFile,
         repo: String,
+        /// Print the result as JSON (the shapes are in docs/CLI.md).
         #[arg(long)]
         json: bool,
     },
     /// Remove a key file (not the one in use, not the last).
-    Remove { repo: String, id: String },
+    Remove {
+        #[command(flatten)]
+        pw: PasswordFile,
+        repo: String,
+        id: String,
+    },
 }
 
 fn parse_tag(s: &str) -> Result<(String, String), String> {
@@ -216,6 +254,28 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         .with_target(false)
         .without_time()
         .init();
+}
+
+impl Command {
+    /// The `--password-file` given to this command, if it takes one.
+    fn password_file(&self) -> Option<PathBuf> {
+        let pw = match self {
+            Command::Init { pw, .. }
+            | Command::Backup { pw, .. }
+            | Command::Points { pw, .. }
+            | Command::Restore { pw, .. }
+            | Command::Check { pw, .. }
+            | Command::Unlock { pw, .. } => pw,
+            Command::Copy(c) => &c.pw,
+            Command::Key { action } => match action {
+                KeyAction::Add { pw, .. }
+                | KeyAction::List { pw, .. }
+                | KeyAction::Remove { pw, .. } => pw,
+            },
+            Command::Demo { .. } => return None,
+        };
+        pw.path.clone()
+    }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {

@@ -3,6 +3,10 @@
 //! repository and point) and its parent (the machine's previous point in the target).
 //! A per-job chain commits all its points or none. Only the runner commits: a transfer
 //! run elsewhere hands its outcome back, and what it wrote becomes visible here.
+//!
+//! Just before the points, the target's points are read once more: a source point that
+//! another run committed meanwhile (one that did not share this chain's lock, such as a
+//! per-job copy of the same machine) is not written a second time.
 
 use super::failure::Failure;
 use super::options::ChainMode;
@@ -10,15 +14,17 @@ use super::plan::ChainPlan;
 use super::report::{CopiedPoint, FailedPoint};
 use super::target::TargetState;
 use super::transfer::TransferOutcome;
-use crate::Result;
 use crate::format::point::Provenance;
 use crate::repo::Repository;
+use crate::{Id, Result};
 
 /// What the commit wrote, and what it could not.
 #[derive(Debug, Default)]
 pub struct Committed {
     pub copied: Vec<CopiedPoint>,
     pub failed: Vec<FailedPoint>,
+    /// Source points another run committed while this one transferred them.
+    pub already_copied: Vec<Id>,
     /// Bytes of machine data in the points committed.
     pub bytes_logical: u64,
 }
@@ -36,6 +42,7 @@ pub async fn commit(
     for p in &outcome.packs {
         state.known.extend(p.entries.iter().map(|e| e.id));
     }
+    state.refresh(target).await?;
 
     let failures: Vec<Option<Failure>> = plan
         .points
@@ -61,14 +68,24 @@ pub async fn commit(
             continue;
         }
         let source = plan.sources[p.source];
+        if state.holds(source, p.id, &p.point) {
+            tracing::warn!(
+                "{} point {} of {}: already copied by another run; not writing it twice",
+                p.point.machine,
+                p.id.short(),
+                p.point.time.format("%Y-%m-%d %H:%M:%S")
+            );
+            done.already_copied.push(p.id);
+            continue;
+        }
         let mut copy = p.point.clone();
         copy.source = Some(Provenance {
             repository: source,
             point: p.id,
         });
-        copy.parent = state.last.get(&p.point.machine).copied();
+        copy.parent = state.parent(&p.point.machine);
         let new_id = target.save_point(&copy).await?;
-        state.committed(source, p.id, &p.point.machine, new_id);
+        state.committed(new_id, &copy);
         done.bytes_logical += p.point.summary.bytes;
         done.copied.push(CopiedPoint {
             machine: p.point.machine.clone(),

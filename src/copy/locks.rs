@@ -160,6 +160,8 @@ mod tests {
         let holder = LockGuard::acquire(&repo, LockKind::Shared, "copy", Some("web"))
             .await
             .unwrap();
+        // The holder's lock is the older one (equal times would be settled by name).
+        clock.advance(chrono::Duration::seconds(1));
 
         let started = Instant::now();
         let r = repo.clone();

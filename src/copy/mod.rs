@@ -33,7 +33,7 @@ pub use commit::{Committed, commit};
 pub use failure::Failure;
 pub use options::{ChainMode, Compression, CopyOptions, TransferOptions};
 pub use plan::{ChainPlan, balanced_pack_size, plan_chain};
-pub use report::{ChainReport, ChainStatus, CopyReport};
+pub use report::{ChainReport, ChainStatus, CopyReport, FailedPoint, StageTimes};
 pub use select::{Candidate, PointsSpec, Selection, Shard};
 pub use source::Sources;
 pub use target::TargetState;
@@ -77,51 +77,28 @@ pub async fn run(
         false => locks::lock_sources(&repos).await?,
     };
     let pack_size = opts.pack_size.unwrap_or(target.config.pack_size);
+    let ctx = Ctx {
+        sources: &srcs,
+        repos: &repos,
+        target: &target,
+        opts,
+        pack_size,
+        progress,
+    };
     for (name, candidates) in chains(chosen, opts.chain) {
         let meter = report::Meter::start(&repos, &target);
-        let threshold = target.multipart_threshold as u64;
-        let plan = plan_chain(
-            &name, opts.chain, candidates, &srcs.list, &state, pack_size, threshold,
-        )
-        .await;
         let mut chain = ChainReport {
-            chain: name,
-            machines: plan.machines(),
-            already_copied: plan.already_copied,
-            blobs_present: plan.blobs_present,
+            chain: name.clone(),
             ..Default::default()
         };
-        if plan.points.is_empty() {
-            chain.status = ChainStatus::UpToDate;
-        } else if opts.dry_run {
-            chain.status = ChainStatus::Planned;
-            chain.plan = Some(plan.projection.clone());
-            chain.failed = plan
-                .points
-                .iter()
-                .filter_map(|p| {
-                    let f = p.failure.clone()?;
-                    Some(report::FailedPoint::new(&p.point, p.id, f))
-                })
-                .collect();
-            meter.finish(&target, &mut chain, &Default::default());
-        } else {
-            match copy_chain(&plan, &repos, &target, opts, progress, &mut state).await {
-                Ok((outcome, done)) => {
-                    chain.blobs_new = outcome.blobs_written;
-                    chain.bytes_logical = done.bytes_logical;
-                    chain.status = match (done.copied.is_empty(), done.failed.is_empty()) {
-                        (_, true) => ChainStatus::Copied,
-                        (true, false) => ChainStatus::Failed,
-                        (false, false) => ChainStatus::Partial,
-                    };
-                    chain.copied = done.copied;
-                    chain.failed = done.failed;
-                    meter.finish(&target, &mut chain, &outcome.stages);
-                }
-                Err(e) => chain.fail(&e),
+        let stages = match copy_chain(&ctx, &name, candidates, &mut state, &mut chain).await {
+            Ok(stages) => stages,
+            Err(e) => {
+                chain.fail(&e);
+                Default::default()
             }
-        }
+        };
+        meter.finish(&target, &mut chain, &stages);
         report.chains.push(chain);
     }
     locks::release_all(read_locks).await;
@@ -130,26 +107,96 @@ pub async fn run(
     Ok(report)
 }
 
-/// Transfers and commits one planned chain under the chain's lock in the target.
+/// What every chain of one copy shares.
+struct Ctx<'a> {
+    sources: &'a Sources,
+    repos: &'a [Arc<Repository>],
+    target: &'a Arc<Repository>,
+    opts: &'a CopyOptions,
+    pack_size: u64,
+    progress: &'a Progress,
+}
+
+/// Plans one chain and — unless this is a dry run — transfers and commits it under the
+/// chain's lock in the target, planning from the target as it is once the lock is held.
 async fn copy_chain(
-    plan: &ChainPlan,
-    sources: &[Arc<Repository>],
-    target: &Arc<Repository>,
-    opts: &CopyOptions,
-    progress: &Progress,
+    ctx: &Ctx<'_>,
+    name: &str,
+    candidates: Vec<Candidate>,
     state: &mut TargetState,
-) -> Result<(TransferOutcome, Committed)> {
-    let lock = locks::lock_chain(target, &plan.chain, opts.lock_wait).await?;
+    chain: &mut ChainReport,
+) -> Result<StageTimes> {
+    // Copied points stay copied: a chain the target holds whole needs no lock.
+    let held =
+        |c: &Candidate| state.holds(ctx.sources.list[c.source].repo.config.id, c.id, &c.point);
+    if candidates.iter().all(held) {
+        chain.already_copied = candidates.len() as u64;
+        chain.status = ChainStatus::UpToDate;
+        return Ok(StageTimes::default());
+    }
+    let mut machines: Vec<String> = candidates.iter().map(|c| c.point.machine.clone()).collect();
+    machines.sort();
+    machines.dedup();
+    chain.machines = machines;
+    let lock = match ctx.opts.dry_run {
+        true => None,
+        false => Some(locks::lock_chain(ctx.target, name, ctx.opts.lock_wait).await?),
+    };
     let result = async {
-        let outcome = transfer(plan, sources, target, &opts.transfer, progress).await?;
-        let done = commit(plan, &outcome, target, state).await?;
-        Ok((outcome, done))
+        if lock.is_some() {
+            state.refresh(ctx.target).await?;
+        }
+        let threshold = ctx.target.multipart_threshold as u64;
+        let (mode, srcs) = (ctx.opts.chain, &ctx.sources.list);
+        let plan = plan_chain(name, mode, candidates, srcs, state, ctx.pack_size, threshold).await;
+        chain.machines = plan.machines();
+        chain.already_copied = plan.already_copied;
+        chain.blobs_present = plan.blobs_present;
+        let failed_in_plan = || {
+            plan.points
+                .iter()
+                .filter_map(|p| Some(FailedPoint::new(&p.point, p.id, p.failure.clone()?)))
+                .collect()
+        };
+        if plan.points.is_empty() {
+            chain.status = ChainStatus::UpToDate;
+            return Ok(StageTimes::default());
+        }
+        if ctx.opts.dry_run {
+            chain.status = ChainStatus::Planned;
+            chain.plan = Some(plan.projection.clone());
+            chain.failed = failed_in_plan();
+            return Ok(StageTimes::default());
+        }
+        let outcome = transfer(&plan, ctx.repos, ctx.target, &ctx.opts.transfer, ctx.progress).await?;
+        let done = commit(&plan, &outcome, ctx.target, state).await?;
+        chain.blobs_new = outcome.blobs_written;
+        chain.bytes_logical = done.bytes_logical;
+        chain.already_copied += done.already_copied.len() as u64;
+        if !done.already_copied.is_empty() {
+            chain.warnings.push(format!(
+                "{} point(s) already copied by another run while this one transferred them; not written twice",
+                done.already_copied.len()
+            ));
+        }
+        chain.status = match (done.copied.is_empty(), done.failed.is_empty()) {
+            (true, true) => ChainStatus::UpToDate,
+            (_, true) => ChainStatus::Copied,
+            (true, false) => ChainStatus::Failed,
+            (false, false) => ChainStatus::Partial,
+        };
+        chain.copied = done.copied;
+        chain.failed = done.failed;
+        Ok(outcome.stages)
     }
     .await;
-    let released = lock.release().await;
-    let out = result?;
-    released?;
-    Ok(out)
+    if let Some(lock) = lock {
+        let released = lock.release().await;
+        if result.is_ok() {
+            released?;
+        }
+    }
+    result
 }
 
 /// Groups chosen points into chains — one per machine, or one per source job — keeping

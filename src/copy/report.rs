@@ -89,14 +89,41 @@ pub struct StageTimes {
     pub target_write: f64,
 }
 
+/// What limited a chain's speed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Limiting {
+    #[default]
+    #[serde(rename = "source read")]
+    SourceRead,
+    #[serde(rename = "processing")]
+    Processing,
+    #[serde(rename = "target write")]
+    TargetWrite,
+    /// No stage was busy half the time: planning, tree walks, locks, index and points.
+    #[serde(rename = "planning and metadata")]
+    Overhead,
+}
+
+impl std::fmt::Display for Limiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Limiting::SourceRead => "source read",
+            Limiting::Processing => "processing",
+            Limiting::TargetWrite => "target write",
+            Limiting::Overhead => "planning and metadata",
+        })
+    }
+}
+
 /// Share (0..1) of the chain's wall time each stage had work in flight.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Bottleneck {
     pub source_read: f64,
     pub processing: f64,
     pub target_write: f64,
-    /// The busiest stage: "source read", "processing" or "target write".
-    pub limiting: String,
+    /// The busiest stage when it was busy at least half the time; otherwise the time
+    /// went outside the stages.
+    pub limiting: Limiting,
 }
 
 impl Bottleneck {
@@ -107,18 +134,20 @@ impl Bottleneck {
             (cpu / w).min(1.0),
             (write / w).min(1.0),
         );
-        let limiting = if r >= c && r >= t {
-            "source read"
+        let limiting = if r.max(c).max(t) < 0.5 {
+            Limiting::Overhead
+        } else if r >= c && r >= t {
+            Limiting::SourceRead
         } else if c >= t {
-            "processing"
+            Limiting::Processing
         } else {
-            "target write"
+            Limiting::TargetWrite
         };
         Bottleneck {
             source_read: r,
             processing: c,
             target_write: t,
-            limiting: limiting.into(),
+            limiting,
         }
     }
 }
@@ -246,5 +275,35 @@ impl CopyReport {
         self.chains.iter().any(|c| {
             !c.failed.is_empty() || matches!(c.status, ChainStatus::Failed | ChainStatus::Skipped)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_label_matches_the_shares() {
+        assert_eq!(
+            Bottleneck::new(9.0, 2.0, 1.0, 10.0).limiting,
+            Limiting::SourceRead
+        );
+        assert_eq!(
+            Bottleneck::new(1.0, 6.0, 1.0, 10.0).limiting,
+            Limiting::Processing
+        );
+        assert_eq!(
+            Bottleneck::new(1.0, 2.0, 8.0, 10.0).limiting,
+            Limiting::TargetWrite
+        );
+        // Busy 12 % at most: the time went to planning and metadata, not to a stage.
+        assert_eq!(
+            Bottleneck::new(0.5, 0.3, 1.2, 10.0).limiting,
+            Limiting::Overhead
+        );
+        assert_eq!(
+            serde_json::to_value(Limiting::Overhead).unwrap(),
+            "planning and metadata"
+        );
     }
 }

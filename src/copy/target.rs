@@ -1,91 +1,161 @@
 //! What the target already holds, as far as a copy is concerned: which source points it
 //! has (by provenance, or with `--map` by machine, time and tree), the newest point of
-//! each machine (the parent of the next), and which blobs it stores.
+//! each machine (the parent of the next), and which blobs it stores. Other writers add to
+//! the target while a copy runs, so the state is refreshed — only the point and index
+//! objects not read before — under each chain's lock and again just before a commit.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
 
+use crate::format::INDEX;
+use crate::format::index::IndexFile;
 use crate::format::point::Point;
-use crate::repo::Repository;
 use crate::repo::adopt::adopt_orphans;
+use crate::repo::{IO_CONCURRENCY, Repository};
 use crate::{Error, Id, Result};
+
+/// What `--map` matches a source point by: its machine, time and tree.
+type MapKey = (String, DateTime<Utc>, Vec<Id>);
 
 #[derive(Debug, Default)]
 pub struct TargetState {
     /// (source repository, source point) of every copied point.
     provenance: HashSet<(Id, Id)>,
     /// With `--map`: (machine, time, tree) of every point.
-    mapped: HashSet<(String, DateTime<Utc>, Vec<Id>)>,
-    /// The newest target point of each machine.
-    pub last: HashMap<String, Id>,
+    mapped: Option<HashSet<MapKey>>,
+    /// The newest target point of each machine, with its time.
+    last: HashMap<String, (DateTime<Utc>, Id)>,
     /// Every blob the target stores.
     pub known: HashSet<Id>,
-    /// Packs left by an interrupted run that loading indexed (and their bytes).
+    /// Packs left by a dead writer that loading indexed (and their bytes).
     pub adopted: (u64, u64),
+    /// Points and index files read so far: a refresh reads only the others.
+    seen_points: HashSet<Id>,
+    seen_indexes: HashSet<String>,
 }
 
 impl TargetState {
-    /// Reads the target's points and index. Unless `dry_run`, packs an interrupted run
-    /// left unindexed are adopted first. A target holding points that did not come from
-    /// these sources is refused unless `map` says to continue on top of it.
+    /// Reads the target's points and index. Unless `dry_run`, packs a dead writer left
+    /// unindexed are adopted first. A target holding points that did not come from these
+    /// sources is refused unless `map` says to continue on top of it.
     pub async fn load(
         target: &Repository,
         source_ids: &HashSet<Id>,
         map: bool,
         dry_run: bool,
     ) -> Result<TargetState> {
-        let points = target.load_points().await?;
-        let from_sources = |p: &Point| {
-            p.source
-                .as_ref()
-                .is_some_and(|s| source_ids.contains(&s.repository))
+        let mut state = TargetState {
+            mapped: map.then(HashSet::new),
+            ..Default::default()
         };
-        let foreign = points.iter().filter(|(_, p)| !from_sources(p)).count();
-        if foreign > 0 && !points.iter().any(|(_, p)| from_sources(p)) && !map {
+        state.read_points(target).await?;
+        let from_sources = |p: &(Id, Id)| source_ids.contains(&p.0);
+        let ours = state.provenance.iter().filter(|p| from_sources(p)).count();
+        let foreign = state.seen_points.len() - ours;
+        if foreign > 0 && ours == 0 && !map {
             return Err(Error::Invalid(format!(
                 "{}: the target already holds {foreign} restore point(s) that were not copied from these sources; \
                  pass --map to continue a chain on top of it",
                 target.url()
             )));
         }
-        let mut state = TargetState {
-            provenance: points
-                .iter()
-                .filter_map(|(_, p)| p.source.as_ref().map(|s| (s.repository, s.point)))
-                .collect(),
-            ..Default::default()
-        };
-        if map {
-            state.mapped = points
-                .iter()
-                .map(|(_, p)| (p.machine.clone(), p.time, p.tree.clone()))
-                .collect();
-        }
-        // Points come oldest first: the last one seen per machine is its newest.
-        for (id, p) in &points {
-            state.last.insert(p.machine.clone(), *id);
-        }
+        let names = state.unseen_indexes(target).await?;
         let mut index = target.load_index().await?;
+        state.seen_indexes.extend(names);
         if !dry_run {
-            state.adopted = adopt_orphans(target, &mut index).await?;
+            state.adopted = adopt_orphans(target, &mut index, &[]).await?;
         }
         state.known = index.ids().collect();
         Ok(state)
     }
 
+    /// Reads what other writers committed since the last look: new points (provenance,
+    /// parents) and new index files (known blobs).
+    pub async fn refresh(&mut self, target: &Repository) -> Result<()> {
+        self.read_points(target).await?;
+        let names = self.unseen_indexes(target).await?;
+        let files: Vec<(String, IndexFile)> =
+            futures::stream::iter(names.into_iter().map(|name| async move {
+                let bytes = target.get(&name).await?;
+                let f = IndexFile::open(target.key(), &name, &bytes)?;
+                Ok::<_, Error>((name, f))
+            }))
+            .buffer_unordered(IO_CONCURRENCY)
+            .try_collect()
+            .await?;
+        for (name, f) in files {
+            for p in &f.packs {
+                self.known.extend(p.entries.iter().map(|e| e.id));
+            }
+            self.seen_indexes.insert(name);
+        }
+        Ok(())
+    }
+
+    async fn unseen_indexes(&self, target: &Repository) -> Result<Vec<String>> {
+        Ok(target
+            .list(INDEX)
+            .await?
+            .iter()
+            .map(|m| target.loc.name_of(&m.location))
+            .filter(|n| !self.seen_indexes.contains(n))
+            .collect())
+    }
+
+    async fn read_points(&mut self, target: &Repository) -> Result<()> {
+        let new: Vec<Id> = target
+            .point_ids()
+            .await?
+            .into_iter()
+            .filter(|id| !self.seen_points.contains(id))
+            .collect();
+        let points: Vec<(Id, Point)> = futures::stream::iter(
+            new.into_iter()
+                .map(|id| async move { Ok::<_, Error>((id, target.load_point(&id).await?)) }),
+        )
+        .buffer_unordered(IO_CONCURRENCY)
+        .try_collect()
+        .await?;
+        for (id, p) in points {
+            self.note_point(id, &p);
+        }
+        Ok(())
+    }
+
+    fn note_point(&mut self, id: Id, p: &Point) {
+        self.seen_points.insert(id);
+        if let Some(s) = &p.source {
+            self.provenance.insert((s.repository, s.point));
+        }
+        if let Some(m) = &mut self.mapped {
+            m.insert((p.machine.clone(), p.time, p.tree.clone()));
+        }
+        let newer = self
+            .last
+            .get(&p.machine)
+            .is_none_or(|(t, i)| (p.time, id) >= (*t, *i));
+        if newer {
+            self.last.insert(p.machine.clone(), (p.time, id));
+        }
+    }
+
     /// Whether the target holds source point `id` of repository `source` already.
     pub fn holds(&self, source: Id, id: Id, point: &Point) -> bool {
         self.provenance.contains(&(source, id))
-            || (!self.mapped.is_empty()
-                && self
-                    .mapped
-                    .contains(&(point.machine.clone(), point.time, point.tree.clone())))
+            || self.mapped.as_ref().is_some_and(|m| {
+                m.contains(&(point.machine.clone(), point.time, point.tree.clone()))
+            })
     }
 
-    /// Notes a point just committed.
-    pub fn committed(&mut self, source: Id, id: Id, machine: &str, target_point: Id) {
-        self.provenance.insert((source, id));
-        self.last.insert(machine.to_string(), target_point);
+    /// The machine's newest point in the target: the parent of the next one.
+    pub fn parent(&self, machine: &str) -> Option<Id> {
+        self.last.get(machine).map(|(_, id)| *id)
+    }
+
+    /// Notes a point just committed: `copy` as stored under `target_point`.
+    pub fn committed(&mut self, target_point: Id, copy: &Point) {
+        self.note_point(target_point, copy);
     }
 }

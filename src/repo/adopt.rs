@@ -1,27 +1,52 @@
-//! Adoption: after a crash, packs that reached the repository but no index are indexed
-//! by the next writer (backup or copy) instead of being uploaded again.
+//! Adoption: packs that reached the repository but no index — left by a writer that
+//! died — are indexed by the next writer (backup or copy) instead of being uploaded
+//! again. Only dead writers' packs: a live writer indexes its own (FORMAT.md §9).
 
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
+use super::lock::list_locks;
 use super::{IO_CONCURRENCY, MasterIndex, Repository};
 use crate::format::index::IndexedPack;
 use crate::format::{DATA, pack, parse_pack_name};
 use crate::{Error, Result};
 
-/// Indexes packs that exist in the target but in no index — left by a copy or backup
-/// that was killed after uploading them — so their blobs are not uploaded again. Each
-/// pack's header is read (one or two ranged GETs) and authenticated with the target key;
-/// a pack that does not open is left alone and reported by `check`.
-/// Returns the packs adopted and their bytes.
-pub async fn adopt_orphans(target: &Repository, index: &mut MasterIndex) -> Result<(u64, u64)> {
+/// How much older than a live lock a pack must be to be adoptable: room for the writer's
+/// clock and the store's to disagree.
+pub const CLOCK_MARGIN: chrono::Duration = chrono::Duration::seconds(60);
+
+/// Indexes the adoptable packs that exist in the repository but in no index, so their
+/// blobs are not uploaded again. A pack is adoptable when it is older (by
+/// [`CLOCK_MARGIN`]) than every live lock but the caller's own (`mine`, the names of the
+/// caller's locks): every writer locks before it writes a pack, so a live writer's packs
+/// are younger than its lock and stay its own to index. Each pack's header is read (one
+/// or two ranged GETs) and authenticated with the repository's key; a pack that does not
+/// open is left alone and reported by `check`. Returns the packs adopted and their bytes.
+pub async fn adopt_orphans(
+    target: &Repository,
+    index: &mut MasterIndex,
+    mine: &[&str],
+) -> Result<(u64, u64)> {
+    let cutoff = adoption_cutoff(target, mine).await?;
     let mut orphans = Vec::new();
+    let mut held = 0;
     for m in target.list(DATA).await? {
         let name = target.loc.name_of(&m.location);
         if let Some(id) = parse_pack_name(&name)
             && index.pack(&id).is_none()
         {
-            orphans.push((id, name, m.size));
+            if cutoff.is_some_and(|c| m.last_modified >= c) {
+                held += 1;
+            } else {
+                orphans.push((id, name, m.size));
+            }
         }
+    }
+    if held > 0 {
+        tracing::info!(
+            "{held} unindexed pack(s) in {} may belong to a writer that is still running; not adopting them",
+            target.url()
+        );
     }
     if orphans.is_empty() {
         return Ok((0, 0));
@@ -52,6 +77,18 @@ pub async fn adopt_orphans(target: &Repository, index: &mut MasterIndex) -> Resu
         );
     }
     Ok((adopted.len() as u64, bytes))
+}
+
+/// Packs written at or after this moment may be a live writer's: the creation of the
+/// oldest live lock not in `mine`, less the clock margin. `None`: no other live writer.
+async fn adoption_cutoff(repo: &Repository, mine: &[&str]) -> Result<Option<DateTime<Utc>>> {
+    let now = repo.clock().now();
+    Ok(list_locks(repo)
+        .await?
+        .into_iter()
+        .filter(|l| !mine.contains(&l.name.as_str()) && !l.lock.is_stale(now))
+        .map(|l| l.lock.created - CLOCK_MARGIN)
+        .min())
 }
 
 /// Reads and opens a pack's header with ranged reads of its tail.
@@ -111,7 +148,7 @@ mod tests {
 
         let mut index = target.load_index().await.unwrap();
         assert_eq!(index.blob_count(), 0);
-        let (n, bytes) = adopt_orphans(&target, &mut index).await.unwrap();
+        let (n, bytes) = adopt_orphans(&target, &mut index, &[]).await.unwrap();
         assert_eq!(n as usize, out.packs.len());
         assert_eq!(bytes, out.packs.iter().map(|p| p.size).sum::<u64>());
         for p in &out.packs {
@@ -126,6 +163,9 @@ mod tests {
         );
         // The adoption is indexed: a second look finds nothing new.
         let mut again = target.load_index().await.unwrap();
-        assert_eq!(adopt_orphans(&target, &mut again).await.unwrap(), (0, 0));
+        assert_eq!(
+            adopt_orphans(&target, &mut again, &[]).await.unwrap(),
+            (0, 0)
+        );
     }
 }

@@ -7,6 +7,7 @@ pub mod blob;
 pub mod index;
 pub mod lock;
 pub mod packer;
+mod points;
 pub mod retry;
 pub mod tree;
 mod upload;
@@ -23,8 +24,8 @@ use crate::crypto::SecretKey;
 use crate::format::config::{ChunkerParams, Config};
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::keyfile::KdfParams;
-use crate::format::point::Point;
-use crate::format::{self, CONFIG, INDEX, KEYS, POINTS};
+
+use crate::format::{self, CONFIG, INDEX, KEYS};
 use crate::keys::{self, MasterKey};
 use crate::store::Location;
 use crate::{Error, Id, Result};
@@ -88,7 +89,8 @@ fn host_name() -> String {
 impl Repository {
     /// Creates a repository at `loc` with a new master key wrapped under `password`.
     pub async fn init(loc: Location, password: &[u8], opts: InitOptions) -> Result<Repository> {
-        if Repository::exists_at(&loc).await? {
+        let url = loc.url.clone();
+        if Repository::exists_at(&loc).await.map_err(|e| e.at(&url))? {
             return Err(Error::AlreadyInitialized { url: loc.url });
         }
         let seed = u64::from_le_bytes(crate::crypto::random_bytes());
@@ -113,7 +115,9 @@ impl Repository {
             key_name: key_name.clone(),
             multipart_threshold: MULTIPART_THRESHOLD,
         };
-        repo.put_new(&key_name, kbytes.into()).await?;
+        repo.put_new(&key_name, kbytes.into())
+            .await
+            .map_err(|e| e.at(&url))?;
         // The key goes first: if two inits race, the loser removes its key and the
         // winner's repository stays whole.
         let sealed = repo.config.seal(&repo.key);
@@ -137,10 +141,13 @@ impl Repository {
     pub async fn open(loc: Location, password: &[u8]) -> Result<Repository> {
         let config_bytes = match loc.store.get(&loc.path(CONFIG)).await {
             Ok(r) => r.bytes().await.map_err(|e| Error::store(CONFIG, e))?,
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(Error::NoRepository { url: loc.url });
+            Err(e @ object_store::Error::NotFound { .. }) => {
+                return Err(match Error::store(CONFIG, e) {
+                    Error::NotFound { .. } => Error::NoRepository { url: loc.url },
+                    missing_bucket => missing_bucket.at(&loc.url),
+                });
             }
-            Err(e) => return Err(Error::store(CONFIG, e)),
+            Err(e) => return Err(Error::store(CONFIG, e).at(&loc.url)),
         };
         format::check_header(CONFIG, format::MAGIC_CONFIG, &config_bytes)?;
         let key_objects = list(&loc, KEYS).await?;
@@ -232,7 +239,7 @@ impl Repository {
                     .put_opts(&path, payload, PutMode::Create.into())
                     .await
                     .map(|_| ())
-                    .map_err(|e| Error::store(name, e))
+                    .map_err(|e| Error::store_write(name, e))
             }
         })
         .await;
@@ -258,7 +265,7 @@ impl Repository {
                 .put(&self.loc.path(name), payload.clone())
                 .await
                 .map(|_| ())
-                .map_err(|e| Error::store(name, e))
+                .map_err(|e| Error::store_write(name, e))
         })
         .await
     }
@@ -334,79 +341,6 @@ impl Repository {
             .get_range(&name, loc.offset..loc.offset + u64::from(loc.length))
             .await?;
         blob::open(&self.key, &name, id, loc.raw_length, &sealed)
-    }
-
-    /// Writes a restore point — the last step of every backup or copy.
-    pub async fn save_point(&self, point: &Point) -> Result<Id> {
-        let sealed = point.seal(&self.key, self.config.compression);
-        let id = Id::hash(&sealed);
-        self.put_new(&format::point_name(&id), sealed.into())
-            .await?;
-        Ok(id)
-    }
-
-    pub async fn load_point(&self, id: &Id) -> Result<Point> {
-        let name = format::point_name(id);
-        let bytes = self.get(&name).await?;
-        Point::open(&self.key, &name, &bytes)
-    }
-
-    /// All restore points, oldest first. An unreadable point fails the call, naming it.
-    pub async fn load_points(&self) -> Result<Vec<(Id, Point)>> {
-        let ids = self.point_ids().await?;
-        let mut points: Vec<(Id, Point)> =
-            futures::stream::iter(ids.into_iter().map(|id| async move {
-                let p = self.load_point(&id).await?;
-                Ok::<_, Error>((id, p))
-            }))
-            .buffer_unordered(IO_CONCURRENCY)
-            .try_collect()
-            .await?;
-        points.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
-        Ok(points)
-    }
-
-    pub async fn point_ids(&self) -> Result<Vec<Id>> {
-        let mut ids = Vec::new();
-        for m in self.list(POINTS).await? {
-            let name = self.loc.name_of(&m.location);
-            match format::parse_point_name(&name) {
-                Some(id) => ids.push(id),
-                None => tracing::warn!("ignoring foreign object {name} among restore points"),
-            }
-        }
-        Ok(ids)
-    }
-
-    /// Finds a point by `latest` (of `machine`), full id or unique id prefix.
-    pub async fn find_point(&self, spec: &str, machine: Option<&str>) -> Result<(Id, Point)> {
-        let points = self.load_points().await?;
-        let matching: Vec<(Id, Point)> = points
-            .into_iter()
-            .filter(|(_, p)| machine.is_none_or(|m| p.machine == m))
-            .collect();
-        let what = || match machine {
-            Some(m) => format!("{spec:?} for machine {m:?}"),
-            None => format!("{spec:?}"),
-        };
-        if spec == "latest" {
-            return matching
-                .into_iter()
-                .last()
-                .ok_or_else(|| Error::NoSuchPoint { what: what() });
-        }
-        let spec_l = spec.to_ascii_lowercase();
-        let mut found: Vec<(Id, Point)> = matching
-            .into_iter()
-            .filter(|(id, _)| id.to_hex().starts_with(&spec_l))
-            .collect();
-        match found.len() {
-            1 => Ok(found.remove(0)),
-            0 => Err(Error::NoSuchPoint { what: what() }),
-            n => Err(Error::Invalid(format!(
-                "{spec:?} matches {n} restore points: give more digits of the id"
-            ))),
-        }
     }
 
     /// Adds a key file wrapping the master key under another password.

@@ -19,19 +19,23 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         use object_store::Error as S;
         match self {
-            Error::Store { source, .. } => !matches!(
-                source,
-                S::NotFound { .. }
-                    | S::AlreadyExists { .. }
-                    | S::Precondition { .. }
-                    | S::NotModified { .. }
-                    | S::PermissionDenied { .. }
-                    | S::Unauthenticated { .. }
-                    | S::InvalidPath { .. }
-                    | S::NotSupported { .. }
-                    | S::NotImplemented { .. }
-                    | S::UnknownConfigurationKey { .. }
-            ),
+            Error::Store { source, .. } => match crate::store::diagnose::Problem::of(source) {
+                // Missing credentials, a wrong name or a refused grant stay so.
+                Some(p) => p.is_transient(),
+                None => !matches!(
+                    source,
+                    S::NotFound { .. }
+                        | S::AlreadyExists { .. }
+                        | S::Precondition { .. }
+                        | S::NotModified { .. }
+                        | S::PermissionDenied { .. }
+                        | S::Unauthenticated { .. }
+                        | S::InvalidPath { .. }
+                        | S::NotSupported { .. }
+                        | S::NotImplemented { .. }
+                        | S::UnknownConfigurationKey { .. }
+                ),
+            },
             Error::ShortRead { .. } => true,
             _ => false,
         }

@@ -50,7 +50,7 @@ impl Repository {
             .store
             .put_multipart(&path)
             .await
-            .map_err(|e| Error::store(name, e))?;
+            .map_err(|e| Error::store_write(name, e))?;
         let mut w = WriteMultipart::new_with_chunk_size(upload, MULTIPART_PART);
         let mut at = 0u64;
         while at < len {
@@ -58,7 +58,7 @@ impl Repository {
             // One part in flight while the next is read: 2 parts of memory per upload.
             if let Err(e) = w.wait_for_capacity(1).await {
                 let _ = w.abort().await;
-                return Err(Error::store(name, e));
+                return Err(Error::store_write(name, e));
             }
             let part = match data.read_at(at, n) {
                 Ok(p) => p,
@@ -70,7 +70,7 @@ impl Repository {
             w.put(Bytes::from(part));
             at += n as u64;
         }
-        w.finish().await.map_err(|e| Error::store(name, e))?;
+        w.finish().await.map_err(|e| Error::store_write(name, e))?;
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 //! a prefix. Credentials and endpoints come from the environment variables object_store
 //! reads (`AWS_*`, `AZURE_*`), so a working `aws`/`az` setup needs nothing new.
 
+pub mod diagnose;
 pub mod flaky;
 pub mod gated;
 pub mod metered;
@@ -123,7 +124,14 @@ pub fn open(url: &str, create: bool) -> Result<Location> {
             let store = MicrosoftAzureBuilder::from_env()
                 .with_container_name(root)
                 .build()
-                .map_err(|e| invalid(&e.to_string()))?;
+                .map_err(|e| match e.to_string() {
+                    m if m.contains("Account must be specified") => invalid(
+                        "no Azure storage account: set AZURE_STORAGE_ACCOUNT_NAME and \
+                         AZURE_STORAGE_ACCOUNT_KEY (or AZURE_STORAGE_SAS_KEY), or \
+                         AZURE_STORAGE_USE_EMULATOR=true for Azurite",
+                    ),
+                    m => invalid(&m),
+                })?;
             Ok(Location::new(
                 Arc::new(store),
                 prefix,

@@ -20,7 +20,7 @@ use super::{MakeLocation, PW, backup_dir, check, fixtures, init, snapshot};
 
 pub const TARGET_PW: &[u8] = b"target secret";
 
-async fn init_target(mk: &MakeLocation) -> Arc<Repository> {
+pub async fn init_target(mk: &MakeLocation) -> Arc<Repository> {
     let loc = mk();
     let opts = offsite::repo::InitOptions {
         pack_size: 4 << 20,
@@ -30,7 +30,7 @@ async fn init_target(mk: &MakeLocation) -> Arc<Repository> {
 }
 
 /// A source with machines web01 and db01, two points each (the second after a change).
-async fn source(mk: &MakeLocation) -> (Arc<Repository>, tempfile::TempDir) {
+pub async fn source(mk: &MakeLocation) -> (Arc<Repository>, tempfile::TempDir) {
     let repo = init(mk()).await;
     let dir = tempfile::tempdir().unwrap();
     for (i, m) in ["web01", "db01"].iter().enumerate() {

@@ -3,7 +3,13 @@
 
 #![allow(dead_code)]
 
+pub mod concurrency;
 pub mod copy;
+#[allow(unused_imports)]
+pub use concurrency::{
+    copy_during_backup, copy_during_check, two_backups_one_source, two_copies_different_machines,
+    two_copies_overlapping, two_copies_same_machines,
+};
 #[allow(unused_imports)]
 pub use copy::{
     copy_adopts_after_crash, copy_corrupt_source, copy_dry_run_and_per_job,
@@ -11,6 +17,7 @@ pub use copy::{
     copy_shards_partition,
 };
 pub mod fixtures;
+pub mod proxy;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,0 +1,84 @@
+//! Restore points in a repository: written last by every backup and copy (a point that
+//! exists is complete), read back oldest first, found by `latest` or an id prefix.
+
+use futures::{StreamExt, TryStreamExt};
+
+use super::{IO_CONCURRENCY, Repository};
+use crate::format::point::Point;
+use crate::format::{self, POINTS};
+use crate::{Error, Id, Result};
+
+impl Repository {
+    /// Writes a restore point — the last step of every backup or copy.
+    pub async fn save_point(&self, point: &Point) -> Result<Id> {
+        let sealed = point.seal(&self.key, self.config.compression);
+        let id = Id::hash(&sealed);
+        self.put_new(&format::point_name(&id), sealed.into())
+            .await?;
+        Ok(id)
+    }
+
+    pub async fn load_point(&self, id: &Id) -> Result<Point> {
+        let name = format::point_name(id);
+        let bytes = self.get(&name).await?;
+        Point::open(&self.key, &name, &bytes)
+    }
+
+    /// All restore points, oldest first. An unreadable point fails the call, naming it.
+    pub async fn load_points(&self) -> Result<Vec<(Id, Point)>> {
+        let ids = self.point_ids().await?;
+        let mut points: Vec<(Id, Point)> =
+            futures::stream::iter(ids.into_iter().map(|id| async move {
+                let p = self.load_point(&id).await?;
+                Ok::<_, Error>((id, p))
+            }))
+            .buffer_unordered(IO_CONCURRENCY)
+            .try_collect()
+            .await?;
+        points.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(points)
+    }
+
+    pub async fn point_ids(&self) -> Result<Vec<Id>> {
+        let mut ids = Vec::new();
+        for m in self.list(POINTS).await? {
+            let name = self.loc.name_of(&m.location);
+            match format::parse_point_name(&name) {
+                Some(id) => ids.push(id),
+                None => tracing::warn!("ignoring foreign object {name} among restore points"),
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Finds a point by `latest` (of `machine`), full id or unique id prefix.
+    pub async fn find_point(&self, spec: &str, machine: Option<&str>) -> Result<(Id, Point)> {
+        let points = self.load_points().await?;
+        let matching: Vec<(Id, Point)> = points
+            .into_iter()
+            .filter(|(_, p)| machine.is_none_or(|m| p.machine == m))
+            .collect();
+        let what = || match machine {
+            Some(m) => format!("{spec:?} for machine {m:?}"),
+            None => format!("{spec:?}"),
+        };
+        if spec == "latest" {
+            return matching
+                .into_iter()
+                .last()
+                .ok_or_else(|| Error::NoSuchPoint { what: what() });
+        }
+        let spec_l = spec.to_ascii_lowercase();
+        let mut found: Vec<(Id, Point)> = matching
+            .into_iter()
+            .filter(|(id, _)| id.to_hex().starts_with(&spec_l))
+            .collect();
+        match found.len() {
+            1 => Ok(found.remove(0)),
+            0 => Err(Error::NoSuchPoint { what: what() }),
+            n => Err(Error::Invalid(format!(
+                "{spec:?} matches {n} restore points: give more digits of the id"
+            ))),
+        }
+    }
+}
