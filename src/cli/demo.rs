@@ -180,8 +180,12 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     if !report.is_ok() {
         bail!("check found errors: {:?}", report.errors);
     }
+    // The binary that runs now, by its full path: it need not be on the PATH.
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "offsite".into());
     println!(
-        "\nTry it yourself:\n  OFFSITE_PASSWORD=$(cat {op}) offsite points {o}\n  OFFSITE_PASSWORD=$(cat {pp}) OFFSITE_TARGET_PASSWORD=$(cat {op}) offsite copy --from {p} --to {o} --dry-run",
+        "\nTry it yourself:\n  OFFSITE_PASSWORD=$(cat {op}) {exe} points {o}\n  OFFSITE_PASSWORD=$(cat {pp}) OFFSITE_TARGET_PASSWORD=$(cat {op}) {exe} copy --from {p} --to {o} --dry-run",
         op = offsite_pw.display(),
         pp = primary_pw.display(),
         o = offsite_repo.url(),

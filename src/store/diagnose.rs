@@ -84,10 +84,20 @@ impl Problem {
         let azure = is_azure(e);
         let endpoint = endpoint_of(e).unwrap_or_else(|| "the store's endpoint".into());
         match self {
-            Problem::NoS3Credentials => "no S3 credentials were found: set AWS_ACCESS_KEY_ID and \
-                 AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones), or run where an \
-                 instance role or AWS_WEB_IDENTITY_TOKEN_FILE provides them"
-                .to_string(),
+            Problem::NoS3Credentials => {
+                let mut m = "no S3 credentials were found: set AWS_ACCESS_KEY_ID and \
+                             AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones), or \
+                             run where an instance role or AWS_WEB_IDENTITY_TOKEN_FILE provides them"
+                    .to_string();
+                // A profile is what most people have; the store client does not read them.
+                if std::env::var_os("AWS_PROFILE").is_some() {
+                    m.push_str(
+                        "; AWS_PROFILE is set, but profiles are not read: export the profile's \
+                         credentials with `eval \"$(aws configure export-credentials --format env)\"`",
+                    );
+                }
+                m
+            }
             Problem::BadCredentials if azure => format!(
                 "the Azure storage account refused the credentials for {object}: check \
                  AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY (or the SAS token)"
