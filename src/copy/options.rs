@@ -72,7 +72,7 @@ impl std::str::FromStr for ChainMode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransferOptions {
     pub compression: Compression,
-    /// Ranged reads in flight (each at most [`super::plan::MAX_READ`] bytes).
+    /// Ranged reads in flight (each at most [`super::plan::COPY_READ`] bytes).
     pub reads_in_flight: usize,
     /// Pack uploads in flight.
     pub uploads_in_flight: usize,

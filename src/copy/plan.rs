@@ -5,7 +5,7 @@
 //! and reads little more than the changed bytes. The plan is plain data: it is what a
 //! transfer needs besides the repositories, and what a dry run prints.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,88 +16,14 @@ use super::select::Candidate;
 use super::source::Source;
 use super::target::TargetState;
 use crate::Id;
-use crate::format::pack::PackEntry;
 use crate::format::point::Point;
 use crate::format::point_name;
+use crate::repo::reads::{Read, coalesce};
 use crate::repo::tree::for_each_node;
 use crate::repo::{MULTIPART_PART, MasterIndex};
 
-/// Blobs closer than this in a pack are read together (the gap is read and dropped).
-pub const COALESCE_GAP: u64 = 256 << 10;
-/// No single read is longer than this (bounds memory per read in flight).
-pub const MAX_READ: u64 = 4 << 20;
-
-/// One ranged GET of a source pack and the blobs it yields.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Read {
-    /// Position of the source in [`ChainPlan::sources`].
-    pub source: usize,
-    pub pack: Id,
-    pub start: u64,
-    pub end: u64,
-    /// The blobs, with their places in the pack.
-    pub blobs: Vec<PackEntry>,
-}
-
-impl Read {
-    pub fn len(&self) -> u64 {
-        self.end - self.start
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.blobs.is_empty()
-    }
-}
-
-/// Groups `(source, blob id)` pairs into coalesced reads. Blobs must be in their
-/// source's index (the caller checks). Reads come out by source, pack and offset.
-pub fn coalesce(needed: &[(usize, Id)], indexes: &[&MasterIndex]) -> Vec<Read> {
-    let mut by_pack: BTreeMap<(usize, u32), Vec<PackEntry>> = BTreeMap::new();
-    for (src, id) in needed {
-        if let Some(loc) = indexes[*src].get(id) {
-            by_pack
-                .entry((*src, loc.pack))
-                .or_default()
-                .push(PackEntry {
-                    kind: loc.kind,
-                    id: *id,
-                    offset: loc.offset,
-                    length: loc.length,
-                    raw_length: loc.raw_length,
-                });
-        }
-    }
-    let mut reads = Vec::new();
-    for ((src, pack), mut blobs) in by_pack {
-        blobs.sort_by_key(|e| e.offset);
-        let pack_id = indexes[src].pack_id(pack);
-        let mut cur: Option<Read> = None;
-        for entry in blobs {
-            let (start, end) = (entry.offset, entry.end());
-            if let Some(r) = cur.as_mut()
-                && start >= r.end
-                && start - r.end <= COALESCE_GAP
-                && end - r.start <= MAX_READ
-            {
-                r.end = end;
-                r.blobs.push(entry);
-                continue;
-            }
-            if let Some(r) = cur.take() {
-                reads.push(r);
-            }
-            cur = Some(Read {
-                source: src,
-                pack: pack_id,
-                start,
-                end,
-                blobs: vec![entry],
-            });
-        }
-        reads.extend(cur);
-    }
-    reads
-}
+/// No single read of a copy is longer than this (bounds memory per read in flight).
+pub const COPY_READ: u64 = 4 << 20;
 
 /// One chain's plan: everything [`super::transfer::transfer`] and
 /// [`super::commit::commit`] need besides the repositories.
@@ -220,7 +146,7 @@ pub async fn plan_chain(
         });
     }
     let indexes: Vec<&MasterIndex> = sources.iter().map(|s| &s.index).collect();
-    let reads = coalesce(&needed, &indexes);
+    let reads = coalesce(&needed, &indexes, COPY_READ);
     let bytes: u64 = reads
         .iter()
         .flat_map(|r| &r.blobs)
@@ -284,60 +210,12 @@ pub fn balanced_pack_size(planned: u64, target: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::index::IndexedPack;
-    use crate::format::pack::BlobKind;
-
-    fn index(entries: &[(u64, u32)]) -> (MasterIndex, Vec<Id>) {
-        let ids: Vec<Id> = (0..entries.len()).map(|i| Id::hash(&[i as u8])).collect();
-        let mut idx = MasterIndex::default();
-        idx.add_pack(
-            &IndexedPack {
-                id: Id::hash(b"pack"),
-                size: 1 << 30,
-                entries: entries
-                    .iter()
-                    .zip(&ids)
-                    .map(|((o, l), id)| PackEntry {
-                        kind: BlobKind::Data,
-                        id: *id,
-                        offset: *o,
-                        length: *l,
-                        raw_length: *l,
-                    })
-                    .collect(),
-            },
-            None,
-        );
-        (idx, ids)
-    }
 
     #[test]
-    fn near_blobs_share_a_read_far_ones_do_not() {
+    fn packs_are_balanced() {
         let mib = 1 << 20;
-        let (idx, ids) = index(&[
-            (8, mib),
-            (8 + mib as u64, mib),
-            (10 * 1048576, 1000),
-            (3 * 1048576, 100),
-        ]);
-        // Ask for blobs 0, 1 (adjacent), 2 (far), out of order.
-        let needed = vec![(0, ids[2]), (0, ids[0]), (0, ids[1])];
-        let reads = coalesce(&needed, &[&idx]);
-        assert_eq!(reads.len(), 2);
-        assert_eq!(reads[0].blobs.len(), 2);
-        assert_eq!(reads[0].len(), 2 * mib as u64);
-        assert_eq!(reads[1].blobs[0].id, ids[2]);
-    }
-
-    #[test]
-    fn reads_stay_below_the_cap() {
-        let mib = 1u32 << 20;
-        let entries: Vec<(u64, u32)> = (0..20).map(|i| (8 + i * u64::from(mib), mib)).collect();
-        let (idx, ids) = index(&entries);
-        let needed: Vec<(usize, Id)> = ids.iter().map(|i| (0, *i)).collect();
-        let reads = coalesce(&needed, &[&idx]);
-        assert!(reads.iter().all(|r| r.len() <= MAX_READ));
-        assert_eq!(reads.iter().map(|r| r.blobs.len()).sum::<usize>(), 20);
-        assert_eq!(reads.len(), 5);
+        assert_eq!(balanced_pack_size(170 * mib, 64 * mib), 85 * mib);
+        assert_eq!(balanced_pack_size(10 * mib, 64 * mib), 64 * mib);
+        assert_eq!(balanced_pack_size(0, 64 * mib), 64 * mib);
     }
 }

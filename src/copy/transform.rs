@@ -3,11 +3,11 @@
 //! levels agree, recompressing otherwise. Runs on blocking threads.
 
 use super::failure::Failure;
-use super::plan::Read;
 use crate::crypto::SecretKey;
 use crate::format::pack::PackEntry;
 use crate::format::pack_name;
 use crate::repo::blob;
+use crate::repo::reads::Read;
 
 /// How blobs are re-sealed for the target.
 #[derive(Clone)]

@@ -8,6 +8,7 @@ pub mod index;
 pub mod lock;
 pub mod packer;
 mod points;
+pub mod reads;
 pub mod retry;
 pub mod tree;
 mod upload;

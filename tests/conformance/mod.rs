@@ -160,6 +160,81 @@ pub async fn backup_restore_bit_exact(mk: &MakeLocation) {
     assert!(r.bytes_read > 0);
 }
 
+/// A point of many small files — some sharing content, an empty one, odd names — is
+/// restored pack by pack: bit for bit, no partial files left, and no more GETs than twice
+/// the packs the point touches (one request per file would be thousands).
+pub async fn restore_reads_pack_wise(mk: &MakeLocation) {
+    let repo = init(mk()).await;
+    let src = tempfile::tempdir().unwrap();
+    let m = src.path().join("many");
+    for d in 0..30 {
+        let dir = m.join(format!("dir{d:02}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..100 {
+            let len = 500 + (d * 100 + f) * 37 % 6000;
+            std::fs::write(
+                dir.join(format!("f{f:03}")),
+                fixtures::noise((d * 1000 + f) as u64, len),
+            )
+            .unwrap();
+        }
+        // The same content under several names: its blob is read once, written thrice.
+        std::fs::write(dir.join("copy-a"), fixtures::noise(7, 3000)).unwrap();
+        std::fs::write(dir.join("copy-b"), fixtures::noise(7, 3000)).unwrap();
+        std::fs::write(dir.join("copy c \u{e9}"), fixtures::noise(7, 3000)).unwrap();
+    }
+    std::fs::write(m.join("empty"), b"").unwrap();
+    let (id, point) = backup_dir(&repo, "many", &m).await;
+    assert_eq!(point.summary.files, 30 * 103 + 1);
+
+    let index = repo.load_index().await.unwrap();
+    let mut packs = std::collections::HashSet::new();
+    for t in &point.tree {
+        packs.insert(index.pack_id(index.get(t).unwrap().pack));
+    }
+    offsite::repo::tree::for_each_node(&repo, &index, "p", &point, async |n| {
+        for b in &n.blobs {
+            packs.insert(index.pack_id(index.get(b).unwrap().pack));
+        }
+        Ok(())
+    })
+    .await
+    .unwrap();
+
+    let out = tempfile::tempdir().unwrap();
+    let before = repo.loc.requests.snapshot();
+    let stats = restore::run(&repo, &id, &point, out.path(), &Progress::hidden())
+        .await
+        .unwrap();
+    let gets = repo.loc.requests.snapshot().since(&before).get;
+    assert_eq!(stats.files, point.summary.files);
+    assert!(
+        gets <= 2 * packs.len() as u64,
+        "{gets} GETs for a point in {} packs",
+        packs.len()
+    );
+    assert_eq!(
+        fixtures::digest(&out.path().join("many")),
+        fixtures::digest(&m)
+    );
+    let partial = walk_names(out.path())
+        .into_iter()
+        .filter(|n| n.ends_with(".offsite-partial"))
+        .count();
+    assert_eq!(partial, 0);
+}
+
+fn walk_names(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        out.push(e.file_name().to_string_lossy().into_owned());
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk_names(&e.path()));
+        }
+    }
+    out
+}
+
 /// A second backup of unchanged data stores (almost) nothing; zero runs cost nothing;
 /// a changed file stores only its changed chunks; the parent is recorded.
 pub async fn dedupe_and_zero_runs(mk: &MakeLocation) {

@@ -2,21 +2,25 @@
 //! times, symlinks, and owners when run as root. Every blob is verified against its id
 //! as it is read; a restore that finishes wrote exactly what was backed up. Runs of
 //! zeros (disk images) become holes, so restored images stay sparse.
+//!
+//! Reads are planned, never one request per blob: the tree is walked a batch of files
+//! at a time, and each batch's blobs are fetched pack by pack (`write.rs`).
+
+mod write;
 
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use futures::StreamExt;
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
-
 use crate::format::point::Point;
 use crate::format::point_name;
 use crate::format::tree::{Node, NodeKind};
 use crate::progress::Progress;
+use crate::repo::Repository;
 use crate::repo::tree::for_each_node;
-use crate::repo::{IO_CONCURRENCY, MasterIndex, Repository};
+use crate::store::StoreKind;
 use crate::{Error, Id, Result};
+use write::Batch;
 
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct RestoreStats {
@@ -24,6 +28,22 @@ pub struct RestoreStats {
     pub dirs: u64,
     pub symlinks: u64,
     pub bytes: u64,
+}
+
+/// How a restore reads.
+#[derive(Clone, Debug, Default)]
+pub struct RestoreOptions {
+    /// Ranged reads in flight; default: [`default_connections`] for the store.
+    pub connections: Option<usize>,
+}
+
+/// Reads in flight that keep a link busy: a folder or memory needs few; an object store
+/// far away needs many, since each read waits a round trip before its first byte.
+pub fn default_connections(kind: StoreKind) -> usize {
+    match kind {
+        StoreKind::File | StoreKind::Memory => 8,
+        StoreKind::S3 | StoreKind::Azure => 32,
+    }
 }
 
 /// Restores `point` into the folder `to` (created if missing).
@@ -34,6 +54,28 @@ pub async fn run(
     to: &Path,
     progress: &Progress,
 ) -> Result<RestoreStats> {
+    run_with(
+        repo,
+        point_id,
+        point,
+        to,
+        &RestoreOptions::default(),
+        progress,
+    )
+    .await
+}
+
+/// Restores `point` into `to`, pack by pack: the tree is walked once, a batch of files
+/// at a time; each batch's blobs are read with coalesced ranged GETs, many in flight,
+/// and every blob is written to each place that needs it.
+pub async fn run_with(
+    repo: &Repository,
+    point_id: &Id,
+    point: &Point,
+    to: &Path,
+    opts: &RestoreOptions,
+    progress: &Progress,
+) -> Result<RestoreStats> {
     tokio::fs::create_dir_all(to)
         .await
         .map_err(|e| Error::io(to, e))?;
@@ -42,13 +84,18 @@ pub async fn run(
         .map_err(|e| Error::io(to, e))?;
     let index = repo.load_index().await?;
     let as_root = is_root(&root).await;
+    let connections = opts
+        .connections
+        .unwrap_or_else(|| default_connections(repo.loc.kind))
+        .max(1);
     let mut stats = RestoreStats::default();
     // Folder modes and times are set last, deepest first: writing into a folder changes
     // its mtime, and a read-only folder would refuse its own content.
     let mut dirs: Vec<(PathBuf, Node)> = Vec::new();
     let mut checked_parent: Option<PathBuf> = None;
     let name = point_name(point_id);
-    for_each_node(repo, &index, &name, point, async |node: Node| {
+    let mut batch = Batch::new(as_root);
+    for_each_node(repo, &index, &name, point, async |mut node: Node| {
         let path = root.join(std::ffi::OsStr::from_bytes(&node.path));
         let parent = path.parent().unwrap_or(&root).to_path_buf();
         if checked_parent.as_ref() != Some(&parent) {
@@ -64,8 +111,8 @@ pub async fn run(
                     Err(e) => return Err(Error::io(&path, e)),
                 }
                 stats.dirs += 1;
+                node.blobs = Vec::new();
                 dirs.push((path, node));
-                return Ok(());
             }
             NodeKind::Symlink => {
                 let target = node.target.as_deref().unwrap_or_default();
@@ -74,20 +121,22 @@ pub async fn run(
                     .await
                     .map_err(|e| Error::io(&path, e))?;
                 stats.symlinks += 1;
+                finish_node(&path, &node, as_root)?;
             }
             NodeKind::File => {
-                write_file(repo, &index, &name, &path, &node, progress).await?;
                 stats.files += 1;
                 stats.bytes += node.size;
-                let perm = std::fs::Permissions::from_mode(node.mode);
-                tokio::fs::set_permissions(&path, perm)
-                    .await
-                    .map_err(|e| Error::io(&path, e))?;
+                batch.add(&index, &name, path, node)?;
+                if batch.is_full() {
+                    let full = std::mem::replace(&mut batch, Batch::new(as_root));
+                    full.restore(repo, &index, connections, progress).await?;
+                }
             }
         }
-        finish_node(&path, &node, as_root)
+        Ok(())
     })
     .await?;
+    batch.restore(repo, &index, connections, progress).await?;
     for (path, node) in dirs.iter().rev() {
         tokio::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode))
             .await
@@ -98,61 +147,7 @@ pub async fn run(
     Ok(stats)
 }
 
-async fn write_file(
-    repo: &Repository,
-    index: &MasterIndex,
-    point_name: &str,
-    path: &Path,
-    node: &Node,
-    progress: &Progress,
-) -> Result<()> {
-    let mut f = tokio::fs::File::create(path)
-        .await
-        .map_err(|e| Error::io(path, e))?;
-    let mut blobs = futures::stream::iter(node.blobs.iter().map(|id| async move {
-        let loc = index.get(id).ok_or_else(|| {
-            Error::corrupt(
-                point_name,
-                format!(
-                    "file {} needs blob {}, which is in no index",
-                    String::from_utf8_lossy(&node.path),
-                    id.short()
-                ),
-            )
-        })?;
-        repo.read_blob(id, loc, index).await
-    }))
-    .buffered(IO_CONCURRENCY);
-    let mut written = 0u64;
-    while let Some(data) = blobs.next().await {
-        let data = data?;
-        if data.len() >= 4096 && data.iter().all(|&b| b == 0) {
-            f.seek(std::io::SeekFrom::Current(data.len() as i64))
-                .await
-                .map_err(|e| Error::io(path, e))?;
-        } else {
-            f.write_all(&data).await.map_err(|e| Error::io(path, e))?;
-        }
-        written += data.len() as u64;
-        progress.add_bytes(data.len() as u64);
-    }
-    if written != node.size {
-        return Err(Error::corrupt(
-            point_name,
-            format!(
-                "file {} should have {} bytes, its blobs hold {written}",
-                String::from_utf8_lossy(&node.path),
-                node.size
-            ),
-        ));
-    }
-    // set_len makes trailing holes part of the file.
-    f.set_len(written).await.map_err(|e| Error::io(path, e))?;
-    f.flush().await.map_err(|e| Error::io(path, e))?;
-    Ok(())
-}
-
-fn finish_node(path: &Path, node: &Node, as_root: bool) -> Result<()> {
+pub(super) fn finish_node(path: &Path, node: &Node, as_root: bool) -> Result<()> {
     if as_root {
         std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid))
             .map_err(|e| Error::io(path, e))?;

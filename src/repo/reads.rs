@@ -1,0 +1,230 @@
+//! Planned reads: the blobs an operation needs, grouped by pack and coalesced into ranged
+//! GETs — neighbouring blobs share a request when the gap between them is small — and
+//! fetched as streams, each blob handed on as soon as its bytes have arrived. One request
+//! per blob is never the plan: restore and copy read through here.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use object_store::{GetOptions, ObjectStore};
+use serde::{Deserialize, Serialize};
+
+use super::retry::{ATTEMPTS, backoff};
+use super::{MasterIndex, Repository};
+use crate::format::pack::PackEntry;
+use crate::format::pack_name;
+use crate::{Error, Id, Result};
+
+/// Blobs closer than this in a pack are read together (the gap is read and dropped).
+pub const COALESCE_GAP: u64 = 256 << 10;
+
+/// One ranged GET of a pack and the blobs it yields.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Read {
+    /// Which repository, when reads span several (a copy's sources); else 0.
+    pub source: usize,
+    pub pack: Id,
+    pub start: u64,
+    pub end: u64,
+    /// The blobs, with their places in the pack.
+    pub blobs: Vec<PackEntry>,
+}
+
+impl Read {
+    pub fn len(&self) -> u64 {
+        self.end - self.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.blobs.is_empty()
+    }
+}
+
+/// Groups `(source, blob id)` pairs into coalesced reads of at most `max_read` bytes
+/// (a single blob longer than that is one read). Blobs must be in their source's index
+/// (the caller checks) and appear once. Reads come out by source, pack and offset.
+pub fn coalesce(needed: &[(usize, Id)], indexes: &[&MasterIndex], max_read: u64) -> Vec<Read> {
+    let mut by_pack: BTreeMap<(usize, u32), Vec<PackEntry>> = BTreeMap::new();
+    for (src, id) in needed {
+        if let Some(loc) = indexes[*src].get(id) {
+            by_pack
+                .entry((*src, loc.pack))
+                .or_default()
+                .push(PackEntry {
+                    kind: loc.kind,
+                    id: *id,
+                    offset: loc.offset,
+                    length: loc.length,
+                    raw_length: loc.raw_length,
+                });
+        }
+    }
+    let mut reads = Vec::new();
+    for ((src, pack), mut blobs) in by_pack {
+        blobs.sort_by_key(|e| e.offset);
+        let pack_id = indexes[src].pack_id(pack);
+        let mut cur: Option<Read> = None;
+        for entry in blobs {
+            let (start, end) = (entry.offset, entry.end());
+            if let Some(r) = cur.as_mut()
+                && start >= r.end
+                && start - r.end <= COALESCE_GAP
+                && end - r.start <= max_read
+            {
+                r.end = end;
+                r.blobs.push(entry);
+                continue;
+            }
+            if let Some(r) = cur.take() {
+                reads.push(r);
+            }
+            cur = Some(Read {
+                source: src,
+                pack: pack_id,
+                start,
+                end,
+                blobs: vec![entry],
+            });
+        }
+        reads.extend(cur);
+    }
+    reads
+}
+
+/// Why a streamed read stopped: the store (perhaps worth resuming) or the receiver of
+/// the blobs (final).
+enum Stop {
+    Store(Error),
+    Handed(Error),
+}
+
+impl Repository {
+    /// Fetches `read` as a stream and calls `blob` with each blob's sealed bytes as soon
+    /// as they have arrived, in pack order; the gaps between blobs are dropped. Memory
+    /// per read is about one blob, however long the read. A read that fails or comes
+    /// back short is resumed from the first blob not yet handed on (with backoff, like
+    /// every request); an error from `blob` ends the read as it is.
+    pub async fn fetch_read<F, Fut>(&self, read: &Read, mut blob: F) -> Result<()>
+    where
+        F: FnMut(PackEntry, Bytes) -> Fut,
+        Fut: Future<Output = Result<()>>,
+    {
+        let name = pack_name(&read.pack);
+        let path = self.loc.path(&name);
+        let mut next = 0;
+        let mut attempt = 0;
+        while next < read.blobs.len() {
+            let before = next;
+            let start = read.blobs[next].offset;
+            let streamed: std::result::Result<(), Stop> = async {
+                let opts = GetOptions {
+                    range: Some((start..read.end).into()),
+                    ..Default::default()
+                };
+                let got = self
+                    .loc
+                    .store
+                    .get_opts(&path, opts)
+                    .await
+                    .map_err(|e| Stop::Store(Error::store(&name, e)))?;
+                let mut stream = got.into_stream();
+                let (mut buf, mut at) = (BytesMut::new(), start);
+                while let Some(chunk) = stream.next().await {
+                    buf.extend_from_slice(&chunk.map_err(|e| Stop::Store(Error::store(&name, e)))?);
+                    while let Some(e) = read.blobs.get(next) {
+                        if at + (buf.len() as u64) < e.end() {
+                            break;
+                        }
+                        let _gap = buf.split_to((e.offset - at) as usize);
+                        let sealed = buf.split_to(e.length as usize).freeze();
+                        at = e.end();
+                        next += 1;
+                        blob(*e, sealed).await.map_err(Stop::Handed)?;
+                    }
+                }
+                if next < read.blobs.len() {
+                    return Err(Stop::Store(Error::ShortRead {
+                        object: name.clone(),
+                    }));
+                }
+                Ok(())
+            }
+            .await;
+            match streamed {
+                Ok(()) => {}
+                Err(Stop::Store(e)) if e.is_transient() && attempt + 1 < ATTEMPTS => {
+                    // Progress since the last failure earns a fresh set of attempts.
+                    attempt = if next > before { 0 } else { attempt + 1 };
+                    let wait = backoff(attempt, self.clock().jitter());
+                    tracing::info!("{name}: {e}; resuming the read in {} ms", wait.as_millis());
+                    self.clock().sleep(wait).await;
+                }
+                Err(Stop::Store(e) | Stop::Handed(e)) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::index::IndexedPack;
+    use crate::format::pack::BlobKind;
+
+    fn index(entries: &[(u64, u32)]) -> (MasterIndex, Vec<Id>) {
+        let ids: Vec<Id> = (0..entries.len()).map(|i| Id::hash(&[i as u8])).collect();
+        let mut idx = MasterIndex::default();
+        idx.add_pack(
+            &IndexedPack {
+                id: Id::hash(b"pack"),
+                size: 1 << 30,
+                entries: entries
+                    .iter()
+                    .zip(&ids)
+                    .map(|((o, l), id)| PackEntry {
+                        kind: BlobKind::Data,
+                        id: *id,
+                        offset: *o,
+                        length: *l,
+                        raw_length: *l,
+                    })
+                    .collect(),
+            },
+            None,
+        );
+        (idx, ids)
+    }
+
+    #[test]
+    fn near_blobs_share_a_read_far_ones_do_not() {
+        let mib = 1 << 20;
+        let (idx, ids) = index(&[
+            (8, mib),
+            (8 + mib as u64, mib),
+            (10 * 1048576, 1000),
+            (3 * 1048576, 100),
+        ]);
+        // Ask for blobs 0, 1 (adjacent), 2 (far), out of order.
+        let needed = vec![(0, ids[2]), (0, ids[0]), (0, ids[1])];
+        let reads = coalesce(&needed, &[&idx], 4 << 20);
+        assert_eq!(reads.len(), 2);
+        assert_eq!(reads[0].blobs.len(), 2);
+        assert_eq!(reads[0].len(), 2 * mib as u64);
+        assert_eq!(reads[1].blobs[0].id, ids[2]);
+    }
+
+    #[test]
+    fn reads_stay_below_the_cap() {
+        let mib = 1u32 << 20;
+        let entries: Vec<(u64, u32)> = (0..20).map(|i| (8 + i * u64::from(mib), mib)).collect();
+        let (idx, ids) = index(&entries);
+        let needed: Vec<(usize, Id)> = ids.iter().map(|i| (0, *i)).collect();
+        let reads = coalesce(&needed, &[&idx], 4 << 20);
+        assert!(reads.iter().all(|r| r.len() <= 4 << 20));
+        assert_eq!(reads.iter().map(|r| r.blobs.len()).sum::<usize>(), 20);
+        assert_eq!(reads.len(), 5);
+    }
+}

@@ -1,0 +1,230 @@
+//! Pack-wise restore of a batch of files. Each file is created at once under a temporary
+//! name (`NAME.offsite-partial`), at its full size — so runs of zeros stay holes — and is
+//! renamed to its own name only when every blob it needs is written: a file under its
+//! real name is always whole. The batch's blobs are grouped by pack into coalesced reads,
+//! many in flight; each blob is opened, verified and written at every offset that needs
+//! it (a blob shared by files is read once), on blocking threads.
+//!
+//! Memory: the batch's plan (about 100 bytes per blob position, at most
+//! [`POSITIONS_PER_BATCH`]) plus, per read in flight, one blob being received and one
+//! being written (each at most the chunker's maximum blob size).
+
+use std::collections::HashMap;
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use futures::{StreamExt, TryStreamExt};
+
+use super::finish_node;
+use crate::crypto::SecretKey;
+use crate::format::pack_name;
+use crate::format::tree::Node;
+use crate::progress::Progress;
+use crate::repo::reads::coalesce;
+use crate::repo::{MasterIndex, Repository, blob};
+use crate::{Error, Id, Result};
+
+/// Files planned before their blobs are fetched (each holds a temporary file).
+pub const FILES_PER_BATCH: usize = 20_000;
+/// Blob positions planned before they are fetched.
+pub const POSITIONS_PER_BATCH: usize = 200_000;
+/// Reads are streamed, so their length costs no memory; this only keeps one read from
+/// holding a connection for a whole huge pack.
+const RESTORE_READ: u64 = 256 << 20;
+
+/// A file waiting for its blobs.
+struct Pending {
+    path: PathBuf,
+    temp: PathBuf,
+    /// The file's metadata (its blob list dropped once planned).
+    node: Node,
+    /// Blob positions not yet written.
+    remaining: AtomicU32,
+}
+
+pub(super) struct Batch {
+    files: Vec<Pending>,
+    /// Every blob of the batch and where it goes: (file, offset).
+    wants: HashMap<Id, Vec<(u32, u64)>>,
+    positions: usize,
+    as_root: bool,
+}
+
+impl Batch {
+    pub fn new(as_root: bool) -> Batch {
+        Batch {
+            files: Vec::new(),
+            wants: HashMap::new(),
+            positions: 0,
+            as_root,
+        }
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.files.len() >= FILES_PER_BATCH || self.positions >= POSITIONS_PER_BATCH
+    }
+
+    /// Plans one file: where each of its blobs goes, from the index's lengths, and
+    /// creates it under its temporary name at its full size. An empty file is done here.
+    pub fn add(
+        &mut self,
+        index: &MasterIndex,
+        point: &str,
+        path: PathBuf,
+        mut node: Node,
+    ) -> Result<()> {
+        let file_name = || String::from_utf8_lossy(&node.path).into_owned();
+        let mut places = Vec::with_capacity(node.blobs.len());
+        let mut offset = 0u64;
+        for id in &node.blobs {
+            let loc = index.get(id).ok_or_else(|| {
+                Error::corrupt(
+                    point,
+                    format!(
+                        "file {} needs blob {}, which is in no index",
+                        file_name(),
+                        id.short()
+                    ),
+                )
+            })?;
+            places.push((*id, offset));
+            offset += u64::from(loc.raw_length);
+        }
+        if offset != node.size {
+            return Err(Error::corrupt(
+                point,
+                format!(
+                    "file {} should have {} bytes, its blobs hold {offset}",
+                    file_name(),
+                    node.size
+                ),
+            ));
+        }
+        let mut temp = path.clone().into_os_string();
+        temp.push(".offsite-partial");
+        let temp = PathBuf::from(temp);
+        let f = std::fs::File::create(&temp).map_err(|e| Error::io(&temp, e))?;
+        f.set_len(node.size).map_err(|e| Error::io(&temp, e))?;
+        drop(f);
+        node.blobs = Vec::new();
+        let file = Pending {
+            path,
+            temp,
+            node,
+            remaining: AtomicU32::new(places.len() as u32),
+        };
+        if places.is_empty() {
+            return file.finish(self.as_root);
+        }
+        let n = self.files.len() as u32;
+        self.positions += places.len();
+        for (id, offset) in places {
+            self.wants.entry(id).or_default().push((n, offset));
+        }
+        self.files.push(file);
+        Ok(())
+    }
+
+    /// Fetches and writes every blob of the batch; files are renamed to their own names
+    /// as they complete. On failure the batch's unfinished files are removed.
+    pub async fn restore(
+        self,
+        repo: &Repository,
+        index: &MasterIndex,
+        connections: usize,
+        progress: &Progress,
+    ) -> Result<()> {
+        if self.files.is_empty() {
+            return Ok(());
+        }
+        let needed: Vec<(usize, Id)> = self.wants.keys().map(|id| (0, *id)).collect();
+        let reads = coalesce(&needed, &[index], RESTORE_READ);
+        let batch = Arc::new(self);
+        let key = repo.key().clone();
+        let done = futures::stream::iter(reads.iter().map(|read| {
+            let batch = batch.clone();
+            let key = key.clone();
+            let progress = progress.clone();
+            let pack: Arc<str> = pack_name(&read.pack).into();
+            async move {
+                repo.fetch_read(read, |entry, sealed| {
+                    let (batch, key, progress, pack) =
+                        (batch.clone(), key.clone(), progress.clone(), pack.clone());
+                    async move {
+                        tokio::task::spawn_blocking(move || {
+                            batch.write_blob(
+                                &key,
+                                &pack,
+                                &entry.id,
+                                entry.raw_length,
+                                &sealed,
+                                &progress,
+                            )
+                        })
+                        .await
+                        .map_err(|e| Error::Internal(format!("restore writer failed: {e}")))?
+                    }
+                })
+                .await
+            }
+        }))
+        .buffer_unordered(connections)
+        .try_collect::<()>()
+        .await;
+        if done.is_err() {
+            for f in &batch.files {
+                if f.remaining.load(Ordering::Acquire) > 0 {
+                    let _ = std::fs::remove_file(&f.temp);
+                }
+            }
+        }
+        done
+    }
+
+    /// Opens and verifies one blob, writes it wherever the batch needs it, and finishes
+    /// the files it completes. All-zero blobs are not written: the file is already that
+    /// long, and leaving the range unwritten keeps it a hole.
+    fn write_blob(
+        &self,
+        key: &SecretKey,
+        pack: &str,
+        id: &Id,
+        raw_length: u32,
+        sealed: &[u8],
+        progress: &Progress,
+    ) -> Result<()> {
+        let plain = blob::open(key, pack, id, raw_length, sealed)?;
+        let zero = plain.iter().all(|&b| b == 0);
+        let Some(places) = self.wants.get(id) else {
+            return Ok(());
+        };
+        for &(n, offset) in places {
+            let f = &self.files[n as usize];
+            if !zero {
+                let out = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&f.temp)
+                    .map_err(|e| Error::io(&f.temp, e))?;
+                out.write_all_at(&plain, offset)
+                    .map_err(|e| Error::io(&f.temp, e))?;
+            }
+            progress.add_bytes(plain.len() as u64);
+            if f.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                f.finish(self.as_root)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Pending {
+    /// The file is whole: its mode, then its own name, then owner and times.
+    fn finish(&self, as_root: bool) -> Result<()> {
+        let perm = std::fs::Permissions::from_mode(self.node.mode);
+        std::fs::set_permissions(&self.temp, perm).map_err(|e| Error::io(&self.temp, e))?;
+        std::fs::rename(&self.temp, &self.path).map_err(|e| Error::io(&self.path, e))?;
+        finish_node(&self.path, &self.node, as_root)
+    }
+}
