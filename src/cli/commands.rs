@@ -210,22 +210,26 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             point,
             machine,
             to,
+            connections,
             json: as_json,
             ..
         } => {
             let r = open(&repo, pwf).await?;
             let (id, p) = r.find_point(&point, machine.as_deref()).await?;
             let started = std::time::Instant::now();
+            let before = r.loc.requests.snapshot();
             let progress = super::progress::for_terminal("restore", Some(p.summary.bytes));
-            let stats = restore::run(&r, &id, &p, &to, &progress).await?;
+            let opts = restore::RestoreOptions { connections };
+            let stats = restore::run_with(&r, &id, &p, &to, &opts, &progress).await?;
             let secs = started.elapsed().as_secs_f64();
+            let requests = r.loc.requests.snapshot().since(&before);
             if as_json {
                 json(
-                    &json!({"point": id, "machine": p.machine, "to": to, "stats": stats, "seconds": secs}),
+                    &json!({"point": id, "machine": p.machine, "to": to, "stats": stats, "seconds": secs, "requests": requests}),
                 );
             } else {
                 println!(
-                    "restored point {} of {} to {}\n  {} files, {} folders, {} symlinks, {} in {:.1} s",
+                    "restored point {} of {} to {}\n  {} files, {} folders, {} symlinks, {} in {:.1} s ({} GETs, {} read)",
                     id.short(),
                     p.machine,
                     to.display(),
@@ -233,7 +237,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     stats.dirs,
                     stats.symlinks,
                     size(stats.bytes),
-                    secs
+                    secs,
+                    requests.get,
+                    size(requests.bytes_in)
                 );
             }
             Ok(ExitCode::SUCCESS)

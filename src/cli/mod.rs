@@ -106,6 +106,9 @@ pub enum Command {
         machine: Option<String>,
         #[arg(long, value_name = "DIR")]
         to: PathBuf,
+        /// Ranged reads in flight (default 8 for folders, 32 for S3 and Azure).
+        #[arg(long, value_name = "N")]
+        connections: Option<usize>,
         /// Print the result as JSON (the shapes are in docs/CLI.md).
         #[arg(long)]
         json: bool,

@@ -8,7 +8,8 @@ use std::future::Future;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use object_store::{GetOptions, ObjectStore};
+use futures::stream::BoxStream;
+use object_store::{GetOptions, GetResultPayload, ObjectStore};
 use serde::{Deserialize, Serialize};
 
 use super::retry::{ATTEMPTS, backoff};
@@ -93,6 +94,46 @@ pub fn coalesce(needed: &[(usize, Id)], indexes: &[&MasterIndex], max_read: u64)
     reads
 }
 
+/// Bytes read from a local file per hand-over (object_store's own file stream reads
+/// 8 KiB at a time, each on the blocking pool: a thread hand-over per 8 KiB).
+const FILE_CHUNK: usize = 4 << 20;
+
+/// A range of a local pack file as a stream of large chunks.
+fn file_chunks(
+    file: std::fs::File,
+    range: std::ops::Range<u64>,
+) -> BoxStream<'static, object_store::Result<Bytes>> {
+    let file = std::sync::Arc::new(file);
+    futures::stream::unfold(range.start, move |at| {
+        let (file, end) = (file.clone(), range.end);
+        async move {
+            if at >= end {
+                return None;
+            }
+            let n = ((end - at) as usize).min(FILE_CHUNK);
+            let read = tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0u8; n];
+                file.read_exact_at(&mut buf, at).map(|()| Bytes::from(buf))
+            })
+            .await;
+            let item = match read {
+                Ok(Ok(b)) => Ok(b),
+                Ok(Err(e)) => Err(object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: Box::new(e),
+                }),
+                Err(e) => Err(object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: Box::new(e),
+                }),
+            };
+            Some((item, at + n as u64))
+        }
+    })
+    .boxed()
+}
+
 /// Why a streamed read stopped: the store (perhaps worth resuming) or the receiver of
 /// the blobs (final).
 enum Stop {
@@ -101,14 +142,15 @@ enum Stop {
 }
 
 impl Repository {
-    /// Fetches `read` as a stream and calls `blob` with each blob's sealed bytes as soon
-    /// as they have arrived, in pack order; the gaps between blobs are dropped. Memory
-    /// per read is about one blob, however long the read. A read that fails or comes
-    /// back short is resumed from the first blob not yet handed on (with backoff, like
-    /// every request); an error from `blob` ends the read as it is.
-    pub async fn fetch_read<F, Fut>(&self, read: &Read, mut blob: F) -> Result<()>
+    /// Fetches `read` as a stream and hands its blobs' sealed bytes on as they arrive,
+    /// in pack order, in groups of about `group` bytes (small blobs travel together, so
+    /// whoever opens them pays one hand-over per group, not per blob); the gaps between
+    /// blobs are dropped. Memory per read is about one group, however long the read. A
+    /// read that fails or comes back short is resumed from the first blob not yet handed
+    /// on (with backoff, like every request); an error from `blobs` ends the read as it is.
+    pub async fn fetch_read<F, Fut>(&self, read: &Read, group: usize, mut blobs: F) -> Result<()>
     where
-        F: FnMut(PackEntry, Bytes) -> Fut,
+        F: FnMut(Vec<(PackEntry, Bytes)>) -> Fut,
         Fut: Future<Output = Result<()>>,
     {
         let name = pack_name(&read.pack);
@@ -129,20 +171,47 @@ impl Repository {
                     .get_opts(&path, opts)
                     .await
                     .map_err(|e| Stop::Store(Error::store(&name, e)))?;
-                let mut stream = got.into_stream();
-                let (mut buf, mut at) = (BytesMut::new(), start);
+                let mut stream = match got.payload {
+                    GetResultPayload::File(file, _) => file_chunks(file, got.range),
+                    GetResultPayload::Stream(s) => s,
+                };
+                let (mut buf, mut at, mut pos) = (BytesMut::new(), start, next);
+                let (mut ready, mut ready_bytes) = (Vec::new(), 0usize);
+                let mut failed = None;
                 while let Some(chunk) = stream.next().await {
-                    buf.extend_from_slice(&chunk.map_err(|e| Stop::Store(Error::store(&name, e)))?);
-                    while let Some(e) = read.blobs.get(next) {
+                    let chunk = match chunk {
+                        Ok(c) => c,
+                        Err(e) => {
+                            failed = Some(Error::store(&name, e));
+                            break;
+                        }
+                    };
+                    buf.extend_from_slice(&chunk);
+                    while let Some(e) = read.blobs.get(pos) {
                         if at + (buf.len() as u64) < e.end() {
                             break;
                         }
                         let _gap = buf.split_to((e.offset - at) as usize);
-                        let sealed = buf.split_to(e.length as usize).freeze();
+                        ready.push((*e, buf.split_to(e.length as usize).freeze()));
+                        ready_bytes += e.length as usize;
                         at = e.end();
-                        next += 1;
-                        blob(*e, sealed).await.map_err(Stop::Handed)?;
+                        pos += 1;
+                        if ready_bytes >= group {
+                            next = pos;
+                            ready_bytes = 0;
+                            blobs(std::mem::take(&mut ready))
+                                .await
+                                .map_err(Stop::Handed)?;
+                        }
                     }
+                }
+                // What arrived whole is handed on even when the rest of the read failed.
+                if !ready.is_empty() {
+                    next = pos;
+                    blobs(ready).await.map_err(Stop::Handed)?;
+                }
+                if let Some(e) = failed {
+                    return Err(Stop::Store(e));
                 }
                 if next < read.blobs.len() {
                     return Err(Stop::Store(Error::ShortRead {

@@ -79,9 +79,11 @@ async fn fetch_window(
         futures::stream::iter(reads.iter().map(|read| async move {
             let pack = pack_name(&read.pack);
             let mut got = Vec::with_capacity(read.blobs.len());
-            repo.fetch_read(read, |e, sealed| {
-                let opened = blob::open(key, &pack, &e.id, e.raw_length, &sealed);
-                got.push(opened.map(|plain| (e.id, plain)));
+            repo.fetch_read(read, TREE_READ as usize, |blobs| {
+                for (e, sealed) in blobs {
+                    let opened = blob::open(key, &pack, &e.id, e.raw_length, &sealed);
+                    got.push(opened.map(|plain| (e.id, plain)));
+                }
                 async { Ok(()) }
             })
             .await?;

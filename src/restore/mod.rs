@@ -99,13 +99,15 @@ pub async fn run_with(
         let path = root.join(std::ffi::OsStr::from_bytes(&node.path));
         let parent = path.parent().unwrap_or(&root).to_path_buf();
         if checked_parent.as_ref() != Some(&parent) {
-            ensure_inside(&root, &parent).await?;
+            ensure_inside(&root, &parent)?;
             checked_parent = Some(parent);
         }
-        remove_if_symlink(&path).await?;
+        // Plain blocking calls: while a batch is planned no read is in flight, and a
+        // hand-over to the blocking pool per file cost more than the call itself.
+        remove_if_symlink(&path)?;
         match node.kind {
             NodeKind::Dir => {
-                match tokio::fs::create_dir(&path).await {
+                match std::fs::create_dir(&path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => {}
                     Err(e) => return Err(Error::io(&path, e)),
@@ -116,9 +118,8 @@ pub async fn run_with(
             }
             NodeKind::Symlink => {
                 let target = node.target.as_deref().unwrap_or_default();
-                let _ = tokio::fs::remove_file(&path).await;
-                tokio::fs::symlink(std::ffi::OsStr::from_bytes(target), &path)
-                    .await
+                let _ = std::fs::remove_file(&path);
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &path)
                     .map_err(|e| Error::io(&path, e))?;
                 stats.symlinks += 1;
                 finish_node(&path, &node, as_root)?;
@@ -138,8 +139,7 @@ pub async fn run_with(
     .await?;
     batch.restore(repo, &index, connections, progress).await?;
     for (path, node) in dirs.iter().rev() {
-        tokio::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode))
-            .await
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode))
             .map_err(|e| Error::io(path, e))?;
         finish_node(path, node, as_root)?;
     }
@@ -158,15 +158,11 @@ pub(super) fn finish_node(path: &Path, node: &Node, as_root: bool) -> Result<()>
 
 /// A folder being written into must resolve inside the restore root; a symlink restored
 /// earlier must not carry later files elsewhere.
-async fn ensure_inside(root: &Path, dir: &Path) -> Result<()> {
-    if !tokio::fs::try_exists(dir).await.unwrap_or(false) {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| Error::io(dir, e))?;
+fn ensure_inside(root: &Path, dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let real = tokio::fs::canonicalize(dir)
-        .await
-        .map_err(|e| Error::io(dir, e))?;
+    let real = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
     if !real.starts_with(root) {
         return Err(Error::Invalid(format!(
             "refusing to write into {}: it resolves to {}, outside the restore folder {}",
@@ -178,13 +174,11 @@ async fn ensure_inside(root: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn remove_if_symlink(path: &Path) -> Result<()> {
-    if let Ok(m) = tokio::fs::symlink_metadata(path).await
+fn remove_if_symlink(path: &Path) -> Result<()> {
+    if let Ok(m) = std::fs::symlink_metadata(path)
         && m.file_type().is_symlink()
     {
-        tokio::fs::remove_file(path)
-            .await
-            .map_err(|e| Error::io(path, e))?;
+        std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
     }
     Ok(())
 }

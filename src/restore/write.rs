@@ -33,6 +33,9 @@ pub const POSITIONS_PER_BATCH: usize = 200_000;
 /// Reads are streamed, so their length costs no memory; this only keeps one read from
 /// holding a connection for a whole huge pack.
 const RESTORE_READ: u64 = 256 << 20;
+/// Blobs handed to a writer thread together: many small files cost one hand-over per
+/// group, not per blob.
+const WRITE_GROUP: usize = 1 << 20;
 
 /// A file waiting for its blobs.
 struct Pending {
@@ -149,19 +152,21 @@ impl Batch {
             let progress = progress.clone();
             let pack: Arc<str> = pack_name(&read.pack).into();
             async move {
-                repo.fetch_read(read, |entry, sealed| {
+                repo.fetch_read(read, WRITE_GROUP, |blobs| {
                     let (batch, key, progress, pack) =
                         (batch.clone(), key.clone(), progress.clone(), pack.clone());
                     async move {
                         tokio::task::spawn_blocking(move || {
-                            batch.write_blob(
-                                &key,
-                                &pack,
-                                &entry.id,
-                                entry.raw_length,
-                                &sealed,
-                                &progress,
-                            )
+                            blobs.iter().try_for_each(|(e, sealed)| {
+                                batch.write_blob(
+                                    &key,
+                                    &pack,
+                                    &e.id,
+                                    e.raw_length,
+                                    sealed,
+                                    &progress,
+                                )
+                            })
                         })
                         .await
                         .map_err(|e| Error::Internal(format!("restore writer failed: {e}")))?
