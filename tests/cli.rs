@@ -134,6 +134,42 @@ fn journey(repo: &str) {
         fixtures::digest(&web)
     );
 
+    // A subset: only etc/, and only what it needs is read.
+    let part = tempfile::tempdir().unwrap();
+    ok(&[
+        "restore",
+        repo,
+        &point[..10],
+        "--include",
+        "web01/etc",
+        "--exclude",
+        "*/hostname",
+        "--to",
+        part.path().to_str().unwrap(),
+    ]);
+    let mut want = fixtures::digest(&web.join("etc"));
+    want.retain(|k, _| !k.ends_with(b"hostname"));
+    assert_eq!(fixtures::digest(&part.path().join("web01/etc")), want);
+    assert!(!part.path().join("web01/var").exists());
+
+    // ls: every node of the point, or those under a path; nothing restored.
+    let all = ok(&["ls", repo, "latest", "--machine", "web01", "--json"]);
+    let nodes: Vec<serde_json::Value> = all
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        nodes.iter().filter(|n| n["kind"] == "file").count(),
+        6,
+        "{all}"
+    );
+    let etc = ok(&["ls", repo, &point[..10], "web01/etc"]);
+    assert!(etc.lines().all(|l| l.contains("web01/etc")), "{etc}");
+    assert!(etc.lines().count() >= 2, "{etc}");
+    let (code, err) = fails(&["ls", repo, &point[..10], "web01/nope"], Some("pw"));
+    assert_eq!(code, 1);
+    assert!(err.contains("no path"), "{err}");
+
     let c = json(&["check", repo, "--read-data", "--json"]);
     assert_eq!(c["errors"].as_array().unwrap().len(), 0, "{c}");
 

@@ -211,6 +211,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             machine,
             to,
             connections,
+            include,
+            exclude,
             json: as_json,
             ..
         } => {
@@ -219,7 +221,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let started = std::time::Instant::now();
             let before = r.loc.requests.snapshot();
             let progress = super::progress::for_terminal("restore", Some(p.summary.bytes));
-            let opts = restore::RestoreOptions { connections };
+            let opts = restore::RestoreOptions {
+                connections,
+                filter: restore::PathFilter::new(&include, &exclude)?,
+            };
             let stats = restore::run_with(&r, &id, &p, &to, &opts, &progress).await?;
             let secs = started.elapsed().as_secs_f64();
             let requests = r.loc.requests.snapshot().since(&before);
@@ -289,6 +294,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Ls {
+            repo,
+            point,
+            path,
+            machine,
+            json: as_json,
+            ..
+        } => {
+            let r = open(&repo, pwf).await?;
+            let (id, p) = r.find_point(&point, machine.as_deref()).await?;
+            super::ls::run(&r, &id, &p, path.as_deref(), as_json).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Key { action } => key(action, pwf).await,
         Command::Copy(c) => super::copy::run(*c, pwf).await,

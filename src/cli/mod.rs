@@ -4,6 +4,7 @@
 mod commands;
 mod copy;
 mod demo;
+mod ls;
 mod output;
 mod password;
 mod progress;
@@ -36,7 +37,7 @@ pub struct Args {
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct PasswordFile {
     /// Read the repository password from this file (else OFFSITE_PASSWORD, else a prompt).
-    #[arg(long = "password-file", value_name = "FILE")]
+    #[arg(long = "password-file", id = "password_file", value_name = "FILE")]
     pub path: Option<PathBuf>,
 }
 
@@ -109,7 +110,28 @@ pub enum Command {
         /// Ranged reads in flight (default 8 for folders, 32 for S3 and Azure).
         #[arg(long, value_name = "N")]
         connections: Option<usize>,
+        /// Restore only paths matching this glob, and what is under them (repeatable).
+        #[arg(long = "include", value_name = "PATH|GLOB")]
+        include: Vec<String>,
+        /// Leave out paths matching this glob, and what is under them (repeatable).
+        #[arg(long = "exclude", value_name = "PATH|GLOB")]
+        exclude: Vec<String>,
         /// Print the result as JSON (the shapes are in docs/CLI.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a point's files and folders without restoring them.
+    Ls {
+        #[command(flatten)]
+        pw: PasswordFile,
+        repo: String,
+        /// `latest` or a point id (a unique prefix is enough).
+        point: String,
+        /// Only this path and what is under it.
+        path: Option<String>,
+        #[arg(long)]
+        machine: Option<String>,
+        /// Print one JSON object per line (the shape is in docs/CLI.md).
         #[arg(long)]
         json: bool,
     },
@@ -267,6 +289,7 @@ impl Command {
             | Command::Backup { pw, .. }
             | Command::Points { pw, .. }
             | Command::Restore { pw, .. }
+            | Command::Ls { pw, .. }
             | Command::Check { pw, .. }
             | Command::Unlock { pw, .. } => pw,
             Command::Copy(c) => &c.pw,
@@ -283,4 +306,15 @@ impl Command {
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     commands::run(args).await
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap's own consistency checks (unique argument names, valid defaults) for every
+    /// command, which otherwise fire only when that command is run.
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Args::command().debug_assert();
+    }
 }

@@ -6,8 +6,12 @@
 //! Reads are planned, never one request per blob: the tree is walked a batch of files
 //! at a time, and each batch's blobs are fetched pack by pack (`write.rs`).
 
+mod select;
 mod write;
 
+pub use select::PathFilter;
+
+use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -35,6 +39,8 @@ pub struct RestoreStats {
 pub struct RestoreOptions {
     /// Ranged reads in flight; default: [`default_connections`] for the store.
     pub connections: Option<usize>,
+    /// Which paths to restore (default: all); only their blobs are read.
+    pub filter: PathFilter,
 }
 
 /// Reads in flight that keep a link busy: a folder or memory needs few; an object store
@@ -95,7 +101,20 @@ pub async fn run_with(
     let mut checked_parent: Option<PathBuf> = None;
     let name = point_name(point_id);
     let mut batch = Batch::new(as_root);
+    // With a filter, the folders above what is taken get their modes and times too.
+    let mut above: HashSet<Vec<u8>> = HashSet::new();
     for_each_node(repo, &index, &name, point, async |mut node: Node| {
+        if !opts.filter.is_everything() {
+            if !opts.filter.takes(&node.path) {
+                if node.kind == NodeKind::Dir {
+                    node.blobs = Vec::new();
+                    dirs.push((root.join(std::ffi::OsStr::from_bytes(&node.path)), node));
+                }
+                return Ok(());
+            }
+            let p = String::from_utf8_lossy(&node.path).into_owned();
+            above.extend(select::ancestors(&p).skip(1).map(|a| a.as_bytes().to_vec()));
+        }
         let path = root.join(std::ffi::OsStr::from_bytes(&node.path));
         let parent = path.parent().unwrap_or(&root).to_path_buf();
         if checked_parent.as_ref() != Some(&parent) {
@@ -138,7 +157,11 @@ pub async fn run_with(
     })
     .await?;
     batch.restore(repo, &index, connections, progress).await?;
+    let filtered = !opts.filter.is_everything();
     for (path, node) in dirs.iter().rev() {
+        if filtered && !opts.filter.takes(&node.path) && !above.contains(&node.path) {
+            continue;
+        }
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode))
             .map_err(|e| Error::io(path, e))?;
         finish_node(path, node, as_root)?;
