@@ -224,6 +224,71 @@ pub async fn restore_reads_pack_wise(mk: &MakeLocation) {
     assert_eq!(partial, 0);
 }
 
+/// A restore that meets a damaged blob fails naming the pack and the blob, and leaves no
+/// file under its own name that is not whole, and no partial file at all.
+pub async fn restore_failure_leaves_no_half_files(mk: &MakeLocation) {
+    let repo = init(mk()).await;
+    let src = tempfile::tempdir().unwrap();
+    let m = src.path().join("web01");
+    fixtures::machine_tree(&m, 9);
+    let (id, point) = backup_dir(&repo, "web01", &m).await;
+    let index = repo.load_index().await.unwrap();
+    let mut blobs = Vec::new();
+    offsite::repo::tree::for_each_node(&repo, &index, "p", &point, async |n| {
+        blobs.extend(n.blobs);
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let victim = *blobs
+        .iter()
+        .find(|b| index.get(b).unwrap().length > 100_000)
+        .unwrap();
+    let loc = *index.get(&victim).unwrap();
+    let pname = pack_name(&index.pack_id(loc.pack));
+    let path = repo.loc.path(&pname);
+    let mut bytes = repo
+        .loc
+        .store
+        .get(&path)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    bytes[loc.offset as usize + 300] ^= 1;
+    repo.loc.store.put(&path, bytes.into()).await.unwrap();
+
+    let out = tempfile::tempdir().unwrap();
+    let e = restore::run(&repo, &id, &point, out.path(), &Progress::hidden())
+        .await
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&pname) && msg.contains(&victim.short()),
+        "{msg}"
+    );
+    let want = fixtures::digest(&m);
+    let got = fixtures::digest(&out.path().join("web01"));
+    for (name, digest) in &got {
+        assert!(
+            !String::from_utf8_lossy(name).ends_with(".offsite-partial"),
+            "a partial file was left: {}",
+            String::from_utf8_lossy(name)
+        );
+        // Files under their own names are whole (folders get their times only at the end).
+        if digest.starts_with("file") {
+            assert_eq!(
+                want.get(name),
+                Some(digest),
+                "{} is not whole",
+                String::from_utf8_lossy(name)
+            );
+        }
+    }
+}
+
 fn walk_names(dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
