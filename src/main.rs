@@ -10,6 +10,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
+    quiet_on_closed_pipe();
     let args = cli::Args::parse();
     cli::init_logging(args.verbose, args.quiet);
     let verbose = args.verbose > 0;
@@ -51,6 +52,17 @@ fn explain(e: &anyhow::Error, verbose: bool) -> String {
         complete = cause.downcast_ref::<offsite::Error>().is_some();
     }
     out
+}
+
+/// `offsite points | head` closes the pipe early: end quietly, as other command-line
+/// tools do, instead of reporting (or panicking on) the failed write. Rust ignores
+/// SIGPIPE by default; restore the default action.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to the default before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// glibc gives each thread that allocates its own malloc arena (up to 8 per core), and

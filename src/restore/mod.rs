@@ -103,7 +103,7 @@ pub async fn run_with(
     let mut batch = Batch::new(as_root);
     // With a filter, the folders above what is taken get their modes and times too.
     let mut above: HashSet<Vec<u8>> = HashSet::new();
-    for_each_node(repo, &index, &name, point, async |mut node: Node| {
+    let walked = for_each_node(repo, &index, &name, point, async |mut node: Node| {
         if !opts.filter.is_everything() {
             if !opts.filter.takes(&node.path) {
                 if node.kind == NodeKind::Dir {
@@ -155,7 +155,12 @@ pub async fn run_with(
         }
         Ok(())
     })
-    .await?;
+    .await;
+    if let Err(e) = walked {
+        // Files planned but never fetched must not be left behind half made.
+        batch.abandon();
+        return Err(e);
+    }
     batch.restore(repo, &index, connections, progress).await?;
     let filtered = !opts.filter.is_everything();
     for (path, node) in dirs.iter().rev() {

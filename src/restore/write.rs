@@ -108,7 +108,14 @@ impl Batch {
         let mut temp = path.clone().into_os_string();
         temp.push(".offsite-partial");
         let temp = PathBuf::from(temp);
-        let f = std::fs::File::create(&temp).map_err(|e| Error::io(&temp, e))?;
+        // Never through a link: a leftover (or planted) `NAME.offsite-partial` goes first,
+        // and the new one is created exclusively.
+        let _ = std::fs::remove_file(&temp);
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(|e| Error::io(&temp, e))?;
         f.set_len(node.size).map_err(|e| Error::io(&temp, e))?;
         drop(f);
         node.blobs = Vec::new();
@@ -186,6 +193,13 @@ impl Batch {
             }
         }
         done
+    }
+
+    /// Removes the files planned but not written (the restore stops before fetching them).
+    pub fn abandon(self) {
+        for f in &self.files {
+            let _ = std::fs::remove_file(&f.temp);
+        }
     }
 
     /// Opens and verifies one blob, writes it wherever the batch needs it, and finishes
