@@ -205,35 +205,9 @@ pub async fn copy_shards_partition(mk: &MakeLocation) {
 /// blob; the other machine's copy finishes; nothing damaged reaches the target.
 pub async fn copy_corrupt_source(mk: &MakeLocation) {
     let (src, _dir) = source(mk).await;
-    let index = src.load_index().await.unwrap();
     let points = src.load_points().await.unwrap();
     let (db_id, db) = points.iter().find(|(_, p)| p.machine == "db01").unwrap();
-    let mut blobs = Vec::new();
-    offsite::repo::tree::for_each_node(&src, &index, "p", db, async |n| {
-        blobs.extend(n.blobs);
-        Ok(())
-    })
-    .await
-    .unwrap();
-    let victim = *blobs
-        .iter()
-        .find(|b| index.get(b).unwrap().length > 100_000)
-        .unwrap();
-    let loc = *index.get(&victim).unwrap();
-    let pname = offsite::format::pack_name(&index.pack_id(loc.pack));
-    let path = src.loc.path(&pname);
-    let mut bytes = src
-        .loc
-        .store
-        .get(&path)
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec();
-    bytes[loc.offset as usize + 300] ^= 1;
-    src.loc.store.put(&path, bytes.into()).await.unwrap();
+    let (pname, victim) = super::damage_a_data_blob(&src, db).await;
 
     let dst = init_target(mk).await;
     let r = run(&src, &dst, &all()).await;

@@ -224,17 +224,15 @@ pub async fn restore_reads_pack_wise(mk: &MakeLocation) {
     assert_eq!(partial, 0);
 }
 
-/// A restore that meets a damaged blob fails naming the pack and the blob, and leaves no
-/// file under its own name that is not whole, and no partial file at all.
-pub async fn restore_failure_leaves_no_half_files(mk: &MakeLocation) {
-    let repo = init(mk()).await;
-    let src = tempfile::tempdir().unwrap();
-    let m = src.path().join("web01");
-    fixtures::machine_tree(&m, 9);
-    let (id, point) = backup_dir(&repo, "web01", &m).await;
+/// Flips a byte of one of the point's larger data blobs, in place in its pack (as disk
+/// rot or tampering would); returns the pack's name and the blob.
+pub async fn damage_a_data_blob(
+    repo: &Repository,
+    point: &offsite::format::point::Point,
+) -> (String, Id) {
     let index = repo.load_index().await.unwrap();
     let mut blobs = Vec::new();
-    offsite::repo::tree::for_each_node(&repo, &index, "p", &point, async |n| {
+    offsite::repo::tree::for_each_node(repo, &index, "p", point, async |n| {
         blobs.extend(n.blobs);
         Ok(())
     })
@@ -247,18 +245,22 @@ pub async fn restore_failure_leaves_no_half_files(mk: &MakeLocation) {
     let loc = *index.get(&victim).unwrap();
     let pname = pack_name(&index.pack_id(loc.pack));
     let path = repo.loc.path(&pname);
-    let mut bytes = repo
-        .loc
-        .store
-        .get(&path)
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec();
+    let got = repo.loc.store.get(&path).await.unwrap();
+    let mut bytes = got.bytes().await.unwrap().to_vec();
     bytes[loc.offset as usize + 300] ^= 1;
     repo.loc.store.put(&path, bytes.into()).await.unwrap();
+    (pname, victim)
+}
+
+/// A restore that meets a damaged blob fails naming the pack and the blob, and leaves no
+/// file under its own name that is not whole, and no partial file at all.
+pub async fn restore_failure_leaves_no_half_files(mk: &MakeLocation) {
+    let repo = init(mk()).await;
+    let src = tempfile::tempdir().unwrap();
+    let m = src.path().join("web01");
+    fixtures::machine_tree(&m, 9);
+    let (id, point) = backup_dir(&repo, "web01", &m).await;
+    let (pname, victim) = damage_a_data_blob(&repo, &point).await;
 
     let out = tempfile::tempdir().unwrap();
     let e = restore::run(&repo, &id, &point, out.path(), &Progress::hidden())
