@@ -1,7 +1,8 @@
 //! Planned reads: the blobs an operation needs, grouped by pack and coalesced into ranged
 //! GETs — neighbouring blobs share a request when the gap between them is small — and
 //! fetched as streams, each blob handed on as soon as its bytes have arrived. One request
-//! per blob is never the plan: restore and copy read through here.
+//! per blob is never the plan: copy plans its reads here; restore and the tree walk also
+//! fetch through here.
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -6,16 +6,18 @@
 //! it (a blob shared by files is read once), on blocking threads.
 //!
 //! Memory: the batch's plan (about 100 bytes per blob position, at most
-//! [`POSITIONS_PER_BATCH`]) plus, per read in flight, one blob being received and one
-//! being written (each at most the chunker's maximum blob size).
+//! [`POSITIONS_PER_BATCH`]) plus, per read in flight, one group being received, and
+//! [`WRITERS_PER_CORE`] × cores groups being written (a group is about 1 MiB, or one
+//! blob when blobs are larger).
 
 use std::collections::HashMap;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt};
+use tokio::sync::Semaphore;
 
 use super::finish_node;
 use crate::crypto::SecretKey;
@@ -36,6 +38,12 @@ const RESTORE_READ: u64 = 256 << 20;
 /// Blobs handed to a writer thread together: many small files cost one hand-over per
 /// group, not per blob.
 const WRITE_GROUP: usize = 1 << 20;
+/// Groups being written at once, per core.
+const WRITERS_PER_CORE: usize = 2;
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
 
 /// A file waiting for its blobs.
 struct Pending {
@@ -153,33 +161,51 @@ impl Batch {
         let reads = coalesce(&needed, &[index], RESTORE_READ);
         let batch = Arc::new(self);
         let key = repo.key().clone();
+        // Groups being written, across all reads: the network keeps receiving while the
+        // writer threads open and write (a few groups per core).
+        let writers = Arc::new(Semaphore::new(WRITERS_PER_CORE * cores()));
         let done = futures::stream::iter(reads.iter().map(|read| {
             let batch = batch.clone();
             let key = key.clone();
             let progress = progress.clone();
+            let writers = writers.clone();
             let pack: Arc<str> = pack_name(&read.pack).into();
             async move {
-                repo.fetch_read(read, WRITE_GROUP, |blobs| {
-                    let (batch, key, progress, pack) =
-                        (batch.clone(), key.clone(), progress.clone(), pack.clone());
-                    async move {
-                        tokio::task::spawn_blocking(move || {
-                            blobs.iter().try_for_each(|(e, sealed)| {
-                                batch.write_blob(
-                                    &key,
-                                    &pack,
-                                    &e.id,
-                                    e.raw_length,
-                                    sealed,
-                                    &progress,
-                                )
-                            })
-                        })
-                        .await
-                        .map_err(|e| Error::Internal(format!("restore writer failed: {e}")))?
-                    }
-                })
-                .await
+                let writing = Mutex::new(Vec::new());
+                let fetched = repo
+                    .fetch_read(read, WRITE_GROUP, |blobs| {
+                        let (batch, key, progress, pack) =
+                            (batch.clone(), key.clone(), progress.clone(), pack.clone());
+                        let (writers, writing) = (writers.clone(), &writing);
+                        async move {
+                            let permit = writers
+                                .acquire_owned()
+                                .await
+                                .map_err(|_| Error::Internal("restore writers closed".into()))?;
+                            let task = tokio::task::spawn_blocking(move || {
+                                let _permit = permit;
+                                blobs.iter().try_for_each(|(e, sealed)| {
+                                    batch.write_blob(
+                                        &key,
+                                        &pack,
+                                        &e.id,
+                                        e.raw_length,
+                                        sealed,
+                                        &progress,
+                                    )
+                                })
+                            });
+                            writing.lock().unwrap_or_else(|e| e.into_inner()).push(task);
+                            Ok(())
+                        }
+                    })
+                    .await;
+                let tasks = std::mem::take(&mut *writing.lock().unwrap_or_else(|e| e.into_inner()));
+                for t in tasks {
+                    t.await
+                        .map_err(|e| Error::Internal(format!("restore writer failed: {e}")))??;
+                }
+                fetched
             }
         }))
         .buffer_unordered(connections)
