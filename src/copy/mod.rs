@@ -33,7 +33,7 @@ pub use commit::{Committed, commit};
 pub use failure::Failure;
 pub use options::{ChainMode, Compression, CopyOptions, TransferOptions};
 pub use plan::{ChainPlan, balanced_pack_size, plan_chain};
-pub use report::{ChainReport, ChainStatus, CopyReport, FailedPoint, StageTimes};
+pub use report::{ChainReport, ChainStatus, CopyReport, StageTimes};
 pub use select::{Candidate, PointsSpec, Selection, Shard};
 pub use source::Sources;
 pub use target::TargetState;
@@ -148,45 +148,29 @@ async fn copy_chain(
         }
         let threshold = ctx.target.multipart_threshold as u64;
         let (mode, srcs) = (ctx.opts.chain, &ctx.sources.list);
-        let plan = plan_chain(name, mode, candidates, srcs, state, ctx.pack_size, threshold).await;
-        chain.machines = plan.machines();
-        chain.already_copied = plan.already_copied;
-        chain.blobs_present = plan.blobs_present;
-        let failed_in_plan = || {
-            plan.points
-                .iter()
-                .filter_map(|p| Some(FailedPoint::new(&p.point, p.id, p.failure.clone()?)))
-                .collect()
-        };
+        let plan = plan_chain(
+            name,
+            mode,
+            candidates,
+            srcs,
+            state,
+            ctx.pack_size,
+            threshold,
+        )
+        .await;
+        chain.planned(&plan);
         if plan.points.is_empty() {
             chain.status = ChainStatus::UpToDate;
             return Ok(StageTimes::default());
         }
         if ctx.opts.dry_run {
-            chain.status = ChainStatus::Planned;
-            chain.plan = Some(plan.projection.clone());
-            chain.failed = failed_in_plan();
+            chain.dry_run(&plan);
             return Ok(StageTimes::default());
         }
-        let outcome = transfer(&plan, ctx.repos, ctx.target, &ctx.opts.transfer, ctx.progress).await?;
+        let (opts, progress) = (&ctx.opts.transfer, ctx.progress);
+        let outcome = transfer(&plan, ctx.repos, ctx.target, opts, progress).await?;
         let done = commit(&plan, &outcome, ctx.target, state).await?;
-        chain.blobs_new = outcome.blobs_written;
-        chain.bytes_logical = done.bytes_logical;
-        chain.already_copied += done.already_copied.len() as u64;
-        if !done.already_copied.is_empty() {
-            chain.warnings.push(format!(
-                "{} point(s) already copied by another run while this one transferred them; not written twice",
-                done.already_copied.len()
-            ));
-        }
-        chain.status = match (done.copied.is_empty(), done.failed.is_empty()) {
-            (true, true) => ChainStatus::UpToDate,
-            (_, true) => ChainStatus::Copied,
-            (true, false) => ChainStatus::Failed,
-            (false, false) => ChainStatus::Partial,
-        };
-        chain.copied = done.copied;
-        chain.failed = done.failed;
+        chain.record(outcome.blobs_written, done);
         Ok(outcome.stages)
     }
     .await;

@@ -205,6 +205,45 @@ impl ChainReport {
         }
     }
 
+    /// What the plan found: the machines to copy, and what the target holds already.
+    pub fn planned(&mut self, plan: &super::ChainPlan) {
+        self.machines = plan.machines();
+        self.already_copied = plan.already_copied;
+        self.blobs_present = plan.blobs_present;
+    }
+
+    /// A dry run's report: the projection, and the points that could not be copied.
+    pub fn dry_run(&mut self, plan: &super::ChainPlan) {
+        self.status = ChainStatus::Planned;
+        self.plan = Some(plan.projection.clone());
+        self.failed = plan
+            .points
+            .iter()
+            .filter_map(|p| Some(FailedPoint::new(&p.point, p.id, p.failure.clone()?)))
+            .collect();
+    }
+
+    /// What a transfer (`blobs_new` blobs written) and its commit did.
+    pub fn record(&mut self, blobs_new: u64, done: super::Committed) {
+        self.blobs_new = blobs_new;
+        self.bytes_logical = done.bytes_logical;
+        self.already_copied += done.already_copied.len() as u64;
+        if !done.already_copied.is_empty() {
+            self.warnings.push(format!(
+                "{} point(s) already copied by another run while this one transferred them; not written twice",
+                done.already_copied.len()
+            ));
+        }
+        self.status = match (done.copied.is_empty(), done.failed.is_empty()) {
+            (true, true) => ChainStatus::UpToDate,
+            (_, true) => ChainStatus::Copied,
+            (true, false) => ChainStatus::Failed,
+            (false, false) => ChainStatus::Partial,
+        };
+        self.copied = done.copied;
+        self.failed = done.failed;
+    }
+
     /// The whole chain failed with `e`.
     pub fn fail(&mut self, e: &crate::Error) {
         self.status = ChainStatus::Failed;
