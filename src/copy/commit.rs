@@ -38,7 +38,8 @@ pub async fn commit(
 ) -> Result<Committed> {
     // The packs are whole and useful even when a point fails: index them first, so the
     // next run does not fetch their blobs again.
-    target.save_indexes(&outcome.packs).await?;
+    let written = target.save_indexes(&outcome.packs).await?;
+    state.wrote_indexes(written);
     for p in &outcome.packs {
         state.known.extend(p.entries.iter().map(|e| e.id));
     }

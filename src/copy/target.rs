@@ -7,13 +7,10 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use futures::{StreamExt, TryStreamExt};
 
-use crate::format::INDEX;
-use crate::format::index::IndexFile;
 use crate::format::point::Point;
 use crate::repo::adopt::adopt_orphans;
-use crate::repo::{IO_CONCURRENCY, Repository};
+use crate::repo::{MasterIndex, Repository};
 use crate::{Error, Id, Result};
 
 /// What `--map` matches a source point by: its machine, time and tree.
@@ -61,9 +58,12 @@ impl TargetState {
                 target.url()
             )));
         }
-        let names = state.unseen_indexes(target).await?;
-        let mut index = target.load_index().await?;
-        state.seen_indexes.extend(names);
+        let names = target.index_names().await?;
+        let mut index = MasterIndex::default();
+        for (name, f) in target.load_index_files(names).await? {
+            index.add_file(&name, &f);
+            state.seen_indexes.insert(name);
+        }
         if !dry_run {
             state.adopted = adopt_orphans(target, &mut index, &[]).await?;
         }
@@ -75,17 +75,9 @@ impl TargetState {
     /// parents) and new index files (known blobs).
     pub async fn refresh(&mut self, target: &Repository) -> Result<()> {
         self.read_points(target).await?;
-        let names = self.unseen_indexes(target).await?;
-        let files: Vec<(String, IndexFile)> =
-            futures::stream::iter(names.into_iter().map(|name| async move {
-                let bytes = target.get(&name).await?;
-                let f = IndexFile::open(target.key(), &name, &bytes)?;
-                Ok::<_, Error>((name, f))
-            }))
-            .buffer_unordered(IO_CONCURRENCY)
-            .try_collect()
-            .await?;
-        for (name, f) in files {
+        let mut names = target.index_names().await?;
+        names.retain(|n| !self.seen_indexes.contains(n));
+        for (name, f) in target.load_index_files(names).await? {
             for p in &f.packs {
                 self.known.extend(p.entries.iter().map(|e| e.id));
             }
@@ -94,31 +86,16 @@ impl TargetState {
         Ok(())
     }
 
-    async fn unseen_indexes(&self, target: &Repository) -> Result<Vec<String>> {
-        Ok(target
-            .list(INDEX)
-            .await?
-            .iter()
-            .map(|m| target.loc.name_of(&m.location))
-            .filter(|n| !self.seen_indexes.contains(n))
-            .collect())
+    /// Notes index files this run wrote itself (their blobs are known already), so a
+    /// refresh does not read them back.
+    pub fn wrote_indexes(&mut self, names: Vec<String>) {
+        self.seen_indexes.extend(names);
     }
 
     async fn read_points(&mut self, target: &Repository) -> Result<()> {
-        let new: Vec<Id> = target
-            .point_ids()
-            .await?
-            .into_iter()
-            .filter(|id| !self.seen_points.contains(id))
-            .collect();
-        let points: Vec<(Id, Point)> = futures::stream::iter(
-            new.into_iter()
-                .map(|id| async move { Ok::<_, Error>((id, target.load_point(&id).await?)) }),
-        )
-        .buffer_unordered(IO_CONCURRENCY)
-        .try_collect()
-        .await?;
-        for (id, p) in points {
+        let mut new = target.point_ids().await?;
+        new.retain(|id| !self.seen_points.contains(id));
+        for (id, p) in target.load_points_by_id(new).await? {
             self.note_point(id, &p);
         }
         Ok(())

@@ -299,34 +299,50 @@ impl Repository {
     }
 
     /// Indexes `packs` (already stored): index files of at most [`PACKS_PER_INDEX`] each.
-    pub async fn save_indexes(&self, packs: &[IndexedPack]) -> Result<()> {
+    /// Returns the names of the index files written.
+    pub async fn save_indexes(&self, packs: &[IndexedPack]) -> Result<Vec<String>> {
+        let mut names = Vec::new();
         for chunk in packs.chunks(PACKS_PER_INDEX) {
-            self.save_index(&IndexFile {
-                packs: chunk.to_vec(),
-            })
-            .await?;
+            let name = self
+                .save_index(&IndexFile {
+                    packs: chunk.to_vec(),
+                })
+                .await?;
+            names.push(name);
         }
-        Ok(())
+        Ok(names)
     }
 
     /// Reads every index file into one in-memory index.
     pub async fn load_index(&self) -> Result<MasterIndex> {
-        let metas = self.list(INDEX).await?;
-        let mut files = futures::stream::iter(metas.into_iter().map(|m| {
-            let name = self.loc.name_of(&m.location);
-            async move {
-                let bytes = self.get(&name).await?;
-                let f = IndexFile::open(&self.key, &name, &bytes)?;
-                Ok::<_, Error>((name, f))
-            }
-        }))
-        .buffer_unordered(IO_CONCURRENCY);
+        let names = self.index_names().await?;
         let mut index = MasterIndex::default();
-        while let Some(r) = files.next().await {
-            let (name, f) = r?;
+        for (name, f) in self.load_index_files(names).await? {
             index.add_file(&name, &f);
         }
         Ok(index)
+    }
+
+    /// The names of every index file (one LIST).
+    pub async fn index_names(&self) -> Result<Vec<String>> {
+        Ok(self
+            .list(INDEX)
+            .await?
+            .iter()
+            .map(|m| self.loc.name_of(&m.location))
+            .collect())
+    }
+
+    /// Reads and opens the index files `names`, several at a time.
+    pub async fn load_index_files(&self, names: Vec<String>) -> Result<Vec<(String, IndexFile)>> {
+        futures::stream::iter(names.into_iter().map(|name| async move {
+            let bytes = self.get(&name).await?;
+            let f = IndexFile::open(&self.key, &name, &bytes)?;
+            Ok::<_, Error>((name, f))
+        }))
+        .buffer_unordered(IO_CONCURRENCY)
+        .try_collect()
+        .await
     }
 
     /// Reads, opens and verifies one blob: decrypts, decompresses, checks its id.

@@ -27,6 +27,11 @@ impl Repository {
     /// All restore points, oldest first. An unreadable point fails the call, naming it.
     pub async fn load_points(&self) -> Result<Vec<(Id, Point)>> {
         let ids = self.point_ids().await?;
+        self.load_points_by_id(ids).await
+    }
+
+    /// The points `ids`, read several at a time, oldest first.
+    pub async fn load_points_by_id(&self, ids: Vec<Id>) -> Result<Vec<(Id, Point)>> {
         let mut points: Vec<(Id, Point)> =
             futures::stream::iter(ids.into_iter().map(|id| async move {
                 let p = self.load_point(&id).await?;
