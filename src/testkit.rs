@@ -165,6 +165,8 @@ pub async fn plans(source: &Arc<Repository>, target: &Repository) -> (Sources, V
             )
             .await,
         );
+        // Each plan stands alone here: none borrows from another.
+        state.claims.release(&m);
     }
     (srcs, plans)
 }

@@ -38,6 +38,7 @@ pub async fn run(a: CopyArgs, pwf: Option<&std::path::Path>) -> anyhow::Result<E
         dry_run: a.dry_run,
         source_wait: Duration::from_secs(a.source_wait),
         lock_wait: Duration::from_secs(a.lock_wait),
+        tasks: usize::from(a.tasks),
         transfer: TransferOptions {
             compression: a.compression.unwrap_or(Compression::Target),
             ..Default::default()

@@ -224,6 +224,9 @@ pub struct CopyArgs {
     /// Seconds to wait for another copy of the same machine into the target.
     #[arg(long, default_value_t = 0)]
     pub lock_wait: u64,
+    /// Chains (machines) copied side by side.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub tasks: u16,
     /// Print the result as JSON (the shapes are in docs/CLI.md).
     #[arg(long)]
     pub json: bool,

@@ -36,25 +36,51 @@ pub async fn commit(
     target: &Repository,
     state: &mut TargetState,
 ) -> Result<Committed> {
-    // The packs are whole and useful even when a point fails: index them first, so the
-    // next run does not fetch their blobs again.
+    commit_index(outcome, target, state).await?;
+    commit_points(plan, point_failures(plan, &[outcome]), target, state).await
+}
+
+/// Indexes the transfer's packs. They are whole and useful even when a point fails:
+/// indexed, the next run does not fetch their blobs again.
+pub async fn commit_index(
+    outcome: &TransferOutcome,
+    target: &Repository,
+    state: &mut TargetState,
+) -> Result<()> {
     let written = target.save_indexes(&outcome.packs).await?;
     state.wrote_indexes(written);
     for p in &outcome.packs {
         state.known.extend(p.entries.iter().map(|e| e.id));
     }
-    state.refresh(target).await?;
+    Ok(())
+}
 
-    let failures: Vec<Option<Failure>> = plan
-        .points
+/// Per point of the plan, why it cannot be committed: the planner's reason, else the
+/// first transfer (of `outcomes`, each of the plan's points in the same order) that
+/// failed one of its blobs.
+pub fn point_failures(plan: &ChainPlan, outcomes: &[&TransferOutcome]) -> Vec<Option<Failure>> {
+    plan.points
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            p.failure
-                .clone()
-                .or_else(|| outcome.points.get(i).cloned().flatten())
+            p.failure.clone().or_else(|| {
+                outcomes
+                    .iter()
+                    .find_map(|o| o.points.get(i).cloned().flatten())
+            })
         })
-        .collect();
+        .collect()
+}
+
+/// Writes the points whose blobs are all in the target (after [`commit_index`]),
+/// oldest first, each with provenance and parent; none of a per-job chain when any fails.
+pub async fn commit_points(
+    plan: &ChainPlan,
+    failures: Vec<Option<Failure>>,
+    target: &Repository,
+    state: &mut TargetState,
+) -> Result<Committed> {
+    state.refresh(target).await?;
     let all_or_none = plan.mode == ChainMode::PerJob && failures.iter().any(Option::is_some);
 
     let mut done = Committed::default();

@@ -9,6 +9,8 @@
 //! ```
 //! A killed copy leaves only whole packs, which the next run adopts.
 
+mod chain;
+mod claims;
 pub mod commit;
 pub mod failure;
 mod locks;
@@ -25,11 +27,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures::StreamExt;
+use tokio::sync::RwLock;
+
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::{Error, Result};
 
-pub use commit::{Committed, commit};
+pub use commit::{Committed, commit, commit_index, commit_points, point_failures};
 pub use failure::Failure;
 pub use options::{ChainMode, Compression, CopyOptions, TransferOptions};
 pub use plan::{ChainPlan, balanced_pack_size, plan_chain};
@@ -54,7 +59,7 @@ pub async fn run(
         ));
     }
     let source_ids: HashSet<_> = sources.iter().map(|s| s.config.id).collect();
-    let mut state = TargetState::load(&target, &source_ids, opts.map, opts.dry_run).await?;
+    let state = TargetState::load(&target, &source_ids, opts.map, opts.dry_run).await?;
     let mut srcs = Sources::open(sources, &opts.selection, opts.source_wait).await?;
     let chosen = opts.selection.apply(std::mem::take(&mut srcs.candidates))?;
     let mut report = CopyReport {
@@ -76,111 +81,31 @@ pub async fn run(
         true => Vec::new(),
         false => locks::lock_sources(&repos).await?,
     };
-    let pack_size = opts.pack_size.unwrap_or(target.config.pack_size);
-    let ctx = Ctx {
+    let state = RwLock::new(state);
+    let ctx = chain::Ctx {
         sources: &srcs,
-        repos: &repos,
         target: &target,
+        state: &state,
         opts,
-        pack_size,
+        pack_size: opts.pack_size.unwrap_or(target.config.pack_size),
         progress,
     };
-    for (name, candidates) in chains(chosen, opts.chain) {
-        let meter = report::Meter::start(&repos, &target);
-        let mut chain = ChainReport {
-            chain: name.clone(),
-            ..Default::default()
-        };
-        let stages = match copy_chain(&ctx, &name, candidates, &mut state, &mut chain).await {
-            Ok(stages) => stages,
-            Err(e) => {
-                chain.fail(&e);
-                Default::default()
-            }
-        };
-        meter.finish(&target, &mut chain, &stages);
-        report.chains.push(chain);
-    }
+    // Chains side by side, up to `tasks` at once; reports in chain order.
+    let mut done: Vec<(usize, ChainReport)> =
+        futures::stream::iter(chains(chosen, opts.chain).into_iter().enumerate())
+            .map(|(n, (name, candidates))| {
+                let ctx = &ctx;
+                async move { (n, chain::run_chain(ctx, name, candidates).await) }
+            })
+            .buffer_unordered(opts.tasks.max(1))
+            .collect()
+            .await;
+    done.sort_by_key(|(n, _)| *n);
+    report.chains.extend(done.into_iter().map(|(_, c)| c));
     locks::release_all(read_locks).await;
     report.seconds = started.elapsed().as_secs_f64();
     progress.finish();
     Ok(report)
-}
-
-/// What every chain of one copy shares.
-struct Ctx<'a> {
-    sources: &'a Sources,
-    repos: &'a [Arc<Repository>],
-    target: &'a Arc<Repository>,
-    opts: &'a CopyOptions,
-    pack_size: u64,
-    progress: &'a Progress,
-}
-
-/// Plans one chain and — unless this is a dry run — transfers and commits it under the
-/// chain's lock in the target, planning from the target as it is once the lock is held.
-async fn copy_chain(
-    ctx: &Ctx<'_>,
-    name: &str,
-    candidates: Vec<Candidate>,
-    state: &mut TargetState,
-    chain: &mut ChainReport,
-) -> Result<StageTimes> {
-    // Copied points stay copied: a chain the target holds whole needs no lock.
-    let held =
-        |c: &Candidate| state.holds(ctx.sources.list[c.source].repo.config.id, c.id, &c.point);
-    if candidates.iter().all(held) {
-        chain.already_copied = candidates.len() as u64;
-        chain.status = ChainStatus::UpToDate;
-        return Ok(StageTimes::default());
-    }
-    let mut machines: Vec<String> = candidates.iter().map(|c| c.point.machine.clone()).collect();
-    machines.sort();
-    machines.dedup();
-    chain.machines = machines;
-    let lock = match ctx.opts.dry_run {
-        true => None,
-        false => Some(locks::lock_chain(ctx.target, name, ctx.opts.lock_wait).await?),
-    };
-    let result = async {
-        if lock.is_some() {
-            state.refresh(ctx.target).await?;
-        }
-        let threshold = ctx.target.multipart_threshold as u64;
-        let (mode, srcs) = (ctx.opts.chain, &ctx.sources.list);
-        let plan = plan_chain(
-            name,
-            mode,
-            candidates,
-            srcs,
-            state,
-            ctx.pack_size,
-            threshold,
-        )
-        .await;
-        chain.planned(&plan);
-        if plan.points.is_empty() {
-            chain.status = ChainStatus::UpToDate;
-            return Ok(StageTimes::default());
-        }
-        if ctx.opts.dry_run {
-            chain.dry_run(&plan);
-            return Ok(StageTimes::default());
-        }
-        let (opts, progress) = (&ctx.opts.transfer, ctx.progress);
-        let outcome = transfer(&plan, ctx.repos, ctx.target, opts, progress).await?;
-        let done = commit(&plan, &outcome, ctx.target, state).await?;
-        chain.record(outcome.blobs_written, done);
-        Ok(outcome.stages)
-    }
-    .await;
-    if let Some(lock) = lock {
-        let released = lock.release().await;
-        if result.is_ok() {
-            released?;
-        }
-    }
-    result
 }
 
 /// Groups chosen points into chains — one per machine, or one per source job — keeping

@@ -101,6 +101,9 @@ pub struct CopyOptions {
     pub source_wait: Duration,
     /// How long to wait for another copy of the same chain into the target.
     pub lock_wait: Duration,
+    /// Chains copied side by side: one machine's small increment cannot fill a WAN link
+    /// alone, and each chain spends round trips on its lock, index and points.
+    pub tasks: usize,
     pub transfer: TransferOptions,
 }
 
@@ -114,6 +117,7 @@ impl Default for CopyOptions {
             dry_run: false,
             source_wait: Duration::from_secs(600),
             lock_wait: Duration::from_secs(0),
+            tasks: 4,
             transfer: TransferOptions::default(),
         }
     }

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::claims::Claim;
 use super::failure::Failure;
 use super::options::ChainMode;
 use super::report::Plan as Projection;
@@ -56,6 +57,10 @@ pub struct PlannedPoint {
     pub point: Point,
     /// The blobs of this point that the transfer brings (the target lacks them).
     pub needs: Vec<Id>,
+    /// Blobs of this point that another chain of the same run brings (see
+    /// `copy/claims.rs`): the point is committed only once they are indexed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub borrowed: Vec<Id>,
     /// Why it cannot be copied, when planning found out already.
     pub failure: Option<Failure>,
 }
@@ -99,34 +104,40 @@ pub async fn plan_chain(
         }
         let pname = point_name(&c.id);
         let mut needs = HashSet::new();
+        let mut borrowed = HashSet::new();
         let mut failure: Option<Failure> = None;
-        let mut note =
-            |b: &Id, what: &str, needs: &mut HashSet<Id>, failure: &mut Option<Failure>| {
-                if target.known.contains(b) {
-                    present.insert(*b);
-                } else if s.index.get(b).is_none() {
-                    failure.get_or_insert_with(|| Failure::Missing {
-                        object: pname.clone(),
-                        what: format!(
-                            "{what} blob {} is in no index of the source {}",
-                            b.short(),
-                            s.repo.url()
-                        ),
-                    });
-                } else {
-                    needs.insert(*b);
-                    if needed_set.insert(*b) {
-                        needed.push((c.source, *b));
-                    }
+        let mut note = |b: &Id,
+                        what: &str,
+                        (needs, borrowed): (&mut HashSet<Id>, &mut HashSet<Id>),
+                        failure: &mut Option<Failure>| {
+            if target.known.contains(b) {
+                present.insert(*b);
+            } else if s.index.get(b).is_none() {
+                failure.get_or_insert_with(|| Failure::Missing {
+                    object: pname.clone(),
+                    what: format!(
+                        "{what} blob {} is in no index of the source {}",
+                        b.short(),
+                        s.repo.url()
+                    ),
+                });
+            } else if target.claims.claim(*b, chain) == Claim::Borrowed {
+                present.insert(*b);
+                borrowed.insert(*b);
+            } else {
+                needs.insert(*b);
+                if needed_set.insert(*b) {
+                    needed.push((c.source, *b));
                 }
-            };
+            }
+        };
         for t in &c.point.tree {
-            note(t, "tree", &mut needs, &mut failure);
+            note(t, "tree", (&mut needs, &mut borrowed), &mut failure);
         }
         if failure.is_none() {
             let walked = for_each_node(&s.repo, &s.index, &pname, &c.point, async |node| {
                 for b in &node.blobs {
-                    note(b, "data", &mut needs, &mut failure);
+                    note(b, "data", (&mut needs, &mut borrowed), &mut failure);
                 }
                 Ok(())
             })
@@ -135,17 +146,16 @@ pub async fn plan_chain(
                 failure.get_or_insert(Failure::from_error(&e));
             }
         }
-        let mut needs: Vec<Id> = needs.into_iter().collect();
-        needs.sort();
         points.push(PlannedPoint {
             source: c.source,
             id: c.id,
             point: c.point,
-            needs,
+            needs: sorted(needs),
+            borrowed: sorted(borrowed),
             failure,
         });
     }
-    let indexes: Vec<&MasterIndex> = sources.iter().map(|s| &s.index).collect();
+    let indexes: Vec<&MasterIndex> = sources.iter().map(|s| &*s.index).collect();
     let reads = coalesce(&needed, &indexes, COPY_READ);
     let bytes: u64 = reads
         .iter()
@@ -166,6 +176,47 @@ pub async fn plan_chain(
         blobs_present: present.len() as u64,
         projection,
     }
+}
+
+/// The plan for what lenders did not bring: of the blobs `plan`'s points borrowed from
+/// other chains, those the target still lacks (`known` says what it holds now). Each
+/// point needs only those of its own; `None` when nothing is missing.
+pub fn supplement(plan: &ChainPlan, sources: &[Source], known: &HashSet<Id>) -> Option<ChainPlan> {
+    let mut needed: Vec<(usize, Id)> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut points = plan.points.clone();
+    for p in &mut points {
+        p.needs = std::mem::take(&mut p.borrowed);
+        p.needs.retain(|b| !known.contains(b));
+        needed.extend(
+            p.needs
+                .iter()
+                .filter(|b| seen.insert(**b))
+                .map(|b| (p.source, *b)),
+        );
+    }
+    if needed.is_empty() {
+        return None;
+    }
+    let indexes: Vec<&MasterIndex> = sources.iter().map(|s| &*s.index).collect();
+    let reads = coalesce(&needed, &indexes, COPY_READ);
+    let bytes: u64 = reads
+        .iter()
+        .flat_map(|r| &r.blobs)
+        .map(|e| u64::from(e.length))
+        .sum();
+    Some(ChainPlan {
+        points,
+        reads,
+        pack_size: balanced_pack_size(bytes, plan.pack_size),
+        ..plan.clone()
+    })
+}
+
+fn sorted(ids: HashSet<Id>) -> Vec<Id> {
+    let mut ids: Vec<Id> = ids.into_iter().collect();
+    ids.sort();
+    ids
 }
 
 /// What the transfer and commit will cost: reads as planned; target objects from the

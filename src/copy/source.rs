@@ -13,7 +13,8 @@ use crate::repo::{MasterIndex, Repository};
 /// A source repository with what planning needs of it.
 pub struct Source {
     pub repo: Arc<Repository>,
-    pub index: MasterIndex,
+    /// Shared by the chains of one copy.
+    pub index: Arc<MasterIndex>,
 }
 
 /// The sources, opened for planning.
@@ -49,7 +50,10 @@ impl Sources {
                     point,
                 }));
             let index = repo.load_index().await?;
-            s.list.push(Source { repo, index });
+            s.list.push(Source {
+                repo,
+                index: Arc::new(index),
+            });
         }
         let skipped = &s.skipped;
         s.candidates
@@ -59,5 +63,15 @@ impl Sources {
 
     pub fn repos(&self) -> Vec<Arc<Repository>> {
         self.list.iter().map(|s| s.repo.clone()).collect()
+    }
+
+    /// The sources as one chain sees them: the same stores and indexes, with request
+    /// counters of the chain's own (chains run side by side).
+    pub fn metered_view(&self) -> Vec<Source> {
+        let view = |s: &Source| Source {
+            repo: Arc::new(s.repo.metered_view()),
+            index: s.index.clone(),
+        };
+        self.list.iter().map(view).collect()
     }
 }

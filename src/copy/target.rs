@@ -5,9 +5,11 @@
 //! objects not read before — under each chain's lock and again just before a commit.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::claims::Claims;
 use crate::format::point::Point;
 use crate::repo::adopt::adopt_orphans;
 use crate::repo::{MasterIndex, Repository};
@@ -28,6 +30,8 @@ pub struct TargetState {
     pub known: HashSet<Id>,
     /// Packs left by a dead writer that loading indexed (and their bytes).
     pub adopted: (u64, u64),
+    /// Blobs the chains of this run are bringing (concurrent chains store each once).
+    pub claims: Arc<Claims>,
     /// Points and index files read so far: a refresh reads only the others.
     seen_points: HashSet<Id>,
     seen_indexes: HashSet<String>,

@@ -64,6 +64,7 @@ impl Default for InitOptions {
     }
 }
 
+#[derive(Clone)]
 pub struct Repository {
     pub loc: Location,
     master: MasterKey,
@@ -200,6 +201,14 @@ impl Repository {
 
     pub fn url(&self) -> &str {
         &self.loc.url
+    }
+
+    /// The same repository counting its requests anew (see [`Location::metered_view`]).
+    pub fn metered_view(&self) -> Repository {
+        Repository {
+            loc: self.loc.metered_view(),
+            ..self.clone()
+        }
     }
 
     pub async fn get(&self, name: &str) -> Result<Bytes> {

@@ -65,6 +65,17 @@ impl Location {
         self
     }
 
+    /// The same location counting its requests anew (the requests of one part of a job,
+    /// such as one chain of a copy); the original's counters still count them too.
+    pub fn metered_view(&self) -> Self {
+        let metered = metered::Metered::new(self.store.clone());
+        Location {
+            requests: metered.counts.clone(),
+            store: Arc::new(metered),
+            ..self.clone()
+        }
+    }
+
     /// The full store path of object `name` (e.g. `data/ab/abcd…`).
     pub fn path(&self, name: &str) -> Path {
         if self.prefix.as_ref().is_empty() {

@@ -104,7 +104,9 @@ pub async fn two_copies_same_machines(mk: &MakeLocation) {
     let dst = init_target(mk).await;
     let (dst_a, gate) = through_gate(&dst, TARGET_PW, Op::Put, "index/").await;
     // The copies run side by side in this task: A stops at the gate, B runs meanwhile.
-    let a = run_copy(&src, &dst_a, all());
+    // A copies one chain at a time, so it holds db01 alone at the gate.
+    let one_at_a_time = CopyOptions { tasks: 1, ..all() };
+    let a = run_copy(&src, &dst_a, one_at_a_time);
     let b = async {
         gate.wait_for(1).await;
         let b = run_copy(&src, &dst, all()).await.unwrap();

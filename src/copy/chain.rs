@@ -1,0 +1,330 @@
+//! One chain of a copy from start to end, as [`super::run`] drives several side by side
+//! (`--tasks`): the chain's lock in the target, a refresh, the plan (claiming the blobs it
+//! brings, borrowing those another chain brings), the transfer, the index; then a wait
+//! for its lenders' indexes, a fetch of whatever they failed to bring, and the points.
+//!
+//! The target's state is shared behind a read-write lock: planners read it side by side,
+//! a refresh or a commit changes it alone. Nothing waits on another chain while holding
+//! it, so chains never wait on each other in a circle.
+
+use std::sync::Arc;
+
+use tokio::sync::RwLock;
+
+use super::claims::Indexing;
+use super::commit::{commit_index, commit_points, point_failures};
+use super::locks;
+use super::plan::{plan_chain, supplement};
+use super::report::{ChainReport, ChainStatus, Meter, StageTimes};
+use super::select::Candidate;
+use super::source::{Source, Sources};
+use super::target::TargetState;
+use super::transfer::transfer;
+use super::{CopyOptions, TransferOutcome};
+use crate::Result;
+use crate::progress::Progress;
+use crate::repo::Repository;
+
+/// What every chain of one copy shares.
+pub(super) struct Ctx<'a> {
+    pub sources: &'a Sources,
+    pub target: &'a Arc<Repository>,
+    pub state: &'a RwLock<TargetState>,
+    pub opts: &'a CopyOptions,
+    pub pack_size: u64,
+    pub progress: &'a Progress,
+}
+
+/// One chain's own view of the repositories: the same stores, with request counters of
+/// its own, so its report counts its requests and not its neighbours'.
+struct View {
+    sources: Vec<Source>,
+    repos: Vec<Arc<Repository>>,
+    target: Arc<Repository>,
+}
+
+/// Copies one chain and reports what became of it; a failure is in the report.
+pub(super) async fn run_chain(ctx: &Ctx<'_>, name: String, cands: Vec<Candidate>) -> ChainReport {
+    let sources = ctx.sources.metered_view();
+    let view = View {
+        repos: sources.iter().map(|s| s.repo.clone()).collect(),
+        sources,
+        target: Arc::new(ctx.target.metered_view()),
+    };
+    let meter = Meter::start(&view.repos, &view.target);
+    let mut chain = ChainReport {
+        chain: name.clone(),
+        ..Default::default()
+    };
+    let claims = ctx.state.read().await.claims.clone();
+    let indexing = claims.begin(&name);
+    let stages = match copy_chain(ctx, &view, &name, cands, indexing, &mut chain).await {
+        Ok(stages) => stages,
+        Err(e) => {
+            chain.fail(&e);
+            Default::default()
+        }
+    };
+    claims.release(&name);
+    meter.finish(&view.target, &mut chain, &stages);
+    chain
+}
+
+/// Plans the chain and — unless this is a dry run — transfers and commits it under the
+/// chain's lock in the target, planning from the target as it is once the lock is held.
+async fn copy_chain(
+    ctx: &Ctx<'_>,
+    view: &View,
+    name: &str,
+    candidates: Vec<Candidate>,
+    indexing: Indexing,
+    chain: &mut ChainReport,
+) -> Result<StageTimes> {
+    // Copied points stay copied: a chain the target holds whole needs no lock.
+    let held = {
+        let state = ctx.state.read().await;
+        let id = |c: &Candidate| view.sources[c.source].repo.config.id;
+        candidates
+            .iter()
+            .all(|c| state.holds(id(c), c.id, &c.point))
+    };
+    if held {
+        chain.already_copied = candidates.len() as u64;
+        chain.status = ChainStatus::UpToDate;
+        return Ok(StageTimes::default());
+    }
+    let mut machines: Vec<String> = candidates.iter().map(|c| c.point.machine.clone()).collect();
+    machines.sort();
+    machines.dedup();
+    chain.machines = machines;
+    let lock = match ctx.opts.dry_run {
+        true => None,
+        false => Some(locks::lock_chain(&view.target, name, ctx.opts.lock_wait).await?),
+    };
+    let result = transfer_and_commit(ctx, view, name, candidates, indexing, chain).await;
+    if let Some(lock) = lock {
+        let released = lock.release().await;
+        if result.is_ok() {
+            released?;
+        }
+    }
+    result
+}
+
+async fn transfer_and_commit(
+    ctx: &Ctx<'_>,
+    view: &View,
+    name: &str,
+    candidates: Vec<Candidate>,
+    indexing: Indexing,
+    chain: &mut ChainReport,
+) -> Result<StageTimes> {
+    let target = &view.target;
+    if !ctx.opts.dry_run {
+        ctx.state.write().await.refresh(target).await?;
+    }
+    let plan = {
+        let state = ctx.state.read().await;
+        let threshold = target.multipart_threshold as u64;
+        let (mode, srcs) = (ctx.opts.chain, &view.sources);
+        plan_chain(
+            name,
+            mode,
+            candidates,
+            srcs,
+            &state,
+            ctx.pack_size,
+            threshold,
+        )
+        .await
+    };
+    chain.planned(&plan);
+    if plan.points.is_empty() {
+        chain.status = ChainStatus::UpToDate;
+        return Ok(StageTimes::default());
+    }
+    if ctx.opts.dry_run {
+        chain.dry_run(&plan);
+        return Ok(StageTimes::default());
+    }
+    let (opts, progress) = (&ctx.opts.transfer, ctx.progress);
+    let outcome = transfer(&plan, &view.repos, target, opts, progress).await?;
+    let claims = {
+        let mut state = ctx.state.write().await;
+        commit_index(&outcome, target, &mut state).await?;
+        state.claims.clone()
+    };
+    claims.release(name);
+    drop(indexing);
+
+    // Blobs borrowed from chains running beside this one: wait until they are indexed,
+    // then fetch what a lender failed to bring.
+    claims.wait_for_lenders(name).await;
+    let mut outcomes = vec![outcome];
+    let missing = supplement(&plan, &view.sources, &ctx.state.read().await.known);
+    if let Some(extra) = missing {
+        let n: usize = extra.points.iter().map(|p| p.needs.len()).sum();
+        tracing::info!(
+            "{name}: {n} blob(s) another chain was to bring did not arrive; copying them"
+        );
+        let more = transfer(&extra, &view.repos, target, opts, progress).await?;
+        commit_index(&more, target, &mut *ctx.state.write().await).await?;
+        outcomes.push(more);
+    }
+    let all: Vec<&TransferOutcome> = outcomes.iter().collect();
+    let failures = point_failures(&plan, &all);
+    let done = commit_points(&plan, failures, target, &mut *ctx.state.write().await).await?;
+    chain.record(outcomes.iter().map(|o| o.blobs_written).sum(), done);
+    let mut stages = StageTimes::default();
+    for o in &outcomes {
+        stages.source_read += o.stages.source_read;
+        stages.processing += o.stages.processing;
+        stages.target_write += o.stages.target_write;
+    }
+    Ok(stages)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::copy::{ChainMode, PointsSpec, Selection, plan_chain};
+    use crate::store::gated::{GatedStore, Op};
+    use crate::testkit;
+
+    /// Three machines sharing a large file, backed up into one source.
+    async fn sharing_source() -> (Arc<Repository>, tempfile::TempDir) {
+        let src = testkit::repo(testkit::memory(), 16 << 20).await;
+        let dir = tempfile::tempdir().unwrap();
+        for m in ["a", "b", "c"] {
+            // Same seed: the same 3 MiB file on every machine.
+            testkit::backup_machine(&src, dir.path(), m, 7).await;
+        }
+        (src, dir)
+    }
+
+    /// Every blob entry of every index file of `repo`, duplicates included.
+    async fn index_entries(repo: &Repository) -> Vec<crate::Id> {
+        let names = repo.index_names().await.unwrap();
+        let files = repo.load_index_files(names).await.unwrap();
+        files
+            .iter()
+            .flat_map(|(_, f)| &f.packs)
+            .flat_map(|p| p.entries.iter().map(|e| e.id))
+            .collect()
+    }
+
+    /// Chains copied side by side store a blob they share once, and every point arrives
+    /// whole. The target holds every pack upload until three chains are uploading at
+    /// once, so the test fails (times out) unless the chains really overlap.
+    #[tokio::test]
+    async fn chains_side_by_side_store_shared_blobs_once() {
+        let (src, _files) = sharing_source().await;
+        let gated = GatedStore::new(testkit::memory());
+        let target = testkit::repo(Arc::new(gated.clone()), 1 << 20).await;
+        let gate = gated.gate(Op::Put, "data/");
+        let opts = CopyOptions {
+            selection: Selection {
+                points: PointsSpec::All,
+                ..Default::default()
+            },
+            tasks: 3,
+            ..Default::default()
+        };
+        let hidden = Progress::hidden();
+        let copy = crate::copy::run(vec![src.clone()], target.clone(), &opts, &hidden);
+        let overlap = async {
+            gate.wait_for(3).await;
+            gate.open();
+        };
+        let (report, ()) = tokio::time::timeout(Duration::from_secs(20), async {
+            tokio::join!(copy, overlap)
+        })
+        .await
+        .expect("three chains upload at once");
+        let report = report.unwrap();
+        assert_eq!(report.points_copied(), 3, "{report:?}");
+        assert!(!report.has_failures(), "{report:?}");
+
+        let entries = index_entries(&target).await;
+        let unique: HashSet<_> = entries.iter().collect();
+        assert_eq!(entries.len(), unique.len(), "a blob was stored twice");
+        let written: u64 = report.chains.iter().map(|c| c.blobs_new).sum();
+        assert_eq!(written as usize, unique.len());
+        // Each chain counted its own requests: together, what the target saw.
+        let puts: u64 = report.chains.iter().map(|c| c.requests_target.put).sum();
+        assert!(puts > 0 && puts <= target.loc.requests.snapshot().put);
+        let check = crate::check::run(
+            &target,
+            &crate::check::CheckOptions { read_data: true },
+            &Progress::hidden(),
+        )
+        .await
+        .unwrap();
+        assert!(check.is_ok(), "{:?}", check.errors);
+        assert_eq!(check.points, 3);
+    }
+
+    /// A chain that borrowed blobs from a chain that then failed fetches them itself
+    /// before it commits: its point is whole.
+    #[tokio::test]
+    async fn a_borrower_fetches_what_a_failed_lender_did_not_bring() {
+        let (src, _files) = sharing_source().await;
+        let target = testkit::repo(testkit::memory(), 1 << 20).await;
+        let all = Selection {
+            points: PointsSpec::All,
+            ..Default::default()
+        };
+        let mut srcs = Sources::open(vec![src.clone()], &all, Duration::ZERO)
+            .await
+            .unwrap();
+        let mut state = TargetState::default();
+        let mut cands = std::mem::take(&mut srcs.candidates);
+        cands.retain(|c| c.point.machine != "c");
+        let of = |m: &str| {
+            cands
+                .iter()
+                .filter(|c| c.point.machine == m)
+                .cloned()
+                .collect()
+        };
+        let lender = state.claims.begin("a");
+        let _borrower = state.claims.begin("b");
+        let t = target.multipart_threshold as u64;
+        let mode = ChainMode::PerMachine;
+        let a = plan_chain("a", mode, of("a"), &srcs.list, &state, 1 << 20, t).await;
+        let b = plan_chain("b", mode, of("b"), &srcs.list, &state, 1 << 20, t).await;
+        assert!(!a.points[0].needs.is_empty());
+        assert!(
+            !b.points[0].borrowed.is_empty(),
+            "b borrows the shared file"
+        );
+        // "a" fails before it writes anything.
+        state.claims.release("a");
+        drop(lender);
+
+        let out = testkit::transfer(&b, &srcs, &target).await.unwrap();
+        commit_index(&out, &target, &mut state).await.unwrap();
+        state.claims.clone().wait_for_lenders("b").await;
+        let extra = supplement(&b, &srcs.list, &state.known).expect("blobs to fetch");
+        let more = testkit::transfer(&extra, &srcs, &target).await.unwrap();
+        assert_eq!(more.blobs_written as usize, b.points[0].borrowed.len());
+        commit_index(&more, &target, &mut state).await.unwrap();
+        assert!(supplement(&b, &srcs.list, &state.known).is_none());
+        let failures = point_failures(&b, &[&out, &more]);
+        let done = commit_points(&b, failures, &target, &mut state)
+            .await
+            .unwrap();
+        assert_eq!(done.copied.len(), 1);
+        let check = crate::check::run(
+            &target,
+            &crate::check::CheckOptions { read_data: true },
+            &Progress::hidden(),
+        )
+        .await
+        .unwrap();
+        assert!(check.is_ok(), "{:?}", check.errors);
+    }
+}
