@@ -17,7 +17,13 @@ use crate::repo::blob;
 use crate::repo::lock::list_locks;
 use crate::repo::tree::for_each_node;
 use crate::repo::{MasterIndex, Repository};
+use crate::store::Inflight;
 use crate::{Error, Id, Result};
+
+/// Whole packs read at once by `--read-data` on a link without latency.
+const PACKS_MOVING: usize = 4;
+/// The most packs read at once (each is held in memory whole while verified).
+const PACKS_CAP: usize = 8;
 
 #[derive(Clone, Debug, Default)]
 pub struct CheckOptions {
@@ -150,7 +156,12 @@ pub async fn run(
     if opts.read_data {
         let ids: Vec<Id> = stored.keys().copied().collect();
         let pack_entries = &pack_entries;
+        // Whole packs in memory: a few moving, more on a link with latency, capped.
+        let mean = stored.values().sum::<u64>() / stored.len().max(1) as u64;
+        let inflight = Inflight::new(repo.loc.link.clone(), mean, PACKS_MOVING, PACKS_CAP);
+        let inflight = &inflight;
         let mut reads = futures::stream::iter(ids.into_iter().map(|id| async move {
+            let _place = inflight.enter().await;
             let name = pack_name(&id);
             let expected = pack_entries.get(&id).cloned().unwrap_or_default();
             // A pack that fails is read once more before it is called damaged, so a fault
@@ -161,7 +172,7 @@ pub async fn run(
             }
             (id, name, outcome)
         }))
-        .buffer_unordered(4);
+        .buffer_unordered(PACKS_CAP);
         while let Some((id, name, outcome)) = reads.next().await {
             let (len, verdict) = match outcome {
                 Ok(o) => o,

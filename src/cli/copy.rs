@@ -41,6 +41,7 @@ pub async fn run(a: CopyArgs, pwf: Option<&std::path::Path>) -> anyhow::Result<E
         tasks: usize::from(a.tasks),
         transfer: TransferOptions {
             compression: a.compression.unwrap_or(Compression::Target),
+            reads_in_flight: a.connections.map(usize::from),
             ..Default::default()
         },
     };

@@ -107,7 +107,8 @@ pub enum Command {
         machine: Option<String>,
         #[arg(long, value_name = "DIR")]
         to: PathBuf,
-        /// Ranged reads in flight (default 8 for folders, 32 for S3 and Azure).
+        /// Ranged reads in flight (default: 8 for folders; for S3 and Azure 16, more on
+        /// a link with latency, up to 64).
         #[arg(long, value_name = "N")]
         connections: Option<usize>,
         /// Restore only paths matching this glob, and what is under them (repeatable).
@@ -227,6 +228,10 @@ pub struct CopyArgs {
     /// Chains (machines) copied side by side.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub tasks: u16,
+    /// Ranged source reads in flight per chain (default: 3, more on a link with latency,
+    /// up to 16).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub connections: Option<u16>,
     /// Print the result as JSON (the shapes are in docs/CLI.md).
     #[arg(long)]
     pub json: bool,

@@ -68,12 +68,19 @@ impl std::str::FromStr for ChainMode {
     }
 }
 
+/// Reads of a transfer that keep the CPU stage busy on a link without latency.
+pub const READS_MOVING: usize = 3;
+/// The most reads a transfer keeps in flight (memory: each holds up to 4 MiB, twice).
+pub const READS_CAP: usize = 16;
+
 /// How the transfer stage re-seals and how many requests it keeps in flight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransferOptions {
     pub compression: Compression,
-    /// Ranged reads in flight (each at most [`super::plan::COPY_READ`] bytes).
-    pub reads_in_flight: usize,
+    /// Ranged reads in flight (each at most [`super::plan::COPY_READ`] bytes); `None`
+    /// follows the link: [`READS_MOVING`] moving data, the rest waiting on latency, at
+    /// most [`READS_CAP`].
+    pub reads_in_flight: Option<usize>,
     /// Pack uploads in flight.
     pub uploads_in_flight: usize,
 }
@@ -82,7 +89,7 @@ impl Default for TransferOptions {
     fn default() -> Self {
         TransferOptions {
             compression: Compression::Target,
-            reads_in_flight: 3,
+            reads_in_flight: None,
             uploads_in_flight: 2,
         }
     }

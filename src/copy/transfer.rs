@@ -6,7 +6,7 @@
 //! packs, which the next run adopts.
 //!
 //! ```text
-//! ranged GETs (reads_in_flight, in order) ─▶ blocking workers: open, verify, re-seal
+//! ranged GETs (in order; in flight sized to the link) ─▶ blocking workers: open, verify, re-seal
 //!    ─▶ one packer (data and tree blobs together, balanced pack size, spooled to disk)
 //!    ─▶ uploads (uploads_in_flight)
 //! ```
@@ -18,8 +18,8 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::failure::Failure;
-use super::options::TransferOptions;
-use super::plan::ChainPlan;
+use super::options::{READS_CAP, READS_MOVING, TransferOptions};
+use super::plan::{COPY_READ, ChainPlan};
 use super::report::StageTimes;
 use super::transform::{Reseal, process_read};
 use crate::format::index::IndexedPack;
@@ -27,6 +27,7 @@ use crate::format::pack_name;
 use crate::progress::{Busy, Progress};
 use crate::repo::Repository;
 use crate::repo::packer::Packer;
+use crate::store::Inflight;
 use crate::{Error, Id, Result};
 
 /// What a transfer did.
@@ -69,12 +70,23 @@ pub async fn transfer(
         write_busy.clone(),
     );
     let mut out = TransferOutcome::default();
+    // Reads in flight per source, sized to its link unless fixed.
+    let inflight: Vec<Inflight> = how
+        .iter()
+        .map(|(repo, _)| match opts.reads_in_flight {
+            Some(n) => Inflight::fixed(n),
+            None => Inflight::new(repo.loc.link.clone(), COPY_READ, READS_MOVING, READS_CAP),
+        })
+        .collect();
+    let most = inflight.iter().map(Inflight::cap).max().unwrap_or(1);
     let mut stream = futures::stream::iter(plan.reads.iter().map(|read| {
         let (repo, how) = &how[read.source];
         let (read_busy, cpu_busy) = (read_busy.clone(), cpu_busy.clone());
+        let inflight = &inflight[read.source];
         async move {
             let pname = pack_name(&read.pack);
             let bytes = {
+                let _place = inflight.enter().await;
                 let _busy = read_busy.enter();
                 repo.get_range(&pname, read.start..read.end).await
             };
@@ -94,7 +106,7 @@ pub async fn transfer(
             (read, done)
         }
     }))
-    .buffered(opts.reads_in_flight.max(1));
+    .buffered(most);
 
     while let Some((read, done)) = stream.next().await {
         match done {

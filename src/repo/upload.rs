@@ -12,6 +12,9 @@ use super::{MULTIPART_PART, Repository};
 use crate::format;
 use crate::{Error, Id, Result};
 
+/// The most parts of one multipart upload in flight.
+const PARTS_CAP: usize = 4;
+
 impl Repository {
     /// Uploads a finished pack under its content name.
     pub async fn save_pack(&self, id: &Id, data: PackData) -> Result<()> {
@@ -55,8 +58,10 @@ impl Repository {
         let mut at = 0u64;
         while at < len {
             let n = (len - at).min(MULTIPART_PART as u64) as usize;
-            // One part in flight while the next is read: 2 parts of memory per upload.
-            if let Err(e) = w.wait_for_capacity(1).await {
+            // Parts in flight sized to the link (one on a link without latency), while
+            // the next is read: at most PARTS_CAP + 1 parts of memory per upload.
+            let parts = self.loc.link.in_flight(MULTIPART_PART as u64, 1, PARTS_CAP);
+            if let Err(e) = w.wait_for_capacity(parts).await {
                 let _ = w.abort().await;
                 return Err(Error::store_write(name, e));
             }

@@ -22,7 +22,7 @@ use crate::format::tree::{Node, NodeKind};
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::repo::tree::for_each_node;
-use crate::store::StoreKind;
+use crate::store::{Inflight, StoreKind};
 use crate::{Error, Id, Result};
 use write::Batch;
 
@@ -37,18 +37,37 @@ pub struct RestoreStats {
 /// How a restore reads.
 #[derive(Clone, Debug, Default)]
 pub struct RestoreOptions {
-    /// Ranged reads in flight; default: [`default_connections`] for the store.
+    /// Ranged reads in flight; default: sized to the link (see [`default_connections`]).
     pub connections: Option<usize>,
     /// Which paths to restore (default: all); only their blobs are read.
     pub filter: PathFilter,
 }
 
-/// Reads in flight that keep a link busy: a folder or memory needs few; an object store
-/// far away needs many, since each read waits a round trip before its first byte.
+/// Reads moving data at once that keep a store busy: a folder or memory needs few; an
+/// object store serves each request at its own pace and needs more. On a link with
+/// latency, more wait for their first byte besides (see [`Inflight`]), up to
+/// [`RESTORE_READS_CAP`].
 pub fn default_connections(kind: StoreKind) -> usize {
     match kind {
         StoreKind::File | StoreKind::Memory => 8,
-        StoreKind::S3 | StoreKind::Azure => 32,
+        StoreKind::S3 | StoreKind::Azure => 16,
+    }
+}
+
+/// The most reads a restore keeps in flight (memory: each holds up to two 1 MiB groups).
+pub const RESTORE_READS_CAP: usize = 64;
+
+/// Reads in flight for `repo`: `fixed` when the user gave it, else sized to the link.
+pub(crate) fn reads_in_flight(
+    repo: &Repository,
+    fixed: Option<usize>,
+    read_bytes: u64,
+) -> Inflight {
+    let base = default_connections(repo.loc.kind);
+    match (fixed, repo.loc.kind) {
+        (Some(n), _) => Inflight::fixed(n),
+        (None, StoreKind::File | StoreKind::Memory) => Inflight::fixed(base),
+        (None, _) => Inflight::new(repo.loc.link.clone(), read_bytes, base, RESTORE_READS_CAP),
     }
 }
 
@@ -90,10 +109,7 @@ pub async fn run_with(
         .map_err(|e| Error::io(to, e))?;
     let index = repo.load_index().await?;
     let as_root = is_root(&root).await;
-    let connections = opts
-        .connections
-        .unwrap_or_else(|| default_connections(repo.loc.kind))
-        .max(1);
+    let connections = opts.connections;
     let mut stats = RestoreStats::default();
     // Folder modes and times are set last, deepest first: writing into a folder changes
     // its mtime, and a read-only folder would refuse its own content.

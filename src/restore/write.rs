@@ -151,7 +151,7 @@ impl Batch {
         self,
         repo: &Repository,
         index: &MasterIndex,
-        connections: usize,
+        connections: Option<usize>,
         progress: &Progress,
     ) -> Result<()> {
         if self.files.is_empty() {
@@ -159,6 +159,9 @@ impl Batch {
         }
         let needed: Vec<(usize, Id)> = self.wants.keys().map(|id| (0, *id)).collect();
         let reads = coalesce(&needed, &[index], RESTORE_READ);
+        let mean = reads.iter().map(|r| r.len()).sum::<u64>() / reads.len().max(1) as u64;
+        let inflight = super::reads_in_flight(repo, connections, mean);
+        let inflight = &inflight;
         let batch = Arc::new(self);
         let key = repo.key().clone();
         // Groups being written, across all reads: the network keeps receiving while the
@@ -171,6 +174,7 @@ impl Batch {
             let writers = writers.clone();
             let pack: Arc<str> = pack_name(&read.pack).into();
             async move {
+                let _place = inflight.enter().await;
                 let writing = Mutex::new(Vec::new());
                 let fetched = repo
                     .fetch_read(read, WRITE_GROUP, |blobs| {
@@ -208,7 +212,7 @@ impl Batch {
                 fetched
             }
         }))
-        .buffer_unordered(connections)
+        .buffer_unordered(inflight.cap())
         .try_collect::<()>()
         .await;
         if done.is_err() {

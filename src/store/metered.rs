@@ -3,14 +3,18 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::path::Path;
+
+use super::link::Link;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result, UploadPart,
+    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
+    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
+    UploadPart,
 };
 
 /// Requests made through one location, by kind. A LIST counts one request per page of
@@ -93,13 +97,16 @@ fn inc(a: &AtomicU64, n: u64) {
 pub struct Metered {
     inner: Arc<dyn ObjectStore>,
     pub counts: Arc<RequestCounts>,
+    /// Latency and rate of the requests, shared by every view of the location.
+    pub link: Arc<Link>,
 }
 
 impl Metered {
-    pub fn new(inner: Arc<dyn ObjectStore>) -> Metered {
+    pub fn new(inner: Arc<dyn ObjectStore>, link: Arc<Link>) -> Metered {
         Metered {
             inner,
             counts: Arc::default(),
+            link,
         }
     }
 }
@@ -118,9 +125,15 @@ impl ObjectStore for Metered {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
+        let len = payload.content_length() as u64;
         inc(&self.counts.put, 1);
-        inc(&self.counts.bytes_out, payload.content_length() as u64);
-        self.inner.put_opts(location, payload, opts).await
+        inc(&self.counts.bytes_out, len);
+        let sent = Instant::now();
+        let r = self.inner.put_opts(location, payload, opts).await;
+        if r.is_ok() {
+            self.link.upload_sample(len, sent.elapsed());
+        }
+        r
     }
 
     async fn put_multipart_opts(
@@ -133,6 +146,7 @@ impl ObjectStore for Metered {
         Ok(Box::new(MeteredUpload {
             inner,
             counts: self.counts.clone(),
+            link: self.link.clone(),
         }))
     }
 
@@ -142,8 +156,25 @@ impl ObjectStore for Metered {
         } else {
             inc(&self.counts.get, 1);
         }
-        let r = self.inner.get_opts(location, options).await?;
-        inc(&self.counts.bytes_in, r.range.end - r.range.start);
+        let asked = Instant::now();
+        let mut r = self.inner.get_opts(location, options).await?;
+        let answered = Instant::now();
+        self.link.latency_sample(answered - asked);
+        let len = r.range.end - r.range.start;
+        inc(&self.counts.bytes_in, len);
+        if let GetResultPayload::Stream(body) = r.payload {
+            // The body's time, from the headers to its last byte, gives the rate.
+            let (link, mut got) = (self.link.clone(), 0u64);
+            let timed = body.inspect(move |chunk| {
+                if let Ok(c) = chunk {
+                    got += c.len() as u64;
+                    if got == len {
+                        link.transfer_sample(len, answered.elapsed());
+                    }
+                }
+            });
+            r.payload = GetResultPayload::Stream(timed.boxed());
+        }
         Ok(r)
     }
 
@@ -201,14 +232,23 @@ impl ObjectStore for Metered {
 struct MeteredUpload {
     inner: Box<dyn MultipartUpload>,
     counts: Arc<RequestCounts>,
+    link: Arc<Link>,
 }
 
 #[async_trait]
 impl MultipartUpload for MeteredUpload {
     fn put_part(&mut self, data: PutPayload) -> UploadPart {
+        let len = data.content_length() as u64;
         inc(&self.counts.put, 1);
-        inc(&self.counts.bytes_out, data.content_length() as u64);
-        self.inner.put_part(data)
+        inc(&self.counts.bytes_out, len);
+        let (part, link, sent) = (self.inner.put_part(data), self.link.clone(), Instant::now());
+        Box::pin(async move {
+            let r = part.await;
+            if r.is_ok() {
+                link.upload_sample(len, sent.elapsed());
+            }
+            r
+        })
     }
 
     async fn complete(&mut self) -> Result<PutResult> {

@@ -6,6 +6,7 @@
 pub mod diagnose;
 pub mod flaky;
 pub mod gated;
+pub mod link;
 pub mod metered;
 
 use std::collections::HashMap;
@@ -20,6 +21,7 @@ use object_store::path::Path;
 
 use crate::clock::{Clock, SystemClock};
 use crate::{Error, Result};
+pub use link::{Inflight, Link};
 pub use metered::{RequestCounts, Requests};
 
 /// A store and the prefix inside it where one repository lives.
@@ -32,6 +34,8 @@ pub struct Location {
     pub kind: StoreKind,
     /// Requests made through this location (every store is wrapped in a counter).
     pub requests: Arc<RequestCounts>,
+    /// What the requests show of the link: latency and rate, for sizing requests in flight.
+    pub link: Arc<Link>,
     /// The time source of everything done here: retry backoff, lock expiry and waits.
     pub clock: Arc<dyn Clock>,
 }
@@ -47,14 +51,14 @@ pub enum StoreKind {
 impl Location {
     /// A location over an existing store (tests, and callers that build their own).
     pub fn new(store: Arc<dyn ObjectStore>, prefix: &str, url: &str, kind: StoreKind) -> Self {
-        let metered = metered::Metered::new(store);
-        let requests = metered.counts.clone();
+        let metered = metered::Metered::new(store, Arc::default());
         Location {
+            requests: metered.counts.clone(),
+            link: metered.link.clone(),
             store: Arc::new(metered),
             prefix: Path::from(prefix),
             url: url.to_string(),
             kind,
-            requests,
             clock: Arc::new(SystemClock),
         }
     }
@@ -68,7 +72,7 @@ impl Location {
     /// The same location counting its requests anew (the requests of one part of a job,
     /// such as one chain of a copy); the original's counters still count them too.
     pub fn metered_view(&self) -> Self {
-        let metered = metered::Metered::new(self.store.clone());
+        let metered = metered::Metered::new(self.store.clone(), self.link.clone());
         Location {
             requests: metered.counts.clone(),
             store: Arc::new(metered),
