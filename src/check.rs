@@ -21,9 +21,9 @@ use crate::store::Inflight;
 use crate::{Error, Id, Result};
 
 /// Whole packs read at once by `--read-data` on a link without latency.
-const PACKS_MOVING: usize = 4;
+const PACKS_MOVING: usize = 2;
 /// The most packs read at once (each is held in memory whole while verified).
-const PACKS_CAP: usize = 8;
+const PACKS_CAP: usize = 6;
 
 #[derive(Clone, Debug, Default)]
 pub struct CheckOptions {

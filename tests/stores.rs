@@ -46,7 +46,8 @@ macro_rules! suite {
             use super::*;
             suite!(@each $make, init_and_open, backup_restore_bit_exact, dedupe_and_zero_runs,
                 multipart_packs, check_finds_damage, hostile_objects, keys, locks,
-                restore_reads_pack_wise, restore_failure_leaves_no_half_files);
+                restore_reads_pack_wise, restore_failure_leaves_no_half_files,
+                restore_100k_files);
             suite!(@each $make, copy_full_then_incremental, copy_recompress_and_keep,
                 copy_shards_partition, copy_corrupt_source, copy_adopts_after_crash,
                 copy_respects_locks, copy_dry_run_and_per_job, copy_seed_and_map);

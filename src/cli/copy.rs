@@ -15,15 +15,29 @@ use offsite::repo::{InitOptions, Repository};
 use offsite::{keys, store};
 
 use super::output::{json, size, table};
-use super::repos::{PARTIAL, open};
+use super::repos::{PARTIAL, open_with, repo_password};
 use super::{CopyArgs, password};
 
 pub async fn run(a: CopyArgs, pwf: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
-    let mut sources = Vec::new();
-    for url in &a.from {
-        sources.push(open(url, pwf).await?);
-    }
-    let target = open_target(&a, &sources).await?;
+    // Passwords first (a prompt at a time), then every key derived side by side.
+    let pw = repo_password(pwf)?;
+    let existing = existing_target(&a).await?;
+    let target_pw = match existing {
+        Some(_) => Some(target_password(&a, false)?),
+        None => None,
+    };
+    let open_sources = futures::future::try_join_all(a.from.iter().map(|u| open_with(u, &pw)));
+    let open_target = async {
+        match (existing, &target_pw) {
+            (Some(loc), Some(pw)) => Ok(Some(Arc::new(Repository::open(loc, pw).await?))),
+            _ => anyhow::Ok(None),
+        }
+    };
+    let (sources, target) = tokio::try_join!(open_sources, open_target)?;
+    let target = match target {
+        Some(t) => t,
+        None => create_target(&a, &sources).await?,
+    };
     let opts = CopyOptions {
         selection: Selection {
             machines: a.machines.clone(),
@@ -70,31 +84,34 @@ pub async fn run(a: CopyArgs, pwf: Option<&std::path::Path>) -> anyhow::Result<E
     })
 }
 
-/// Opens the target with its own password, or creates it with `--init`: a new master
-/// key, the first source's chunker (so later backups into it deduplicate with copied
-/// data), 64 MiB packs unless told otherwise.
-async fn open_target(a: &CopyArgs, sources: &[Arc<Repository>]) -> anyhow::Result<Arc<Repository>> {
+/// The target's location when a repository is there already.
+async fn existing_target(a: &CopyArgs) -> anyhow::Result<Option<store::Location>> {
     // A folder target that does not exist yet is made only by a real (not dry) --init.
     let loc = match store::open(&a.to, a.init && !a.dry_run) {
-        Ok(l) => Some(l),
-        Err(offsite::Error::NoRepository { .. }) => None,
+        Ok(l) => l,
+        Err(offsite::Error::NoRepository { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let get_pw = |confirm| {
-        password::get(
-            a.target_password_file.as_deref(),
-            "OFFSITE_TARGET_PASSWORD",
-            "--target-password-file",
-            "Target repository password: ",
-            confirm,
-        )
-    };
-    if let Some(loc) = &loc
-        && Repository::exists_at(loc).await?
-    {
-        let pw = get_pw(false)?;
-        return Ok(Arc::new(Repository::open(loc.clone(), &pw).await?));
-    }
+    Ok(Repository::exists_at(&loc).await?.then_some(loc))
+}
+
+fn target_password(a: &CopyArgs, confirm: bool) -> anyhow::Result<Vec<u8>> {
+    password::get(
+        a.target_password_file.as_deref(),
+        "OFFSITE_TARGET_PASSWORD",
+        "--target-password-file",
+        "Target repository password: ",
+        confirm,
+    )
+}
+
+/// Creates the target with `--init`: a new master key, the first source's chunker (so
+/// later backups into it deduplicate with copied data), 64 MiB packs unless told
+/// otherwise. A dry run plans against an empty stand-in instead.
+async fn create_target(
+    a: &CopyArgs,
+    sources: &[Arc<Repository>],
+) -> anyhow::Result<Arc<Repository>> {
     if !a.init {
         bail!(
             "{}: no repository there; add --init to create it with its own key",
@@ -115,10 +132,9 @@ async fn open_target(a: &CopyArgs, sources: &[Arc<Repository>]) -> anyhow::Resul
         );
         return Ok(Arc::new(r));
     }
-    let pw = get_pw(true)?;
+    let pw = target_password(a, true)?;
     let opts = target_init_options(a, sources, keys::kdf_from_env()?);
-    let loc = loc.expect("a non-dry --init made the location");
-    let r = Repository::init(loc, &pw, opts).await?;
+    let r = Repository::init(store::open(&a.to, true)?, &pw, opts).await?;
     eprintln!(
         "created target repository {} at {}",
         r.config.id.short(),

@@ -277,7 +277,9 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         (true, _) => "error",
         (_, 0) => "warn",
         (_, 1) => "info",
-        _ => "debug",
+        (_, 2) => "debug",
+        // -vvv: every request with its latency.
+        _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("OFFSITE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("offsite={level},warn")));

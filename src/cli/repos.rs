@@ -12,7 +12,7 @@ use super::password;
 pub const PARTIAL: u8 = 3;
 
 /// The repository password: `--password-file`, else `OFFSITE_PASSWORD`, else a prompt.
-fn repo_password(args_file: Option<&std::path::Path>) -> anyhow::Result<Vec<u8>> {
+pub fn repo_password(args_file: Option<&std::path::Path>) -> anyhow::Result<Vec<u8>> {
     password::get(
         args_file,
         "OFFSITE_PASSWORD",
@@ -24,7 +24,12 @@ fn repo_password(args_file: Option<&std::path::Path>) -> anyhow::Result<Vec<u8>>
 
 /// Opens the repository at `url` with the repository password.
 pub async fn open(url: &str, pw_file: Option<&std::path::Path>) -> anyhow::Result<Arc<Repository>> {
-    let loc = store::open(url, false)?;
     let pw = repo_password(pw_file)?;
-    Ok(Arc::new(Repository::open(loc, &pw).await?))
+    open_with(url, &pw).await
+}
+
+/// Opens the repository at `url` with `pw`.
+pub async fn open_with(url: &str, pw: &[u8]) -> anyhow::Result<Arc<Repository>> {
+    let loc = store::open(url, false)?;
+    Ok(Arc::new(Repository::open(loc, pw).await?))
 }

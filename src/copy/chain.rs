@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio::sync::RwLock;
 
 use super::claims::Indexing;
-use super::commit::{commit_index, commit_points, point_failures};
+use super::commit::{commit_points, point_failures, points_to_write, write_points};
 use super::locks;
 use super::plan::{plan_chain, supplement};
 use super::report::{ChainReport, ChainStatus, Meter, StageTimes};
@@ -20,7 +20,7 @@ use super::select::Candidate;
 use super::source::{Source, Sources};
 use super::target::TargetState;
 use super::transfer::transfer;
-use super::{CopyOptions, TransferOutcome};
+use super::{ChainMode, CopyOptions, TransferOutcome};
 use crate::Result;
 use crate::progress::Progress;
 use crate::repo::Repository;
@@ -121,7 +121,8 @@ async fn transfer_and_commit(
 ) -> Result<StageTimes> {
     let target = &view.target;
     if !ctx.opts.dry_run {
-        ctx.state.write().await.refresh(target).await?;
+        let news = ctx.state.read().await.news(target, true).await?;
+        ctx.state.write().await.apply(news);
     }
     let plan = {
         let state = ctx.state.read().await;
@@ -149,11 +150,7 @@ async fn transfer_and_commit(
     }
     let (opts, progress) = (&ctx.opts.transfer, ctx.progress);
     let outcome = transfer(&plan, &view.repos, target, opts, progress).await?;
-    let claims = {
-        let mut state = ctx.state.write().await;
-        commit_index(&outcome, target, &mut state).await?;
-        state.claims.clone()
-    };
+    let claims = index(ctx, target, &outcome).await?;
     claims.release(name);
     drop(indexing);
 
@@ -168,12 +165,30 @@ async fn transfer_and_commit(
             "{name}: {n} blob(s) another chain was to bring did not arrive; copying them"
         );
         let more = transfer(&extra, &view.repos, target, opts, progress).await?;
-        commit_index(&more, target, &mut *ctx.state.write().await).await?;
+        index(ctx, target, &more).await?;
         outcomes.push(more);
     }
     let all: Vec<&TransferOutcome> = outcomes.iter().collect();
     let failures = point_failures(&plan, &all);
-    let done = commit_points(&plan, failures, target, &mut *ctx.state.write().await).await?;
+    let done = match plan.mode {
+        // Per-machine chains never share a machine, so each writes its points (and
+        // picks their parents) without holding the state.
+        ChainMode::PerMachine => {
+            let news = ctx.state.read().await.news(target, false).await?;
+            ctx.state.write().await.apply(news);
+            let (mut done, todo) = points_to_write(&plan, failures, &*ctx.state.read().await);
+            let written = write_points(todo, target, &mut done).await?;
+            let mut state = ctx.state.write().await;
+            for (id, copy) in &written {
+                state.committed(*id, copy);
+            }
+            done
+        }
+        // Jobs may share machines: one job's points at a time.
+        ChainMode::PerJob => {
+            commit_points(&plan, failures, target, &mut *ctx.state.write().await).await?
+        }
+    };
     chain.record(outcomes.iter().map(|o| o.blobs_written).sum(), done);
     let mut stages = StageTimes::default();
     for o in &outcomes {
@@ -184,13 +199,26 @@ async fn transfer_and_commit(
     Ok(stages)
 }
 
+/// Writes the index of a transfer's packs (side by side with other chains' I/O) and
+/// notes it in the state; returns the run's claims.
+async fn index(
+    ctx: &Ctx<'_>,
+    target: &Repository,
+    outcome: &TransferOutcome,
+) -> Result<Arc<super::claims::Claims>> {
+    let names = target.save_indexes(&outcome.packs).await?;
+    let mut state = ctx.state.write().await;
+    state.indexed(names, &outcome.packs);
+    Ok(state.claims.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
     use std::time::Duration;
 
     use super::*;
-    use crate::copy::{ChainMode, PointsSpec, Selection, plan_chain};
+    use crate::copy::{ChainMode, PointsSpec, Selection, commit_index, plan_chain};
     use crate::store::gated::{GatedStore, Op};
     use crate::testkit;
 

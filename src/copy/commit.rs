@@ -14,7 +14,7 @@ use super::plan::ChainPlan;
 use super::report::{CopiedPoint, FailedPoint};
 use super::target::TargetState;
 use super::transfer::TransferOutcome;
-use crate::format::point::Provenance;
+use crate::format::point::{Point, Provenance};
 use crate::repo::Repository;
 use crate::{Id, Result};
 
@@ -48,10 +48,7 @@ pub async fn commit_index(
     state: &mut TargetState,
 ) -> Result<()> {
     let written = target.save_indexes(&outcome.packs).await?;
-    state.wrote_indexes(written);
-    for p in &outcome.packs {
-        state.known.extend(p.entries.iter().map(|e| e.id));
-    }
+    state.indexed(written, &outcome.packs);
     Ok(())
 }
 
@@ -80,10 +77,27 @@ pub async fn commit_points(
     target: &Repository,
     state: &mut TargetState,
 ) -> Result<Committed> {
-    state.refresh(target).await?;
-    let all_or_none = plan.mode == ChainMode::PerJob && failures.iter().any(Option::is_some);
+    let news = state.news(target, false).await?;
+    state.apply(news);
+    let (mut done, todo) = points_to_write(plan, failures, state);
+    let written = write_points(todo, target, &mut done).await?;
+    for (id, copy) in &written {
+        state.committed(*id, copy);
+    }
+    Ok(done)
+}
 
+/// The points of `plan` to write now, each with its provenance and its parent (the
+/// machine's newest point in `state`): those with a failure, or held by the target
+/// already, are recorded in the returned [`Committed`] instead.
+pub fn points_to_write(
+    plan: &ChainPlan,
+    failures: Vec<Option<Failure>>,
+    state: &TargetState,
+) -> (Committed, Vec<Point>) {
+    let all_or_none = plan.mode == ChainMode::PerJob && failures.iter().any(Option::is_some);
     let mut done = Committed::default();
+    let mut todo = Vec::new();
     for (p, failure) in plan.points.iter().zip(failures) {
         let failure = failure.or_else(|| {
             all_or_none.then(|| Failure::NotCommitted {
@@ -111,16 +125,41 @@ pub async fn commit_points(
             point: p.id,
         });
         copy.parent = state.parent(&p.point.machine);
+        todo.push(copy);
+    }
+    (done, todo)
+}
+
+/// Writes `todo` (from [`points_to_write`]) oldest first; a later point of a machine
+/// gets the one written before it as parent. Returns the points written, with their ids,
+/// for the state to note.
+pub async fn write_points(
+    todo: Vec<Point>,
+    target: &Repository,
+    done: &mut Committed,
+) -> Result<Vec<(Id, Point)>> {
+    let mut written: Vec<(Id, Point)> = Vec::new();
+    for mut copy in todo {
+        if let Some((id, _)) = written
+            .iter()
+            .rev()
+            .find(|(_, w)| w.machine == copy.machine)
+        {
+            copy.parent = Some(*id);
+        }
         let new_id = target.save_point(&copy).await?;
-        state.committed(new_id, &copy);
-        done.bytes_logical += p.point.summary.bytes;
+        let Some(source) = copy.source.clone() else {
+            continue;
+        };
+        done.bytes_logical += copy.summary.bytes;
         done.copied.push(CopiedPoint {
-            machine: p.point.machine.clone(),
-            time: p.point.time,
-            source_repository: source,
-            source_point: p.id,
+            machine: copy.machine.clone(),
+            time: copy.time,
+            source_repository: source.repository,
+            source_point: source.point,
             target_point: Some(new_id),
         });
+        written.push((new_id, copy));
     }
-    Ok(done)
+    Ok(written)
 }

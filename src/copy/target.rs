@@ -10,6 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::claims::Claims;
+use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::point::Point;
 use crate::repo::adopt::adopt_orphans;
 use crate::repo::{MasterIndex, Repository};
@@ -17,6 +18,13 @@ use crate::{Error, Id, Result};
 
 /// What `--map` matches a source point by: its machine, time and tree.
 type MapKey = (String, DateTime<Utc>, Vec<Id>);
+
+/// Points and index files another writer added, read by [`TargetState::news`].
+#[derive(Debug, Default)]
+pub struct News {
+    points: Vec<(Id, Point)>,
+    indexes: Vec<(String, IndexFile)>,
+}
 
 #[derive(Debug, Default)]
 pub struct TargetState {
@@ -51,7 +59,12 @@ impl TargetState {
             mapped: map.then(HashSet::new),
             ..Default::default()
         };
-        state.read_points(target).await?;
+        let news = state.news(target, true).await?;
+        let mut index = MasterIndex::default();
+        for (name, f) in &news.indexes {
+            index.add_file(name, f);
+        }
+        state.apply(news);
         let from_sources = |p: &(Id, Id)| source_ids.contains(&p.0);
         let ours = state.provenance.iter().filter(|p| from_sources(p)).count();
         let foreign = state.seen_points.len() - ours;
@@ -62,47 +75,62 @@ impl TargetState {
                 target.url()
             )));
         }
-        let names = target.index_names().await?;
-        let mut index = MasterIndex::default();
-        for (name, f) in target.load_index_files(names).await? {
-            index.add_file(&name, &f);
-            state.seen_indexes.insert(name);
-        }
         if !dry_run {
             state.adopted = adopt_orphans(target, &mut index, &[]).await?;
         }
-        state.known = index.ids().collect();
+        state.known.extend(index.ids());
         Ok(state)
     }
 
     /// Reads what other writers committed since the last look: new points (provenance,
     /// parents) and new index files (known blobs).
     pub async fn refresh(&mut self, target: &Repository) -> Result<()> {
-        self.read_points(target).await?;
-        let mut names = target.index_names().await?;
-        names.retain(|n| !self.seen_indexes.contains(n));
-        for (name, f) in target.load_index_files(names).await? {
+        let news = self.news(target, true).await?;
+        self.apply(news);
+        Ok(())
+    }
+
+    /// Reads, without changing the state, the points — and with `indexes` the index
+    /// files — written since the last look (one LIST each, side by side), so chains
+    /// sharing the state read at once and hold it exclusively only to [`Self::apply`].
+    pub async fn news(&self, target: &Repository, indexes: bool) -> Result<News> {
+        let points = async {
+            let mut new = target.point_ids().await?;
+            new.retain(|id| !self.seen_points.contains(id));
+            target.load_points_by_id(new).await
+        };
+        let index_files = async {
+            if !indexes {
+                return Ok(Vec::new());
+            }
+            let mut names = target.index_names().await?;
+            names.retain(|n| !self.seen_indexes.contains(n));
+            target.load_index_files(names).await
+        };
+        let (points, indexes) = tokio::try_join!(points, index_files)?;
+        Ok(News { points, indexes })
+    }
+
+    /// Takes in what [`Self::news`] read (twice is harmless).
+    pub fn apply(&mut self, news: News) {
+        for (id, p) in &news.points {
+            self.note_point(*id, p);
+        }
+        for (name, f) in news.indexes {
             for p in &f.packs {
                 self.known.extend(p.entries.iter().map(|e| e.id));
             }
             self.seen_indexes.insert(name);
         }
-        Ok(())
     }
 
-    /// Notes index files this run wrote itself (their blobs are known already), so a
-    /// refresh does not read them back.
-    pub fn wrote_indexes(&mut self, names: Vec<String>) {
+    /// Notes index files this run wrote itself, listing `packs`: their blobs are known,
+    /// and a refresh does not read them back.
+    pub fn indexed(&mut self, names: Vec<String>, packs: &[IndexedPack]) {
         self.seen_indexes.extend(names);
-    }
-
-    async fn read_points(&mut self, target: &Repository) -> Result<()> {
-        let mut new = target.point_ids().await?;
-        new.retain(|id| !self.seen_points.contains(id));
-        for (id, p) in target.load_points_by_id(new).await? {
-            self.note_point(id, &p);
+        for p in packs {
+            self.known.extend(p.entries.iter().map(|e| e.id));
         }
-        Ok(())
     }
 
     fn note_point(&mut self, id: Id, p: &Point) {

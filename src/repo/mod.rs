@@ -156,7 +156,13 @@ impl Repository {
         for meta in &key_objects {
             let name = loc.name_of(&meta.location);
             let bytes = get(&loc, &name).await?;
-            let master = match keys::unwrap(&name, &bytes, password) {
+            // The KDF takes ~0.5 s of CPU by design: off the async threads, so opening
+            // the source and the target of a copy derive their keys side by side.
+            let (n, pw) = (name.clone(), password.to_vec());
+            let unwrapped = tokio::task::spawn_blocking(move || keys::unwrap(&n, &bytes, &pw))
+                .await
+                .map_err(|e| Error::Internal(format!("key derivation failed: {e}")))?;
+            let master = match unwrapped {
                 Ok(Some(m)) => m,
                 Ok(None) => continue,
                 Err(e) => {

@@ -10,6 +10,7 @@ mod select;
 mod write;
 
 pub use select::PathFilter;
+pub use write::{FILES_PER_BATCH, POSITIONS_PER_BATCH};
 
 use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;

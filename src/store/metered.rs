@@ -99,6 +99,9 @@ pub struct Metered {
     pub counts: Arc<RequestCounts>,
     /// Latency and rate of the requests, shared by every view of the location.
     pub link: Arc<Link>,
+    /// Whether this layer logs and samples requests (a view over another metered store
+    /// only counts: the layer under it logs and samples them already).
+    outermost: bool,
 }
 
 impl Metered {
@@ -107,6 +110,15 @@ impl Metered {
             inner,
             counts: Arc::default(),
             link,
+            outermost: true,
+        }
+    }
+
+    /// Counts of its own over a store that is metered already.
+    pub fn view(inner: Arc<dyn ObjectStore>, link: Arc<Link>) -> Metered {
+        Metered {
+            outermost: false,
+            ..Metered::new(inner, link)
         }
     }
 }
@@ -130,6 +142,13 @@ impl ObjectStore for Metered {
         inc(&self.counts.bytes_out, len);
         let sent = Instant::now();
         let r = self.inner.put_opts(location, payload, opts).await;
+        if !self.outermost {
+            return r;
+        }
+        tracing::trace!(
+            "PUT {location} ({len} bytes): answered in {:.1?}",
+            sent.elapsed()
+        );
         if r.is_ok() {
             self.link.upload_sample(len, sent.elapsed());
         }
@@ -146,7 +165,7 @@ impl ObjectStore for Metered {
         Ok(Box::new(MeteredUpload {
             inner,
             counts: self.counts.clone(),
-            link: self.link.clone(),
+            link: self.outermost.then(|| self.link.clone()),
         }))
     }
 
@@ -157,8 +176,19 @@ impl ObjectStore for Metered {
             inc(&self.counts.get, 1);
         }
         let asked = Instant::now();
+        let head = options.head;
         let mut r = self.inner.get_opts(location, options).await?;
+        if !self.outermost {
+            inc(&self.counts.bytes_in, r.range.end - r.range.start);
+            return Ok(r);
+        }
         let answered = Instant::now();
+        tracing::trace!(
+            "{} {location} {:?}: answered in {:.1?}",
+            if head { "HEAD" } else { "GET" },
+            r.range,
+            answered - asked
+        );
         self.link.latency_sample(answered - asked);
         let len = r.range.end - r.range.start;
         inc(&self.counts.bytes_in, len);
@@ -189,6 +219,9 @@ impl ObjectStore for Metered {
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
         inc(&self.counts.list, 1);
+        if self.outermost {
+            tracing::trace!("LIST {}", prefix.map(|p| p.as_ref()).unwrap_or(""));
+        }
         let counts = self.counts.clone();
         let mut n = 0u64;
         self.inner
@@ -232,7 +265,8 @@ impl ObjectStore for Metered {
 struct MeteredUpload {
     inner: Box<dyn MultipartUpload>,
     counts: Arc<RequestCounts>,
-    link: Arc<Link>,
+    /// Where part timings go (only on the outermost layer).
+    link: Option<Arc<Link>>,
 }
 
 #[async_trait]
@@ -241,7 +275,11 @@ impl MultipartUpload for MeteredUpload {
         let len = data.content_length() as u64;
         inc(&self.counts.put, 1);
         inc(&self.counts.bytes_out, len);
-        let (part, link, sent) = (self.inner.put_part(data), self.link.clone(), Instant::now());
+        let part = self.inner.put_part(data);
+        let Some(link) = self.link.clone() else {
+            return part;
+        };
+        let sent = Instant::now();
         Box::pin(async move {
             let r = part.await;
             if r.is_ok() {

@@ -72,7 +72,7 @@ impl Location {
     /// The same location counting its requests anew (the requests of one part of a job,
     /// such as one chain of a copy); the original's counters still count them too.
     pub fn metered_view(&self) -> Self {
-        let metered = metered::Metered::new(self.store.clone(), self.link.clone());
+        let metered = metered::Metered::view(self.store.clone(), self.link.clone());
         Location {
             requests: metered.counts.clone(),
             store: Arc::new(metered),

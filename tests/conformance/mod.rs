@@ -17,7 +17,10 @@ pub use copy::{
     copy_shards_partition,
 };
 pub mod fixtures;
+pub mod many_files;
 pub mod proxy;
+#[allow(unused_imports)]
+pub use many_files::restore_100k_files;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
