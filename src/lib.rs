@@ -23,3 +23,9 @@ pub(crate) mod testkit;
 
 pub use error::{Error, Result};
 pub use id::Id;
+
+/// CPU cores this process may use (2 when the system does not say): the CPU-bound
+/// stages — sealing in backup, writing in restore — size their threads by it.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}

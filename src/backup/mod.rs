@@ -63,10 +63,6 @@ struct ReadOutcome {
     summary: Summary,
 }
 
-fn workers() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
-}
-
 /// Runs a backup and returns the new point's id and manifest.
 pub async fn run(
     repo: Arc<Repository>,
@@ -115,7 +111,7 @@ async fn run_locked(
     let known: HashSet<Id> = index.ids().collect();
     drop(index);
 
-    let n = workers();
+    let n = crate::cores();
     let (raw_tx, raw_rx) = crossbeam_channel::bounded::<RawBlob>(n * 2);
     let (sealed_tx, mut sealed_rx) = tokio::sync::mpsc::channel::<SealedBlob>(n * 2);
 

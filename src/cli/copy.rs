@@ -29,7 +29,14 @@ pub async fn run(a: CopyArgs, pwf: Option<&std::path::Path>) -> anyhow::Result<E
     let open_sources = futures::future::try_join_all(a.from.iter().map(|u| open_with(u, &pw)));
     let open_target = async {
         match (existing, &target_pw) {
-            (Some(loc), Some(pw)) => Ok(Some(Arc::new(Repository::open(loc, pw).await?))),
+            (Some(loc), Some(pw)) => match Repository::open(loc, pw).await {
+                Ok(r) => Ok(Some(Arc::new(r))),
+                Err(offsite::Error::NoRepository { .. }) => bail!(
+                    "{}: no repository there; add --init to create it with its own key",
+                    a.to
+                ),
+                Err(e) => Err(e.into()),
+            },
             _ => anyhow::Ok(None),
         }
     };
@@ -92,6 +99,11 @@ async fn existing_target(a: &CopyArgs) -> anyhow::Result<Option<store::Location>
         Err(offsite::Error::NoRepository { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
+    // Without --init the target must exist: opening it says so (one request less
+    // than looking first).
+    if !a.init {
+        return Ok(Some(loc));
+    }
     Ok(Repository::exists_at(&loc).await?.then_some(loc))
 }
 

@@ -33,6 +33,7 @@ pub(super) struct Ctx<'a> {
     pub opts: &'a CopyOptions,
     pub pack_size: u64,
     pub progress: &'a Progress,
+    pub our_locks: &'a locks::OurLocks,
 }
 
 /// One chain's own view of the repositories: the same stores, with request counters of
@@ -99,7 +100,9 @@ async fn copy_chain(
     chain.machines = machines;
     let lock = match ctx.opts.dry_run {
         true => None,
-        false => Some(locks::lock_chain(&view.target, name, ctx.opts.lock_wait).await?),
+        false => {
+            Some(locks::lock_chain(&view.target, name, ctx.opts.lock_wait, ctx.our_locks).await?)
+        }
     };
     let result = transfer_and_commit(ctx, view, name, candidates, indexing, chain).await;
     if let Some(lock) = lock {
@@ -174,6 +177,8 @@ async fn transfer_and_commit(
         // Per-machine chains never share a machine, so each writes its points (and
         // picks their parents) without holding the state.
         ChainMode::PerMachine => {
+            // The points another run committed meanwhile, read as late as can be — after
+            // the index, however long that took — so none is written twice.
             let news = ctx.state.read().await.news(target, false).await?;
             ctx.state.write().await.apply(news);
             let (mut done, todo) = points_to_write(&plan, failures, &*ctx.state.read().await);

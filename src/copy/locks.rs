@@ -92,28 +92,24 @@ pub(super) async fn lock_chain(
     target: &Arc<Repository>,
     chain: &str,
     wait: Duration,
+    ours: &OurLocks,
 ) -> Result<LockGuard> {
     let clock = target.clock();
     let deadline = clock.deadline(wait);
     loop {
-        let g = LockGuard::acquire(target, LockKind::Shared, "copy", Some(chain)).await?;
+        let (g, others) =
+            LockGuard::acquire_shared_and_list(target, "copy", Some(chain), &|n| ours.has(n))
+                .await?;
         let now = clock.now();
-        let locks = list_locks(target).await?;
-        let mine = locks
+        let mine = (g.created, g.name.clone());
+        let earlier: Vec<String> = others
             .iter()
-            .find(|l| l.name == g.name)
-            .map(|l| (l.lock.created, l.name.clone()));
-        let earlier: Vec<String> = locks
-            .iter()
-            .filter(|l| l.name != g.name && !l.lock.is_stale(now))
             .filter(|l| l.lock.operation == "copy" && l.lock.machine.as_deref() == Some(chain))
-            .filter(|l| {
-                mine.as_ref()
-                    .is_none_or(|m| (l.lock.created, l.name.clone()) < *m)
-            })
+            .filter(|l| (l.lock.created, l.name.clone()) < mine)
             .map(|l| l.describe(now))
             .collect();
         if earlier.is_empty() {
+            ours.add(&g.name);
             return Ok(g);
         }
         g.release().await?;
@@ -125,6 +121,27 @@ pub(super) async fn lock_chain(
             )));
         }
         clock.sleep(POLL.min(clock.until(deadline))).await;
+    }
+}
+
+/// The chain locks this copy holds in the target: one run never copies a chain twice,
+/// so its own locks need not be read when it looks for other copies of a chain.
+#[derive(Debug, Default)]
+pub(super) struct OurLocks(std::sync::Mutex<std::collections::HashSet<String>>);
+
+impl OurLocks {
+    fn has(&self, name: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(name)
+    }
+
+    fn add(&self, name: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(name.to_string());
     }
 }
 
@@ -165,8 +182,10 @@ mod tests {
 
         let started = Instant::now();
         let r = repo.clone();
-        let waiter =
-            tokio::spawn(async move { lock_chain(&r, "web", Duration::from_secs(60)).await });
+        let waiter = tokio::spawn(async move {
+            let ours = OurLocks::default();
+            lock_chain(&r, "web", Duration::from_secs(60), &ours).await
+        });
         drive(&clock, &waiter, 400).await;
         let e = waiter.await.unwrap().err().unwrap();
         assert!(matches!(e, Error::Locked(_)), "{e}");
@@ -175,8 +194,10 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(20));
 
         let r = repo.clone();
-        let waiter =
-            tokio::spawn(async move { lock_chain(&r, "web", Duration::from_secs(60)).await });
+        let waiter = tokio::spawn(async move {
+            let ours = OurLocks::default();
+            lock_chain(&r, "web", Duration::from_secs(60), &ours).await
+        });
         drive(&clock, &waiter, 10).await;
         assert!(!waiter.is_finished());
         holder.release().await.unwrap();

@@ -59,8 +59,11 @@ pub async fn run(
         ));
     }
     let source_ids: HashSet<_> = sources.iter().map(|s| s.config.id).collect();
-    let state = TargetState::load(&target, &source_ids, opts.map, opts.dry_run).await?;
-    let mut srcs = Sources::open(sources, &opts.selection, opts.source_wait).await?;
+    // The target and the sources are read side by side: each is round trips of its own.
+    let (state, mut srcs) = tokio::try_join!(
+        TargetState::load(&target, &source_ids, opts.map, opts.dry_run),
+        Sources::open(sources, &opts.selection, opts.source_wait)
+    )?;
     let chosen = opts.selection.apply(std::mem::take(&mut srcs.candidates))?;
     let mut report = CopyReport {
         target: target.url().to_string(),
@@ -82,6 +85,7 @@ pub async fn run(
         false => locks::lock_sources(&repos).await?,
     };
     let state = RwLock::new(state);
+    let our_locks = locks::OurLocks::default();
     let ctx = chain::Ctx {
         sources: &srcs,
         target: &target,
@@ -89,6 +93,7 @@ pub async fn run(
         opts,
         pack_size: opts.pack_size.unwrap_or(target.config.pack_size),
         progress,
+        our_locks: &our_locks,
     };
     // Chains side by side, up to `tasks` at once; reports in chain order.
     let mut done: Vec<(usize, ChainReport)> =

@@ -56,9 +56,21 @@ impl FoundLock {
 
 /// Reads every lock. Unreadable lock objects are reported as warnings and skipped.
 pub async fn list_locks(repo: &Repository) -> Result<Vec<FoundLock>> {
+    list_locks_except(repo, &|_| false).await
+}
+
+/// The locks of `repo` but those `skip` names (locks this process holds: their contents
+/// are known, and reading them would cost a round trip).
+pub async fn list_locks_except(
+    repo: &Repository,
+    skip: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Vec<FoundLock>> {
     let metas = repo.list(LOCKS).await?;
-    let found: Vec<Option<FoundLock>> = futures::stream::iter(metas.into_iter().map(|m| {
-        let name = repo.loc.name_of(&m.location);
+    let names = metas
+        .into_iter()
+        .map(|m| repo.loc.name_of(&m.location))
+        .filter(|n| !skip(n));
+    let found: Vec<Option<FoundLock>> = futures::stream::iter(names.map(|name| {
         async move {
             let bytes = match repo.get(&name).await {
                 Ok(b) => b,
@@ -88,6 +100,8 @@ pub async fn list_locks(repo: &Repository) -> Result<Vec<FoundLock>> {
 pub struct LockGuard {
     repo: Arc<Repository>,
     pub name: String,
+    /// When the lock was taken (what decides which of two lock holders came first).
+    pub created: DateTime<Utc>,
     refresher: tokio::task::JoinHandle<()>,
 }
 
@@ -101,6 +115,56 @@ impl LockGuard {
         machine: Option<&str>,
     ) -> Result<LockGuard> {
         conflicts(repo, kind, None).await?;
+        let g = Self::put(repo, kind, operation, machine).await?;
+        // Two exclusive takers can both pass the first look; the second look settles it.
+        if kind == LockKind::Exclusive
+            && let Err(e) = conflicts(repo, kind, Some(&g.name)).await
+        {
+            let _ = g.release().await;
+            return Err(e);
+        }
+        Ok(g)
+    }
+
+    /// Takes a shared lock first and looks after, in one listing: fails (releasing it)
+    /// when a live exclusive lock is there, else returns the live locks of others — all
+    /// but this one and those `ours` names. Either this look or an exclusive taker's
+    /// second look sees the other, as with [`Self::acquire`], at two round trips less.
+    pub async fn acquire_shared_and_list(
+        repo: &Arc<Repository>,
+        operation: &str,
+        machine: Option<&str>,
+        ours: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<(LockGuard, Vec<FoundLock>)> {
+        let g = Self::put(repo, LockKind::Shared, operation, machine).await?;
+        let now = repo.clock().now();
+        let listed = list_locks_except(repo, &|n| n == g.name || ours(n)).await;
+        let others: Vec<FoundLock> = match listed {
+            Ok(l) => l.into_iter().filter(|l| !l.lock.is_stale(now)).collect(),
+            Err(e) => {
+                let _ = g.release().await;
+                return Err(e);
+            }
+        };
+        let exclusive: Vec<String> = others
+            .iter()
+            .filter(|l| l.lock.kind == LockKind::Exclusive)
+            .map(|l| l.describe(now))
+            .collect();
+        if !exclusive.is_empty() {
+            let _ = g.release().await;
+            return Err(locked(repo, &exclusive));
+        }
+        Ok((g, others))
+    }
+
+    /// Writes a lock and starts refreshing it; no look at other locks.
+    async fn put(
+        repo: &Arc<Repository>,
+        kind: LockKind,
+        operation: &str,
+        machine: Option<&str>,
+    ) -> Result<LockGuard> {
         let now = repo.clock().now();
         let lock = Lock {
             kind,
@@ -113,13 +177,7 @@ impl LockGuard {
         };
         let name = lock_name(&crate::crypto::random_bytes::<16>());
         repo.put_new(&name, lock.seal(repo.key()).into()).await?;
-        // Two exclusive takers can both pass the first look; the second look settles it.
-        if kind == LockKind::Exclusive
-            && let Err(e) = conflicts(repo, kind, Some(&name)).await
-        {
-            let _ = repo.delete(&name).await;
-            return Err(e);
-        }
+        let created = lock.created;
         let refresher = {
             let repo = repo.clone();
             let name = name.clone();
@@ -140,6 +198,7 @@ impl LockGuard {
         Ok(LockGuard {
             repo: repo.clone(),
             name,
+            created,
             refresher,
         })
     }
@@ -168,11 +227,15 @@ async fn conflicts(repo: &Repository, kind: LockKind, mine: Option<&str>) -> Res
     if holders.is_empty() {
         return Ok(());
     }
-    Err(Error::Locked(format!(
+    Err(locked(repo, &holders))
+}
+
+fn locked(repo: &Repository, holders: &[String]) -> Error {
+    Error::Locked(format!(
         "{}: the repository is locked: {}. Wait for it to finish, or if that process is gone, run `offsite unlock` after the lock expires",
         repo.url(),
         holders.join("; ")
-    )))
+    ))
 }
 
 /// Removes stale locks (all locks with `all`); returns the ones removed.

@@ -41,10 +41,6 @@ const WRITE_GROUP: usize = 1 << 20;
 /// Groups being written at once, per core.
 const WRITERS_PER_CORE: usize = 2;
 
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
-}
-
 /// A file waiting for its blobs.
 struct Pending {
     path: PathBuf,
@@ -166,7 +162,7 @@ impl Batch {
         let key = repo.key().clone();
         // Groups being written, across all reads: the network keeps receiving while the
         // writer threads open and write (a few groups per core).
-        let writers = Arc::new(Semaphore::new(WRITERS_PER_CORE * cores()));
+        let writers = Arc::new(Semaphore::new(WRITERS_PER_CORE * crate::cores()));
         let done = futures::stream::iter(reads.iter().map(|read| {
             let batch = batch.clone();
             let key = key.clone();
