@@ -29,18 +29,7 @@ B1=$(du -sb --apparent-size "$DS/day1" | cut -f1); B2=$(du -sb --apparent-size "
 p="wan-bench-$(date +%s)"
 echo "dataset: day1 $B1 bytes, day2 $B2 bytes; $(nproc) cores; $(restic version | cut -d' ' -f1-2); S3 at $direct"
 
-# Sources in local folders: day 1 only (…-d1), and days 1 + 2.
-"$O" init "$WORK/o-src" >/dev/null
-restic init -q -r "$WORK/r-src" >/dev/null
-for m in $MACHINES; do
-  "$O" backup "$WORK/o-src" --machine "$m" --base "$DS/day1" "$DS/day1/$m" >/dev/null
-  (cd "$DS/day1" && restic -q -r "$WORK/r-src" backup --host "$m" "$m" >/dev/null)
-done
-cp -a "$WORK/o-src" "$WORK/o-src-d1"; cp -a "$WORK/r-src" "$WORK/r-src-d1"
-for m in $MACHINES; do
-  "$O" backup "$WORK/o-src" --machine "$m" --base "$DS/day2" "$DS/day2/$m" >/dev/null
-  (cd "$DS/day2" && restic -q -r "$WORK/r-src" backup --host "$m" "$m" >/dev/null)
-done
+. "$here/sources.sh"; make_sources
 
 T=0
 timed() { # label bytes cmd... ; prints one line without newline, sets T to the wall time

@@ -97,9 +97,14 @@ pub(super) async fn lock_chain(
     let clock = target.clock();
     let deadline = clock.deadline(wait);
     loop {
-        let (g, others) =
-            LockGuard::acquire_shared_and_list(target, "copy", Some(chain), &|n| ours.has(n))
-                .await?;
+        let (g, others) = LockGuard::acquire_shared_and_list(
+            target,
+            "copy",
+            Some(chain),
+            &|n| ours.has(n),
+            &|n| ours.add(n),
+        )
+        .await?;
         let now = clock.now();
         let mine = (g.created, g.name.clone());
         let earlier: Vec<String> = others
@@ -109,7 +114,6 @@ pub(super) async fn lock_chain(
             .map(|l| l.describe(now))
             .collect();
         if earlier.is_empty() {
-            ours.add(&g.name);
             return Ok(g);
         }
         g.release().await?;

@@ -130,13 +130,17 @@ impl LockGuard {
     /// when a live exclusive lock is there, else returns the live locks of others — all
     /// but this one and those `ours` names. Either this look or an exclusive taker's
     /// second look sees the other, as with [`Self::acquire`], at two round trips less.
+    /// `written` is told the lock's name as soon as it is stored (so that writers of the
+    /// same process taking locks at the same time can skip it in their look).
     pub async fn acquire_shared_and_list(
         repo: &Arc<Repository>,
         operation: &str,
         machine: Option<&str>,
         ours: &(dyn Fn(&str) -> bool + Sync),
+        written: &(dyn Fn(&str) + Sync),
     ) -> Result<(LockGuard, Vec<FoundLock>)> {
         let g = Self::put(repo, LockKind::Shared, operation, machine).await?;
+        written(&g.name);
         let now = repo.clock().now();
         let listed = list_locks_except(repo, &|n| n == g.name || ours(n)).await;
         let others: Vec<FoundLock> = match listed {

@@ -141,7 +141,10 @@ impl Repository {
 
     /// Opens the repository at `loc` with `password`.
     pub async fn open(loc: Location, password: &[u8]) -> Result<Repository> {
-        let config_bytes = match loc.store.get(&loc.path(CONFIG)).await {
+        // The config and the key files are asked for at once: one round trip less.
+        let config_path = loc.path(CONFIG);
+        let (config, key_objects) = tokio::join!(loc.store.get(&config_path), list(&loc, KEYS));
+        let config_bytes = match config {
             Ok(r) => r.bytes().await.map_err(|e| Error::store(CONFIG, e))?,
             Err(e @ object_store::Error::NotFound { .. }) => {
                 return Err(match Error::store(CONFIG, e) {
@@ -152,7 +155,7 @@ impl Repository {
             Err(e) => return Err(Error::store(CONFIG, e).at(&loc.url)),
         };
         format::check_header(CONFIG, format::MAGIC_CONFIG, &config_bytes)?;
-        let key_objects = list(&loc, KEYS).await?;
+        let key_objects = key_objects?;
         for meta in &key_objects {
             let name = loc.name_of(&meta.location);
             let bytes = get(&loc, &name).await?;
