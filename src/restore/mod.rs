@@ -16,6 +16,7 @@ use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::format::point::Point;
 use crate::format::point_name;
@@ -108,7 +109,11 @@ pub async fn run_with(
     let root = tokio::fs::canonicalize(to)
         .await
         .map_err(|e| Error::io(to, e))?;
-    let index = repo.load_index().await?;
+    let index = Arc::new(repo.load_index().await?);
+    // A full batch is fetched by a task of its own while the walk plans the next one
+    // (creating files is much of a small-file restore's time); at most one at a time.
+    let shared = Arc::new(repo.clone());
+    let mut fetching: Option<tokio::task::JoinHandle<Result<()>>> = None;
     let as_root = is_root(&root).await;
     let connections = opts.connections;
     let mut stats = RestoreStats::default();
@@ -165,15 +170,27 @@ pub async fn run_with(
                 stats.bytes += node.size;
                 batch.add(&index, &name, path, node)?;
                 if batch.is_full() {
+                    // (A failure of the batch before leaves this one to be abandoned.)
+                    if let Some(before) = fetching.take() {
+                        finished(before).await?;
+                    }
                     let full = std::mem::replace(&mut batch, Batch::new(as_root));
-                    full.restore(repo, &index, connections, progress).await?;
+                    let (repo, index) = (shared.clone(), index.clone());
+                    let progress = progress.clone();
+                    fetching = Some(tokio::spawn(async move {
+                        full.restore(&repo, &index, connections, &progress).await
+                    }));
                 }
             }
         }
         Ok(())
     })
     .await;
-    if let Err(e) = walked {
+    let before = match fetching.take() {
+        Some(f) => finished(f).await,
+        None => Ok(()),
+    };
+    if let Err(e) = walked.and(before) {
         // Files planned but never fetched must not be left behind half made.
         batch.abandon();
         return Err(e);
@@ -190,6 +207,12 @@ pub async fn run_with(
     }
     progress.finish();
     Ok(stats)
+}
+
+/// Waits for a batch fetched by a task of its own.
+async fn finished(task: tokio::task::JoinHandle<Result<()>>) -> Result<()> {
+    task.await
+        .map_err(|e| Error::Internal(format!("restore batch failed: {e}")))?
 }
 
 pub(super) fn finish_node(path: &Path, node: &Node, as_root: bool) -> Result<()> {

@@ -163,7 +163,7 @@ impl Batch {
         // Groups being written, across all reads: the network keeps receiving while the
         // writer threads open and write (a few groups per core).
         let writers = Arc::new(Semaphore::new(WRITERS_PER_CORE * crate::cores()));
-        let done = futures::stream::iter(reads.iter().map(|read| {
+        let done = futures::stream::iter(reads.into_iter().map(|read| {
             let batch = batch.clone();
             let key = key.clone();
             let progress = progress.clone();
@@ -173,7 +173,7 @@ impl Batch {
                 let _place = inflight.enter().await;
                 let writing = Mutex::new(Vec::new());
                 let fetched = repo
-                    .fetch_read(read, WRITE_GROUP, |blobs| {
+                    .fetch_read(&read, WRITE_GROUP, |blobs| {
                         let (batch, key, progress, pack) =
                             (batch.clone(), key.clone(), progress.clone(), pack.clone());
                         let (writers, writing) = (writers.clone(), &writing);
