@@ -14,31 +14,21 @@ DS=$(realpath "${1:?usage: increments.sh DATASET_DIR [RUNS] [DELAY_MS ...]}"); s
 RUNS=${1:-3}; shift || true
 DELAYS=${*:-0 10 40}
 WORK=${BENCH_WORK:-/tmp/offsite-bench-increments}
-LATPROXY=${LATPROXY:-$here/../../shared/bench/latproxy.py}
 MACHINES="m1-web m2-app m3-vm m4-dev"
-cd "$here/.."
-if [ -z "${OFFSITE_BIN:-}" ]; then cargo build --release --quiet; fi
-O=${OFFSITE_BIN:-$PWD/target/release/offsite}
-: "${OFFSITE_TEST_S3:?run localstack/start.sh and . localstack/shell.sh first}"
-bucket=${OFFSITE_TEST_S3#s3://}; direct=$AWS_ENDPOINT_URL; s3port=${direct##*:}
+. "$here/lib.sh"; bench_setup
 rm -rf "$WORK"; mkdir -p "$WORK"
 export OFFSITE_PASSWORD=bench OFFSITE_TARGET_PASSWORD=bench2 RESTIC_PASSWORD=bench
 echo bench > "$WORK/pw"
 p="inc-bench-$(date +%s)"
 echo "dataset: $DS day 2 into day 1; $(nproc) cores; $(restic version | cut -d' ' -f1-2); $RUNS runs"
 
-. "$here/sources.sh"; make_sources
+make_sources
 
 wall() { /usr/bin/time -f "%e" -o "$WORK/t" "$@" > /dev/null 2> "$WORK/err" || { cat "$WORK/err"; return 1; }; cat "$WORK/t"; }
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 for d in $DELAYS; do
-  endpoint=$direct; proxy=
-  if [ "$d" != 0 ]; then
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    python3 "$LATPROXY" "$port" "$s3port" "$d" >/dev/null 2>&1 & proxy=$!
-    sleep 1; endpoint="http://127.0.0.1:$port"
-  fi
+  link_up "$d"
   ot=""; rt=""
   for i in $(seq 1 "$RUNS"); do
     # Fresh targets holding day 1, made without the delay.
@@ -53,6 +43,6 @@ for d in $DELAYS; do
   done
   mo=$(echo "$ot" | median); mr=$(echo "$rt" | median)
   awk -v d="$d" -v o="$mo" -v r="$mr" 'BEGIN { printf "%s ms each way: offsite %.2f s, restic %.2f s (medians); restic/offsite %.2f\n", d, o, r, r/o }'
-  [ -n "$proxy" ] && kill "$proxy"
+  link_down
 done
 rm -rf "$WORK"

@@ -14,13 +14,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 DS=$(realpath "${1:?usage: restore.sh DATASET_DIR [DELAY_MS ...]}"); shift
 DELAYS=${*:-0 10 40}
 WORK=${BENCH_WORK:-/tmp/offsite-bench-restore}
-LATPROXY=${LATPROXY:-$here/../../shared/bench/latproxy.py}
 MACHINES="m1-web m3-vm"
-cd "$here/.."
-if [ -z "${OFFSITE_BIN:-}" ]; then cargo build --release --quiet; fi
-O=${OFFSITE_BIN:-$PWD/target/release/offsite}
-: "${OFFSITE_TEST_S3:?run localstack/start.sh and . localstack/shell.sh first}"
-bucket=${OFFSITE_TEST_S3#s3://}; direct=$AWS_ENDPOINT_URL; s3port=${direct##*:}
+. "$here/lib.sh"; bench_setup
 rm -rf "$WORK"; mkdir -p "$WORK"
 export OFFSITE_PASSWORD=bench OFFSITE_TARGET_PASSWORD=bench RESTIC_PASSWORD=bench
 p="restore-bench-$(date +%s)"
@@ -51,12 +46,7 @@ same() { # restored_dir machine: file count and bytes of files equal the dataset
 # would punish whichever tool runs after a cleanup.
 n=0
 for d in $DELAYS; do
-  endpoint=$direct; proxy=
-  if [ "$d" != 0 ]; then
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    python3 "$LATPROXY" "$port" "$s3port" "$d" >/dev/null 2>&1 & proxy=$!
-    sleep 1; endpoint="http://127.0.0.1:$port"
-  fi
+  link_up "$d"
   for m in $MACHINES; do
     bytes=$(du -sb --apparent-size "$DS/day1/$m" | cut -f1)
     n=$((n + 1)); out="$WORK/restored-$n"
@@ -72,6 +62,6 @@ PY
     timed "restic restore $m, ${d} ms" "$bytes" restic -q -r "s3:$endpoint/$bucket/$p-r" restore latest --host "$m" --target "$out"
     same "$out/$m" "$m"; echo
   done
-  [ -n "$proxy" ] && kill "$proxy"
+  link_down
 done
 rm -rf "$WORK"

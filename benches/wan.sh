@@ -15,13 +15,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 DS=$(realpath "${1:?usage: wan.sh DATASET_DIR [DELAY_MS ...]}"); shift
 DELAYS=${*:-0 10 40}
 WORK=${BENCH_WORK:-/tmp/offsite-bench-wan}
-LATPROXY=${LATPROXY:-$here/../../shared/bench/latproxy.py}
 MACHINES="m1-web m2-app m3-vm m4-dev"
-cd "$here/.."
-if [ -z "${OFFSITE_BIN:-}" ]; then cargo build --release --quiet; fi
-O=${OFFSITE_BIN:-$PWD/target/release/offsite}
-: "${OFFSITE_TEST_S3:?run localstack/start.sh and . localstack/shell.sh first}"
-bucket=${OFFSITE_TEST_S3#s3://}; direct=$AWS_ENDPOINT_URL; s3port=${direct##*:}
+. "$here/lib.sh"; bench_setup
 rm -rf "$WORK"; mkdir -p "$WORK"
 export OFFSITE_PASSWORD=bench OFFSITE_TARGET_PASSWORD=bench2 RESTIC_PASSWORD=bench
 echo bench > "$WORK/pw"
@@ -29,7 +24,7 @@ B1=$(du -sb --apparent-size "$DS/day1" | cut -f1); B2=$(du -sb --apparent-size "
 p="wan-bench-$(date +%s)"
 echo "dataset: day1 $B1 bytes, day2 $B2 bytes; $(nproc) cores; $(restic version | cut -d' ' -f1-2); S3 at $direct"
 
-. "$here/sources.sh"; make_sources
+make_sources
 
 T=0
 timed() { # label bytes cmd... ; prints one line without newline, sets T to the wall time
@@ -52,12 +47,7 @@ PY
 ratio() { awk -v r="$1" -v o="$2" 'BEGIN { printf "  restic/offsite %.2f\n", r/o }'; }
 
 for d in $DELAYS; do
-  endpoint=$direct; proxy=
-  if [ "$d" != 0 ]; then
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    python3 "$LATPROXY" "$port" "$s3port" "$d" >/dev/null 2>&1 & proxy=$!
-    sleep 1; endpoint="http://127.0.0.1:$port"
-  fi
+  link_up "$d"
   echo "== ${d} ms each way"
   o="$OFFSITE_TEST_S3/$p-$d-o"; r="s3:$endpoint/$bucket/$p-$d-r"
   # Full: 8 points into an empty target.
@@ -87,6 +77,6 @@ print(f"  {r['packs']} packs, read {r['bytes_read'] / 1e6:.0f} MB" + (" ERRORS" 
 PY
   timed "restic check --read-data, ${d} ms" $((B1 + B2)) restic -q -r "$r" check --read-data
   ratio "$T" "$ot"
-  [ -n "$proxy" ] && kill "$proxy"
+  link_down
 done
 rm -rf "$WORK"

@@ -95,6 +95,17 @@ pub async fn transfer(
     .await
 }
 
+/// `check --read-data` of `repo`, with no progress display.
+pub async fn check_read_data(repo: &Repository) -> crate::check::CheckReport {
+    crate::check::run(
+        repo,
+        &crate::check::CheckOptions { read_data: true },
+        &Progress::hidden(),
+    )
+    .await
+    .expect("the check runs")
+}
+
 /// `len` deterministic, incompressible bytes.
 pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut out = vec![0u8; len];

@@ -21,15 +21,14 @@ use super::{CopyArgs, password};
 pub async fn run(a: CopyArgs, pwf: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     // Passwords first (a prompt at a time), then every key derived side by side.
     let pw = repo_password(pwf)?;
-    let existing = existing_target(&a).await?;
-    let target_pw = match existing {
-        Some(_) => Some(target_password(&a, false)?),
+    let existing = match existing_target(&a).await? {
+        Some(loc) => Some((loc, target_password(&a, false)?)),
         None => None,
     };
     let open_sources = futures::future::try_join_all(a.from.iter().map(|u| open_with(u, &pw)));
     let open_target = async {
-        match (existing, &target_pw) {
-            (Some(loc), Some(pw)) => match Repository::open(loc, pw).await {
+        match existing {
+            Some((loc, pw)) => match Repository::open(loc, &pw).await {
                 Ok(r) => Ok(Some(Arc::new(r))),
                 Err(offsite::Error::NoRepository { .. }) => bail!(
                     "{}: no repository there; add --init to create it with its own key",
@@ -37,7 +36,7 @@ pub async fn run(a: CopyArgs, pwf: Option<&std::path::Path>) -> anyhow::Result<E
                 ),
                 Err(e) => Err(e.into()),
             },
-            _ => anyhow::Ok(None),
+            None => anyhow::Ok(None),
         }
     };
     let (sources, target) = tokio::try_join!(open_sources, open_target)?;

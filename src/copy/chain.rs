@@ -289,13 +289,7 @@ mod tests {
         // Each chain counted its own requests: together, what the target saw.
         let puts: u64 = report.chains.iter().map(|c| c.requests_target.put).sum();
         assert!(puts > 0 && puts <= target.loc.requests.snapshot().put);
-        let check = crate::check::run(
-            &target,
-            &crate::check::CheckOptions { read_data: true },
-            &Progress::hidden(),
-        )
-        .await
-        .unwrap();
+        let check = testkit::check_read_data(&target).await;
         assert!(check.is_ok(), "{:?}", check.errors);
         assert_eq!(check.points, 3);
     }
@@ -351,13 +345,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(done.copied.len(), 1);
-        let check = crate::check::run(
-            &target,
-            &crate::check::CheckOptions { read_data: true },
-            &Progress::hidden(),
-        )
-        .await
-        .unwrap();
+        let check = testkit::check_read_data(&target).await;
         assert!(check.is_ok(), "{:?}", check.errors);
     }
 }

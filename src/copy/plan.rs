@@ -155,13 +155,7 @@ pub async fn plan_chain(
             failure,
         });
     }
-    let indexes: Vec<&MasterIndex> = sources.iter().map(|s| &*s.index).collect();
-    let reads = coalesce(&needed, &indexes, COPY_READ);
-    let bytes: u64 = reads
-        .iter()
-        .flat_map(|r| &r.blobs)
-        .map(|e| u64::from(e.length))
-        .sum();
+    let (reads, bytes) = reads_for(&needed, sources);
     let size = balanced_pack_size(bytes, pack_size);
     let copyable = points.iter().filter(|p| p.failure.is_none()).count() as u64;
     let projection = project(&reads, bytes, size, multipart_threshold, copyable);
@@ -198,19 +192,26 @@ pub fn supplement(plan: &ChainPlan, sources: &[Source], known: &HashSet<Id>) -> 
     if needed.is_empty() {
         return None;
     }
-    let indexes: Vec<&MasterIndex> = sources.iter().map(|s| &*s.index).collect();
-    let reads = coalesce(&needed, &indexes, COPY_READ);
-    let bytes: u64 = reads
-        .iter()
-        .flat_map(|r| &r.blobs)
-        .map(|e| u64::from(e.length))
-        .sum();
+    let (reads, bytes) = reads_for(&needed, sources);
     Some(ChainPlan {
         points,
         reads,
         pack_size: balanced_pack_size(bytes, plan.pack_size),
         ..plan.clone()
     })
+}
+
+/// The coalesced reads that fetch `needed` (source, blob) from the sources, and the
+/// stored bytes of the blobs they bring.
+fn reads_for(needed: &[(usize, Id)], sources: &[Source]) -> (Vec<Read>, u64) {
+    let indexes: Vec<&MasterIndex> = sources.iter().map(|s| &*s.index).collect();
+    let reads = coalesce(needed, &indexes, COPY_READ);
+    let bytes = reads
+        .iter()
+        .flat_map(|r| &r.blobs)
+        .map(|e| u64::from(e.length))
+        .sum();
+    (reads, bytes)
 }
 
 fn sorted(ids: HashSet<Id>) -> Vec<Id> {

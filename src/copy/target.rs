@@ -59,12 +59,18 @@ impl TargetState {
             mapped: map.then(HashSet::new),
             ..Default::default()
         };
-        let news = state.news(target, true).await?;
+        // The index files go into a master index (adoption needs it) and the known
+        // set is made from that once, after adoption.
+        let News { points, indexes } = state.news(target, true).await?;
         let mut index = MasterIndex::default();
-        for (name, f) in &news.indexes {
-            index.add_file(name, f);
+        for (name, f) in indexes {
+            index.add_file(&name, &f);
+            state.seen_indexes.insert(name);
         }
-        state.apply(news);
+        state.apply(News {
+            points,
+            indexes: Vec::new(),
+        });
         let from_sources = |p: &(Id, Id)| source_ids.contains(&p.0);
         let ours = state.provenance.iter().filter(|p| from_sources(p)).count();
         let foreign = state.seen_points.len() - ours;
@@ -78,7 +84,7 @@ impl TargetState {
         if !dry_run {
             state.adopted = adopt_orphans(target, &mut index, &[]).await?;
         }
-        state.known.extend(index.ids());
+        state.known = index.ids().collect();
         Ok(state)
     }
 

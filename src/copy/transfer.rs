@@ -229,13 +229,7 @@ mod tests {
             assert_eq!(done.copied.len(), 1);
         }
         assert!(flaky.injected() >= 5, "{} faults", flaky.injected());
-        let report = crate::check::run(
-            &target,
-            &crate::check::CheckOptions { read_data: true },
-            &Progress::hidden(),
-        )
-        .await
-        .unwrap();
+        let report = testkit::check_read_data(&target).await;
         assert!(report.is_ok(), "{:?}", report.errors);
         assert_eq!(report.points, 2);
     }

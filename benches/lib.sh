@@ -1,0 +1,47 @@
+# Sourced by the benchmarks that talk to the local S3 server: the offsite binary, the
+# server's address, a WAN-like link in front of it, and the two-day sources.
+# Needs `here` (the benches folder) set; OFFSITE_BIN=path measures another build.
+
+# The binary to measure ($O), built unless OFFSITE_BIN names one; S3 server ($bucket,
+# $direct, $s3port) from `. localstack/shell.sh`.
+bench_setup() {
+  cd "$here/.."
+  if [ -z "${OFFSITE_BIN:-}" ]; then cargo build --release --quiet; fi
+  O=${OFFSITE_BIN:-$PWD/target/release/offsite}
+  : "${OFFSITE_TEST_S3:?run localstack/start.sh and . localstack/shell.sh first}"
+  bucket=${OFFSITE_TEST_S3#s3://}; direct=$AWS_ENDPOINT_URL; s3port=${direct##*:}
+  LATPROXY=${LATPROXY:-$here/../../shared/bench/latproxy.py}
+}
+
+# Sets $endpoint: the server itself for 0, else ../shared/bench/latproxy.py in front of
+# it delaying every chunk $1 ms each way (its pid in $proxy; link_down stops it).
+link_up() {
+  endpoint=$direct; proxy=
+  if [ "$1" != 0 ]; then
+    local port
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    python3 "$LATPROXY" "$port" "$s3port" "$1" >/dev/null 2>&1 & proxy=$!
+    sleep 1; endpoint="http://127.0.0.1:$port"
+  fi
+}
+
+link_down() {
+  if [ -n "$proxy" ]; then kill "$proxy"; fi
+}
+
+# Two-day sources of the shared dataset in local folders, for offsite ($WORK/o-src) and
+# restic ($WORK/r-src), days 1 and 2, with copies holding day 1 only ($WORK/o-src-d1,
+# $WORK/r-src-d1). Needs DS, WORK, MACHINES and the password variables set.
+make_sources() {
+  "$O" init "$WORK/o-src" >/dev/null
+  restic init -q -r "$WORK/r-src" >/dev/null
+  for m in $MACHINES; do
+    "$O" backup "$WORK/o-src" --machine "$m" --base "$DS/day1" "$DS/day1/$m" >/dev/null
+    (cd "$DS/day1" && restic -q -r "$WORK/r-src" backup --host "$m" "$m" >/dev/null)
+  done
+  cp -a "$WORK/o-src" "$WORK/o-src-d1"; cp -a "$WORK/r-src" "$WORK/r-src-d1"
+  for m in $MACHINES; do
+    "$O" backup "$WORK/o-src" --machine "$m" --base "$DS/day2" "$DS/day2/$m" >/dev/null
+    (cd "$DS/day2" && restic -q -r "$WORK/r-src" backup --host "$m" "$m" >/dev/null)
+  done
+}
