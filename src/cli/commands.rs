@@ -12,11 +12,11 @@ use offsite::format::keyfile::KeyFile;
 use offsite::format::lock::LockKind;
 use offsite::format::{KEYS, key_id};
 use offsite::repo::lock::{list_locks, remove_locks};
-use offsite::repo::{InitOptions, Repository};
+use offsite::repo::{InitOptions, Repository, WarmSpec};
 use offsite::{keys, restore, store};
 
 use super::output::{json, size, table};
-use super::repos::{PARTIAL, open};
+use super::repos::{PARTIAL, open, open_warm};
 use super::{Args, Command, KeyAction, password};
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -125,7 +125,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             json: as_json,
             ..
         } => {
-            let r = open(&repo, pwf).await?;
+            let r = open_warm(&repo, pwf, WarmSpec::POINTS).await?;
             let points: Vec<_> = r
                 .load_points()
                 .await?
@@ -216,7 +216,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             json: as_json,
             ..
         } => {
-            let r = open(&repo, pwf).await?;
+            let r = open_warm(&repo, pwf, WarmSpec::READER).await?;
             let (id, p) = r.find_point(&point, machine.as_deref()).await?;
             let started = std::time::Instant::now();
             let before = r.loc.requests.snapshot();
@@ -303,7 +303,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             json: as_json,
             ..
         } => {
-            let r = open(&repo, pwf).await?;
+            let r = open_warm(&repo, pwf, WarmSpec::READER).await?;
             let (id, p) = r.find_point(&point, machine.as_deref()).await?;
             super::ls::run(&r, &id, &p, path.as_deref(), as_json).await?;
             Ok(ExitCode::SUCCESS)

@@ -11,11 +11,11 @@ use offsite::copy::{
     self, ChainReport, ChainStatus, Compression, CopyOptions, CopyReport, Selection,
     TransferOptions,
 };
-use offsite::repo::{InitOptions, Repository};
+use offsite::repo::{InitOptions, Repository, WarmSpec};
 use offsite::{keys, store};
 
 use super::output::{json, size, table};
-use super::repos::{PARTIAL, open_with, repo_password};
+use super::repos::{PARTIAL, open_warm_with, repo_password};
 use super::{CopyArgs, password};
 
 pub async fn run(a: CopyArgs, pwf: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
@@ -25,10 +25,14 @@ pub async fn run(a: CopyArgs, pwf: Option<&std::path::Path>) -> anyhow::Result<E
         Some(loc) => Some((loc, target_password(&a, false)?)),
         None => None,
     };
-    let open_sources = futures::future::try_join_all(a.from.iter().map(|u| open_with(u, &pw)));
+    let open_sources = futures::future::try_join_all(
+        a.from
+            .iter()
+            .map(|u| open_warm_with(u, &pw, WarmSpec::READER)),
+    );
     let open_target = async {
         match existing {
-            Some((loc, pw)) => match Repository::open(loc, &pw).await {
+            Some((loc, pw)) => match Repository::open_warm(loc, &pw, WarmSpec::COPY_TARGET).await {
                 Ok(r) => Ok(Some(Arc::new(r))),
                 Err(offsite::Error::NoRepository { .. }) => bail!(
                     "{}: no repository there; add --init to create it with its own key",

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use offsite::repo::Repository;
+use offsite::repo::{Repository, WarmSpec};
 use offsite::store;
 
 use super::password;
@@ -32,4 +32,25 @@ pub async fn open(url: &str, pw_file: Option<&std::path::Path>) -> anyhow::Resul
 pub async fn open_with(url: &str, pw: &[u8]) -> anyhow::Result<Arc<Repository>> {
     let loc = store::open(url, false)?;
     Ok(Arc::new(Repository::open(loc, pw).await?))
+}
+
+/// Opens the repository at `url` and reads ahead what `spec` names while the key is
+/// derived (see `offsite::repo::warm` for which operations may).
+pub async fn open_warm(
+    url: &str,
+    pw_file: Option<&std::path::Path>,
+    spec: WarmSpec,
+) -> anyhow::Result<Arc<Repository>> {
+    let pw = repo_password(pw_file)?;
+    open_warm_with(url, &pw, spec).await
+}
+
+/// [`open_warm`] with the password given.
+pub async fn open_warm_with(
+    url: &str,
+    pw: &[u8],
+    spec: WarmSpec,
+) -> anyhow::Result<Arc<Repository>> {
+    let loc = store::open(url, false)?;
+    Ok(Arc::new(Repository::open_warm(loc, pw, spec).await?))
 }

@@ -98,10 +98,17 @@ async fn copy_chain(
     machines.sort();
     machines.dedup();
     chain.machines = machines;
+    // What other writers committed before the lock was taken is read side by side
+    // with the lock's look at the others, once it is stored.
     let lock = match ctx.opts.dry_run {
         true => None,
         false => {
-            Some(locks::lock_chain(&view.target, name, ctx.opts.lock_wait, ctx.our_locks).await?)
+            let news = || TargetState::shared_news(ctx.state, &view.target, true);
+            let (lock, news) =
+                locks::lock_chain(&view.target, name, ctx.opts.lock_wait, ctx.our_locks, news)
+                    .await?;
+            ctx.state.write().await.apply(news);
+            Some(lock)
         }
     };
     let result = transfer_and_commit(ctx, view, name, candidates, indexing, chain).await;
@@ -123,10 +130,6 @@ async fn transfer_and_commit(
     chain: &mut ChainReport,
 ) -> Result<StageTimes> {
     let target = &view.target;
-    if !ctx.opts.dry_run {
-        let news = ctx.state.read().await.news(target, true).await?;
-        ctx.state.write().await.apply(news);
-    }
     let plan = {
         let state = ctx.state.read().await;
         let threshold = target.multipart_threshold as u64;
@@ -179,7 +182,7 @@ async fn transfer_and_commit(
         ChainMode::PerMachine => {
             // The points another run committed meanwhile, read as late as can be — after
             // the index, however long that took — so none is written twice.
-            let news = ctx.state.read().await.news(target, false).await?;
+            let news = TargetState::shared_news(ctx.state, target, false).await?;
             ctx.state.write().await.apply(news);
             let (mut done, todo) = points_to_write(&plan, failures, &*ctx.state.read().await);
             let written = write_points(todo, target, &mut done).await?;
@@ -292,6 +295,37 @@ mod tests {
         let check = testkit::check_read_data(&target).await;
         assert!(check.is_ok(), "{:?}", check.errors);
         assert_eq!(check.points, 3);
+    }
+
+    /// A target opened warm holds what it read before the key was derived; a copy that
+    /// committed meanwhile is seen under the chain locks all the same, so no point is
+    /// written twice and the warm copy reports them copied already.
+    #[tokio::test]
+    async fn a_target_read_ahead_before_another_copy_copies_nothing_twice() {
+        let (src, _files) = sharing_source().await;
+        let target = testkit::repo(testkit::memory(), 1 << 20).await;
+        let warm = crate::repo::Repository::open_warm(
+            target.loc.clone(),
+            testkit::PW,
+            crate::repo::WarmSpec::COPY_TARGET,
+        )
+        .await
+        .unwrap();
+        let opts = CopyOptions {
+            selection: Selection {
+                points: PointsSpec::All,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let hidden = Progress::hidden();
+        let first = crate::copy::run(vec![src.clone()], target.clone(), &opts, &hidden);
+        assert_eq!(first.await.unwrap().points_copied(), 3);
+        let second = crate::copy::run(vec![src.clone()], Arc::new(warm), &opts, &hidden);
+        let report = second.await.unwrap();
+        assert_eq!(report.points_copied(), 0, "{report:?}");
+        assert!(!report.has_failures(), "{report:?}");
+        assert_eq!(target.load_points().await.unwrap().len(), 3);
     }
 
     /// A chain that borrowed blobs from a chain that then failed fetches them itself

@@ -62,16 +62,22 @@ pub(super) async fn wait_for_writers(
 /// (read-only credentials) is still copied, with a warning; a source locked exclusively
 /// (a prune running) stops the copy.
 pub(super) async fn lock_sources(sources: &[Arc<Repository>]) -> Result<Vec<LockGuard>> {
+    let tries = sources
+        .iter()
+        .map(|s| LockGuard::acquire(s, LockKind::Shared, "copy-read", None));
+    let taken = futures::future::join_all(tries).await;
     let mut guards = Vec::new();
-    for s in sources {
-        match LockGuard::acquire(s, LockKind::Shared, "copy-read", None).await {
+    let mut refused = None;
+    for (s, r) in sources.iter().zip(taken) {
+        match r {
             Ok(g) => guards.push(g),
-            Err(e @ Error::Locked(_)) => {
-                release_all(guards).await;
-                return Err(e);
-            }
+            Err(e @ Error::Locked(_)) => refused = refused.or(Some(e)),
             Err(e) => tracing::warn!("could not lock source {}: {e}", s.url()),
         }
+    }
+    if let Some(e) = refused {
+        release_all(guards).await;
+        return Err(e);
     }
     Ok(guards)
 }
@@ -79,8 +85,9 @@ pub(super) async fn lock_sources(sources: &[Arc<Repository>]) -> Result<Vec<Lock
 /// Releases locks, warning about (not failing on) any that cannot be removed: an
 /// unremoved lock expires on its own.
 pub(super) async fn release_all(guards: Vec<LockGuard>) {
-    for g in guards {
-        if let Err(e) = g.release().await {
+    let released = futures::future::join_all(guards.into_iter().map(LockGuard::release)).await;
+    for r in released {
+        if let Err(e) = r {
             tracing::warn!("could not release a lock: {e}");
         }
     }
@@ -88,21 +95,29 @@ pub(super) async fn release_all(guards: Vec<LockGuard>) {
 
 /// Takes the target's lock for one chain. Copies of different chains (shards) run side
 /// by side; a second copy of the same chain waits up to `wait`, then gives up clearly.
-pub(super) async fn lock_chain(
+/// `read` runs once the lock is stored, side by side with the look at the other locks
+/// (again after each wait): what it returns was read under the lock.
+pub(super) async fn lock_chain<T, F, Fut>(
     target: &Arc<Repository>,
     chain: &str,
     wait: Duration,
     ours: &OurLocks,
-) -> Result<LockGuard> {
+    read: F,
+) -> Result<(LockGuard, T)>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
     let clock = target.clock();
     let deadline = clock.deadline(wait);
     loop {
-        let (g, others) = LockGuard::acquire_shared_and_list(
+        let (g, others, value) = LockGuard::acquire_shared_and_list(
             target,
             "copy",
             Some(chain),
             &|n| ours.has(n),
             &|n| ours.add(n),
+            read(),
         )
         .await?;
         let now = clock.now();
@@ -114,7 +129,7 @@ pub(super) async fn lock_chain(
             .map(|l| l.describe(now))
             .collect();
         if earlier.is_empty() {
-            return Ok(g);
+            return Ok((g, value));
         }
         g.release().await?;
         if clock.now() >= deadline {
@@ -188,7 +203,10 @@ mod tests {
         let r = repo.clone();
         let waiter = tokio::spawn(async move {
             let ours = OurLocks::default();
-            lock_chain(&r, "web", Duration::from_secs(60), &ours).await
+            lock_chain(&r, "web", Duration::from_secs(60), &ours, || async {
+                Ok(())
+            })
+            .await
         });
         drive(&clock, &waiter, 400).await;
         let e = waiter.await.unwrap().err().unwrap();
@@ -200,13 +218,16 @@ mod tests {
         let r = repo.clone();
         let waiter = tokio::spawn(async move {
             let ours = OurLocks::default();
-            lock_chain(&r, "web", Duration::from_secs(60), &ours).await
+            lock_chain(&r, "web", Duration::from_secs(60), &ours, || async {
+                Ok(())
+            })
+            .await
         });
         drive(&clock, &waiter, 10).await;
         assert!(!waiter.is_finished());
         holder.release().await.unwrap();
         drive(&clock, &waiter, 10).await;
-        let mine = waiter.await.unwrap().unwrap();
+        let (mine, ()) = waiter.await.unwrap().unwrap();
         mine.release().await.unwrap();
     }
 

@@ -59,12 +59,35 @@ pub async fn run(
         ));
     }
     let source_ids: HashSet<_> = sources.iter().map(|s| s.config.id).collect();
-    // The target and the sources are read side by side: each is round trips of its own.
-    let (state, mut srcs) = tokio::try_join!(
-        TargetState::load(&target, &source_ids, opts.map, opts.dry_run),
-        Sources::open(sources, &opts.selection, opts.source_wait)
-    )?;
-    let chosen = opts.selection.apply(std::mem::take(&mut srcs.candidates))?;
+    // The target and the sources are read, and the sources locked, side by side: each
+    // is round trips of its own.
+    let read_locks = async {
+        match opts.dry_run {
+            true => Ok(Vec::new()),
+            false => locks::lock_sources(&sources).await,
+        }
+    };
+    let (loaded, read_locks) = tokio::join!(
+        async {
+            tokio::try_join!(
+                TargetState::load(&target, &source_ids, opts.map, opts.dry_run),
+                Sources::open(sources.clone(), &opts.selection, opts.source_wait)
+            )
+        },
+        read_locks
+    );
+    let read_locks = read_locks?;
+    let chosen = loaded.and_then(|(state, mut srcs)| {
+        let chosen = opts.selection.apply(std::mem::take(&mut srcs.candidates))?;
+        Ok((state, srcs, chosen))
+    });
+    let (state, srcs, chosen) = match chosen {
+        Ok(c) => c,
+        Err(e) => {
+            locks::release_all(read_locks).await;
+            return Err(e);
+        }
+    };
     let mut report = CopyReport {
         target: target.url().to_string(),
         target_repository: target.config.id,
@@ -79,11 +102,6 @@ pub async fn run(
             .push(ChainReport::skipped(machine.clone(), why.clone()));
     }
 
-    let repos = srcs.repos();
-    let read_locks = match opts.dry_run {
-        true => Vec::new(),
-        false => locks::lock_sources(&repos).await?,
-    };
     let state = RwLock::new(state);
     let our_locks = locks::OurLocks::default();
     let ctx = chain::Ctx {

@@ -8,11 +8,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use tokio::sync::RwLock;
 
 use super::claims::Claims;
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::point::Point;
-use crate::repo::adopt::adopt_orphans;
+use crate::repo::adopt::{PackLook, adopt_looked};
 use crate::repo::{MasterIndex, Repository};
 use crate::{Error, Id, Result};
 
@@ -60,8 +61,15 @@ impl TargetState {
             ..Default::default()
         };
         // The index files go into a master index (adoption needs it) and the known
-        // set is made from that once, after adoption.
-        let News { points, indexes } = state.news(target, true).await?;
+        // set is made from that once, after adoption. Adoption's look at the locks and
+        // packs goes side by side with the points and index.
+        let look = async {
+            match dry_run {
+                true => Ok(None),
+                false => PackLook::read(target, &[]).await.map(Some),
+            }
+        };
+        let (News { points, indexes }, look) = tokio::try_join!(state.news(target, true), look)?;
         let mut index = MasterIndex::default();
         for (name, f) in indexes {
             index.add_file(&name, &f);
@@ -81,40 +89,31 @@ impl TargetState {
                 target.url()
             )));
         }
-        if !dry_run {
-            state.adopted = adopt_orphans(target, &mut index, &[]).await?;
+        if let Some(look) = look {
+            state.adopted = adopt_looked(target, &mut index, look).await?;
         }
         state.known = index.ids().collect();
         Ok(state)
     }
 
-    /// Reads what other writers committed since the last look: new points (provenance,
-    /// parents) and new index files (known blobs).
-    pub async fn refresh(&mut self, target: &Repository) -> Result<()> {
-        let news = self.news(target, true).await?;
-        self.apply(news);
-        Ok(())
+    /// Reads, without changing the state, the points — and with `indexes` the index
+    /// files — written since the last look (one LIST each, side by side).
+    pub async fn news(&self, target: &Repository, indexes: bool) -> Result<News> {
+        let listed = Listing::read(target, indexes).await?;
+        listed.unseen(self).load(target).await
     }
 
-    /// Reads, without changing the state, the points — and with `indexes` the index
-    /// files — written since the last look (one LIST each, side by side), so chains
-    /// sharing the state read at once and hold it exclusively only to [`Self::apply`].
-    pub async fn news(&self, target: &Repository, indexes: bool) -> Result<News> {
-        let points = async {
-            let mut new = target.point_ids().await?;
-            new.retain(|id| !self.seen_points.contains(id));
-            target.load_points_by_id(new).await
-        };
-        let index_files = async {
-            if !indexes {
-                return Ok(Vec::new());
-            }
-            let mut names = target.index_names().await?;
-            names.retain(|n| !self.seen_indexes.contains(n));
-            target.load_index_files(names).await
-        };
-        let (points, indexes) = tokio::try_join!(points, index_files)?;
-        Ok(News { points, indexes })
+    /// [`Self::news`] of a state chains share: it is held (shared) only to pick the
+    /// names not read before, never across a request — a writer waiting for it would
+    /// hold up every reader behind it.
+    pub async fn shared_news(
+        state: &RwLock<TargetState>,
+        target: &Repository,
+        indexes: bool,
+    ) -> Result<News> {
+        let listed = Listing::read(target, indexes).await?;
+        let unseen = listed.unseen(&*state.read().await);
+        unseen.load(target).await
     }
 
     /// Takes in what [`Self::news`] read (twice is harmless).
@@ -172,5 +171,39 @@ impl TargetState {
     /// Notes a point just committed: `copy` as stored under `target_point`.
     pub fn committed(&mut self, target_point: Id, copy: &Point) {
         self.note_point(target_point, copy);
+    }
+}
+
+/// The names of the target's points and index files, as one look listed them.
+struct Listing {
+    points: Vec<Id>,
+    indexes: Vec<String>,
+}
+
+impl Listing {
+    async fn read(target: &Repository, indexes: bool) -> Result<Listing> {
+        let index_names = async {
+            match indexes {
+                true => target.index_names().await,
+                false => Ok(Vec::new()),
+            }
+        };
+        let (points, indexes) = tokio::try_join!(target.point_ids(), index_names)?;
+        Ok(Listing { points, indexes })
+    }
+
+    /// Only the names `state` has not read.
+    fn unseen(mut self, state: &TargetState) -> Listing {
+        self.points.retain(|id| !state.seen_points.contains(id));
+        self.indexes.retain(|n| !state.seen_indexes.contains(n));
+        self
+    }
+
+    async fn load(self, target: &Repository) -> Result<News> {
+        let (points, indexes) = tokio::try_join!(
+            target.load_points_by_id(self.points),
+            target.load_index_files(self.indexes)
+        )?;
+        Ok(News { points, indexes })
     }
 }

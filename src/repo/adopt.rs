@@ -27,19 +27,56 @@ pub async fn adopt_orphans(
     index: &mut MasterIndex,
     mine: &[&str],
 ) -> Result<(u64, u64)> {
-    let cutoff = adoption_cutoff(target, mine).await?;
+    let look = PackLook::read(target, mine).await?;
+    adopt_looked(target, index, look).await
+}
+
+/// What adoption reads besides the index: the packs stored — one LIST, side by side with
+/// the index by a caller that reads it too. A pack listed before its writer's index
+/// appears is at worst indexed twice, which is harmless (the first location of a blob
+/// wins). The live locks are read only when some pack is in no index.
+#[derive(Debug)]
+pub struct PackLook {
+    packs: Vec<object_store::ObjectMeta>,
+    mine: Vec<String>,
+}
+
+impl PackLook {
+    pub async fn read(target: &Repository, mine: &[&str]) -> Result<PackLook> {
+        Ok(PackLook {
+            packs: target.list(DATA).await?,
+            mine: mine.iter().map(|m| m.to_string()).collect(),
+        })
+    }
+}
+
+/// [`adopt_orphans`] with the packs listed already.
+pub async fn adopt_looked(
+    target: &Repository,
+    index: &mut MasterIndex,
+    look: PackLook,
+) -> Result<(u64, u64)> {
+    let PackLook { packs, mine } = look;
+    let unindexed: Vec<_> = packs
+        .into_iter()
+        .filter_map(|m| {
+            let name = target.loc.name_of(&m.location);
+            let id = parse_pack_name(&name)?;
+            index.pack(&id).is_none().then_some((id, name, m))
+        })
+        .collect();
+    if unindexed.is_empty() {
+        return Ok((0, 0));
+    }
+    let mine: Vec<&str> = mine.iter().map(String::as_str).collect();
+    let cutoff = adoption_cutoff(target, &mine).await?;
     let mut orphans = Vec::new();
     let mut held = 0;
-    for m in target.list(DATA).await? {
-        let name = target.loc.name_of(&m.location);
-        if let Some(id) = parse_pack_name(&name)
-            && index.pack(&id).is_none()
-        {
-            if cutoff.is_some_and(|c| m.last_modified >= c) {
-                held += 1;
-            } else {
-                orphans.push((id, name, m.size));
-            }
+    for (id, name, m) in unindexed {
+        if cutoff.is_some_and(|c| m.last_modified >= c) {
+            held += 1;
+        } else {
+            orphans.push((id, name, m.size));
         }
     }
     if held > 0 {

@@ -132,19 +132,31 @@ impl LockGuard {
     /// second look sees the other, as with [`Self::acquire`], at two round trips less.
     /// `written` is told the lock's name as soon as it is stored (so that writers of the
     /// same process taking locks at the same time can skip it in their look).
-    pub async fn acquire_shared_and_list(
+    /// `alongside` runs side by side with the look, once the lock is stored — a read that
+    /// must see the repository as it is under the lock costs no round trip of its own.
+    pub async fn acquire_shared_and_list<T, F>(
         repo: &Arc<Repository>,
         operation: &str,
         machine: Option<&str>,
         ours: &(dyn Fn(&str) -> bool + Sync),
         written: &(dyn Fn(&str) + Sync),
-    ) -> Result<(LockGuard, Vec<FoundLock>)> {
+        alongside: F,
+    ) -> Result<(LockGuard, Vec<FoundLock>, T)>
+    where
+        F: Future<Output = Result<T>>,
+    {
         let g = Self::put(repo, LockKind::Shared, operation, machine).await?;
         written(&g.name);
         let now = repo.clock().now();
-        let listed = list_locks_except(repo, &|n| n == g.name || ours(n)).await;
-        let others: Vec<FoundLock> = match listed {
-            Ok(l) => l.into_iter().filter(|l| !l.lock.is_stale(now)).collect(),
+        let skip = |n: &str| n == g.name || ours(n);
+        let look = list_locks_except(repo, &skip);
+        let (listed, along) = tokio::join!(look, alongside);
+        let listed = listed.and_then(|l| Ok((l, along?)));
+        let (others, along): (Vec<FoundLock>, T) = match listed {
+            Ok((l, along)) => (
+                l.into_iter().filter(|l| !l.lock.is_stale(now)).collect(),
+                along,
+            ),
             Err(e) => {
                 let _ = g.release().await;
                 return Err(e);
@@ -159,7 +171,7 @@ impl LockGuard {
             let _ = g.release().await;
             return Err(locked(repo, &exclusive));
         }
-        Ok((g, others))
+        Ok((g, others, along))
     }
 
     /// Writes a lock and starts refreshing it; no look at other locks.

@@ -12,6 +12,7 @@ pub mod reads;
 pub mod retry;
 pub mod tree;
 mod upload;
+pub mod warm;
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use crate::{Error, Id, Result};
 use retry::retry;
 
 pub use index::{BlobLocation, MasterIndex};
+pub use warm::{Warm, WarmSpec};
 
 /// How many object reads or writes one operation keeps in flight.
 pub const IO_CONCURRENCY: usize = 8;
@@ -73,6 +75,8 @@ pub struct Repository {
     /// The key file the password opened (`keys/<id>`).
     pub key_name: String,
     pub multipart_threshold: usize,
+    /// What was read ahead while the key was derived (empty unless opened warm).
+    warm: Arc<Warm>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -116,6 +120,7 @@ impl Repository {
             config,
             key_name: key_name.clone(),
             multipart_threshold: MULTIPART_THRESHOLD,
+            warm: Arc::default(),
         };
         repo.put_new(&key_name, kbytes.into())
             .await
@@ -182,12 +187,26 @@ impl Repository {
                 config,
                 key_name: name,
                 multipart_threshold: MULTIPART_THRESHOLD,
+                warm: Arc::default(),
             });
         }
         Err(Error::WrongPassword {
             url: loc.url,
             keys: key_objects.len(),
         })
+    }
+
+    /// Opens the repository and, while its key is derived, reads ahead what `spec`
+    /// names ([`warm`]: only for operations that re-read under their locks what must
+    /// be current).
+    pub async fn open_warm(loc: Location, password: &[u8], spec: WarmSpec) -> Result<Repository> {
+        let (repo, warm) = tokio::join!(
+            Repository::open(loc.clone(), password),
+            Warm::fetch(&loc, spec)
+        );
+        let mut repo = repo?;
+        repo.warm = Arc::new(warm);
+        Ok(repo)
     }
 
     /// The same repository, timed by `clock` (lock expiry, retries, waits).
@@ -221,6 +240,9 @@ impl Repository {
     }
 
     pub async fn get(&self, name: &str) -> Result<Bytes> {
+        if let Some(b) = self.warm.take_object(name) {
+            return Ok(b);
+        }
         get(&self.loc, name).await
     }
 
@@ -305,6 +327,9 @@ impl Repository {
     }
 
     pub async fn list(&self, dir: &str) -> Result<Vec<ObjectMeta>> {
+        if let Some(l) = self.warm.take_list(dir) {
+            return Ok(l);
+        }
         list(&self.loc, dir).await
     }
 

@@ -28,14 +28,14 @@ impl Repository {
                 Err(e) => Err(e),
             };
         }
-        // Multipart uploads cannot be conditional in object_store: look first, so a pack
-        // already there is never rewritten.
-        if self.exists(&name).await? {
-            return Ok(());
-        }
+        // Multipart uploads cannot be conditional in object_store: the first attempt
+        // looks (side by side with creating the upload, which costs nothing until it
+        // completes), so a pack already there is never rewritten.
+        let first = std::sync::atomic::AtomicBool::new(true);
         // A failed attempt is aborted and the whole upload starts again.
         retry(self.clock(), &name, || async {
-            let r = self.multipart_once(&name, &data, len).await;
+            let look = first.swap(false, std::sync::atomic::Ordering::Relaxed);
+            let r = self.multipart_once(&name, &data, len, look).await;
             // A completion whose answer was lost (and whose retry then found no upload)
             // still made the object: objects appear whole or not at all.
             if r.is_err() && self.exists(&name).await.unwrap_or(false) {
@@ -46,14 +46,33 @@ impl Repository {
         .await
     }
 
-    async fn multipart_once(&self, name: &str, data: &PackData, len: u64) -> Result<()> {
+    async fn multipart_once(
+        &self,
+        name: &str,
+        data: &PackData,
+        len: u64,
+        look: bool,
+    ) -> Result<()> {
         let path = self.loc.path(name);
-        let upload = self
-            .loc
-            .store
-            .put_multipart(&path)
-            .await
-            .map_err(|e| Error::store_write(name, e))?;
+        let exists = async {
+            match look {
+                true => self.exists(name).await,
+                false => Ok(false),
+            }
+        };
+        let (exists, upload) = tokio::join!(exists, self.loc.store.put_multipart(&path));
+        let mut upload = upload.map_err(|e| Error::store_write(name, e))?;
+        match exists {
+            Ok(false) => {}
+            Ok(true) => {
+                let _ = upload.abort().await;
+                return Ok(());
+            }
+            Err(e) => {
+                let _ = upload.abort().await;
+                return Err(e);
+            }
+        }
         let mut w = WriteMultipart::new_with_chunk_size(upload, MULTIPART_PART);
         let mut at = 0u64;
         while at < len {

@@ -161,7 +161,14 @@ impl ObjectStore for Metered {
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
         inc(&self.counts.put, 1);
+        let sent = Instant::now();
         let inner = self.inner.put_multipart_opts(location, opts).await?;
+        if self.outermost {
+            tracing::trace!(
+                "PUT {location} (multipart upload created): answered in {:.1?}",
+                sent.elapsed()
+            );
+        }
         Ok(Box::new(MeteredUpload {
             inner,
             counts: self.counts.clone(),
@@ -282,6 +289,7 @@ impl MultipartUpload for MeteredUpload {
         let sent = Instant::now();
         Box::pin(async move {
             let r = part.await;
+            tracing::trace!("PUT part ({len} bytes): answered in {:.1?}", sent.elapsed());
             if r.is_ok() {
                 link.upload_sample(len, sent.elapsed());
             }
@@ -291,7 +299,12 @@ impl MultipartUpload for MeteredUpload {
 
     async fn complete(&mut self) -> Result<PutResult> {
         inc(&self.counts.put, 1);
-        self.inner.complete().await
+        let sent = Instant::now();
+        let r = self.inner.complete().await;
+        if self.link.is_some() {
+            tracing::trace!("PUT multipart complete: answered in {:.1?}", sent.elapsed());
+        }
+        r
     }
 
     async fn abort(&mut self) -> Result<()> {
