@@ -35,6 +35,11 @@ pub const POSITIONS_PER_BATCH: usize = 200_000;
 /// Reads are streamed, so their length costs no memory; this only keeps one read from
 /// holding a connection for a whole huge pack.
 const RESTORE_READ: u64 = 256 << 20;
+/// A batch read in fewer pieces than this has its reads split (each at least
+/// [`SPLIT_FLOOR`]): a point of a few large packs would otherwise be a few streams, each
+/// bounded by one connection's rate on a link far away. At most about twice the reads.
+const FEW_READS: usize = 8;
+const SPLIT_FLOOR: u64 = 8 << 20;
 /// Blobs handed to a writer thread together: many small files cost one hand-over per
 /// group, not per blob.
 const WRITE_GROUP: usize = 1 << 20;
@@ -154,7 +159,12 @@ impl Batch {
             return Ok(());
         }
         let needed: Vec<(usize, Id)> = self.wants.keys().map(|id| (0, *id)).collect();
-        let reads = coalesce(&needed, &[index], RESTORE_READ);
+        let mut reads = coalesce(&needed, &[index], RESTORE_READ);
+        let longest = reads.iter().map(|r| r.len()).max().unwrap_or(0);
+        if reads.len() < FEW_READS && longest >= 2 * SPLIT_FLOOR {
+            // A little over half, so blob boundaries make two pieces, not three.
+            reads = coalesce(&needed, &[index], longest / 20 * 11);
+        }
         let mean = reads.iter().map(|r| r.len()).sum::<u64>() / reads.len().max(1) as u64;
         let inflight = super::reads_in_flight(repo, connections, mean);
         let inflight = &inflight;
