@@ -15,8 +15,10 @@ pub mod format;
 pub mod id;
 pub mod keys;
 pub mod progress;
+pub mod prune;
 pub mod repo;
 pub mod restore;
+pub mod retention;
 pub mod store;
 #[cfg(test)]
 pub(crate) mod testkit;

@@ -310,6 +310,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::Key { action } => key(action, pwf).await,
         Command::Copy(c) => super::copy::run(*c, pwf).await,
+        Command::Forget(f) => super::forget::run(*f, pwf).await,
+        Command::Prune(p) => super::prune::run(*p, pwf).await,
         Command::Demo { dir } => {
             super::demo::run(&dir).await?;
             Ok(ExitCode::SUCCESS)

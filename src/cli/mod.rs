@@ -4,10 +4,12 @@
 mod commands;
 mod copy;
 mod demo;
+mod forget;
 mod ls;
 mod output;
 mod password;
 mod progress;
+mod prune;
 mod repos;
 pub(crate) mod sample;
 
@@ -149,6 +151,11 @@ pub enum Command {
     },
     /// Copy restore points into another repository, as an independent chain under its own key.
     Copy(Box<CopyArgs>),
+    /// Forget restore points a retention policy does not keep (newest N, weekly, monthly,
+    /// yearly); `offsite prune` then frees the data only they used.
+    Forget(Box<forget::ForgetArgs>),
+    /// Free the data no restore point uses: delete unused packs, rewrite mostly unused ones.
+    Prune(Box<prune::PruneArgs>),
     /// Manage the passwords that open a repository.
     Key {
         #[command(subcommand)]
@@ -303,6 +310,8 @@ impl Command {
             | Command::Check { pw, .. }
             | Command::Unlock { pw, .. } => pw,
             Command::Copy(c) => &c.pw,
+            Command::Forget(f) => &f.pw,
+            Command::Prune(p) => &p.pw,
             Command::Key { action } => match action {
                 KeyAction::Add { pw, .. }
                 | KeyAction::List { pw, .. }

@@ -57,6 +57,9 @@ struct State {
     random: f64,
     seed: u64,
     injected: u64,
+    /// Writes and deletes still allowed before the store "crashes": every request after
+    /// that fails. `None`: never.
+    writes_left: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +77,7 @@ impl FlakyStore {
                 random: 0.0,
                 seed: 1,
                 injected: 0,
+                writes_left: None,
             })),
         }
     }
@@ -104,6 +108,12 @@ impl FlakyStore {
         s.seed = seed.max(1);
     }
 
+    /// Lets `n` more writes and deletes through, then fails every request: the process
+    /// using the store dies at that moment, as far as the store can tell.
+    pub fn crash_after_writes(&self, n: u64) {
+        self.state().writes_left = Some(n);
+    }
+
     /// Faults injected so far.
     pub fn injected(&self) -> u64 {
         self.state().injected
@@ -113,7 +123,17 @@ impl FlakyStore {
         let mut s = self.state();
         let name = path.as_ref();
         let mut hit = None;
+        match s.writes_left {
+            Some(0) => hit = Some(Fault::Unavailable),
+            Some(n) if matches!(op, Op::Put | Op::Complete | Op::Delete) => {
+                s.writes_left = Some(n - 1)
+            }
+            _ => {}
+        }
         for r in s.rules.iter_mut() {
+            if hit.is_some() {
+                break;
+            }
             if r.op != op || r.times == 0 || !name.contains(&r.name) {
                 continue;
             }
