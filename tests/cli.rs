@@ -563,3 +563,64 @@ fn seed_a_folder_upload_it_then_map() {
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }
+
+/// Retention end to end: three days of a machine, `forget --keep 1` (dry run first, then
+/// for real), `prune` frees what only the forgotten days used, the repository checks
+/// clean and the kept point restores bit for bit.
+fn retention_journey(repo: &str) {
+    let src = tempfile::tempdir().unwrap();
+    let web = src.path().join("web01");
+    let base = src.path().to_str().unwrap();
+    ok(&["init", repo]);
+    for day in 1..=3 {
+        let _ = std::fs::remove_dir_all(&web);
+        fixtures::machine_tree(&web, day);
+        let w = web.to_str().unwrap();
+        ok(&["backup", repo, "--machine", "web01", "--base", base, w]);
+    }
+    let (code, err) = fails(&["forget", repo], Some("pw"));
+    assert_eq!(code, 1);
+    assert!(err.contains("--keep"), "{err}");
+
+    let dry = json(&["forget", repo, "--keep", "1", "--dry-run", "--json"]);
+    assert_eq!(dry["machines"][0]["forgotten"].as_array().unwrap().len(), 2);
+    assert_eq!(json(&["points", repo, "--json"])["points"].as_array().unwrap().len(), 3);
+    let done = json(&["forget", repo, "--keep", "1", "--json"]);
+    let kept = &done["machines"][0]["kept"][0];
+    assert_eq!(kept["reasons"][0]["kind"], "newest", "{done}");
+    assert_eq!(json(&["points", repo, "--json"])["points"].as_array().unwrap().len(), 1);
+
+    let plan = json(&["prune", repo, "--grace-hours", "0", "--dry-run", "--json"]);
+    let pruned = json(&["prune", repo, "--grace-hours", "0", "--json"]);
+    assert!(pruned["bytes_freed"].as_u64().unwrap() > 0, "{pruned}");
+    assert_eq!(plan["bytes_freed"], pruned["bytes_freed"], "the dry run said what prune did");
+    let check = json(&["check", repo, "--read-data", "--json"]);
+    assert_eq!(check["errors"].as_array().unwrap().len(), 0, "{check}");
+    let out = tempfile::tempdir().unwrap();
+    let to = out.path().to_str().unwrap();
+    ok(&["restore", repo, "latest", "--machine", "web01", "--to", to]);
+    assert_eq!(
+        fixtures::digest(&out.path().join("web01")),
+        fixtures::digest(&web)
+    );
+}
+
+#[test]
+fn retention_on_a_folder() {
+    let d = tempfile::tempdir().unwrap();
+    retention_journey(d.path().join("repo").to_str().unwrap());
+}
+
+#[test]
+fn retention_on_s3() {
+    if let Some(r) = remote("OFFSITE_TEST_S3") {
+        retention_journey(&r);
+    }
+}
+
+#[test]
+fn retention_on_azure() {
+    if let Some(r) = remote("OFFSITE_TEST_AZURE") {
+        retention_journey(&r);
+    }
+}
