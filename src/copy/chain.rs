@@ -297,6 +297,36 @@ mod tests {
         assert_eq!(check.points, 3);
     }
 
+    /// Chains share one read budget: with a budget smaller than any read (each read
+    /// then takes all of it), three chains side by side still finish — one read at a
+    /// time across the copy — and the target checks clean.
+    #[tokio::test]
+    async fn chains_sharing_a_tiny_read_budget_finish() {
+        let (src, _files) = sharing_source().await;
+        let target = testkit::repo(testkit::memory(), 1 << 20).await;
+        let opts = CopyOptions {
+            selection: Selection {
+                points: PointsSpec::All,
+                ..Default::default()
+            },
+            tasks: 3,
+            transfer: crate::copy::TransferOptions {
+                budget: crate::copy::ReadBudget::new(1),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let hidden = Progress::hidden();
+        let copy = crate::copy::run(vec![src.clone()], target.clone(), &opts, &hidden);
+        let report = tokio::time::timeout(Duration::from_secs(30), copy)
+            .await
+            .expect("chains sharing a budget do not wait on each other in a circle")
+            .unwrap();
+        assert_eq!(report.points_copied(), 3, "{report:?}");
+        let check = testkit::check_read_data(&target).await;
+        assert!(check.is_ok(), "{:?}", check.errors);
+    }
+
     /// A target opened warm holds what it read before the key was derived; a copy that
     /// committed meanwhile is seen under the chain locks all the same, so no point is
     /// written twice and the warm copy reports them copied already.

@@ -36,7 +36,7 @@ use crate::{Error, Result};
 
 pub use commit::{Committed, commit, commit_index, commit_points, point_failures};
 pub use failure::Failure;
-pub use options::{ChainMode, Compression, CopyOptions, TransferOptions};
+pub use options::{ChainMode, Compression, CopyOptions, ReadBudget, TransferOptions};
 pub use plan::{ChainPlan, balanced_pack_size, plan_chain};
 pub use report::{ChainReport, ChainStatus, CopyReport, StageTimes};
 pub use select::{Candidate, PointsSpec, Selection, Shard};

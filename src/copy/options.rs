@@ -2,9 +2,11 @@
 //! [`TransferOptions`] is the part the transfer stage needs on its own (an appliance
 //! receives it with the plan).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Selection;
 
@@ -73,8 +75,43 @@ pub const READS_MOVING: usize = 3;
 /// The most reads a transfer keeps in flight (memory: each holds up to 4 MiB, twice).
 pub const READS_CAP: usize = 16;
 
+/// Source bytes a copy's reads hold at once by default, across all its chains (each read
+/// is held once more, re-sealed, until packed): `--tasks` chains share it, so memory
+/// does not grow with them.
+pub const READ_BUDGET: u64 = 64 << 20;
+
+/// Bytes of source reads held at once, shared by the chains of one copy (clones share
+/// it). A read larger than the whole budget takes all of it.
+#[derive(Clone, Debug)]
+pub struct ReadBudget {
+    kib: Arc<Semaphore>,
+    total_kib: u32,
+}
+
+impl ReadBudget {
+    pub fn new(bytes: u64) -> ReadBudget {
+        let total_kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX).max(1);
+        ReadBudget {
+            kib: Arc::new(Semaphore::new(total_kib as usize)),
+            total_kib,
+        }
+    }
+
+    /// Waits until `bytes` fit, and holds them until the permit is dropped.
+    pub async fn take(&self, bytes: u64) -> Option<OwnedSemaphorePermit> {
+        let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+        self.kib.clone().acquire_many_owned(kib.min(self.total_kib)).await.ok()
+    }
+}
+
+impl Default for ReadBudget {
+    fn default() -> Self {
+        ReadBudget::new(READ_BUDGET)
+    }
+}
+
 /// How the transfer stage re-seals and how many requests it keeps in flight.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TransferOptions {
     pub compression: Compression,
     /// Ranged reads in flight (each at most [`super::plan::COPY_READ`] bytes); `None`
@@ -83,6 +120,10 @@ pub struct TransferOptions {
     pub reads_in_flight: Option<usize>,
     /// Pack uploads in flight.
     pub uploads_in_flight: usize,
+    /// Source bytes held at once, shared with every transfer given a clone (a process's
+    /// own: not sent to an appliance, which keeps its own).
+    #[serde(skip)]
+    pub budget: ReadBudget,
 }
 
 impl Default for TransferOptions {
@@ -91,6 +132,7 @@ impl Default for TransferOptions {
             compression: Compression::Target,
             reads_in_flight: None,
             uploads_in_flight: 2,
+            budget: ReadBudget::default(),
         }
     }
 }

@@ -79,7 +79,13 @@ pub async fn transfer(
         })
         .collect();
     let most = inflight.iter().map(Inflight::cap).max().unwrap_or(1);
-    let mut stream = futures::stream::iter(plan.reads.iter().map(|read| {
+    // The budget is taken in read order, before a read starts: the reads holding it are
+    // always the next to be consumed, so chains sharing it never wait on each other in a
+    // circle.
+    let budget = &opts.budget;
+    let ordered = futures::stream::iter(plan.reads.iter())
+        .then(|read| async move { (read, budget.take(read.len()).await) });
+    let mut stream = Box::pin(ordered.map(|(read, held)| {
         let (repo, how) = &how[read.source];
         let (read_busy, cpu_busy) = (read_busy.clone(), cpu_busy.clone());
         let inflight = &inflight[read.source];
@@ -92,7 +98,7 @@ pub async fn transfer(
             };
             let bytes = match bytes {
                 Ok(b) => b,
-                Err(e) => return (read, Err(Failure::from_error(&e))),
+                Err(e) => return (read, held, Err(Failure::from_error(&e))),
             };
             let (r, how) = (read.clone(), how.clone());
             let done = tokio::task::spawn_blocking(move || {
@@ -103,12 +109,12 @@ pub async fn transfer(
             .map_err(|e| Failure::Other {
                 what: format!("processing task failed: {e}"),
             });
-            (read, done)
+            (read, held, done)
         }
-    }))
-    .buffered(most);
+    })
+    .buffered(most));
 
-    while let Some((read, done)) = stream.next().await {
+    while let Some((read, _held, done)) = stream.next().await {
         match done {
             Err(f) => {
                 for e in &read.blobs {
