@@ -14,8 +14,26 @@ fn memory() -> Location {
     store::open(&format!("memory://{}/repo", unique()), true).unwrap()
 }
 
+/// Folder repositories live under one directory; each run first removes those older
+/// than an hour (earlier runs': a test cannot tell when its repository is done with).
 fn folder() -> Location {
-    let dir = std::env::temp_dir().join("offsite-tests").join(unique());
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    let root = std::env::temp_dir().join("offsite-tests");
+    SWEEP.call_once(|| {
+        let old = |e: &std::fs::DirEntry| {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(3600))
+        };
+        for e in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            if old(&e) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    });
+    let dir = root.join(unique());
     store::open(dir.to_str().unwrap(), true).unwrap()
 }
 
