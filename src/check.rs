@@ -22,8 +22,10 @@ use crate::{Error, Id, Result};
 
 /// Whole packs read at once by `--read-data` on a link without latency.
 const PACKS_MOVING: usize = 2;
-/// The most packs read at once (each is held in memory whole while verified).
+/// The most packs read at once (each is held in memory whole while verified)...
 const PACKS_CAP: usize = 6;
+/// ...and no more bytes of them than this: 64 MiB packs read three at a time.
+const PACKS_BYTES: u64 = 192 << 20;
 
 #[derive(Clone, Debug, Default)]
 pub struct CheckOptions {
@@ -158,7 +160,9 @@ pub async fn run(
         let pack_entries = &pack_entries;
         // Whole packs in memory: a few moving, more on a link with latency, capped.
         let mean = stored.values().sum::<u64>() / stored.len().max(1) as u64;
-        let inflight = Inflight::new(repo.loc.link.clone(), mean, PACKS_MOVING, PACKS_CAP);
+        let cap = (PACKS_BYTES / mean.max(1)).clamp(1, PACKS_CAP as u64) as usize;
+        let moving = PACKS_MOVING.min(cap);
+        let inflight = Inflight::new(repo.loc.link.clone(), mean, moving, cap);
         let inflight = &inflight;
         let mut reads = futures::stream::iter(ids.into_iter().map(|id| async move {
             let _place = inflight.enter().await;

@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod error;
 pub mod format;
 pub mod id;
+pub mod job;
 pub mod keys;
 pub mod progress;
 pub mod prune;
@@ -22,6 +23,7 @@ pub mod retention;
 pub mod store;
 #[cfg(test)]
 pub(crate) mod testkit;
+pub mod units;
 
 pub use error::{Error, Result};
 pub use id::Id;

@@ -584,16 +584,31 @@ fn retention_journey(repo: &str) {
 
     let dry = json(&["forget", repo, "--keep", "1", "--dry-run", "--json"]);
     assert_eq!(dry["machines"][0]["forgotten"].as_array().unwrap().len(), 2);
-    assert_eq!(json(&["points", repo, "--json"])["points"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        json(&["points", repo, "--json"])["points"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
     let done = json(&["forget", repo, "--keep", "1", "--json"]);
     let kept = &done["machines"][0]["kept"][0];
     assert_eq!(kept["reasons"][0]["kind"], "newest", "{done}");
-    assert_eq!(json(&["points", repo, "--json"])["points"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        json(&["points", repo, "--json"])["points"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     let plan = json(&["prune", repo, "--grace-hours", "0", "--dry-run", "--json"]);
     let pruned = json(&["prune", repo, "--grace-hours", "0", "--json"]);
     assert!(pruned["bytes_freed"].as_u64().unwrap() > 0, "{pruned}");
-    assert_eq!(plan["bytes_freed"], pruned["bytes_freed"], "the dry run said what prune did");
+    assert_eq!(
+        plan["bytes_freed"], pruned["bytes_freed"],
+        "the dry run said what prune did"
+    );
     let check = json(&["check", repo, "--read-data", "--json"]);
     assert_eq!(check["errors"].as_array().unwrap().len(), 0, "{check}");
     let out = tempfile::tempdir().unwrap();
@@ -623,4 +638,48 @@ fn retention_on_azure() {
     if let Some(r) = remote("OFFSITE_TEST_AZURE") {
         retention_journey(&r);
     }
+}
+
+/// `job validate` names each mistake with its line and exits 1; it reaches every
+/// repository (a source that is not a repository is a problem, a target base that does
+/// not exist yet is not); fixed, the file is valid and `job list` shows the job.
+#[test]
+fn job_validate_reaches_repositories_and_names_lines() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    ok(&["init", src.to_str().unwrap()]);
+    let jobs = d.path().join("jobs.toml");
+    let write = |source: &Path, extra: &str| {
+        let text = format!(
+            "[[job]]\nname = \"nightly\"\n{extra}\n[[job.sources]]\nurl = \"{}\"\npassword_env = \"OFFSITE_PASSWORD\"\n\n[job.target]\nurl = \"{}\"\npassword_env = \"OFFSITE_PASSWORD\"\n",
+            source.display(),
+            d.path().join("copies").display()
+        );
+        std::fs::write(&jobs, text).unwrap();
+    };
+    let cfg = jobs.to_str().unwrap();
+    write(&d.path().join("nothing-here"), "copy_every = \"soon\"");
+    let (code, _) = fails(&["job", "validate", "--config", cfg], Some("pw"));
+    assert_eq!(code, 1);
+    let o = offsite(&["job", "validate", "--config", cfg, "--json"], Some("pw"));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let problems = report["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{report}");
+    assert_eq!(problems[0]["line"], 3, "{report}");
+
+    write(&d.path().join("nothing-here"), "copy_every = \"6h\"");
+    let o = offsite(&["job", "validate", "--config", cfg], Some("pw"));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        !o.status.success() && out.contains(":5: ") && out.contains("no repository there"),
+        "{out}"
+    );
+
+    write(&src, "copy_every = \"6h\"");
+    assert!(ok(&["job", "validate", "--config", cfg]).contains("valid"));
+    let list = ok(&["job", "list", "--config", cfg]);
+    assert!(
+        list.contains("every 6h from 00:00") && list.contains("copies/nightly"),
+        "{list}"
+    );
 }

@@ -312,6 +312,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Copy(c) => super::copy::run(*c, pwf).await,
         Command::Forget(f) => super::forget::run(*f, pwf).await,
         Command::Prune(p) => super::prune::run(*p, pwf).await,
+        Command::Job { action } => super::job::run(action).await,
         Command::Demo { dir } => {
             super::demo::run(&dir).await?;
             Ok(ExitCode::SUCCESS)

@@ -5,6 +5,7 @@ mod commands;
 mod copy;
 mod demo;
 mod forget;
+mod job;
 mod ls;
 mod output;
 mod password;
@@ -156,6 +157,11 @@ pub enum Command {
     Forget(Box<forget::ForgetArgs>),
     /// Free the data no restore point uses: delete unused packs, rewrite mostly unused ones.
     Prune(Box<prune::PruneArgs>),
+    /// Backup copy jobs from a jobs file (docs/JOBS.md).
+    Job {
+        #[command(subcommand)]
+        action: job::JobAction,
+    },
     /// Manage the passwords that open a repository.
     Key {
         #[command(subcommand)]
@@ -317,7 +323,7 @@ impl Command {
                 | KeyAction::List { pw, .. }
                 | KeyAction::Remove { pw, .. } => pw,
             },
-            Command::Demo { .. } => return None,
+            Command::Demo { .. } | Command::Job { .. } => return None,
         };
         pw.path.clone()
     }

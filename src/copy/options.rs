@@ -90,7 +90,9 @@ pub struct ReadBudget {
 
 impl ReadBudget {
     pub fn new(bytes: u64) -> ReadBudget {
-        let total_kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX).max(1);
+        let total_kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .max(1);
         ReadBudget {
             kib: Arc::new(Semaphore::new(total_kib as usize)),
             total_kib,
@@ -100,7 +102,11 @@ impl ReadBudget {
     /// Waits until `bytes` fit, and holds them until the permit is dropped.
     pub async fn take(&self, bytes: u64) -> Option<OwnedSemaphorePermit> {
         let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
-        self.kib.clone().acquire_many_owned(kib.min(self.total_kib)).await.ok()
+        self.kib
+            .clone()
+            .acquire_many_owned(kib.min(self.total_kib))
+            .await
+            .ok()
     }
 }
 

@@ -85,34 +85,37 @@ pub async fn transfer(
     let budget = &opts.budget;
     let ordered = futures::stream::iter(plan.reads.iter())
         .then(|read| async move { (read, budget.take(read.len()).await) });
-    let mut stream = Box::pin(ordered.map(|(read, held)| {
-        let (repo, how) = &how[read.source];
-        let (read_busy, cpu_busy) = (read_busy.clone(), cpu_busy.clone());
-        let inflight = &inflight[read.source];
-        async move {
-            let pname = pack_name(&read.pack);
-            let bytes = {
-                let _place = inflight.enter().await;
-                let _busy = read_busy.enter();
-                repo.get_range(&pname, read.start..read.end).await
-            };
-            let bytes = match bytes {
-                Ok(b) => b,
-                Err(e) => return (read, held, Err(Failure::from_error(&e))),
-            };
-            let (r, how) = (read.clone(), how.clone());
-            let done = tokio::task::spawn_blocking(move || {
-                let _busy = cpu_busy.enter();
-                process_read(&r, &bytes, &how)
+    let mut stream = Box::pin(
+        ordered
+            .map(|(read, held)| {
+                let (repo, how) = &how[read.source];
+                let (read_busy, cpu_busy) = (read_busy.clone(), cpu_busy.clone());
+                let inflight = &inflight[read.source];
+                async move {
+                    let pname = pack_name(&read.pack);
+                    let bytes = {
+                        let _place = inflight.enter().await;
+                        let _busy = read_busy.enter();
+                        repo.get_range(&pname, read.start..read.end).await
+                    };
+                    let bytes = match bytes {
+                        Ok(b) => b,
+                        Err(e) => return (read, held, Err(Failure::from_error(&e))),
+                    };
+                    let (r, how) = (read.clone(), how.clone());
+                    let done = tokio::task::spawn_blocking(move || {
+                        let _busy = cpu_busy.enter();
+                        process_read(&r, &bytes, &how)
+                    })
+                    .await
+                    .map_err(|e| Failure::Other {
+                        what: format!("processing task failed: {e}"),
+                    });
+                    (read, held, done)
+                }
             })
-            .await
-            .map_err(|e| Failure::Other {
-                what: format!("processing task failed: {e}"),
-            });
-            (read, held, done)
-        }
-    })
-    .buffered(most));
+            .buffered(most),
+    );
 
     while let Some((read, _held, done)) = stream.next().await {
         match done {

@@ -107,6 +107,15 @@ impl Location {
 static MEMORY: LazyLock<Mutex<HashMap<String, Arc<InMemory>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
+/// Checks that `url` names a location offsite can open (scheme, bucket or container,
+/// path), without a request: a folder that does not exist yet is fine.
+pub fn check_url(url: &str) -> std::result::Result<(), String> {
+    match open(url, false) {
+        Ok(_) | Err(Error::NoRepository { .. }) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Opens the location `url`; `create` makes a missing local folder (for `init`).
 pub fn open(url: &str, create: bool) -> Result<Location> {
     let invalid = |reason: &str| Error::InvalidLocation {

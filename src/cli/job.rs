@@ -1,0 +1,237 @@
+//! `offsite job`: backup copy jobs from a jobs file (docs/JOBS.md) — `validate` reports
+//! every mistake with its line, and whether each repository can be reached; `list` says
+//! what each job will do.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use offsite::job::config::{Job, Mode};
+use offsite::job::{JobsFile, Problem};
+use offsite::repo::Repository;
+use offsite::store;
+
+use super::output::{json, size, table};
+
+#[derive(Subcommand, Debug)]
+pub enum JobAction {
+    /// Check a jobs file: every mistake with its line, then whether every repository can
+    /// be reached (unless --offline). Exit 1 on any problem.
+    Validate {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Only read the file; reach no repository.
+        #[arg(long)]
+        offline: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the jobs of a jobs file: schedule, sources, target, retention, prune.
+    List {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Reads and decodes a jobs file; its problems, or the jobs.
+fn load(path: &std::path::Path) -> anyhow::Result<Result<JobsFile, Vec<Problem>>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(JobsFile::parse(&text))
+}
+
+pub async fn run(action: JobAction) -> anyhow::Result<ExitCode> {
+    match action {
+        JobAction::Validate {
+            config,
+            offline,
+            json: as_json,
+        } => {
+            let mut problems = match load(&config)? {
+                Ok(file) if !offline => reach(&file).await,
+                Ok(_) => Vec::new(),
+                Err(p) => p,
+            };
+            problems.sort_by_key(|p| p.line);
+            if as_json {
+                json(&json!({ "file": config, "problems": problems }));
+            } else {
+                for p in &problems {
+                    println!("{}:{}: {}", config.display(), p.line, p.message);
+                }
+                if problems.is_empty() {
+                    println!("{}: valid", config.display());
+                }
+            }
+            Ok(match problems.is_empty() {
+                true => ExitCode::SUCCESS,
+                false => ExitCode::FAILURE,
+            })
+        }
+        JobAction::List {
+            config,
+            json: as_json,
+        } => {
+            let file = match load(&config)? {
+                Ok(f) => f,
+                Err(problems) => {
+                    for p in &problems {
+                        eprintln!("{}:{}: {}", config.display(), p.line, p.message);
+                    }
+                    anyhow::bail!(
+                        "{}: not a valid jobs file; run `offsite job validate`",
+                        config.display()
+                    );
+                }
+            };
+            if as_json {
+                json(&file.jobs.iter().map(describe).collect::<Vec<_>>());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = file
+                .jobs
+                .iter()
+                .map(|j| {
+                    let d = describe(j);
+                    let s = |k: &str| d[k].as_str().unwrap_or_default().to_string();
+                    vec![
+                        s("name"),
+                        s("schedule"),
+                        s("windows"),
+                        s("sources"),
+                        s("target"),
+                        s("retention"),
+                        s("prune"),
+                    ]
+                })
+                .collect();
+            table(
+                &["JOB", "WHEN", "WINDOWS", "FROM", "TO", "KEEP", "PRUNE"],
+                &rows,
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A job in words (for `list`).
+fn describe(j: &Job) -> serde_json::Value {
+    let schedule = match &j.mode {
+        Mode::Periodic {
+            intervals,
+            look_forward,
+        } => format!(
+            "every {} from {}{}",
+            humantime(intervals.every.num_seconds()),
+            intervals.start_at.format("%H:%M"),
+            if *look_forward {
+                ", looking forward"
+            } else {
+                ""
+            }
+        ),
+        Mode::Immediate { poll_every } => {
+            format!(
+                "each new point (looks every {})",
+                humantime(poll_every.as_secs() as i64)
+            )
+        }
+    };
+    let windows = match j.windows.0.is_empty() {
+        true => "always".to_string(),
+        false => j
+            .windows
+            .0
+            .iter()
+            .map(|w| w.text.clone())
+            .collect::<Vec<_>>()
+            .join("; "),
+    };
+    let sources: Vec<String> = j
+        .sources
+        .iter()
+        .map(|s| match s.machines.is_empty() {
+            true => s.url.clone(),
+            false => format!("{} ({})", s.url, s.machines.join(", ")),
+        })
+        .collect();
+    let r = &j.retention;
+    let mut keep = vec![format!("{} newest", r.keep)];
+    if r.weekly > 0 {
+        keep.push(format!("{} weekly ({})", r.weekly, r.weekly_on));
+    }
+    if r.monthly > 0 {
+        keep.push(format!("{} monthly", r.monthly));
+    }
+    if r.yearly > 0 {
+        keep.push(format!("{} yearly", r.yearly));
+    }
+    let prune = match &j.prune {
+        Some(p) => format!("every {}", humantime(p.every.as_secs() as i64)),
+        None => "never".into(),
+    };
+    json!({
+        "name": j.name,
+        "schedule": schedule,
+        "windows": windows,
+        "sources": sources.join("; "),
+        "target": j.target.repository_url(&j.name),
+        "pack_size": j.target.pack_size.map(size),
+        "max_tasks": j.max_tasks,
+        "retention": keep.join(", "),
+        "prune": prune,
+    })
+}
+
+fn humantime(secs: i64) -> String {
+    match secs {
+        s if s % 604_800 == 0 => format!("{}w", s / 604_800),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// Whether each repository can be reached: a source must hold a repository; a target's
+/// store must answer (its job repository is made on the first run). One problem per
+/// repository that cannot, at its `url` line.
+async fn reach(file: &JobsFile) -> Vec<Problem> {
+    let mut checks = Vec::new();
+    for j in &file.jobs {
+        for s in &j.sources {
+            checks.push((s.url.clone(), s.line, true));
+        }
+        checks.push((j.target.repository_url(&j.name), j.target.line, false));
+    }
+    let looks = checks
+        .into_iter()
+        .map(|(url, line, must_exist)| async move {
+            let found = match store::open(&url, false) {
+                Ok(loc) => Repository::exists_at(&loc).await.map_err(|e| e.to_string()),
+                Err(offsite::Error::NoRepository { .. }) => Ok(false),
+                Err(e) => Err(e.to_string()),
+            };
+            match found {
+                Ok(true) => None,
+                Ok(false) if !must_exist => None,
+                Ok(false) => Some(Problem {
+                    line,
+                    message: format!("{url}: no repository there"),
+                }),
+                Err(e) => Some(Problem {
+                    line,
+                    message: format!("{url}: cannot be reached: {e}"),
+                }),
+            }
+        });
+    futures::future::join_all(looks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}

@@ -1,0 +1,637 @@
+//! The jobs file: backup copy jobs in TOML (every key in docs/JOBS.md). Decoding
+//! collects every mistake with its line — an unknown key, a wrong type, a bad duration,
+//! size or window, windows that overlap, a secret that is not there — rather than
+//! stopping at the first. Secrets never sit in the file: it names the environment
+//! variable or file each password comes from.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{NaiveTime, Weekday};
+use toml::de::DeTable;
+
+use super::schedule::{Intervals, Window, Windows};
+use super::toml_walk::{At, Doc, Problem, Table};
+use crate::copy::{ChainMode, Compression, Selection};
+use crate::format::point::validate_name;
+use crate::retention::{MonthPoint, Policy};
+use crate::units::{parse_duration, parse_size};
+
+/// Where a password comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Secret {
+    Env(String),
+    File(PathBuf),
+}
+
+/// Looks up an environment variable (injected, so tests need not change the process's).
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+impl Secret {
+    /// Reads the password (a file's trailing newline is not part of it).
+    pub fn read(&self) -> Result<Vec<u8>, String> {
+        self.read_with(&|v| std::env::var(v).ok())
+    }
+
+    /// [`Self::read`] with environment variables from `env`.
+    pub fn read_with(&self, env: EnvLookup<'_>) -> Result<Vec<u8>, String> {
+        match self {
+            Secret::Env(v) => env(v)
+                .map(String::into_bytes)
+                .ok_or_else(|| format!("environment variable {v} is not set")),
+            Secret::File(p) => std::fs::read(p)
+                .map(|mut b| {
+                    while b.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
+                        b.pop();
+                    }
+                    b
+                })
+                .map_err(|e| format!("password file {}: {e}", p.display())),
+        }
+    }
+}
+
+/// A source repository and which of its points the job copies.
+#[derive(Clone, Debug)]
+pub struct SourceSpec {
+    pub url: String,
+    pub password: Secret,
+    pub machines: Vec<String>,
+    pub jobs: Vec<String>,
+    pub tags: Vec<(String, String)>,
+    /// The line of its `url`, for later problems (unreachable).
+    pub line: usize,
+}
+
+/// The target: a base URL under which the job writes its own repository (named after
+/// the job), or — `map` — an existing repository the job continues.
+#[derive(Clone, Debug)]
+pub struct TargetSpec {
+    pub url: String,
+    pub map: bool,
+    pub password: Secret,
+    pub pack_size: Option<u64>,
+    pub compression: Compression,
+    pub chain: ChainMode,
+    pub line: usize,
+}
+
+impl TargetSpec {
+    /// The repository the job `job` writes.
+    pub fn repository_url(&self, job: &str) -> String {
+        match self.map {
+            true => self.url.clone(),
+            false => format!("{}/{job}", self.url.trim_end_matches('/')),
+        }
+    }
+}
+
+/// When a job copies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// At the start of each interval, each machine's newest point not yet copied
+    /// (`look_forward`: wait within the interval for a point made after it began).
+    Periodic {
+        intervals: Intervals,
+        look_forward: bool,
+    },
+    /// Each new point as soon as it appears, the sources looked at every `poll_every`.
+    Immediate { poll_every: Duration },
+}
+
+/// Prune, when due.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PruneSpec {
+    pub every: Duration,
+    pub repack_below: f64,
+    pub grace: Duration,
+}
+
+/// One backup copy job.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub name: String,
+    pub mode: Mode,
+    pub max_tasks: usize,
+    pub windows: Windows,
+    pub sources: Vec<SourceSpec>,
+    pub target: TargetSpec,
+    pub retention: Policy,
+    pub prune: Option<PruneSpec>,
+    pub line: usize,
+}
+
+impl Job {
+    /// The copy engine's selection of one source's points.
+    pub fn selection(&self, source: &SourceSpec) -> Selection {
+        Selection {
+            machines: source.machines.clone(),
+            jobs: source.jobs.clone(),
+            tags: source.tags.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A decoded jobs file.
+#[derive(Clone, Debug, Default)]
+pub struct JobsFile {
+    pub jobs: Vec<Job>,
+}
+
+impl JobsFile {
+    /// Decodes `text`; every problem found, each with its line, or the jobs.
+    pub fn parse(text: &str) -> Result<JobsFile, Vec<Problem>> {
+        Self::parse_with(text, &|v| std::env::var(v).ok())
+    }
+
+    /// [`Self::parse`] with environment variables from `env`.
+    pub fn parse_with(text: &str, env: EnvLookup<'_>) -> Result<JobsFile, Vec<Problem>> {
+        let mut doc = Doc::new(text);
+        doc.env = Some(env);
+        let (root, syntax) = DeTable::parse_recoverable(text);
+        for e in &syntax {
+            let span = e.span().unwrap_or(0..0);
+            doc.problem(&span, e.message().to_string());
+        }
+        if !syntax.is_empty() {
+            return Err(doc.problems);
+        }
+        let span = root.span();
+        let mut top = Table::new(root.get_ref(), span, "");
+        let mut jobs = Vec::new();
+        let mut names: BTreeMap<String, usize> = BTreeMap::new();
+        let tables = top.tables(&mut doc, "job");
+        if tables.is_empty() && !top.has("job") {
+            doc.problem(&(0..0), "no [[job]]: a jobs file has at least one");
+        }
+        for t in tables {
+            let (name, line, decoded) = job(&mut doc, t);
+            if let Some(first) = names.get(&name) {
+                doc.problems.push(Problem {
+                    line,
+                    message: format!("job {name:?} is named twice (first on line {first})"),
+                });
+            }
+            names.insert(name, line);
+            jobs.extend(decoded);
+        }
+        top.finish(&mut doc);
+        match doc.problems.is_empty() {
+            true => Ok(JobsFile { jobs }),
+            false => {
+                doc.problems.sort_by_key(|p| p.line);
+                Err(doc.problems)
+            }
+        }
+    }
+
+    pub fn job(&self, name: &str) -> Option<&Job> {
+        self.jobs.iter().find(|j| j.name == name)
+    }
+}
+
+fn duration(
+    doc: &mut Doc<'_>,
+    t: &mut Table<'_, '_>,
+    key: &str,
+    min: Duration,
+) -> Option<Duration> {
+    let v = t.string(doc, key)?;
+    match parse_duration(&v.value) {
+        Ok(d) if d >= min => Some(d),
+        Ok(_) => {
+            doc.problem(
+                &v.span,
+                format!("{key} = {:?}: at least {}s", v.value, min.as_secs()),
+            );
+            None
+        }
+        Err(e) => {
+            doc.problem(&v.span, format!("{key}: {e}"));
+            None
+        }
+    }
+}
+
+fn secret(doc: &mut Doc<'_>, t: &mut Table<'_, '_>) -> Option<Secret> {
+    let env = t.string(doc, "password_env");
+    let file = t.string(doc, "password_file");
+    let s = match (env, file) {
+        (Some(e), None) => At {
+            value: Secret::Env(e.value),
+            span: e.span,
+        },
+        (None, Some(f)) => At {
+            value: Secret::File(PathBuf::from(f.value)),
+            span: f.span,
+        },
+        (Some(e), Some(_)) => {
+            doc.problem(
+                &e.span,
+                format!("{}: give password_env or password_file, not both", t.path),
+            );
+            return None;
+        }
+        (None, None) => {
+            let span = t.span.clone();
+            doc.problem(
+                &span,
+                format!(
+                    "{}: no password_env or password_file (passwords never sit in the jobs file)",
+                    t.path
+                ),
+            );
+            return None;
+        }
+    };
+    let read = match doc.env {
+        Some(env) => s.value.read_with(env),
+        None => s.value.read(),
+    };
+    if let Err(e) = read {
+        doc.problem(&s.span, format!("{}: {e}", t.path));
+    }
+    Some(s.value)
+}
+
+fn url(doc: &mut Doc<'_>, t: &mut Table<'_, '_>) -> Option<At<String>> {
+    let Some(u) = t.string(doc, "url") else {
+        if !t.has("url") {
+            let span = t.span.clone();
+            doc.problem(&span, format!("{}: no url", t.path));
+        }
+        return None;
+    };
+    if let Err(e) = crate::store::check_url(&u.value) {
+        doc.problem(&u.span, format!("{}.url: {e}", t.path));
+    }
+    Some(u)
+}
+
+fn source(doc: &mut Doc<'_>, mut t: Table<'_, '_>) -> Option<SourceSpec> {
+    let url = url(doc, &mut t);
+    let password = secret(doc, &mut t);
+    let machines: Vec<String> = t
+        .strings(doc, "machines")
+        .into_iter()
+        .map(|m| m.value)
+        .collect();
+    for m in &machines {
+        if let Err(e) = glob::Pattern::new(m) {
+            let span = t.span.clone();
+            doc.problem(&span, format!("{}.machines: {m:?}: {e}", t.path));
+        }
+    }
+    let jobs = t
+        .strings(doc, "jobs")
+        .into_iter()
+        .map(|j| j.value)
+        .collect();
+    let mut tags = Vec::new();
+    for tag in t.strings(doc, "tags") {
+        match tag.value.split_once('=') {
+            Some((k, v)) if !k.is_empty() => tags.push((k.to_string(), v.to_string())),
+            _ => doc.problem(
+                &tag.span,
+                format!("{}.tags: {:?} is not KEY=VALUE", t.path, tag.value),
+            ),
+        }
+    }
+    t.finish(doc);
+    let url = url?;
+    Some(SourceSpec {
+        line: doc.line(url.span.start),
+        url: url.value,
+        password: password?,
+        machines,
+        jobs,
+        tags,
+    })
+}
+
+fn target(doc: &mut Doc<'_>, mut t: Table<'_, '_>) -> Option<TargetSpec> {
+    let url = url(doc, &mut t);
+    let password = secret(doc, &mut t);
+    let map = t.boolean(doc, "map").is_some_and(|m| m.value);
+    let pack_size = t
+        .string(doc, "pack_size")
+        .and_then(|s| match parse_size(&s.value) {
+            Ok(n) if (1 << 20..=(16u64 << 30)).contains(&n) => Some(n),
+            Ok(_) => {
+                doc.problem(
+                    &s.span,
+                    format!("pack_size = {:?}: from 1MiB to 16GiB", s.value),
+                );
+                None
+            }
+            Err(e) => {
+                doc.problem(&s.span, format!("pack_size: {e}"));
+                None
+            }
+        });
+    let compression = match t.string(doc, "compression") {
+        None => Compression::Target,
+        Some(c) if c.value == "target" => Compression::Target,
+        Some(c) => c.value.parse().unwrap_or_else(|e| {
+            doc.problem(&c.span, format!("compression: {e} (or target)"));
+            Compression::Target
+        }),
+    };
+    let chain = match t.string(doc, "chain") {
+        None => ChainMode::PerMachine,
+        Some(c) => c.value.parse().unwrap_or_else(|e| {
+            doc.problem(&c.span, format!("chain: {e}"));
+            ChainMode::PerMachine
+        }),
+    };
+    t.finish(doc);
+    let url = url?;
+    Some(TargetSpec {
+        line: doc.line(url.span.start),
+        url: url.value,
+        map,
+        password: password?,
+        pack_size,
+        compression,
+        chain,
+    })
+}
+
+fn weekday(s: &str) -> Option<Weekday> {
+    s.parse::<Weekday>().ok()
+}
+
+fn retention(doc: &mut Doc<'_>, t: Option<Table<'_, '_>>) -> Policy {
+    let mut p = Policy::default();
+    let Some(mut t) = t else {
+        return p;
+    };
+    let count = |doc: &mut Doc<'_>, t: &mut Table<'_, '_>, key: &str| {
+        t.integer(doc, key, 0, 100_000).map(|n| n.value as u32)
+    };
+    if let Some(n) = count(doc, &mut t, "keep") {
+        p.keep = n;
+    }
+    p.weekly = count(doc, &mut t, "weekly").unwrap_or(0);
+    p.monthly = count(doc, &mut t, "monthly").unwrap_or(0);
+    p.yearly = count(doc, &mut t, "yearly").unwrap_or(0);
+    if let Some(d) = t.string(doc, "weekly_on") {
+        match weekday(&d.value) {
+            Some(w) => p.weekly_on = w,
+            None => doc.problem(
+                &d.span,
+                format!("weekly_on = {:?}: a day, mon to sun", d.value),
+            ),
+        }
+    }
+    if let Some(m) = t.string(doc, "monthly_on") {
+        match m.value.parse::<MonthPoint>() {
+            Ok(v) => p.monthly_on = v,
+            Err(e) => doc.problem(&m.span, format!("monthly_on: {e}")),
+        }
+    }
+    if let Some(m) = t.integer(doc, "yearly_in", 1, 12) {
+        p.yearly_in = m.value as u32;
+    }
+    t.finish(doc);
+    p
+}
+
+fn prune(doc: &mut Doc<'_>, t: Option<Table<'_, '_>>) -> Option<PruneSpec> {
+    let mut t = t?;
+    let every = duration(doc, &mut t, "every", Duration::from_secs(3600));
+    let repack_below = t
+        .number(doc, "repack_below", 0.0, 1.0)
+        .map_or(0.5, |n| n.value);
+    let grace =
+        duration(doc, &mut t, "grace", Duration::ZERO).unwrap_or(Duration::from_secs(86_400));
+    if every.is_none() && !t.has("every") {
+        let span = t.span.clone();
+        doc.problem(
+            &span,
+            format!("{}: no every (how often prune runs, e.g. \"7d\")", t.path),
+        );
+    }
+    t.finish(doc);
+    Some(PruneSpec {
+        every: every?,
+        repack_below,
+        grace,
+    })
+}
+
+/// Decodes one `[[job]]`: its name and line (for duplicates), and the job unless it has
+/// problems.
+fn job(doc: &mut Doc<'_>, t: Table<'_, '_>) -> (String, usize, Option<Job>) {
+    let line = doc.line(t.span.start);
+    let mut name = String::new();
+    let job = decode_job(doc, t, &mut name);
+    (name, line, job)
+}
+
+fn decode_job(doc: &mut Doc<'_>, mut t: Table<'_, '_>, name_out: &mut String) -> Option<Job> {
+    let line = doc.line(t.span.start);
+    let name = match t.string(doc, "name") {
+        Some(n) => {
+            if let Err(e) = validate_name("job", &n.value) {
+                doc.problem(&n.span, e);
+            }
+            n.value
+        }
+        None => {
+            if !t.has("name") {
+                let span = t.span.clone();
+                doc.problem(&span, format!("{}: no name", t.path));
+            }
+            String::new()
+        }
+    };
+    t.path = format!("job {name:?}");
+    name_out.clone_from(&name);
+    let mode_text = t.string(doc, "mode");
+    let every = duration(doc, &mut t, "copy_every", Duration::from_secs(60));
+    let start_at = t.string(doc, "start_at").and_then(|s| {
+        NaiveTime::parse_from_str(&s.value, "%H:%M")
+            .map_err(|_| doc.problem(&s.span, format!("start_at = {:?}: a time, HH:MM", s.value)))
+            .ok()
+    });
+    let look_forward = t.boolean(doc, "look_forward");
+    let poll_every = duration(doc, &mut t, "poll_every", Duration::from_secs(10));
+    let mode = match mode_text.as_ref().map(|m| m.value.as_str()) {
+        None | Some("periodic") => Mode::Periodic {
+            intervals: Intervals {
+                every: chrono::Duration::from_std(every.unwrap_or(Duration::from_secs(86_400)))
+                    .unwrap_or(chrono::Duration::days(1)),
+                start_at: start_at.unwrap_or_default(),
+            },
+            look_forward: look_forward.is_some_and(|l| l.value),
+        },
+        Some("immediate") => {
+            if let Some(l) = &look_forward {
+                doc.problem(&l.span, "look_forward is for periodic jobs");
+            }
+            Mode::Immediate {
+                poll_every: poll_every.unwrap_or(Duration::from_secs(300)),
+            }
+        }
+        Some(other) => {
+            let span = mode_text
+                .as_ref()
+                .map(|m| m.span.clone())
+                .unwrap_or_default();
+            doc.problem(&span, format!("mode = {other:?}: periodic or immediate"));
+            return None;
+        }
+    };
+    let max_tasks = t
+        .integer(doc, "max_tasks", 1, 64)
+        .map_or(4, |n| n.value as usize);
+    let mut windows = Vec::new();
+    for w in t.strings(doc, "windows") {
+        match Window::parse(&w.value) {
+            Ok(win) => {
+                if let Some(o) = windows.iter().find(|o: &&Window| o.overlaps(&win)) {
+                    doc.problem(
+                        &w.span,
+                        format!("window {:?} overlaps window {:?}", w.value, o.text),
+                    );
+                }
+                windows.push(win);
+            }
+            Err(e) => doc.problem(&w.span, e),
+        }
+    }
+    let source_tables = t.tables(doc, "sources");
+    if source_tables.is_empty() && !t.has("sources") {
+        let span = t.span.clone();
+        doc.problem(&span, format!("{}: no [[job.sources]]", t.path));
+    }
+    let sources: Vec<SourceSpec> = source_tables
+        .into_iter()
+        .filter_map(|s| source(doc, s))
+        .collect();
+    let target = match t.table(doc, "target") {
+        Some(tt) => target(doc, tt),
+        None => {
+            if !t.has("target") {
+                let span = t.span.clone();
+                doc.problem(&span, format!("{}: no [job.target]", t.path));
+            }
+            None
+        }
+    };
+    let retention_table = t.table(doc, "retention");
+    let retention = retention(doc, retention_table);
+    let prune_table = t.table(doc, "prune");
+    let prune = prune(doc, prune_table);
+    t.finish(doc);
+    Some(Job {
+        name,
+        mode,
+        max_tasks,
+        windows: Windows(windows),
+        sources,
+        target: target?,
+        retention,
+        prune,
+        line,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(v: &str) -> Option<String> {
+        v.starts_with("OFFSITE_").then(|| "secret".to_string())
+    }
+
+    /// The example in docs/JOBS.md is accepted as written.
+    #[test]
+    fn the_documented_example_is_valid() {
+        let doc = include_str!("../../docs/JOBS.md");
+        let start = doc.find("```toml\n").expect("JOBS.md has a TOML example") + 8;
+        let end = start + doc[start..].find("```").expect("the example ends");
+        let file = JobsFile::parse_with(&doc[start..end], &env).unwrap_or_else(|p| {
+            panic!("docs/JOBS.md's example: {p:?}");
+        });
+        let j = &file.jobs[0];
+        assert_eq!(j.name, "offsite-nightly");
+        assert_eq!(
+            j.target.repository_url(&j.name),
+            "s3://offsite-copies/jobs/offsite-nightly"
+        );
+        assert_eq!(j.windows.0.len(), 3);
+        assert_eq!(j.retention.monthly, 12);
+        assert_eq!(
+            j.prune.as_ref().map(|p| p.every),
+            Some(Duration::from_secs(7 * 86_400))
+        );
+        assert_eq!(
+            j.sources[0].tags,
+            vec![("env".to_string(), "prod".to_string())]
+        );
+    }
+
+    /// Every mistake is reported at once, each at its own line.
+    #[test]
+    fn every_mistake_is_reported_with_its_line() {
+        let text = r#"
+[[job]]
+name = "a"
+copy_every = "1 fortnight"
+max_tasks = "four"
+windows = ["mon-fri 20:00-06:00", "sat 01:00-02:00", "tue 22:00-23:00"]
+colour = "blue"
+
+[[job.sources]]
+url = "s3://src/x"
+password_env = "NOT_SET_ANYWHERE"
+
+[job.target]
+url = "s3://dst"
+password_env = "OFFSITE_T"
+pack_size = "huge"
+
+[job.retention]
+keep = -1
+weekly_on = "caturday"
+
+[[job]]
+name = "a"
+[[job.sources]]
+url = "ftp://nowhere"
+password_env = "OFFSITE_S"
+password_file = "/x"
+"#;
+        let problems = JobsFile::parse_with(text, &env).unwrap_err();
+        let at = |line: usize, part: &str| {
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.line == line && p.message.contains(part)),
+                "no problem with {part:?} on line {line}: {problems:#?}"
+            );
+        };
+        at(4, "copy_every");
+        at(5, "max_tasks must be a whole number");
+        at(6, "overlaps window \"mon-fri 20:00-06:00\"");
+        at(7, "unknown key job \"a\".colour");
+        at(11, "NOT_SET_ANYWHERE is not set");
+        at(16, "pack_size");
+        at(19, "keep = -1");
+        at(20, "caturday");
+        at(22, "named twice");
+        at(25, "unknown scheme");
+        at(26, "not both");
+        at(22, "no [job.target]");
+    }
+
+    #[test]
+    fn a_syntax_error_names_its_line() {
+        let problems = JobsFile::parse_with("[[job]]\nname = \"a\nx = 1\n", &env).unwrap_err();
+        assert_eq!(problems[0].line, 2, "{problems:?}");
+    }
+}

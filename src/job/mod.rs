@@ -1,0 +1,10 @@
+//! Backup copy jobs: a jobs file ([`config`]) names each job's sources, target,
+//! schedule ([`schedule`]: intervals and copy windows), retention and prune; the runner
+//! keeps each job's copy current from it.
+
+pub mod config;
+pub mod schedule;
+pub mod toml_walk;
+
+pub use config::{Job, JobsFile, Mode, Secret};
+pub use toml_walk::Problem;
