@@ -683,3 +683,131 @@ fn job_validate_reaches_repositories_and_names_lines() {
         "{list}"
     );
 }
+
+/// `job run --once` end to end: two sources, three machines; the first interval creates
+/// the job's repository and copies every machine's newest point, the next copies only
+/// what is new; retention keeps two points per machine; prune runs once an hour at most;
+/// the target checks clean and restores bit for bit.
+#[test]
+fn job_run_once_copies_keeps_and_prunes() {
+    let d = tempfile::tempdir().unwrap();
+    let (src1, src2) = (d.path().join("src1"), d.path().join("src2"));
+    ok(&["init", src1.to_str().unwrap()]);
+    ok(&["init", src2.to_str().unwrap()]);
+    let files = d.path().join("files");
+    let backup = |repo: &Path, machine: &str, seed: u64| {
+        let m = files.join(machine);
+        let _ = std::fs::remove_dir_all(&m);
+        fixtures::machine_tree(&m, seed);
+        let (r, b, p) = (
+            repo.to_str().unwrap(),
+            files.to_str().unwrap(),
+            m.to_str().unwrap(),
+        );
+        ok(&["backup", r, "--machine", machine, "--base", b, p]);
+    };
+    backup(&src1, "web01", 1);
+    backup(&src1, "db01", 2);
+    backup(&src2, "app01", 3);
+    let jobs = d.path().join("jobs.toml");
+    let copies = d.path().join("copies");
+    let text = format!(
+        r#"[[job]]
+name = "nightly"
+max_tasks = 2
+
+[[job.sources]]
+url = "{}"
+password_env = "OFFSITE_PASSWORD"
+
+[[job.sources]]
+url = "{}"
+password_env = "OFFSITE_PASSWORD"
+
+[job.target]
+url = "{}"
+password_env = "OFFSITE_PASSWORD"
+pack_size = "4MiB"
+
+[job.retention]
+keep = 2
+
+[job.prune]
+every = "1h"
+grace = "0s"
+"#,
+        src1.display(),
+        src2.display(),
+        copies.display()
+    );
+    std::fs::write(&jobs, text).unwrap();
+    let cfg = jobs.to_str().unwrap();
+    let run = || {
+        let r = json(&["job", "run", "--config", cfg, "--once", "--json"]);
+        assert_eq!(r[0]["outcome"], "success", "{r}");
+        r[0].clone()
+    };
+    let result_of = |r: &serde_json::Value, m: &str| {
+        r["machines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["machine"] == m)
+            .map(|x| x["result"].as_str().unwrap().to_string())
+    };
+
+    let first = run();
+    for m in ["web01", "db01", "app01"] {
+        assert_eq!(result_of(&first, m).as_deref(), Some("copied"), "{first}");
+    }
+    assert!(
+        first["prune"].is_object(),
+        "the first interval prunes: {first}"
+    );
+    let target = copies.join("nightly");
+    let t = target.to_str().unwrap();
+    assert_eq!(
+        json(&["points", t, "--json"])["points"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    for seed in [11, 12] {
+        backup(&src1, "web01", seed);
+        let again = run();
+        assert_eq!(
+            result_of(&again, "web01").as_deref(),
+            Some("copied"),
+            "{again}"
+        );
+        assert_eq!(
+            result_of(&again, "db01").as_deref(),
+            Some("up-to-date"),
+            "{again}"
+        );
+        assert!(
+            again.get("prune").is_none(),
+            "prune is not due again within the hour: {again}"
+        );
+    }
+    // Three points of web01 copied, two kept.
+    let pts = json(&["points", t, "--machine", "web01", "--json"]);
+    assert_eq!(pts["points"].as_array().unwrap().len(), 2, "{pts}");
+    let check = json(&["check", t, "--read-data", "--json"]);
+    assert_eq!(check["errors"].as_array().unwrap().len(), 0, "{check}");
+    let out = tempfile::tempdir().unwrap();
+    let to = out.path().to_str().unwrap();
+    ok(&["restore", t, "latest", "--machine", "web01", "--to", to]);
+    assert_eq!(
+        fixtures::digest(&out.path().join("web01")),
+        fixtures::digest(&files.join("web01"))
+    );
+    let (code, err) = fails(
+        &["job", "run", "--config", cfg, "--once", "--job", "nope"],
+        Some("pw"),
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("no job named"), "{err}");
+}

@@ -68,6 +68,7 @@ pub async fn run(a: CopyArgs, pwf: Option<&std::path::Path>) -> anyhow::Result<E
             reads_in_flight: a.connections.map(usize::from),
             ..Default::default()
         },
+        sibling_sources: Vec::new(),
     };
     let progress = super::progress::for_terminal(
         if a.dry_run { "planning" } else { "copy" },
@@ -163,16 +164,7 @@ fn target_init_options(
     sources: &[Arc<Repository>],
     kdf: offsite::format::keyfile::KdfParams,
 ) -> InitOptions {
-    let first = &sources[0].config;
-    InitOptions {
-        compression: match a.compression {
-            Some(Compression::Zstd(l)) => l,
-            _ => first.compression,
-        },
-        pack_size: a.pack_size.unwrap_or(64 << 20),
-        chunker: Some(first.chunker),
-        kdf,
-    }
+    copy::target_init_options(&sources[0].config, a.compression, a.pack_size, kdf)
 }
 
 /// Runs shorter than this get no speed or bottleneck figures.

@@ -9,11 +9,13 @@ use clap::Subcommand;
 use serde_json::json;
 
 use offsite::job::config::{Job, Mode};
+use offsite::job::run::{IntervalReport, Outcome, run_once};
 use offsite::job::{JobsFile, Problem};
 use offsite::repo::Repository;
 use offsite::store;
 
 use super::output::{json, size, table};
+use super::repos::PARTIAL;
 
 #[derive(Subcommand, Debug)]
 pub enum JobAction {
@@ -25,6 +27,22 @@ pub enum JobAction {
         /// Only read the file; reach no repository.
         #[arg(long)]
         offline: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one interval of each job (or of --job NAME) now: transfer, retention, prune
+    /// when due; the job's state is kept in its target. Exit 0 all copied, 3 a machine
+    /// unprotected or a phase failed, 1 a job could not run.
+    Run {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// One interval now, then exit. (The continuous runner is still to come: run
+        /// this from a timer meanwhile.)
+        #[arg(long, required = true)]
+        once: bool,
+        /// Only this job.
+        #[arg(long, value_name = "NAME")]
+        job: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -44,8 +62,68 @@ fn load(path: &std::path::Path) -> anyhow::Result<Result<JobsFile, Vec<Problem>>
     Ok(JobsFile::parse(&text))
 }
 
+/// Decodes the jobs file, or fails listing its problems.
+fn load_valid(config: &std::path::Path) -> anyhow::Result<JobsFile> {
+    match load(config)? {
+        Ok(f) => Ok(f),
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{}:{}: {}", config.display(), p.line, p.message);
+            }
+            anyhow::bail!(
+                "{}: not a valid jobs file; run `offsite job validate`",
+                config.display()
+            )
+        }
+    }
+}
+
 pub async fn run(action: JobAction) -> anyhow::Result<ExitCode> {
     match action {
+        JobAction::Run {
+            config,
+            once: _,
+            job,
+            json: as_json,
+        } => {
+            let file = load_valid(&config)?;
+            let jobs: Vec<&Job> = match &job {
+                Some(name) => vec![file.job(name).ok_or_else(|| {
+                    anyhow::anyhow!("{}: no job named {name:?}", config.display())
+                })?],
+                None => file.jobs.iter().collect(),
+            };
+            let clock: std::sync::Arc<dyn offsite::clock::Clock> =
+                std::sync::Arc::new(offsite::clock::SystemClock);
+            let mut code = ExitCode::SUCCESS;
+            let mut reports = Vec::new();
+            for j in jobs {
+                let progress = super::progress::for_terminal(&j.name, Some(0));
+                match run_once(j, clock.clone(), &chrono::Local, &progress).await {
+                    Ok(r) => {
+                        if r.outcome != Outcome::Success && code == ExitCode::SUCCESS {
+                            code = ExitCode::from(PARTIAL);
+                        }
+                        if r.outcome == Outcome::Failed {
+                            code = ExitCode::FAILURE;
+                        }
+                        if !as_json {
+                            print_interval(&r);
+                        }
+                        reports.push(serde_json::to_value(&r)?);
+                    }
+                    Err(e) => {
+                        eprintln!("job {}: {e}", j.name);
+                        reports.push(json!({ "job": j.name, "outcome": "failed", "errors": [e.to_string()] }));
+                        code = ExitCode::FAILURE;
+                    }
+                }
+            }
+            if as_json {
+                json(&reports);
+            }
+            Ok(code)
+        }
         JobAction::Validate {
             config,
             offline,
@@ -234,4 +312,48 @@ async fn reach(file: &JobsFile) -> Vec<Problem> {
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// An interval's report in a few lines.
+fn print_interval(r: &IntervalReport) {
+    let rows: Vec<Vec<String>> = r
+        .machines
+        .iter()
+        .map(|m| {
+            let result = serde_json::to_value(&m.result)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            vec![
+                m.machine.clone(),
+                result,
+                m.points_copied.to_string(),
+                m.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    println!("job {} → {}", r.job, r.target);
+    if let Some(w) = &r.transfer_waits {
+        println!("transfer: {w}");
+    }
+    table(&["MACHINE", "RESULT", "COPIED", "WHY"], &rows);
+    if let Some(f) = &r.retention {
+        println!(
+            "retention: {} point(s) kept, {} forgotten",
+            f.kept(),
+            f.forgotten()
+        );
+    }
+    if let Some(p) = &r.prune {
+        println!(
+            "prune: {} freed, {} pack(s) deleted, {} rewritten",
+            size(p.bytes_freed),
+            p.packs_deleted + p.unindexed_deleted,
+            p.packs_rewritten
+        );
+    }
+    for e in &r.errors {
+        println!("error: {e}");
+    }
+    println!("{}: {:?} in {:.1} s", r.job, r.outcome, r.seconds);
 }

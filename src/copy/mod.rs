@@ -36,7 +36,9 @@ use crate::{Error, Result};
 
 pub use commit::{Committed, commit, commit_index, commit_points, point_failures};
 pub use failure::Failure;
-pub use options::{ChainMode, Compression, CopyOptions, ReadBudget, TransferOptions};
+pub use options::{
+    ChainMode, Compression, CopyOptions, ReadBudget, TransferOptions, target_init_options,
+};
 pub use plan::{ChainPlan, balanced_pack_size, plan_chain};
 pub use report::{ChainReport, ChainStatus, CopyReport, StageTimes};
 pub use select::{Candidate, PointsSpec, Selection, Shard};
@@ -58,7 +60,11 @@ pub async fn run(
             "the target is one of the sources: a copy must go to another repository".into(),
         ));
     }
-    let source_ids: HashSet<_> = sources.iter().map(|s| s.config.id).collect();
+    let source_ids: HashSet<_> = sources
+        .iter()
+        .map(|s| s.config.id)
+        .chain(opts.sibling_sources.iter().copied())
+        .collect();
     // The target and the sources are read, and the sources locked, side by side: each
     // is round trips of its own.
     let read_locks = async {

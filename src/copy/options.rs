@@ -160,6 +160,9 @@ pub struct CopyOptions {
     /// alone, and each chain spends round trips on its lock, index and points.
     pub tasks: usize,
     pub transfer: TransferOptions,
+    /// Repositories whose points in the target count as this copy's own, besides its
+    /// sources: a job's other sources, copied by runs of their own into the same target.
+    pub sibling_sources: Vec<crate::Id>,
 }
 
 impl Default for CopyOptions {
@@ -174,6 +177,27 @@ impl Default for CopyOptions {
             lock_wait: Duration::from_secs(0),
             tasks: 4,
             transfer: TransferOptions::default(),
+            sibling_sources: Vec::new(),
         }
+    }
+}
+
+/// How a copy target is created: its own new key, the first source's chunker (so later
+/// backups into it deduplicate with copied data) and compression level (unless told to
+/// recompress), 64 MiB packs unless told otherwise.
+pub fn target_init_options(
+    first_source: &crate::format::config::Config,
+    compression: Option<Compression>,
+    pack_size: Option<u64>,
+    kdf: crate::format::keyfile::KdfParams,
+) -> crate::repo::InitOptions {
+    crate::repo::InitOptions {
+        compression: match compression {
+            Some(Compression::Zstd(l)) => l,
+            _ => first_source.compression,
+        },
+        pack_size: pack_size.unwrap_or(64 << 20),
+        chunker: Some(first_source.chunker),
+        kdf,
     }
 }

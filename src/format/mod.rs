@@ -21,6 +21,7 @@ pub const MAGIC_PACK_HEADER: &[u8; 6] = b"OFSHDR";
 pub const MAGIC_INDEX: &[u8; 6] = b"OFSIDX";
 pub const MAGIC_POINT: &[u8; 6] = b"OFSPNT";
 pub const MAGIC_LOCK: &[u8; 6] = b"OFSLCK";
+pub const MAGIC_JOB_STATE: &[u8; 6] = b"OFSJOB";
 
 /// The format version this build writes, and the highest it reads, for every kind.
 pub const VERSION: u16 = 1;
@@ -32,6 +33,12 @@ pub const DATA: &str = "data";
 pub const INDEX: &str = "index";
 pub const POINTS: &str = "points";
 pub const LOCKS: &str = "locks";
+pub const JOBS: &str = "jobs";
+
+/// `jobs/<name>`: the state of the backup copy job `name` that writes this repository.
+pub fn job_state_name(job: &str) -> String {
+    format!("{JOBS}/{}", hex::encode(job.as_bytes()))
+}
 
 /// `data/ab/abcdef…`: packs are spread over 256 folders so a file system copes.
 pub fn pack_name(id: &crate::Id) -> String {

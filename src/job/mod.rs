@@ -3,7 +3,9 @@
 //! keeps each job's copy current from it.
 
 pub mod config;
+pub mod run;
 pub mod schedule;
+pub mod state;
 pub mod toml_walk;
 
 pub use config::{Job, JobsFile, Mode, Secret};

@@ -1,0 +1,423 @@
+//! One interval of a job, now (`offsite job run --once`): the job's lock in its target,
+//! then the phases in order — transfer (each source's newest point of each machine that
+//! the target lacks, machines side by side up to `max_tasks`), retention (forget), prune
+//! when due — then the job's state saved in the target and a report per machine.
+//!
+//! Outside the job's copy windows the transfer waits for the next interval (planning,
+//! retention and prune still run).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::Serialize;
+
+use super::config::{Job, SourceSpec};
+use super::state::{JobState, MachineState};
+use crate::clock::Clock;
+use crate::copy::{self, ChainStatus, CopyOptions, CopyReport, PointsSpec, TransferOptions};
+use crate::progress::Progress;
+use crate::prune::{PruneOptions, PruneReport, prune};
+use crate::repo::lock::LockGuard;
+use crate::repo::{Repository, WarmSpec};
+use crate::retention::{ForgetOptions, ForgetReport, forget};
+use crate::{Error, Result, store};
+
+/// What became of one machine in an interval.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum MachineResult {
+    /// Its newest point was copied.
+    Copied,
+    /// The target held its newest point already.
+    UpToDate,
+    /// Its newest point is not in the target: the reason says why.
+    Unprotected,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MachineReport {
+    pub machine: String,
+    pub result: MachineResult,
+    pub points_copied: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// How the interval went as a whole.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Success,
+    /// Finished, but a machine is unprotected or a phase failed.
+    Warning,
+    Failed,
+}
+
+/// The report of one interval.
+#[derive(Clone, Debug, Serialize)]
+pub struct IntervalReport {
+    pub job: String,
+    pub target: String,
+    pub started: DateTime<Utc>,
+    pub seconds: f64,
+    pub outcome: Outcome,
+    pub machines: Vec<MachineReport>,
+    /// Why the transfer did not run (outside the copy window), if so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer_waits: Option<String>,
+    pub copies: Vec<CopyReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<ForgetReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prune: Option<PruneReport>,
+    pub errors: Vec<String>,
+}
+
+fn password(what: &str, spec: &super::config::Secret) -> Result<Vec<u8>> {
+    spec.read()
+        .map_err(|e| Error::Invalid(format!("{what}: {e}")))
+}
+
+async fn open_source(s: &SourceSpec, clock: &Arc<dyn Clock>) -> Result<Arc<Repository>> {
+    let pw = password(&s.url, &s.password)?;
+    let loc = store::open(&s.url, false)?.with_clock(clock.clone());
+    Ok(Arc::new(
+        Repository::open_warm(loc, &pw, WarmSpec::READER).await?,
+    ))
+}
+
+/// The job's target repository, made with its own key on the first run (unless the job
+/// is mapped onto an existing one).
+async fn open_target(
+    job: &Job,
+    first_source: &Repository,
+    clock: &Arc<dyn Clock>,
+) -> Result<Arc<Repository>> {
+    let url = job.target.repository_url(&job.name);
+    let pw = password(&url, &job.target.password)?;
+    let loc = match store::open(&url, !job.target.map) {
+        Ok(l) => l.with_clock(clock.clone()),
+        Err(Error::NoRepository { .. }) if job.target.map => {
+            return Err(Error::Invalid(format!(
+                "{url}: no repository there; a mapped job (map = true) continues an existing repository"
+            )));
+        }
+        Err(e) => return Err(e),
+    };
+    if Repository::exists_at(&loc).await? {
+        return Ok(Arc::new(
+            Repository::open_warm(loc, &pw, WarmSpec::COPY_TARGET).await?,
+        ));
+    }
+    if job.target.map {
+        return Err(Error::Invalid(format!(
+            "{url}: no repository there; a mapped job (map = true) continues an existing repository"
+        )));
+    }
+    let opts = copy::target_init_options(
+        &first_source.config,
+        Some(job.target.compression),
+        job.target.pack_size,
+        crate::keys::kdf_from_env()?,
+    );
+    tracing::info!(
+        "{}: creating the job's target repository at {url}",
+        job.name
+    );
+    Ok(Arc::new(Repository::init(loc, &pw, opts).await?))
+}
+
+/// The job's own lock in its target: one runner per job. Another runner's live lock for
+/// the job stops this one.
+async fn lock_job(target: &Arc<Repository>, job: &str) -> Result<LockGuard> {
+    let chain = format!("job:{job}");
+    let (g, others, ()) = LockGuard::acquire_shared_and_list(
+        target,
+        "job",
+        Some(&chain),
+        &|_| false,
+        &|_| {},
+        async { Ok(()) },
+    )
+    .await?;
+    let now = target.clock().now();
+    let running: Vec<String> = others
+        .iter()
+        .filter(|l| l.lock.operation == "job" && l.lock.machine.as_deref() == Some(&chain))
+        .map(|l| l.describe(now))
+        .collect();
+    if running.is_empty() {
+        return Ok(g);
+    }
+    let _ = g.release().await;
+    Err(Error::Locked(format!(
+        "job {job} is being run by another runner ({}); this one leaves it",
+        running.join("; ")
+    )))
+}
+
+/// Runs one interval of `job` now, on `clock`, periods and windows in `tz`.
+pub async fn run_once<Tz: TimeZone>(
+    job: &Job,
+    clock: Arc<dyn Clock>,
+    tz: &Tz,
+    progress: &Progress,
+) -> Result<IntervalReport> {
+    let started = clock.now();
+    let timer = std::time::Instant::now();
+    let opened = futures::future::try_join_all(job.sources.iter().map(|s| open_source(s, &clock)));
+    let sources = opened.await?;
+    let first = sources
+        .first()
+        .ok_or_else(|| Error::Invalid(format!("job {}: no sources", job.name)))?;
+    let target = open_target(job, first, &clock).await?;
+    let mut report = IntervalReport {
+        job: job.name.clone(),
+        target: target.url().to_string(),
+        started,
+        seconds: 0.0,
+        outcome: Outcome::Success,
+        machines: Vec::new(),
+        transfer_waits: None,
+        copies: Vec::new(),
+        retention: None,
+        prune: None,
+        errors: Vec::new(),
+    };
+    let lock = lock_job(&target, &job.name).await?;
+    let mut state = JobState::load(&target, &job.name).await?;
+
+    // Transfer, inside the copy windows.
+    if job.windows.open_at(started, tz) {
+        for (spec, source) in job.sources.iter().zip(&sources) {
+            let opts = CopyOptions {
+                selection: copy::Selection {
+                    points: PointsSpec::Latest,
+                    ..job.selection(spec)
+                },
+                pack_size: job.target.pack_size,
+                chain: job.target.chain,
+                map: job.target.map,
+                tasks: job.max_tasks,
+                transfer: TransferOptions {
+                    compression: job.target.compression,
+                    ..Default::default()
+                },
+                sibling_sources: sources.iter().map(|s| s.config.id).collect(),
+                ..Default::default()
+            };
+            match copy::run(vec![source.clone()], target.clone(), &opts, progress).await {
+                Ok(r) => {
+                    note_copies(&r, &mut report, &mut state, clock.now());
+                    report.copies.push(r);
+                }
+                Err(e) => report.errors.push(format!("{}: {e}", spec.url)),
+            }
+        }
+    } else {
+        let next = job.windows.next_open(started, tz);
+        report.transfer_waits = Some(match next {
+            Some(t) => format!("outside the copy windows; the next opens at {t}"),
+            None => "no copy window ever opens".into(),
+        });
+    }
+    // The job's lock goes before retention and prune, which take the repository's
+    // exclusive lock.
+    lock.release().await?;
+
+    let forget_opts = ForgetOptions {
+        policy: job.retention.clone(),
+        ..Default::default()
+    };
+    match forget(&target, &forget_opts, tz).await {
+        Ok(r) => report.retention = Some(r),
+        Err(e) => report.errors.push(format!("retention: {e}")),
+    }
+    if let Some(p) = &job.prune {
+        let every = chrono::Duration::from_std(p.every).unwrap_or(chrono::Duration::MAX);
+        let due = state
+            .last_prune
+            .is_none_or(|last| clock.now() - last >= every);
+        if due {
+            let opts = PruneOptions {
+                repack_below: p.repack_below,
+                grace: p.grace,
+                dry_run: false,
+            };
+            match prune(&target, &opts, &Progress::hidden()).await {
+                Ok(r) => {
+                    report.prune = Some(r);
+                    state.last_prune = Some(clock.now());
+                }
+                Err(e) => report.errors.push(format!("prune: {e}")),
+            }
+        }
+    }
+
+    let unprotected = report
+        .machines
+        .iter()
+        .any(|m| m.result == MachineResult::Unprotected);
+    report.outcome = match (report.errors.is_empty(), unprotected) {
+        (true, false) => Outcome::Success,
+        _ if report.copies.is_empty() && report.transfer_waits.is_none() => Outcome::Failed,
+        _ => Outcome::Warning,
+    };
+    state.last_run = Some(clock.now());
+    state.last_interval = Some(started);
+    state.last_result = Some(format!("{:?}", report.outcome).to_lowercase());
+    state.save(&target).await?;
+    report.seconds = timer.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Per machine of a copy: copied, up to date, or unprotected (and why); copied points
+/// go into the state.
+fn note_copies(
+    r: &CopyReport,
+    report: &mut IntervalReport,
+    state: &mut JobState,
+    now: DateTime<Utc>,
+) {
+    for c in &r.chains {
+        // A chain held whole, or skipped before it started, names no machines: its
+        // name is its machine's.
+        let machines = match c.machines.is_empty() {
+            true => std::slice::from_ref(&c.chain),
+            false => &c.machines[..],
+        };
+        for m in machines {
+            let copied: Vec<_> = c.copied.iter().filter(|p| &p.machine == m).collect();
+            for p in &copied {
+                state.machines.insert(
+                    m.clone(),
+                    MachineState {
+                        source_point: p.source_point,
+                        time: p.time,
+                        copied_at: now,
+                    },
+                );
+            }
+            let (result, reason) = match c.status {
+                ChainStatus::Copied => (MachineResult::Copied, None),
+                ChainStatus::UpToDate => (MachineResult::UpToDate, None),
+                _ => (
+                    MachineResult::Unprotected,
+                    c.failure
+                        .as_ref()
+                        .map(|f| f.to_string())
+                        .or_else(|| c.failed.first().map(|f| f.reason.clone()))
+                        .or_else(|| c.warnings.first().cloned()),
+                ),
+            };
+            report.machines.push(MachineReport {
+                machine: m.clone(),
+                result,
+                points_copied: copied.len(),
+                reason,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveTime;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::job::config::{Mode, Secret, TargetSpec};
+    use crate::job::schedule::{Intervals, Window, Windows};
+    use crate::repo::InitOptions;
+    use crate::retention::Policy;
+    use crate::testkit;
+
+    /// A job over an in-memory source holding two machines, into an in-memory target,
+    /// transferring only on Mondays 01:00–05:00.
+    async fn job(name: &str) -> (Job, tempfile::TempDir, tempfile::TempDir) {
+        let src_url = format!("memory://{name}-src/repo");
+        let pw = tempfile::tempdir().unwrap();
+        std::fs::write(pw.path().join("pw"), "unit test\n").unwrap();
+        let opts = InitOptions {
+            kdf: crate::keys::DRY_RUN_KDF,
+            ..Default::default()
+        };
+        let src = Arc::new(
+            Repository::init(store::open(&src_url, true).unwrap(), testkit::PW, opts)
+                .await
+                .unwrap(),
+        );
+        let files = tempfile::tempdir().unwrap();
+        for (i, m) in ["web", "db"].iter().enumerate() {
+            testkit::backup_machine(&src, files.path(), m, i as u64).await;
+        }
+        let secret = Secret::File(pw.path().join("pw"));
+        let job = Job {
+            name: name.into(),
+            mode: Mode::Periodic {
+                intervals: Intervals {
+                    every: chrono::Duration::days(1),
+                    start_at: NaiveTime::MIN,
+                },
+                look_forward: false,
+            },
+            max_tasks: 2,
+            windows: Windows(vec![Window::parse("mon 01:00-05:00").unwrap()]),
+            sources: vec![SourceSpec {
+                url: src_url,
+                password: secret.clone(),
+                machines: Vec::new(),
+                jobs: Vec::new(),
+                tags: Vec::new(),
+                line: 1,
+            }],
+            target: TargetSpec {
+                url: format!("memory://{name}-dst/jobs"),
+                map: false,
+                password: secret,
+                pack_size: Some(1 << 20),
+                compression: copy::Compression::Target,
+                chain: copy::ChainMode::PerMachine,
+                line: 1,
+            },
+            retention: Policy::default(),
+            prune: None,
+            line: 1,
+        };
+        (job, pw, files)
+    }
+
+    /// Outside its window the interval transfers nothing and says when the window opens;
+    /// inside it, every machine is copied and the state remembers them.
+    #[tokio::test]
+    async fn transfer_waits_for_the_copy_window() {
+        let (job, _pw, _files) = job("window").await;
+        // Saturday 28 November 2026, noon UTC.
+        let sat = Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap();
+        let clock = Arc::new(ManualClock::new(sat));
+        let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden())
+            .await
+            .unwrap();
+        assert!(r.copies.is_empty(), "{r:?}");
+        let waits = r.transfer_waits.unwrap();
+        assert!(waits.contains("2026-11-30 01:00:00 UTC"), "{waits}");
+
+        clock.advance(chrono::Duration::hours(38)); // Monday 02:00
+        let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden())
+            .await
+            .unwrap();
+        assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+        let copied: Vec<_> = r
+            .machines
+            .iter()
+            .filter(|m| m.result == MachineResult::Copied)
+            .collect();
+        assert_eq!(copied.len(), 2, "{r:?}");
+        let target = store::open(&job.target.repository_url(&job.name), false).unwrap();
+        let pw = job.target.password.read().unwrap();
+        let target = Repository::open(target, &pw).await.unwrap();
+        let state = JobState::load(&target, &job.name).await.unwrap();
+        assert_eq!(state.machines.len(), 2);
+        assert_eq!(state.last_interval, Some(clock.now()));
+    }
+}
