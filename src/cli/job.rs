@@ -154,18 +154,7 @@ pub async fn run(action: JobAction) -> anyhow::Result<ExitCode> {
             config,
             json: as_json,
         } => {
-            let file = match load(&config)? {
-                Ok(f) => f,
-                Err(problems) => {
-                    for p in &problems {
-                        eprintln!("{}:{}: {}", config.display(), p.line, p.message);
-                    }
-                    anyhow::bail!(
-                        "{}: not a valid jobs file; run `offsite job validate`",
-                        config.display()
-                    );
-                }
-            };
+            let file = load_valid(&config)?;
             if as_json {
                 json(&file.jobs.iter().map(describe).collect::<Vec<_>>());
                 return Ok(ExitCode::SUCCESS);
