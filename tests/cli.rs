@@ -811,3 +811,64 @@ grace = "0s"
     assert_eq!(code, 1);
     assert!(err.contains("no job named"), "{err}");
 }
+
+/// The continuous runner copies at once (an immediate job), keeps polling, and stops
+/// on SIGTERM with exit 0.
+#[test]
+fn job_run_continuous_stops_on_sigterm() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    ok(&["init", src.to_str().unwrap()]);
+    let web = d.path().join("files/web01");
+    fixtures::machine_tree(&web, 4);
+    let base = d.path().join("files");
+    ok(&[
+        "backup",
+        src.to_str().unwrap(),
+        "--machine",
+        "web01",
+        "--base",
+        base.to_str().unwrap(),
+        web.to_str().unwrap(),
+    ]);
+    let copies = d.path().join("copies");
+    let jobs = d.path().join("jobs.toml");
+    std::fs::write(
+        &jobs,
+        format!(
+            "[[job]]\nname = \"live\"\nmode = \"immediate\"\npoll_every = \"10s\"\n[[job.sources]]\nurl = \"{}\"\npassword_env = \"OFFSITE_PASSWORD\"\n[job.target]\nurl = \"{}\"\npassword_env = \"OFFSITE_PASSWORD\"\n",
+            src.display(),
+            copies.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["job", "run", "--config", jobs.to_str().unwrap(), "--json"])
+        .env("OFFSITE_KDF", "256,1,1")
+        .env("OFFSITE_PASSWORD", "pw")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(report["outcome"], "success", "{report}");
+    assert_eq!(report["machines"][0]["result"], "copied", "{report}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let t = copies.join("live");
+    assert_eq!(
+        json(&["points", t.to_str().unwrap(), "--json"])["points"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

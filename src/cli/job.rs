@@ -30,15 +30,15 @@ pub enum JobAction {
         #[arg(long)]
         json: bool,
     },
-    /// Run one interval of each job (or of --job NAME) now: transfer, retention, prune
-    /// when due; the job's state is kept in its target. Exit 0 all copied, 3 a machine
-    /// unprotected or a phase failed, 1 a job could not run.
+    /// Run the jobs: each interval when it is due, until SIGTERM or Ctrl-C (the interval
+    /// in progress finishes first). With --once: one interval of each job (or of --job
+    /// NAME) now, then exit 0 all copied, 3 a machine unprotected or a phase failed, 1 a
+    /// job could not run.
     Run {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
-        /// One interval now, then exit. (The continuous runner is still to come: run
-        /// this from a timer meanwhile.)
-        #[arg(long, required = true)]
+        /// One interval now, then exit.
+        #[arg(long)]
         once: bool,
         /// Only this job.
         #[arg(long, value_name = "NAME")]
@@ -82,7 +82,22 @@ pub async fn run(action: JobAction) -> anyhow::Result<ExitCode> {
     match action {
         JobAction::Run {
             config,
-            once: _,
+            once: false,
+            job,
+            json: as_json,
+        } => {
+            let file = load_valid(&config)?;
+            let jobs: Vec<Job> = match &job {
+                Some(name) => vec![file.job(name).cloned().ok_or_else(|| {
+                    anyhow::anyhow!("{}: no job named {name:?}", config.display())
+                })?],
+                None => file.jobs.clone(),
+            };
+            continuous(jobs, as_json).await
+        }
+        JobAction::Run {
+            config,
+            once: true,
             job,
             json: as_json,
         } => {
@@ -188,18 +203,10 @@ pub async fn run(action: JobAction) -> anyhow::Result<ExitCode> {
 /// A job in words (for `list`).
 fn describe(j: &Job) -> serde_json::Value {
     let schedule = match &j.mode {
-        Mode::Periodic {
-            intervals,
-            look_forward,
-        } => format!(
-            "every {} from {}{}",
+        Mode::Periodic { intervals } => format!(
+            "every {} from {}",
             humantime(intervals.every.num_seconds()),
-            intervals.start_at.format("%H:%M"),
-            if *look_forward {
-                ", looking forward"
-            } else {
-                ""
-            }
+            intervals.start_at.format("%H:%M")
         ),
         Mode::Immediate { poll_every } => {
             format!(
@@ -344,5 +351,66 @@ fn print_interval(r: &IntervalReport) {
     for e in &r.errors {
         println!("error: {e}");
     }
-    println!("{}: {:?} in {:.1} s", r.job, r.outcome, r.seconds);
+    let outcome = serde_json::to_value(r.outcome)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    println!("{}: {outcome} in {:.1} s", r.job, r.seconds);
+}
+
+/// An interval that could not run is tried again this many minutes later.
+const RETRY_MINUTES: i64 = 10;
+
+/// Runs `jobs` until SIGTERM or Ctrl-C, printing each interval's report (a JSON line
+/// each with `--json`).
+async fn continuous(jobs: Vec<Job>, as_json: bool) -> anyhow::Result<ExitCode> {
+    let clock: std::sync::Arc<dyn offsite::clock::Clock> =
+        std::sync::Arc::new(offsite::clock::SystemClock);
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("cannot watch for SIGTERM: {e}");
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        eprintln!("stopping: the interval in progress finishes first");
+        let _ = stop_tx.send(true);
+    });
+    let memory = futures::future::join_all(
+        jobs.iter()
+            .map(|j| offsite::job::runner::remember(j, &clock)),
+    )
+    .await;
+    eprintln!("running {} job(s); SIGTERM or Ctrl-C stops", jobs.len());
+    let interval = |j: &Job, _at| {
+        let (j, clock) = (j.clone(), clock.clone());
+        async move {
+            let progress = offsite::progress::Progress::hidden();
+            match run_once(&j, clock.clone(), &chrono::Local, &progress).await {
+                Ok(r) => {
+                    match as_json {
+                        true => println!("{}", serde_json::to_string(&r).unwrap_or_default()),
+                        false => print_interval(&r),
+                    }
+                    r.waits_until
+                }
+                Err(e) => {
+                    // Tried again in a while, within the interval.
+                    let retry = clock.now() + chrono::Duration::minutes(RETRY_MINUTES);
+                    eprintln!("job {}: {e}; trying again at {retry}", j.name);
+                    Some(retry)
+                }
+            }
+        }
+    };
+    offsite::job::runner::run_forever(&jobs, memory, clock.clone(), &chrono::Local, interval, stop)
+        .await;
+    Ok(ExitCode::SUCCESS)
 }

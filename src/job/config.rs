@@ -90,12 +90,8 @@ impl TargetSpec {
 /// When a job copies.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// At the start of each interval, each machine's newest point not yet copied
-    /// (`look_forward`: wait within the interval for a point made after it began).
-    Periodic {
-        intervals: Intervals,
-        look_forward: bool,
-    },
+    /// At the start of each interval, each machine's newest point not yet copied.
+    Periodic { intervals: Intervals },
     /// Each new point as soon as it appears, the sources looked at every `poll_every`.
     Immediate { poll_every: Duration },
 }
@@ -457,7 +453,6 @@ fn decode_job(doc: &mut Doc<'_>, mut t: Table<'_, '_>, name_out: &mut String) ->
             .map_err(|_| doc.problem(&s.span, format!("start_at = {:?}: a time, HH:MM", s.value)))
             .ok()
     });
-    let look_forward = t.boolean(doc, "look_forward");
     let poll_every = duration(doc, &mut t, "poll_every", Duration::from_secs(10));
     let mode = match mode_text.as_ref().map(|m| m.value.as_str()) {
         None | Some("periodic") => Mode::Periodic {
@@ -466,16 +461,10 @@ fn decode_job(doc: &mut Doc<'_>, mut t: Table<'_, '_>, name_out: &mut String) ->
                     .unwrap_or(chrono::Duration::days(1)),
                 start_at: start_at.unwrap_or_default(),
             },
-            look_forward: look_forward.is_some_and(|l| l.value),
         },
-        Some("immediate") => {
-            if let Some(l) = &look_forward {
-                doc.problem(&l.span, "look_forward is for periodic jobs");
-            }
-            Mode::Immediate {
-                poll_every: poll_every.unwrap_or(Duration::from_secs(300)),
-            }
-        }
+        Some("immediate") => Mode::Immediate {
+            poll_every: poll_every.unwrap_or(Duration::from_secs(300)),
+        },
         Some(other) => {
             let span = mode_text
                 .as_ref()

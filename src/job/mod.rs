@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod run;
+pub mod runner;
 pub mod schedule;
 pub mod state;
 pub mod toml_walk;

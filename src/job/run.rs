@@ -62,9 +62,12 @@ pub struct IntervalReport {
     pub seconds: f64,
     pub outcome: Outcome,
     pub machines: Vec<MachineReport>,
-    /// Why the transfer did not run (outside the copy window), if so.
+    /// Why the transfer did not run (outside the copy window), if so, and when the
+    /// next window opens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transfer_waits: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waits_until: Option<DateTime<Utc>>,
     pub copies: Vec<CopyReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention: Option<ForgetReport>,
@@ -179,6 +182,7 @@ pub async fn run_once<Tz: TimeZone>(
         outcome: Outcome::Success,
         machines: Vec::new(),
         transfer_waits: None,
+        waits_until: None,
         copies: Vec::new(),
         retention: None,
         prune: None,
@@ -216,6 +220,7 @@ pub async fn run_once<Tz: TimeZone>(
         }
     } else {
         let next = job.windows.next_open(started, tz);
+        report.waits_until = next;
         report.transfer_waits = Some(match next {
             Some(t) => format!("outside the copy windows; the next opens at {t}"),
             None => "no copy window ever opens".into(),
@@ -264,7 +269,9 @@ pub async fn run_once<Tz: TimeZone>(
         _ => Outcome::Warning,
     };
     state.last_run = Some(clock.now());
-    state.last_interval = Some(started);
+    if report.transfer_waits.is_none() {
+        state.last_interval = Some(started);
+    }
     state.last_result = Some(format!("{:?}", report.outcome).to_lowercase());
     state.save(&target).await?;
     report.seconds = timer.elapsed().as_secs_f64();
@@ -359,7 +366,6 @@ mod tests {
                     every: chrono::Duration::days(1),
                     start_at: NaiveTime::MIN,
                 },
-                look_forward: false,
             },
             max_tasks: 2,
             windows: Windows(vec![Window::parse("mon 01:00-05:00").unwrap()]),
