@@ -189,7 +189,13 @@ pub async fn run_once<Tz: TimeZone>(
         errors: Vec::new(),
     };
     let lock = lock_job(&target, &job.name).await?;
-    let mut state = JobState::load(&target, &job.name).await?;
+    let mut state = match JobState::load(&target, &job.name).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = lock.release().await;
+            return Err(e);
+        }
+    };
 
     // Transfer, inside the copy windows.
     if job.windows.open_at(started, tz) {
