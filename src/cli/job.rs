@@ -46,6 +46,16 @@ pub enum JobAction {
         #[arg(long)]
         json: bool,
     },
+    /// How current each job's copy is: per machine the newest point at the sources,
+    /// whether the target holds it and the copy lag; the job's last run and prune.
+    Status {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long, value_name = "NAME")]
+        job: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the jobs of a jobs file: schedule, sources, target, retention, prune.
     List {
         #[arg(long, value_name = "FILE")]
@@ -164,6 +174,76 @@ pub async fn run(action: JobAction) -> anyhow::Result<ExitCode> {
                 true => ExitCode::SUCCESS,
                 false => ExitCode::FAILURE,
             })
+        }
+        JobAction::Status {
+            config,
+            job,
+            json: as_json,
+        } => {
+            let file = load_valid(&config)?;
+            let clock: std::sync::Arc<dyn offsite::clock::Clock> =
+                std::sync::Arc::new(offsite::clock::SystemClock);
+            let mut all = Vec::new();
+            for j in file
+                .jobs
+                .iter()
+                .filter(|j| job.as_ref().is_none_or(|n| *n == j.name))
+            {
+                all.push(offsite::job::status::status(j, &clock).await?);
+            }
+            if job.is_some() && all.is_empty() {
+                anyhow::bail!(
+                    "{}: no job named {:?}",
+                    config.display(),
+                    job.unwrap_or_default()
+                );
+            }
+            if as_json {
+                json(&all);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map(|t| {
+                    t.with_timezone(&chrono::Local)
+                        .format("%Y-%m-%d %H:%M")
+                        .to_string()
+                })
+                .unwrap_or_else(|| "-".into())
+            };
+            for s in &all {
+                println!(
+                    "job {} → {}: last run {} ({}), last prune {}",
+                    s.job,
+                    s.target,
+                    when(s.last_run),
+                    s.last_result.as_deref().unwrap_or("never"),
+                    when(s.last_prune)
+                );
+                let rows: Vec<Vec<String>> = s
+                    .machines
+                    .iter()
+                    .map(|m| {
+                        vec![
+                            m.machine.clone(),
+                            when(Some(m.newest_at_source)),
+                            if m.copied { "yes".into() } else { "NO".into() },
+                            humantime(m.lag_seconds),
+                            when(m.last_copied),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &[
+                        "MACHINE",
+                        "NEWEST AT SOURCE",
+                        "COPIED",
+                        "LAG",
+                        "LAST COPIED",
+                    ],
+                    &rows,
+                );
+            }
+            Ok(ExitCode::SUCCESS)
         }
         JobAction::List {
             config,

@@ -110,6 +110,12 @@ impl Selection {
             && self.shard.is_none_or(|s| s.contains(machine)))
     }
 
+    /// Whether a point's source job and tags are selected (machines aside).
+    pub fn matches_point(&self, point: &Point) -> bool {
+        (self.jobs.is_empty() || point.job.as_ref().is_some_and(|j| self.jobs.contains(j)))
+            && self.tags.iter().all(|(k, v)| point.tags.get(k) == Some(v))
+    }
+
     /// Applies the selection to candidates from all sources; returns them oldest first.
     pub fn apply(&self, candidates: Vec<Candidate>) -> Result<Vec<Candidate>> {
         let pats = self.patterns()?;
@@ -117,14 +123,7 @@ impl Selection {
             .into_iter()
             .filter(|c| pats.is_empty() || pats.iter().any(|g| g.matches(&c.point.machine)))
             .filter(|c| self.shard.is_none_or(|s| s.contains(&c.point.machine)))
-            .filter(|c| {
-                self.jobs.is_empty() || c.point.job.as_ref().is_some_and(|j| self.jobs.contains(j))
-            })
-            .filter(|c| {
-                self.tags
-                    .iter()
-                    .all(|(k, v)| c.point.tags.get(k) == Some(v))
-            })
+            .filter(|c| self.matches_point(&c.point))
             .collect();
         chosen.sort_by(Candidate::oldest_first);
         match &self.points {

@@ -7,6 +7,7 @@ pub mod run;
 pub mod runner;
 pub mod schedule;
 pub mod state;
+pub mod status;
 pub mod toml_walk;
 
 pub use config::{Job, JobsFile, Mode, Secret};
