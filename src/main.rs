@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     limit_malloc_arenas();
     quiet_on_closed_pipe();
     let args = cli::Args::parse();
-    cli::init_logging(args.verbose, args.quiet);
+    cli::init_logging(args.verbose, args.quiet, args.log_format);
     let verbose = args.verbose > 0;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -872,3 +872,27 @@ fn job_run_continuous_stops_on_sigterm() {
         1
     );
 }
+
+/// `--log-format json` writes every log line as a JSON object with its time and level
+/// (for log collectors); text logs carry no colour codes when not on a terminal.
+#[test]
+fn logs_as_json_lines() {
+    let d = tempfile::tempdir().unwrap();
+    let repo = d.path().join("repo");
+    let r = repo.to_str().unwrap();
+    ok(&["init", r]);
+    let o = offsite(&["-vvv", "--log-format", "json", "points", r], Some("pw"));
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(!lines.is_empty());
+    for l in lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"));
+        assert!(v["timestamp"].is_string() && v["level"].is_string(), "{v}");
+    }
+    let o = offsite(&["-vvv", "points", r], Some("pw"));
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains('\u{1b}'),
+        "no colour codes in a pipe"
+    );
+}

@@ -32,6 +32,10 @@ pub struct Args {
     /// Only errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Log lines as text (for a terminal) or as JSON objects, one a line, with their
+    /// time (for log collectors).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -285,7 +289,14 @@ fn parse_tag(s: &str) -> Result<(String, String), String> {
     }
 }
 
-pub fn init_logging(verbose: u8, quiet: bool) {
+/// How log lines are written (stderr).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+pub fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {
     let level = match (quiet, verbose) {
         (true, _) => "error",
         (_, 0) => "warn",
@@ -296,12 +307,20 @@ pub fn init_logging(verbose: u8, quiet: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("OFFSITE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("offsite={level},warn")));
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .init();
+        .with_target(false);
+    match format {
+        // Colours only on a terminal: a log file or collector gets plain text.
+        LogFormat::Text => {
+            use std::io::IsTerminal;
+            fmt.without_time()
+                .with_ansi(std::io::stderr().is_terminal())
+                .init()
+        }
+        LogFormat::Json => fmt.json().init(),
+    }
 }
 
 impl Command {
