@@ -114,6 +114,7 @@ pub async fn run_with(
     // (creating files is much of a small-file restore's time); at most one at a time.
     let shared = Arc::new(repo.clone());
     let mut fetching: Option<tokio::task::JoinHandle<Result<()>>> = None;
+    let mut several_batches = false;
     let as_root = is_root(&root).await;
     let connections = opts.connections;
     let mut stats = RestoreStats::default();
@@ -177,8 +178,10 @@ pub async fn run_with(
                     let full = std::mem::replace(&mut batch, Batch::new(as_root));
                     let (repo, index) = (shared.clone(), index.clone());
                     let progress = progress.clone();
+                    several_batches = true;
                     fetching = Some(tokio::spawn(async move {
-                        full.restore(&repo, &index, connections, &progress).await
+                        full.restore(&repo, &index, connections, false, &progress)
+                            .await
                     }));
                 }
             }
@@ -195,7 +198,11 @@ pub async fn run_with(
         batch.abandon();
         return Err(e);
     }
-    batch.restore(repo, &index, connections, progress).await?;
+    // A point restored in one batch (a few large files) may split its reads.
+    let only = !several_batches;
+    batch
+        .restore(repo, &index, connections, only, progress)
+        .await?;
     let filtered = !opts.filter.is_everything();
     for (path, node) in dirs.iter().rev() {
         if filtered && !opts.filter.takes(&node.path) && !above.contains(&node.path) {

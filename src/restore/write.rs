@@ -35,9 +35,10 @@ pub const POSITIONS_PER_BATCH: usize = 200_000;
 /// Reads are streamed, so their length costs no memory; this only keeps one read from
 /// holding a connection for a whole huge pack.
 const RESTORE_READ: u64 = 256 << 20;
-/// A batch read in fewer pieces than this has its reads split (each at least
-/// [`SPLIT_FLOOR`]): a point of a few large packs would otherwise be a few streams, each
-/// bounded by one connection's rate on a link far away. At most about twice the reads.
+/// A point restored in one batch and read in fewer pieces than this has its reads split
+/// (each at least [`SPLIT_FLOOR`]): a point of a few large packs would otherwise be a few
+/// streams, each bounded by one connection's rate on a link far away. At most about
+/// twice the reads — still within two per pack, as one batch reads each pack once.
 const FEW_READS: usize = 8;
 const SPLIT_FLOOR: u64 = 8 << 20;
 /// Blobs handed to a writer thread together: many small files cost one hand-over per
@@ -153,6 +154,7 @@ impl Batch {
         repo: &Repository,
         index: &MasterIndex,
         connections: Option<usize>,
+        only_batch: bool,
         progress: &Progress,
     ) -> Result<()> {
         if self.files.is_empty() {
@@ -161,7 +163,7 @@ impl Batch {
         let needed: Vec<(usize, Id)> = self.wants.keys().map(|id| (0, *id)).collect();
         let mut reads = coalesce(&needed, &[index], RESTORE_READ);
         let longest = reads.iter().map(|r| r.len()).max().unwrap_or(0);
-        if reads.len() < FEW_READS && longest >= 2 * SPLIT_FLOOR {
+        if only_batch && reads.len() < FEW_READS && longest >= 2 * SPLIT_FLOOR {
             // A little over half, so blob boundaries make two pieces, not three.
             reads = coalesce(&needed, &[index], longest / 20 * 11);
         }
