@@ -110,10 +110,7 @@ pub async fn prune(
     };
     let lock = LockGuard::acquire(repo, kind, "prune", None).await?;
     let result = run(repo, opts, progress).await;
-    let released = lock.release().await;
-    let report = result?;
-    released?;
-    Ok(report)
+    lock.release_after(result).await
 }
 
 async fn run(
@@ -256,7 +253,7 @@ async fn run(
         .filter(|n| !new.contains(n))
         .collect();
     r.index_files_deleted = old.len();
-    delete_all(repo, old).await?;
+    repo.delete_all(old).await?;
     // 4. The packs no index names any more.
     let doomed: Vec<String> = fates
         .iter()
@@ -265,7 +262,7 @@ async fn run(
         .chain(unindexed)
         .map(|id| pack_name(&id))
         .collect();
-    delete_all(repo, doomed).await?;
+    repo.delete_all(doomed).await?;
     r.packs_after = keep.len() + r.unindexed_left;
     r.bytes_after = keep.iter().map(|p| p.size).sum::<u64>()
         + stored
@@ -353,20 +350,6 @@ async fn move_blobs(
     .into_iter()
     .collect::<Result<Vec<()>>>()?;
     packer.into_inner().finish().await
-}
-
-/// Deletes `names`, several at a time; one already gone is fine.
-async fn delete_all(repo: &Repository, names: Vec<String>) -> Result<()> {
-    let done: Vec<Result<()>> = futures::stream::iter(names.into_iter().map(|n| async move {
-        match repo.delete(&n).await {
-            Ok(()) | Err(Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }))
-    .buffer_unordered(IO_CONCURRENCY)
-    .collect()
-    .await;
-    done.into_iter().collect()
 }
 
 #[cfg(test)]

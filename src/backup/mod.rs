@@ -83,10 +83,7 @@ pub async fn run(
 
     let lock = LockGuard::acquire(&repo, LockKind::Shared, "backup", Some(&opts.machine)).await?;
     let result = run_locked(&repo, &lock.name, &opts, base, roots, progress).await;
-    let released = lock.release().await;
-    let out = result?;
-    released?;
-    Ok(out)
+    lock.release_after(result).await
 }
 
 async fn run_locked(

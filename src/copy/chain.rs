@@ -112,13 +112,10 @@ async fn copy_chain(
         }
     };
     let result = transfer_and_commit(ctx, view, name, candidates, indexing, chain).await;
-    if let Some(lock) = lock {
-        let released = lock.release().await;
-        if result.is_ok() {
-            released?;
-        }
+    match lock {
+        Some(lock) => lock.release_after(result).await,
+        None => result,
     }
-    result
 }
 
 async fn transfer_and_commit(

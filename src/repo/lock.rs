@@ -223,6 +223,15 @@ impl LockGuard {
         self.refresher.abort();
         self.repo.delete(&self.name).await
     }
+
+    /// Releases the lock after the work it guarded, which returned `result`: the work's
+    /// error wins over a failed release, which fails only work that succeeded.
+    pub async fn release_after<T>(self, result: Result<T>) -> Result<T> {
+        let released = self.release().await;
+        let value = result?;
+        released?;
+        Ok(value)
+    }
 }
 
 impl Drop for LockGuard {

@@ -322,6 +322,21 @@ impl Repository {
         .await
     }
 
+    /// Deletes `names`, several at a time; one already gone is fine. The first failure
+    /// is returned once every delete has been tried.
+    pub async fn delete_all(&self, names: Vec<String>) -> Result<()> {
+        let done: Vec<Result<()>> = futures::stream::iter(names.into_iter().map(|n| async move {
+            match self.delete(&n).await {
+                Ok(()) | Err(Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }))
+        .buffer_unordered(IO_CONCURRENCY)
+        .collect()
+        .await;
+        done.into_iter().collect()
+    }
+
     pub async fn exists(&self, name: &str) -> Result<bool> {
         exists(&self.loc, name).await
     }

@@ -9,13 +9,12 @@ pub mod policy;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
-use futures::StreamExt;
 use serde::Serialize;
 
 use crate::format::lock::LockKind;
 use crate::format::point_name;
+use crate::repo::Repository;
 use crate::repo::lock::LockGuard;
-use crate::repo::{IO_CONCURRENCY, Repository};
 use crate::{Error, Id, Result};
 pub use policy::{Candidate, Decision, MonthPoint, Policy, Reason};
 
@@ -90,13 +89,10 @@ pub async fn forget<Tz: TimeZone>(
         false => Some(LockGuard::acquire(repo, LockKind::Exclusive, "forget", None).await?),
     };
     let result = decide_and_delete(repo, opts, &patterns, tz).await;
-    if let Some(lock) = lock {
-        let released = lock.release().await;
-        if result.is_ok() {
-            released?;
-        }
+    match lock {
+        Some(lock) => lock.release_after(result).await,
+        None => result,
     }
-    result
 }
 
 async fn decide_and_delete<Tz: TimeZone>(
@@ -149,20 +145,11 @@ async fn decide_and_delete<Tz: TimeZone>(
     if opts.dry_run {
         return Ok(report);
     }
-    let doomed: Vec<Id> = report
+    let doomed: Vec<String> = report
         .machines
         .iter()
-        .flat_map(|m| m.forgotten.iter().map(|f| f.id))
+        .flat_map(|m| m.forgotten.iter().map(|f| point_name(&f.id)))
         .collect();
-    let deleted: Vec<Result<()>> = futures::stream::iter(doomed.into_iter().map(|id| async move {
-        match repo.delete(&point_name(&id)).await {
-            Ok(()) | Err(Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }))
-    .buffer_unordered(IO_CONCURRENCY)
-    .collect()
-    .await;
-    deleted.into_iter().collect::<Result<Vec<()>>>()?;
+    repo.delete_all(doomed).await?;
     Ok(report)
 }
