@@ -216,7 +216,7 @@ pub async fn run(action: JobAction) -> anyhow::Result<ExitCode> {
                     s.job,
                     s.target,
                     when(s.last_run),
-                    s.last_result.as_deref().unwrap_or("never"),
+                    s.last_result.map_or("never".into(), |o| o.to_string()),
                     when(s.last_prune)
                 );
                 let rows: Vec<Vec<String>> = s
@@ -396,13 +396,9 @@ fn print_interval(r: &IntervalReport) {
         .machines
         .iter()
         .map(|m| {
-            let result = serde_json::to_value(&m.result)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
             vec![
                 m.machine.clone(),
-                result,
+                m.result.to_string(),
                 m.points_copied.to_string(),
                 m.reason.clone().unwrap_or_default(),
             ]
@@ -431,11 +427,7 @@ fn print_interval(r: &IntervalReport) {
     for e in &r.errors {
         println!("error: {e}");
     }
-    let outcome = serde_json::to_value(r.outcome)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    println!("{}: {outcome} in {:.1} s", r.job, r.seconds);
+    println!("{}: {} in {:.1} s", r.job, r.outcome, r.seconds);
 }
 
 /// An interval that could not run is tried again this many minutes later.

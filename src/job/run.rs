@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::config::{Job, SourceSpec};
 use super::state::{JobState, MachineState};
@@ -43,14 +43,40 @@ pub struct MachineReport {
     pub reason: Option<String>,
 }
 
+impl MachineResult {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MachineResult::Copied => "copied",
+            MachineResult::UpToDate => "up-to-date",
+            MachineResult::Unprotected => "unprotected",
+        }
+    }
+}
+
+impl std::fmt::Display for MachineResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How the interval went as a whole.
-#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Success,
     /// Finished, but a machine is unprotected or a phase failed.
     Warning,
     Failed,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::Success => "success",
+            Outcome::Warning => "warning",
+            Outcome::Failed => "failed",
+        })
+    }
 }
 
 /// The report of one interval.
@@ -76,17 +102,10 @@ pub struct IntervalReport {
     pub errors: Vec<String>,
 }
 
-fn password(what: &str, spec: &super::config::Secret) -> Result<Vec<u8>> {
-    spec.read()
-        .map_err(|e| Error::Invalid(format!("{what}: {e}")))
-}
-
 async fn open_source(s: &SourceSpec, clock: &Arc<dyn Clock>) -> Result<Arc<Repository>> {
-    let pw = password(&s.url, &s.password)?;
-    let loc = store::open(&s.url, false)?.with_clock(clock.clone());
-    Ok(Arc::new(
-        Repository::open_warm(loc, &pw, WarmSpec::READER).await?,
-    ))
+    let repo = super::open_repository(&s.url, &s.password, clock, WarmSpec::READER).await?;
+    let repo = repo.ok_or_else(|| Error::NoRepository { url: s.url.clone() })?;
+    Ok(Arc::new(repo))
 }
 
 /// The job's target repository, made with its own key on the first run (unless the job
@@ -97,26 +116,20 @@ async fn open_target(
     clock: &Arc<dyn Clock>,
 ) -> Result<Arc<Repository>> {
     let url = job.target.repository_url(&job.name);
-    let pw = password(&url, &job.target.password)?;
-    let loc = match store::open(&url, !job.target.map) {
-        Ok(l) => l.with_clock(clock.clone()),
-        Err(Error::NoRepository { .. }) if job.target.map => {
+    let secret = &job.target.password;
+    match super::open_repository(&url, secret, clock, WarmSpec::COPY_TARGET).await? {
+        Some(r) => return Ok(Arc::new(r)),
+        None if job.target.map => {
             return Err(Error::Invalid(format!(
                 "{url}: no repository there; a mapped job (map = true) continues an existing repository"
             )));
         }
-        Err(e) => return Err(e),
-    };
-    if Repository::exists_at(&loc).await? {
-        return Ok(Arc::new(
-            Repository::open_warm(loc, &pw, WarmSpec::COPY_TARGET).await?,
-        ));
+        None => {}
     }
-    if job.target.map {
-        return Err(Error::Invalid(format!(
-            "{url}: no repository there; a mapped job (map = true) continues an existing repository"
-        )));
-    }
+    let pw = secret
+        .read()
+        .map_err(|e| Error::Invalid(format!("{url}: {e}")))?;
+    let loc = store::open(&url, true)?.with_clock(clock.clone());
     let opts = copy::target_init_options(
         &first_source.config,
         Some(job.target.compression),
@@ -278,7 +291,7 @@ pub async fn run_once<Tz: TimeZone>(
     if report.transfer_waits.is_none() {
         state.last_interval = Some(started);
     }
-    state.last_result = Some(format!("{:?}", report.outcome).to_lowercase());
+    state.last_result = Some(report.outcome);
     state.save(&target).await?;
     report.seconds = timer.elapsed().as_secs_f64();
     Ok(report)

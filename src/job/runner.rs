@@ -16,8 +16,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use super::config::{Job, Mode};
 use super::state::JobState;
 use crate::clock::Clock;
-use crate::repo::Repository;
-use crate::store;
+use crate::repo::WarmSpec;
 
 /// What the runner remembers of a job between its runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -81,10 +80,9 @@ pub fn ran<Tz: TimeZone>(
 pub async fn remember(job: &Job, clock: &Arc<dyn Clock>) -> Memory {
     let read = async {
         let url = job.target.repository_url(&job.name);
-        let loc = store::open(&url, false).ok()?.with_clock(clock.clone());
-        let pw = job.target.password.read().ok()?;
-        let repo = Repository::open(loc, &pw).await.ok()?;
-        JobState::load(&repo, &job.name).await.ok()
+        let secret = &job.target.password;
+        let repo = super::open_repository(&url, secret, clock, WarmSpec::NOTHING).await;
+        JobState::load(&repo.ok()??, &job.name).await.ok()
     };
     let state = read.await;
     Memory {

@@ -12,8 +12,9 @@ use serde::Serialize;
 use super::config::Job;
 use super::state::JobState;
 use crate::clock::Clock;
-use crate::repo::{Repository, WarmSpec};
-use crate::{Error, Id, Result, store};
+use crate::copy::{Candidate, PointsSpec, Selection};
+use crate::repo::WarmSpec;
+use crate::{Error, Id, Result};
 
 /// One machine of a job.
 #[derive(Clone, Debug, Serialize)]
@@ -37,7 +38,7 @@ pub struct JobStatus {
     /// Whether the job's repository exists yet (it is made by the first interval).
     pub target_exists: bool,
     pub last_run: Option<DateTime<Utc>>,
-    pub last_result: Option<String>,
+    pub last_result: Option<super::run::Outcome>,
     pub last_prune: Option<DateTime<Utc>>,
     pub machines: Vec<MachineStatus>,
 }
@@ -45,22 +46,8 @@ pub struct JobStatus {
 /// Reads the status of `job`: its sources' points, its target's points and state.
 pub async fn status(job: &Job, clock: &Arc<dyn Clock>) -> Result<JobStatus> {
     let url = job.target.repository_url(&job.name);
-    let pw = job
-        .target
-        .password
-        .read()
-        .map_err(|e| Error::Invalid(format!("{url}: {e}")))?;
-    let loc = match store::open(&url, false) {
-        Ok(l) => Some(l.with_clock(clock.clone())),
-        Err(Error::NoRepository { .. }) => None,
-        Err(e) => return Err(e),
-    };
-    let target = match loc {
-        Some(l) if Repository::exists_at(&l).await? => {
-            Some(Repository::open_warm(l, &pw, WarmSpec::POINTS).await?)
-        }
-        _ => None,
-    };
+    let target =
+        super::open_repository(&url, &job.target.password, clock, WarmSpec::POINTS).await?;
     let (state, held) = match &target {
         Some(t) => {
             let state = JobState::load(t, &job.name).await?;
@@ -77,22 +64,33 @@ pub async fn status(job: &Job, clock: &Arc<dyn Clock>) -> Result<JobStatus> {
     // The newest selected point of each machine across the sources.
     let mut newest: BTreeMap<String, (DateTime<Utc>, Id, Id)> = BTreeMap::new();
     for spec in &job.sources {
-        let pw = spec
-            .password
-            .read()
-            .map_err(|e| Error::Invalid(format!("{}: {e}", spec.url)))?;
-        let loc = store::open(&spec.url, false)?.with_clock(clock.clone());
-        let repo = Repository::open_warm(loc, &pw, WarmSpec::POINTS).await?;
-        let selection = job.selection(spec);
-        for (id, p) in repo.load_points().await? {
-            if !selection.machine_selected(&p.machine)? || !selection.matches_point(&p) {
-                continue;
-            }
-            let e = newest
-                .entry(p.machine.clone())
-                .or_insert((p.time, repo.config.id, id));
-            if p.time > e.0 {
-                *e = (p.time, repo.config.id, id);
+        let repo = super::open_repository(&spec.url, &spec.password, clock, WarmSpec::POINTS)
+            .await?
+            .ok_or_else(|| Error::NoRepository {
+                url: spec.url.clone(),
+            })?;
+        let candidates = repo
+            .load_points()
+            .await?
+            .into_iter()
+            .map(|(id, point)| Candidate {
+                source: 0,
+                id,
+                point,
+            });
+        let latest = Selection {
+            points: PointsSpec::Latest,
+            ..job.selection(spec)
+        };
+        for c in latest.apply(candidates.collect())? {
+            let newer = newest
+                .get(&c.point.machine)
+                .is_none_or(|n| c.point.time > n.0);
+            if newer {
+                newest.insert(
+                    c.point.machine.clone(),
+                    (c.point.time, repo.config.id, c.id),
+                );
             }
         }
     }

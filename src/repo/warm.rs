@@ -34,6 +34,11 @@ pub struct WarmSpec {
 }
 
 impl WarmSpec {
+    /// Nothing: a cold start.
+    pub const NOTHING: WarmSpec = WarmSpec {
+        read: &[],
+        list: &[],
+    };
     /// A lister of points: `points`.
     pub const POINTS: WarmSpec = WarmSpec {
         read: &[POINTS],
