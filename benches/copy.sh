@@ -26,19 +26,8 @@ B1=$(day_bytes day1); B2=$(day_bytes day2)
 echo "dataset: day1 $B1 bytes, day2 $B2 bytes; $(nproc) cores; $(restic version | cut -d' ' -f1-2)"
 
 # Sources: day 1 only (…-d1) and days 1+2, for both tools.
-"$O" init "$WORK/o-src" >/dev/null
-restic init -q -r "$WORK/r-src" >/dev/null
-for m in $MACHINES; do
-  "$O" backup "$WORK/o-src" --machine "$m" --base "$DS/day1" "$DS/day1/$m" >/dev/null
-  (cd "$DS/day1" && restic -q -r "$WORK/r-src" backup --host "$m" "$m" >/dev/null)
-done
-cp -a "$WORK/o-src" "$WORK/o-src-d1"; cp -a "$WORK/r-src" "$WORK/r-src-d1"
-changed=0
-for m in $MACHINES; do
-  out=$("$O" backup "$WORK/o-src" --machine "$m" --base "$DS/day2" "$DS/day2/$m" --json)
-  changed=$((changed + $(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["bytes_added"])')))
-  (cd "$DS/day2" && restic -q -r "$WORK/r-src" backup --host "$m" "$m" >/dev/null)
-done
+. "$here/lib.sh"
+make_sources
 echo "day 2 added $changed bytes (stored, packed) to the offsite source"
 
 timed() { # label logical_bytes cmd... ; prints a line, leaves $WORK/out

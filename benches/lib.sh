@@ -31,7 +31,8 @@ link_down() {
 
 # Two-day sources of the shared dataset in local folders, for offsite ($WORK/o-src) and
 # restic ($WORK/r-src), days 1 and 2, with copies holding day 1 only ($WORK/o-src-d1,
-# $WORK/r-src-d1). Needs DS, WORK, MACHINES and the password variables set.
+# $WORK/r-src-d1). Sets $changed: the bytes day 2 added (stored, packed) to offsite's.
+# Needs O, DS, WORK, MACHINES and the password variables set.
 make_sources() {
   "$O" init "$WORK/o-src" >/dev/null
   restic init -q -r "$WORK/r-src" >/dev/null
@@ -40,8 +41,11 @@ make_sources() {
     (cd "$DS/day1" && restic -q -r "$WORK/r-src" backup --host "$m" "$m" >/dev/null)
   done
   cp -a "$WORK/o-src" "$WORK/o-src-d1"; cp -a "$WORK/r-src" "$WORK/r-src-d1"
+  changed=0
+  local out
   for m in $MACHINES; do
-    "$O" backup "$WORK/o-src" --machine "$m" --base "$DS/day2" "$DS/day2/$m" >/dev/null
+    out=$("$O" backup "$WORK/o-src" --machine "$m" --base "$DS/day2" "$DS/day2/$m" --json)
+    changed=$((changed + $(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["bytes_added"])')))
     (cd "$DS/day2" && restic -q -r "$WORK/r-src" backup --host "$m" "$m" >/dev/null)
   done
 }
