@@ -20,6 +20,7 @@ pub mod prune;
 pub mod repo;
 pub mod restore;
 pub mod retention;
+pub mod stop;
 pub mod store;
 #[cfg(test)]
 pub(crate) mod testkit;

@@ -118,10 +118,21 @@ pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
 
 /// Backs up a small machine (a few files, some larger than a chunk) into `repo`.
 pub async fn backup_machine(repo: &Arc<Repository>, dir: &Path, machine: &str, seed: u64) {
+    backup_machine_sized(repo, dir, machine, seed, 3 << 20).await;
+}
+
+/// [`backup_machine`] with a large file of `big` bytes.
+pub async fn backup_machine_sized(
+    repo: &Arc<Repository>,
+    dir: &Path,
+    machine: &str,
+    seed: u64,
+    big: usize,
+) {
     let root = dir.join(machine);
     std::fs::create_dir_all(root.join("etc")).expect("test folder");
     std::fs::write(root.join("etc/hostname"), machine).expect("test file");
-    std::fs::write(root.join("big.bin"), bytes(seed, 3 << 20)).expect("test file");
+    std::fs::write(root.join("big.bin"), bytes(seed, big)).expect("test file");
     std::fs::write(
         root.join("text"),
         format!("line of {machine}\n").repeat(20_000),

@@ -12,6 +12,7 @@ use offsite::job::config::{Job, Mode};
 use offsite::job::run::{IntervalReport, Outcome, run_once};
 use offsite::job::{JobsFile, Problem};
 use offsite::repo::Repository;
+use offsite::stop::Stop;
 use offsite::store;
 
 use super::output::{json, size, table};
@@ -30,8 +31,8 @@ pub enum JobAction {
         #[arg(long)]
         json: bool,
     },
-    /// Run the jobs: each interval when it is due, until SIGTERM or Ctrl-C (the interval
-    /// in progress finishes first). With --once: one interval of each job (or of --job
+    /// Run the jobs: each interval when it is due, until SIGTERM or Ctrl-C (a transfer
+    /// in progress stops at a pack boundary, committing what is whole). With --once: one interval of each job (or of --job
     /// NAME) now, then exit 0 all copied, 3 a machine unprotected or a phase failed, 1 a
     /// job could not run.
     Run {
@@ -122,9 +123,15 @@ pub async fn run(action: JobAction) -> anyhow::Result<ExitCode> {
                 std::sync::Arc::new(offsite::clock::SystemClock);
             let mut code = ExitCode::SUCCESS;
             let mut reports = Vec::new();
+            let stop = stop_on_signal(
+                "stopping: the packs in flight are finished and what is whole is committed",
+            );
             for j in jobs {
+                if stop.is_stopped() {
+                    break;
+                }
                 let progress = super::progress::for_terminal(&j.name, Some(0));
-                match run_once(j, clock.clone(), &chrono::Local, &progress).await {
+                match run_once(j, clock.clone(), &chrono::Local, &progress, &stop).await {
                     Ok(r) => {
                         if r.outcome != Outcome::Success && code == ExitCode::SUCCESS {
                             code = ExitCode::from(PARTIAL);
@@ -433,12 +440,10 @@ fn print_interval(r: &IntervalReport) {
 /// An interval that could not run is tried again this many minutes later.
 const RETRY_MINUTES: i64 = 10;
 
-/// Runs `jobs` until SIGTERM or Ctrl-C, printing each interval's report (a JSON line
-/// each with `--json`).
-async fn continuous(jobs: Vec<Job>, as_json: bool) -> anyhow::Result<ExitCode> {
-    let clock: std::sync::Arc<dyn offsite::clock::Clock> =
-        std::sync::Arc::new(offsite::clock::SystemClock);
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+/// A stop asked on SIGTERM or Ctrl-C (saying `why` on stderr).
+fn stop_on_signal(why: &'static str) -> Stop {
+    let stop = Stop::new();
+    let asker = stop.clone();
     tokio::spawn(async move {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -452,9 +457,19 @@ async fn continuous(jobs: Vec<Job>, as_json: bool) -> anyhow::Result<ExitCode> {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
         }
-        eprintln!("stopping: the interval in progress finishes first");
-        let _ = stop_tx.send(true);
+        eprintln!("{why}");
+        asker.stop();
     });
+    stop
+}
+
+/// Runs `jobs` until SIGTERM or Ctrl-C, printing each interval's report (a JSON line
+/// each with `--json`).
+async fn continuous(jobs: Vec<Job>, as_json: bool) -> anyhow::Result<ExitCode> {
+    let clock: std::sync::Arc<dyn offsite::clock::Clock> =
+        std::sync::Arc::new(offsite::clock::SystemClock);
+    let stop =
+        stop_on_signal("stopping: the packs in flight are finished and what is whole is committed");
     let memory = futures::future::join_all(
         jobs.iter()
             .map(|j| offsite::job::runner::remember(j, &clock)),
@@ -462,10 +477,10 @@ async fn continuous(jobs: Vec<Job>, as_json: bool) -> anyhow::Result<ExitCode> {
     .await;
     eprintln!("running {} job(s); SIGTERM or Ctrl-C stops", jobs.len());
     let interval = |j: &Job, _at| {
-        let (j, clock) = (j.clone(), clock.clone());
+        let (j, clock, stop) = (j.clone(), clock.clone(), stop.clone());
         async move {
             let progress = offsite::progress::Progress::hidden();
-            match run_once(&j, clock.clone(), &chrono::Local, &progress).await {
+            match run_once(&j, clock.clone(), &chrono::Local, &progress, &stop).await {
                 Ok(r) => {
                     match as_json {
                         true => println!("{}", serde_json::to_string(&r).unwrap_or_default()),
@@ -482,7 +497,14 @@ async fn continuous(jobs: Vec<Job>, as_json: bool) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    offsite::job::runner::run_forever(&jobs, memory, clock.clone(), &chrono::Local, interval, stop)
-        .await;
+    let runner = offsite::job::runner::run_forever(
+        &jobs,
+        memory,
+        clock.clone(),
+        &chrono::Local,
+        interval,
+        stop.clone(),
+    );
+    runner.await;
     Ok(ExitCode::SUCCESS)
 }

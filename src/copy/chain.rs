@@ -98,6 +98,13 @@ async fn copy_chain(
     machines.sort();
     machines.dedup();
     chain.machines = machines;
+    if ctx.opts.transfer.stop.is_stopped() {
+        chain.status = ChainStatus::Failed;
+        chain.failure = Some(super::Failure::Interrupted {
+            what: format!("{name}: the copy was asked to stop before this chain started"),
+        });
+        return Ok(StageTimes::default());
+    }
     // What other writers committed before the lock was taken is read side by side
     // with the lock's look at the others, once it is stored.
     let lock = match ctx.opts.dry_run {
@@ -408,5 +415,81 @@ mod tests {
         assert_eq!(done.copied.len(), 1);
         let check = testkit::check_read_data(&target).await;
         assert!(check.is_ok(), "{:?}", check.errors);
+    }
+
+    /// A copy asked to stop mid-transfer finishes the pack it is filling and stops:
+    /// the packs written are whole and indexed, no point is committed half, the chains
+    /// not started say why, and the next copy brings only the rest.
+    #[tokio::test]
+    async fn a_stopped_copy_keeps_whole_packs_and_the_next_brings_the_rest() {
+        let src = testkit::repo(testkit::memory(), 16 << 20).await;
+        let files = tempfile::tempdir().unwrap();
+        // More packs per machine than uploads in flight.
+        for (seed, m) in ["web", "db"].iter().enumerate() {
+            testkit::backup_machine_sized(&src, files.path(), m, seed as u64, 12 << 20).await;
+        }
+        let gated = GatedStore::new(testkit::memory());
+        let target = testkit::repo(Arc::new(gated.clone()), 1 << 20).await;
+        let gate = gated.gate(Op::Put, "data/");
+        let stop = crate::stop::Stop::new();
+        let opts = CopyOptions {
+            selection: Selection {
+                points: PointsSpec::All,
+                ..Default::default()
+            },
+            tasks: 1,
+            transfer: crate::copy::TransferOptions {
+                stop: stop.clone(),
+                uploads_in_flight: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let hidden = Progress::hidden();
+        let copy = crate::copy::run(vec![src.clone()], target.clone(), &opts, &hidden);
+        let stopper = async {
+            gate.wait_for(1).await;
+            stop.stop();
+            gate.open();
+        };
+        let (report, ()) = tokio::time::timeout(Duration::from_secs(20), async {
+            tokio::join!(copy, stopper)
+        })
+        .await
+        .expect("a stopped copy returns");
+        let report = report.unwrap();
+        assert_eq!(report.points_copied(), 0, "{report:?}");
+        let interrupted = |c: &ChainReport| {
+            c.failed
+                .iter()
+                .any(|f| f.reason.contains("stopped before the point was whole"))
+                || matches!(c.failure, Some(crate::copy::Failure::Interrupted { .. }))
+        };
+        assert!(report.chains.iter().all(interrupted), "{report:?}");
+        let first: u64 = report.chains.iter().map(|c| c.blobs_new).sum();
+        assert!(first > 0, "the pack in flight was finished: {report:?}");
+        // Whole packs, all indexed; no point yet.
+        let check = testkit::check_read_data(&target).await;
+        assert!(check.is_ok(), "{:?}", check.errors);
+        assert_eq!(check.points, 0);
+
+        let again = CopyOptions {
+            transfer: Default::default(),
+            ..opts.clone()
+        };
+        let report = crate::copy::run(vec![src.clone()], target.clone(), &again, &hidden)
+            .await
+            .unwrap();
+        assert_eq!(report.points_copied(), 2, "{report:?}");
+        let second: u64 = report.chains.iter().map(|c| c.blobs_new).sum();
+        let entries = index_entries(&target).await;
+        assert_eq!(
+            (first + second) as usize,
+            entries.len(),
+            "nothing brought twice"
+        );
+        let check = testkit::check_read_data(&target).await;
+        assert!(check.is_ok(), "{:?}", check.errors);
+        assert_eq!(check.points, 2);
     }
 }

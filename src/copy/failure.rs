@@ -34,6 +34,10 @@ pub enum Failure {
     /// A per-job chain commits all its points or none, and another point failed.
     #[error("another point of {chain} failed, and a per-job chain commits all or none")]
     NotCommitted { chain: String },
+    /// The copy was asked to stop (SIGTERM, the copy window's end) before the point
+    /// was whole; what arrived is indexed and the next run brings the rest.
+    #[error("{what}")]
+    Interrupted { what: String },
     /// Anything else: a permanent store answer (permission denied), a local error.
     #[error("{what}")]
     Other { what: String },
@@ -72,7 +76,10 @@ impl Failure {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Failure::Transient { .. } | Failure::LockTimeout { .. } | Failure::NotCommitted { .. }
+            Failure::Transient { .. }
+                | Failure::LockTimeout { .. }
+                | Failure::NotCommitted { .. }
+                | Failure::Interrupted { .. }
         )
     }
 }

@@ -130,6 +130,10 @@ pub struct TransferOptions {
     /// own: not sent to an appliance, which keeps its own).
     #[serde(skip)]
     pub budget: ReadBudget,
+    /// Asked to stop (SIGTERM, a copy window's end): no further reads are taken, the
+    /// open pack is finished, and the points not whole are reported interrupted.
+    #[serde(skip)]
+    pub stop: crate::stop::Stop,
 }
 
 impl Default for TransferOptions {
@@ -139,6 +143,7 @@ impl Default for TransferOptions {
             reads_in_flight: None,
             uploads_in_flight: 2,
             budget: ReadBudget::default(),
+            stop: crate::stop::Stop::default(),
         }
     }
 }

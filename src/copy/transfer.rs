@@ -117,7 +117,19 @@ pub async fn transfer(
             .buffered(most),
     );
 
-    while let Some((read, _held, done)) = stream.next().await {
+    // Reads come back in plan order: when a stop is asked, the first `consumed` are
+    // in, the rest never will be.
+    let mut consumed = 0;
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = opts.stop.stopped() => None,
+            next = stream.next() => next,
+        };
+        let Some((read, _held, done)) = next else {
+            break;
+        };
+        consumed += 1;
         match done {
             Err(f) => {
                 for e in &read.blobs {
@@ -127,6 +139,11 @@ pub async fn transfer(
             Ok(blobs) => {
                 for (e, res) in blobs {
                     match res {
+                        // The packer waits for an upload slot when a pack is full: a
+                        // stop asked meanwhile ends the transfer at that boundary.
+                        Ok(_) if opts.stop.is_stopped() => {
+                            out.failed_blobs.insert(e.id, interrupted(plan));
+                        }
                         Ok(sealed) => {
                             progress.add_bytes(u64::from(e.raw_length));
                             packer.add(e.kind, e.id, e.raw_length, &sealed).await?;
@@ -141,7 +158,13 @@ pub async fn transfer(
         }
     }
     drop(stream);
+    // The open pack is finished either way: a stopped transfer leaves whole packs.
     out.packs = packer.finish().await?;
+    for e in plan.reads[consumed..].iter().flat_map(|r| &r.blobs) {
+        out.failed_blobs
+            .entry(e.id)
+            .or_insert_with(|| interrupted(plan));
+    }
     out.points = plan
         .points
         .iter()
@@ -158,6 +181,17 @@ pub async fn transfer(
         target_write: write_busy.total().as_secs_f64(),
     };
     Ok(out)
+}
+
+/// Why a blob the transfer did not reach is missing from the target.
+fn interrupted(plan: &ChainPlan) -> Failure {
+    Failure::Interrupted {
+        what: format!(
+            "{}: stopped before the point was whole; the packs written are kept and the \
+             next run brings the rest",
+            plan.chain
+        ),
+    }
 }
 
 /// For each source the plan names, its repository and how its blobs are re-sealed.

@@ -20,6 +20,7 @@ use crate::prune::{PruneOptions, PruneReport, prune};
 use crate::repo::lock::LockGuard;
 use crate::repo::{Repository, WarmSpec};
 use crate::retention::{ForgetOptions, ForgetReport, forget};
+use crate::stop::Stop;
 use crate::{Error, Result, store};
 
 /// What became of one machine in an interval.
@@ -100,6 +101,9 @@ pub struct IntervalReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prune: Option<PruneReport>,
     pub errors: Vec<String>,
+    /// Asked to stop (SIGTERM) before the interval finished.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
 }
 
 async fn open_source(s: &SourceSpec, clock: &Arc<dyn Clock>) -> Result<Arc<Repository>> {
@@ -172,12 +176,15 @@ async fn lock_job(target: &Arc<Repository>, job: &str) -> Result<LockGuard> {
     )))
 }
 
-/// Runs one interval of `job` now, on `clock`, periods and windows in `tz`.
+/// Runs one interval of `job` now, on `clock`, periods and windows in `tz`. When `stop`
+/// is asked, the transfer finishes the packs it is filling, commits what is whole and
+/// the interval ends there (its retention and prune wait for the next run).
 pub async fn run_once<Tz: TimeZone>(
     job: &Job,
     clock: Arc<dyn Clock>,
     tz: &Tz,
     progress: &Progress,
+    stop: &Stop,
 ) -> Result<IntervalReport> {
     let started = clock.now();
     let timer = std::time::Instant::now();
@@ -200,6 +207,7 @@ pub async fn run_once<Tz: TimeZone>(
         retention: None,
         prune: None,
         errors: Vec::new(),
+        stopped: false,
     };
     let lock = lock_job(&target, &job.name).await?;
     let mut state = match JobState::load(&target, &job.name).await {
@@ -210,32 +218,37 @@ pub async fn run_once<Tz: TimeZone>(
         }
     };
 
-    // Transfer, inside the copy windows.
+    // Transfer, inside the copy windows; paused (at a pack boundary) when the window
+    // closes or a stop is asked.
     if job.windows.open_at(started, tz) {
-        for (spec, source) in job.sources.iter().zip(&sources) {
-            let opts = CopyOptions {
-                selection: copy::Selection {
-                    points: PointsSpec::Latest,
-                    ..job.selection(spec)
-                },
-                pack_size: job.target.pack_size,
-                chain: job.target.chain,
-                map: job.target.map,
-                tasks: job.max_tasks,
-                transfer: TransferOptions {
-                    compression: job.target.compression,
-                    ..Default::default()
-                },
-                sibling_sources: sources.iter().map(|s| s.config.id).collect(),
-                ..Default::default()
-            };
-            match copy::run(vec![source.clone()], target.clone(), &opts, progress).await {
+        let closes = job.windows.closes_after(started, tz);
+        let window_end = async {
+            match closes {
+                Some(t) => clock.sleep(clock.until(t)).await,
+                None => std::future::pending().await,
+            }
+        };
+        let transfer = |stop: Stop| transfer(job, &sources, &target, stop, progress);
+        for (spec, result) in stop.with(window_end, transfer).await {
+            match result {
                 Ok(r) => {
                     note_copies(&r, &mut report, &mut state, clock.now());
                     report.copies.push(r);
                 }
                 Err(e) => report.errors.push(format!("{}: {e}", spec.url)),
             }
+        }
+        if stop.is_stopped() {
+            report.stopped = true;
+        } else if let Some(t) = closes.filter(|t| clock.now() >= *t) {
+            // The window closed mid-transfer: what is whole is committed, the rest
+            // waits for the next window.
+            let next = job.windows.next_open(clock.now(), tz);
+            report.waits_until = next;
+            report.transfer_waits = Some(match next {
+                Some(n) => format!("the copy window closed at {t}; the transfer resumes at {n}"),
+                None => format!("the copy window closed at {t}"),
+            });
         }
     } else {
         let next = job.windows.next_open(started, tz);
@@ -244,6 +257,20 @@ pub async fn run_once<Tz: TimeZone>(
             Some(t) => format!("outside the copy windows; the next opens at {t}"),
             None => "no copy window ever opens".into(),
         });
+    }
+    if report.stopped {
+        // Asked to stop: what is whole is committed; retention and prune wait for the
+        // next run, and the interval is not done.
+        let _ = lock.release().await;
+        report.outcome = Outcome::Warning;
+        report
+            .errors
+            .push("stopped before the interval finished; the next run continues it".into());
+        state.last_run = Some(clock.now());
+        state.last_result = Some(report.outcome);
+        state.save(&target).await?;
+        report.seconds = timer.elapsed().as_secs_f64();
+        return Ok(report);
     }
     // The job's lock goes before retention and prune, which take the repository's
     // exclusive lock.
@@ -295,6 +322,40 @@ pub async fn run_once<Tz: TimeZone>(
     state.save(&target).await?;
     report.seconds = timer.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// The interval's transfer: each source in turn, its machines side by side up to
+/// `max_tasks`; per source, its copy's report or why it could not run.
+async fn transfer<'a>(
+    job: &'a Job,
+    sources: &[Arc<Repository>],
+    target: &Arc<Repository>,
+    stop: Stop,
+    progress: &Progress,
+) -> Vec<(&'a SourceSpec, Result<CopyReport>)> {
+    let mut out = Vec::new();
+    for (spec, source) in job.sources.iter().zip(sources) {
+        let opts = CopyOptions {
+            selection: copy::Selection {
+                points: PointsSpec::Latest,
+                ..job.selection(spec)
+            },
+            pack_size: job.target.pack_size,
+            chain: job.target.chain,
+            map: job.target.map,
+            tasks: job.max_tasks,
+            transfer: TransferOptions {
+                compression: job.target.compression,
+                stop: stop.clone(),
+                ..Default::default()
+            },
+            sibling_sources: sources.iter().map(|s| s.config.id).collect(),
+            ..Default::default()
+        };
+        let r = copy::run(vec![source.clone()], target.clone(), &opts, progress).await;
+        out.push((spec, r));
+    }
+    out
 }
 
 /// Per machine of a copy: copied, up to date, or unprotected (and why); copied points
@@ -361,6 +422,11 @@ mod tests {
     /// A job over an in-memory source holding two machines, into an in-memory target,
     /// transferring only on Mondays 01:00–05:00.
     async fn job(name: &str) -> (Job, tempfile::TempDir, tempfile::TempDir) {
+        job_of(name, 3 << 20).await
+    }
+
+    /// [`job`] with machines of `big` bytes each.
+    async fn job_of(name: &str, big: usize) -> (Job, tempfile::TempDir, tempfile::TempDir) {
         let src_url = format!("memory://{name}-src/repo");
         let pw = tempfile::tempdir().unwrap();
         std::fs::write(pw.path().join("pw"), "unit test\n").unwrap();
@@ -375,7 +441,7 @@ mod tests {
         );
         let files = tempfile::tempdir().unwrap();
         for (i, m) in ["web", "db"].iter().enumerate() {
-            testkit::backup_machine(&src, files.path(), m, i as u64).await;
+            testkit::backup_machine_sized(&src, files.path(), m, i as u64, big).await;
         }
         let secret = Secret::File(pw.path().join("pw"));
         let job = Job {
@@ -412,6 +478,22 @@ mod tests {
         (job, pw, files)
     }
 
+    /// The job's target after an interval that did not finish: its state does not count
+    /// the interval as done, and what it holds checks clean.
+    async fn unfinished_but_clean(job: &Job) -> Repository {
+        let target = Repository::open(
+            store::open(&job.target.repository_url(&job.name), false).unwrap(),
+            &job.target.password.read().unwrap(),
+        )
+        .await
+        .unwrap();
+        let state = JobState::load(&target, &job.name).await.unwrap();
+        assert_eq!(state.last_interval, None);
+        let check = testkit::check_read_data(&target).await;
+        assert!(check.is_ok(), "{:?}", check.errors);
+        target
+    }
+
     /// Outside its window the interval transfers nothing and says when the window opens;
     /// inside it, every machine is copied and the state remembers them.
     #[tokio::test]
@@ -420,7 +502,7 @@ mod tests {
         // Saturday 28 November 2026, noon UTC.
         let sat = Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap();
         let clock = Arc::new(ManualClock::new(sat));
-        let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden())
+        let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &Stop::new())
             .await
             .unwrap();
         assert!(r.copies.is_empty(), "{r:?}");
@@ -428,7 +510,7 @@ mod tests {
         assert!(waits.contains("2026-11-30 01:00:00 UTC"), "{waits}");
 
         clock.advance(chrono::Duration::hours(38)); // Monday 02:00
-        let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden())
+        let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &Stop::new())
             .await
             .unwrap();
         assert_eq!(r.outcome, Outcome::Success, "{r:?}");
@@ -444,5 +526,98 @@ mod tests {
         let state = JobState::load(&target, &job.name).await.unwrap();
         assert_eq!(state.machines.len(), 2);
         assert_eq!(state.last_interval, Some(clock.now()));
+    }
+
+    /// A window that closes mid-transfer pauses it at a pack boundary: the packs
+    /// written are kept and indexed, no machine counts as copied, the report says when
+    /// the transfer resumes, and the next window's run brings only the rest.
+    #[tokio::test]
+    async fn a_closing_window_pauses_the_transfer_and_the_next_resumes_it() {
+        // More packs per machine than uploads in flight.
+        let (job, _pw, _files) = job_of("pause", 12 << 20).await;
+        let gated = crate::store::gated::GatedStore::new(testkit::memory());
+        store::register_memory("pause-dst", Arc::new(gated.clone()));
+        let gate = gated.gate(crate::store::gated::Op::Put, "data/");
+        // Monday 30 November 2026, 04:59 UTC: the window closes in a minute.
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 30, 4, 59, 0).unwrap();
+        let clock = Arc::new(ManualClock::new(t0));
+        let (hidden, never) = (Progress::hidden(), Stop::new());
+        let run = run_once(&job, clock.clone(), &Utc, &hidden, &never);
+        let closer = async {
+            gate.wait_for(1).await;
+            clock.advance(chrono::Duration::minutes(2));
+            gate.open();
+        };
+        let (r, ()) = tokio::join!(run, closer);
+        let r = r.unwrap();
+        assert!(
+            r.machines
+                .iter()
+                .all(|m| m.result == MachineResult::Unprotected),
+            "{r:?}"
+        );
+        let waits = r.transfer_waits.clone().unwrap();
+        assert!(
+            waits.contains("closed at 2026-11-30 05:00:00 UTC"),
+            "{waits}"
+        );
+        let next = Utc.with_ymd_and_hms(2026, 12, 7, 1, 0, 0).unwrap();
+        assert_eq!(r.waits_until, Some(next));
+        let first: u64 = r
+            .copies
+            .iter()
+            .flat_map(|c| &c.chains)
+            .map(|c| c.blobs_new)
+            .sum();
+        assert!(first > 0, "the packs in flight were finished: {r:?}");
+        let target = unfinished_but_clean(&job).await;
+
+        clock.set(next + chrono::Duration::hours(1));
+        let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &Stop::new())
+            .await
+            .unwrap();
+        assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+        let second: u64 = r
+            .copies
+            .iter()
+            .flat_map(|c| &c.chains)
+            .map(|c| c.blobs_new)
+            .sum();
+        let check = testkit::check_read_data(&target).await;
+        assert!(check.is_ok(), "{:?}", check.errors);
+        assert_eq!(check.points, 2);
+        assert_eq!(
+            check.blobs as u64,
+            first + second,
+            "nothing was brought twice"
+        );
+    }
+
+    /// A stop asked mid-transfer ends the interval there: what is whole is committed,
+    /// retention and prune do not run, and the interval is not counted as done.
+    #[tokio::test]
+    async fn a_stop_ends_the_interval_at_a_pack_boundary() {
+        let (mut job, _pw, _files) = job_of("sigterm", 12 << 20).await;
+        job.windows = Windows(Vec::new());
+        let gated = crate::store::gated::GatedStore::new(testkit::memory());
+        store::register_memory("sigterm-dst", Arc::new(gated.clone()));
+        let gate = gated.gate(crate::store::gated::Op::Put, "data/");
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let stop = Stop::new();
+        let hidden = Progress::hidden();
+        let run = run_once(&job, clock.clone(), &Utc, &hidden, &stop);
+        let asker = async {
+            gate.wait_for(1).await;
+            stop.stop();
+            gate.open();
+        };
+        let (r, ()) = tokio::join!(run, asker);
+        let r = r.unwrap();
+        assert!(r.stopped, "{r:?}");
+        assert!(r.retention.is_none(), "{r:?}");
+        assert_eq!(r.outcome, Outcome::Warning);
+        let target = unfinished_but_clean(&job).await;
+        let check = testkit::check_read_data(&target).await;
+        assert_eq!(check.points, 0, "{check:?}");
     }
 }

@@ -92,17 +92,18 @@ pub async fn remember(job: &Job, clock: &Arc<dyn Clock>) -> Memory {
     }
 }
 
-/// Runs `jobs` until `stop` turns true: each job when [`next_run`] says, one interval
+/// Runs `jobs` until `stop` is asked: each job when [`next_run`] says, one interval
 /// at a time, sleeping on `clock` in between. `interval` runs one interval of a job and
 /// returns when the copy windows open next if they held its transfer back. A stop
-/// request is honoured between intervals.
+/// request ends the wait between intervals; the interval in progress is given the same
+/// stop and ends at its next safe point.
 pub async fn run_forever<Tz, F, Fut>(
     jobs: &[Job],
     memory: Vec<Memory>,
     clock: Arc<dyn Clock>,
     tz: &Tz,
     mut interval: F,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: crate::stop::Stop,
 ) where
     Tz: TimeZone,
     F: FnMut(&Job, DateTime<Utc>) -> Fut,
@@ -111,7 +112,7 @@ pub async fn run_forever<Tz, F, Fut>(
     let mut memory = memory;
     memory.resize(jobs.len(), Memory::default());
     loop {
-        if *stop.borrow() {
+        if stop.is_stopped() {
             return;
         }
         let now = clock.now();
@@ -127,7 +128,7 @@ pub async fn run_forever<Tz, F, Fut>(
             let wait = (*at - now).to_std().unwrap_or_default();
             tokio::select! {
                 _ = clock.sleep(wait) => {}
-                _ = stop.changed() => {}
+                _ = stop.stopped() => {}
             }
             continue;
         }
@@ -249,7 +250,7 @@ mod tests {
         let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 15, 0, 0).unwrap();
         let clock = Arc::new(crate::clock::ManualClock::auto_advance(t0));
         let jobs = vec![job(daily(2), &[])];
-        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let stop = crate::stop::Stop::new();
         let runs = std::sync::Mutex::new(Vec::new());
         let c: Arc<dyn Clock> = clock.clone();
         let started = std::time::Instant::now();
@@ -262,11 +263,11 @@ mod tests {
                 let mut r = runs.lock().unwrap();
                 r.push(at);
                 if r.len() == 30 {
-                    stop_tx.send(true).unwrap();
+                    stop.stop();
                 }
                 async { None }
             },
-            stop,
+            stop.clone(),
         )
         .await;
         let runs = runs.into_inner().unwrap();

@@ -104,8 +104,16 @@ impl Location {
     }
 }
 
-static MEMORY: LazyLock<Mutex<HashMap<String, Arc<InMemory>>>> =
+static MEMORY: LazyLock<Mutex<HashMap<String, Arc<dyn ObjectStore>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Puts `store` under `memory://name`, so code that opens repositories by URL (a job)
+/// can be run over a store a test controls (gated, flaky).
+#[cfg(test)]
+pub(crate) fn register_memory(name: &str, store: Arc<dyn ObjectStore>) {
+    let mut m = MEMORY.lock().expect("memory registry lock");
+    m.insert(name.to_string(), store);
+}
 
 /// Checks that `url` names a location offsite can open (scheme, bucket or container,
 /// path), without a request: a folder that does not exist yet is fine.
@@ -165,7 +173,10 @@ pub fn open(url: &str, create: bool) -> Result<Location> {
         }
         "memory" => {
             let mut m = MEMORY.lock().expect("memory registry lock");
-            let store = m.entry(root.to_string()).or_default().clone();
+            let store = m
+                .entry(root.to_string())
+                .or_insert_with(|| Arc::new(InMemory::new()))
+                .clone();
             Ok(Location::new(store, prefix, url, StoreKind::Memory))
         }
         "file" => {
