@@ -345,6 +345,8 @@ fn describe(j: &Job) -> serde_json::Value {
         "max_tasks": j.max_tasks,
         "retention": keep.join(", "),
         "prune": prune,
+        "pre_script": j.pre_script.as_ref().map(|p| p.command.join(" ")),
+        "post_script": j.post_script.as_ref().map(|p| p.command.join(" ")),
     })
 }
 
@@ -431,8 +433,16 @@ fn print_interval(r: &IntervalReport) {
             p.packs_rewritten
         );
     }
+    for sc in &r.scripts {
+        // A failure's reason is among the errors or warnings below.
+        let how = if sc.ok { "ok" } else { "failed" };
+        println!("{}-job script: {how} ({:.1} s)", sc.phase, sc.seconds);
+    }
     for e in &r.errors {
         println!("error: {e}");
+    }
+    for w in &r.warnings {
+        println!("warning: {w}");
     }
     println!("{}: {} in {:.1} s", r.job, r.outcome, r.seconds);
 }

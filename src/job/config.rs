@@ -12,6 +12,7 @@ use chrono::{NaiveTime, Weekday};
 use toml::de::DeTable;
 
 use super::schedule::{Intervals, Window, Windows};
+use super::script::{OnFailure, ScriptSpec};
 use super::toml_walk::{At, Doc, Problem, Table};
 use crate::copy::{ChainMode, Compression, Selection};
 use crate::format::point::validate_name;
@@ -115,6 +116,9 @@ pub struct Job {
     pub target: TargetSpec,
     pub retention: Policy,
     pub prune: Option<PruneSpec>,
+    /// Run before the interval's first phase, and after its last.
+    pub pre_script: Option<ScriptSpec>,
+    pub post_script: Option<ScriptSpec>,
     pub line: usize,
 }
 
@@ -418,6 +422,42 @@ fn prune(doc: &mut Doc<'_>, t: Option<Table<'_, '_>>) -> Option<PruneSpec> {
     })
 }
 
+/// A `[job.pre_script]` or `[job.post_script]`; a failed pre-job script fails the
+/// interval unless told otherwise, a failed post-job script warns.
+fn script(doc: &mut Doc<'_>, t: Option<Table<'_, '_>>, default: OnFailure) -> Option<ScriptSpec> {
+    let mut t = t?;
+    let command: Vec<String> = t
+        .strings(doc, "command")
+        .into_iter()
+        .map(|c| c.value)
+        .collect();
+    if command.first().is_none_or(|p| p.is_empty()) {
+        let span = t.span.clone();
+        doc.problem(
+            &span,
+            format!(
+                "{}: command must be a list naming the program first, e.g. [\"/usr/local/bin/quiesce\", \"--all\"] (or [\"sh\", \"-c\", \"…\"])",
+                t.path
+            ),
+        );
+    }
+    let timeout = duration(doc, &mut t, "timeout", Duration::from_secs(1))
+        .unwrap_or(Duration::from_secs(900));
+    let on_failure = match t.string(doc, "on_failure") {
+        None => default,
+        Some(v) => v.value.parse().unwrap_or_else(|e: String| {
+            doc.problem(&v.span, format!("{}: {e}", t.path));
+            default
+        }),
+    };
+    t.finish(doc);
+    (!command.is_empty()).then_some(ScriptSpec {
+        command,
+        timeout,
+        on_failure,
+    })
+}
+
 /// Decodes one `[[job]]`: its name and line (for duplicates), and the job unless it has
 /// problems.
 fn job(doc: &mut Doc<'_>, t: Table<'_, '_>) -> (String, usize, Option<Job>) {
@@ -515,6 +555,10 @@ fn decode_job(doc: &mut Doc<'_>, mut t: Table<'_, '_>, name_out: &mut String) ->
     let retention = retention(doc, retention_table);
     let prune_table = t.table(doc, "prune");
     let prune = prune(doc, prune_table);
+    let pre = t.table(doc, "pre_script");
+    let pre_script = script(doc, pre, OnFailure::Fail);
+    let post = t.table(doc, "post_script");
+    let post_script = script(doc, post, OnFailure::Warn);
     t.finish(doc);
     Some(Job {
         name,
@@ -525,6 +569,8 @@ fn decode_job(doc: &mut Doc<'_>, mut t: Table<'_, '_>, name_out: &mut String) ->
         target: target?,
         retention,
         prune,
+        pre_script,
+        post_script,
         line,
     })
 }
@@ -594,6 +640,9 @@ name = "a"
 url = "ftp://nowhere"
 password_env = "OFFSITE_S"
 password_file = "/x"
+[job.pre_script]
+command = []
+on_failure = "ignore"
 "#;
         let problems = JobsFile::parse_with(text, &env).unwrap_err();
         let at = |line: usize, part: &str| {
@@ -616,6 +665,11 @@ password_file = "/x"
         at(25, "unknown scheme");
         at(26, "not both");
         at(22, "no [job.target]");
+        at(
+            28,
+            "pre_script: command must be a list naming the program first",
+        );
+        at(30, "pre_script: on_failure = \"ignore\": fail or warn");
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod config;
 pub mod run;
 pub mod runner;
 pub mod schedule;
+pub mod script;
 pub mod state;
 pub mod status;
 pub mod toml_walk;

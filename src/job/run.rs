@@ -1,10 +1,12 @@
 //! One interval of a job, now (`offsite job run --once`): the job's lock in its target,
-//! then the phases in order — transfer (each source's newest point of each machine that
-//! the target lacks, machines side by side up to `max_tasks`), retention (forget), prune
-//! when due — then the job's state saved in the target and a report per machine.
+//! then the phases in order — the pre-job script, transfer (each source's newest point
+//! of each machine that the target lacks, machines side by side up to `max_tasks`),
+//! retention (forget), prune when due, the post-job script — then the job's state saved
+//! in the target and a report per machine.
 //!
-//! Outside the job's copy windows the transfer waits for the next interval (planning,
-//! retention and prune still run).
+//! Outside the job's copy windows the transfer waits for the next window (retention and
+//! prune still run); a window that closes mid-transfer, or a stop (SIGTERM), ends it at
+//! a pack boundary with what is whole committed.
 
 use std::sync::Arc;
 
@@ -12,6 +14,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::config::{Job, SourceSpec};
+use super::script::{self, OnFailure, ScriptReport};
 use super::state::{JobState, MachineState};
 use crate::clock::Clock;
 use crate::copy::{self, ChainStatus, CopyOptions, CopyReport, PointsSpec, TransferOptions};
@@ -101,6 +104,12 @@ pub struct IntervalReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prune: Option<PruneReport>,
     pub errors: Vec<String>,
+    /// What went wrong without failing the interval (a script told to warn).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// The pre- and post-job scripts that ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scripts: Vec<ScriptReport>,
     /// Asked to stop (SIGTERM) before the interval finished.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub stopped: bool,
@@ -207,6 +216,8 @@ pub async fn run_once<Tz: TimeZone>(
         retention: None,
         prune: None,
         errors: Vec::new(),
+        warnings: Vec::new(),
+        scripts: Vec::new(),
         stopped: false,
     };
     let lock = lock_job(&target, &job.name).await?;
@@ -218,110 +229,212 @@ pub async fn run_once<Tz: TimeZone>(
         }
     };
 
-    // Transfer, inside the copy windows; paused (at a pack boundary) when the window
-    // closes or a stop is asked.
-    if job.windows.open_at(started, tz) {
-        let closes = job.windows.closes_after(started, tz);
-        let window_end = async {
-            match closes {
-                Some(t) => clock.sleep(clock.until(t)).await,
-                None => std::future::pending().await,
-            }
-        };
-        let transfer = |stop: Stop| transfer(job, &sources, &target, stop, progress);
-        for (spec, result) in stop.with(window_end, transfer).await {
-            match result {
-                Ok(r) => {
-                    note_copies(&r, &mut report, &mut state, clock.now());
-                    report.copies.push(r);
+    let interval = match &job.mode {
+        super::config::Mode::Periodic { intervals } => Some(intervals.around(started, tz)),
+        super::config::Mode::Immediate { .. } => None,
+    };
+    let script_env = |phase: &str| {
+        let mut env = vec![
+            ("OFFSITE_JOB".to_string(), job.name.clone()),
+            ("OFFSITE_PHASE".to_string(), phase.to_string()),
+            ("OFFSITE_TARGET".to_string(), target.url().to_string()),
+            ("OFFSITE_RUN_STARTED".to_string(), started.to_rfc3339()),
+        ];
+        if let Some(i) = &interval {
+            env.push(("OFFSITE_INTERVAL_START".into(), i.start.to_rfc3339()));
+            env.push(("OFFSITE_INTERVAL_END".into(), i.end.to_rfc3339()));
+        }
+        env
+    };
+
+    // 1. The pre-job script; a failure it is told to fail on ends the interval here
+    //    (the post-job script still runs: it often undoes what the pre-job one did).
+    let mut go_on = true;
+    if let Some(pre) = &job.pre_script {
+        let r = script::run(pre, "pre", &script_env("pre")).await;
+        if let Some(e) = &r.error {
+            match r.on_failure {
+                OnFailure::Fail => {
+                    report.errors.push(e.clone());
+                    go_on = false;
                 }
-                Err(e) => report.errors.push(format!("{}: {e}", spec.url)),
+                OnFailure::Warn => report.warnings.push(e.clone()),
             }
         }
-        if stop.is_stopped() {
-            report.stopped = true;
-        } else if let Some(t) = closes.filter(|t| clock.now() >= *t) {
-            // The window closed mid-transfer: what is whole is committed, the rest
-            // waits for the next window.
-            let next = job.windows.next_open(clock.now(), tz);
-            report.waits_until = next;
-            report.transfer_waits = Some(match next {
-                Some(n) => format!("the copy window closed at {t}; the transfer resumes at {n}"),
-                None => format!("the copy window closed at {t}"),
-            });
-        }
-    } else {
-        let next = job.windows.next_open(started, tz);
-        report.waits_until = next;
-        report.transfer_waits = Some(match next {
-            Some(t) => format!("outside the copy windows; the next opens at {t}"),
-            None => "no copy window ever opens".into(),
-        });
+        report.scripts.push(r);
     }
-    if report.stopped {
-        // Asked to stop: what is whole is committed; retention and prune wait for the
-        // next run, and the interval is not done.
-        let _ = lock.release().await;
-        report.outcome = Outcome::Warning;
-        report
-            .errors
-            .push("stopped before the interval finished; the next run continues it".into());
-        state.last_run = Some(clock.now());
-        state.last_result = Some(report.outcome);
-        state.save(&target).await?;
-        report.seconds = timer.elapsed().as_secs_f64();
-        return Ok(report);
+
+    // 3. Transfer, inside the copy windows; paused (at a pack boundary) when the window
+    //    closes or a stop is asked.
+    if go_on {
+        transfer_phase(
+            job,
+            &sources,
+            &target,
+            (&clock, tz, progress, stop),
+            &mut report,
+            &mut state,
+        )
+        .await;
     }
     // The job's lock goes before retention and prune, which take the repository's
     // exclusive lock.
     lock.release().await?;
-
-    let forget_opts = ForgetOptions {
-        policy: job.retention.clone(),
-        ..Default::default()
-    };
-    match forget(&target, &forget_opts, tz).await {
-        Ok(r) => report.retention = Some(r),
-        Err(e) => report.errors.push(format!("retention: {e}")),
+    if report.stopped {
+        // Asked to stop: what is whole is committed; retention and prune wait for the
+        // next run, and the interval is not done.
+        report
+            .errors
+            .push("stopped before the interval finished; the next run continues it".into());
+    } else if go_on {
+        // 4. and 5.
+        keep_phase(job, &target, &clock, tz, &mut report, &mut state).await;
     }
-    if let Some(p) = &job.prune {
-        let every = chrono::Duration::from_std(p.every).unwrap_or(chrono::Duration::MAX);
-        let due = state
-            .last_prune
-            .is_none_or(|last| clock.now() - last >= every);
-        if due {
-            let opts = PruneOptions {
-                repack_below: p.repack_below,
-                grace: p.grace,
-                dry_run: false,
-            };
-            match prune(&target, &opts, &Progress::hidden()).await {
-                Ok(r) => {
-                    report.prune = Some(r);
-                    state.last_prune = Some(clock.now());
-                }
-                Err(e) => report.errors.push(format!("prune: {e}")),
+
+    report.outcome = outcome(&report);
+    // 6. The post-job script, told how the interval went.
+    if let Some(post) = &job.post_script {
+        let mut env = script_env("post");
+        env.push(("OFFSITE_RESULT".into(), report.outcome.to_string()));
+        let unprotected: Vec<&str> = report
+            .machines
+            .iter()
+            .filter(|m| m.result == MachineResult::Unprotected)
+            .map(|m| m.machine.as_str())
+            .collect();
+        env.push(("OFFSITE_UNPROTECTED".into(), unprotected.join(",")));
+        let copied: usize = report.machines.iter().map(|m| m.points_copied).sum();
+        env.push(("OFFSITE_POINTS_COPIED".into(), copied.to_string()));
+        let r = script::run(post, "post", &env).await;
+        if let Some(e) = &r.error {
+            match r.on_failure {
+                OnFailure::Fail => report.errors.push(e.clone()),
+                OnFailure::Warn => report.warnings.push(e.clone()),
             }
         }
+        report.scripts.push(r);
+        report.outcome = outcome(&report);
     }
 
-    let unprotected = report
-        .machines
-        .iter()
-        .any(|m| m.result == MachineResult::Unprotected);
-    report.outcome = match (report.errors.is_empty(), unprotected) {
-        (true, false) => Outcome::Success,
-        _ if report.copies.is_empty() && report.transfer_waits.is_none() => Outcome::Failed,
-        _ => Outcome::Warning,
-    };
     state.last_run = Some(clock.now());
-    if report.transfer_waits.is_none() {
+    if go_on && !report.stopped && report.transfer_waits.is_none() {
         state.last_interval = Some(started);
     }
     state.last_result = Some(report.outcome);
     state.save(&target).await?;
     report.seconds = timer.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// How the interval went, from what its report holds so far.
+fn outcome(r: &IntervalReport) -> Outcome {
+    let unprotected = r
+        .machines
+        .iter()
+        .any(|m| m.result == MachineResult::Unprotected);
+    let failed_script = r
+        .scripts
+        .iter()
+        .any(|s| !s.ok && s.on_failure == OnFailure::Fail);
+    let nothing_ran = r.copies.is_empty() && r.transfer_waits.is_none() && !r.stopped;
+    match (r.errors.is_empty(), unprotected, r.warnings.is_empty()) {
+        _ if failed_script => Outcome::Failed,
+        (true, false, true) => Outcome::Success,
+        (false, _, _) if nothing_ran => Outcome::Failed,
+        _ => Outcome::Warning,
+    }
+}
+
+/// The transfer phase: each source's copy inside the copy windows, paused at a pack
+/// boundary when the window closes or `stop` is asked; the report says which.
+async fn transfer_phase<Tz: TimeZone>(
+    job: &Job,
+    sources: &[Arc<Repository>],
+    target: &Arc<Repository>,
+    (clock, tz, progress, stop): (&Arc<dyn Clock>, &Tz, &Progress, &Stop),
+    report: &mut IntervalReport,
+    state: &mut JobState,
+) {
+    let started = report.started;
+    if !job.windows.open_at(started, tz) {
+        let next = job.windows.next_open(started, tz);
+        report.waits_until = next;
+        report.transfer_waits = Some(match next {
+            Some(t) => format!("outside the copy windows; the next opens at {t}"),
+            None => "no copy window ever opens".into(),
+        });
+        return;
+    }
+    let closes = job.windows.closes_after(started, tz);
+    let window_end = async {
+        match closes {
+            Some(t) => clock.sleep(clock.until(t)).await,
+            None => std::future::pending().await,
+        }
+    };
+    let run = |stop: Stop| transfer(job, sources, target, stop, progress);
+    for (spec, result) in stop.with(window_end, run).await {
+        match result {
+            Ok(r) => {
+                note_copies(&r, report, state, clock.now());
+                report.copies.push(r);
+            }
+            Err(e) => report.errors.push(format!("{}: {e}", spec.url)),
+        }
+    }
+    if stop.is_stopped() {
+        report.stopped = true;
+    } else if let Some(t) = closes.filter(|t| clock.now() >= *t) {
+        // The window closed mid-transfer: what is whole is committed, the rest waits
+        // for the next window.
+        let next = job.windows.next_open(clock.now(), tz);
+        report.waits_until = next;
+        report.transfer_waits = Some(match next {
+            Some(n) => format!("the copy window closed at {t}; the transfer resumes at {n}"),
+            None => format!("the copy window closed at {t}"),
+        });
+    }
+}
+
+/// Retention, then prune when due.
+async fn keep_phase<Tz: TimeZone>(
+    job: &Job,
+    target: &Arc<Repository>,
+    clock: &Arc<dyn Clock>,
+    tz: &Tz,
+    report: &mut IntervalReport,
+    state: &mut JobState,
+) {
+    let forget_opts = ForgetOptions {
+        policy: job.retention.clone(),
+        ..Default::default()
+    };
+    match forget(target, &forget_opts, tz).await {
+        Ok(r) => report.retention = Some(r),
+        Err(e) => report.errors.push(format!("retention: {e}")),
+    }
+    let Some(p) = &job.prune else {
+        return;
+    };
+    let every = chrono::Duration::from_std(p.every).unwrap_or(chrono::Duration::MAX);
+    let due = state
+        .last_prune
+        .is_none_or(|last| clock.now() - last >= every);
+    if !due {
+        return;
+    }
+    let opts = PruneOptions {
+        repack_below: p.repack_below,
+        grace: p.grace,
+        dry_run: false,
+    };
+    match prune(target, &opts, &Progress::hidden()).await {
+        Ok(r) => {
+            report.prune = Some(r);
+            state.last_prune = Some(clock.now());
+        }
+        Err(e) => report.errors.push(format!("prune: {e}")),
+    }
 }
 
 /// The interval's transfer: each source in turn, its machines side by side up to
@@ -473,6 +586,8 @@ mod tests {
             },
             retention: Policy::default(),
             prune: None,
+            pre_script: None,
+            post_script: None,
             line: 1,
         };
         (job, pw, files)
@@ -619,5 +734,69 @@ mod tests {
         let target = unfinished_but_clean(&job).await;
         let check = testkit::check_read_data(&target).await;
         assert_eq!(check.points, 0, "{check:?}");
+    }
+
+    fn sh(script: &str, on_failure: OnFailure) -> Option<script::ScriptSpec> {
+        Some(script::ScriptSpec {
+            command: vec!["sh".into(), "-c".into(), script.into()],
+            timeout: std::time::Duration::from_secs(30),
+            on_failure,
+        })
+    }
+
+    /// The scripts run first and last, see the job, the interval and (post) the
+    /// result; a pre-job script that fails and is told to fail stops the interval
+    /// before any transfer, and the post-job script still runs.
+    #[tokio::test]
+    async fn scripts_run_around_the_interval_and_a_failing_pre_script_stops_it() {
+        let (mut job, pw, _files) = job("scripts").await;
+        job.windows = Windows(Vec::new());
+        let log = pw.path().join("log");
+        let l = log.display();
+        job.pre_script = sh(
+            &format!("echo pre $OFFSITE_JOB $OFFSITE_INTERVAL_START >> {l}; test ! -e {l}.fail"),
+            OnFailure::Fail,
+        );
+        job.post_script = sh(
+            &format!("echo post $OFFSITE_RESULT $OFFSITE_POINTS_COPIED >> {l}"),
+            OnFailure::Warn,
+        );
+        // Sunday 29 November 2026, 10:00 UTC: the daily interval began at midnight.
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 29, 10, 0, 0).unwrap();
+        let clock = Arc::new(ManualClock::new(t0));
+        let never = Stop::new();
+        let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never)
+            .await
+            .unwrap();
+        assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+        assert_eq!(r.scripts.len(), 2);
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(
+            text, "pre scripts 2026-11-29T00:00:00+00:00\npost success 2\n",
+            "the pre-job script ran before the copy, the post-job script after"
+        );
+
+        // Now the pre-job script fails: nothing is transferred, the post-job script
+        // hears of it, and the interval is not counted as done.
+        std::fs::write(format!("{l}.fail"), "").unwrap();
+        std::fs::remove_file(&log).unwrap();
+        clock.advance(chrono::Duration::days(1));
+        let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never)
+            .await
+            .unwrap();
+        assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
+        assert!(r.copies.is_empty() && r.retention.is_none(), "{r:?}");
+        assert!(r.errors[0].contains("pre-job script"), "{r:?}");
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.ends_with("post failed 0\n"), "{text}");
+
+        // Told to warn, the same failure lets the interval run.
+        job.pre_script.as_mut().unwrap().on_failure = OnFailure::Warn;
+        let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never)
+            .await
+            .unwrap();
+        assert_eq!(r.outcome, Outcome::Warning, "{r:?}");
+        assert!(r.retention.is_some(), "{r:?}");
+        assert!(r.warnings[0].contains("pre-job script"), "{r:?}");
     }
 }

@@ -167,6 +167,8 @@ mod tests {
             },
             retention: Policy::default(),
             prune: None,
+            pre_script: None,
+            post_script: None,
             line: 1,
         }
     }
