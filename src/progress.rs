@@ -16,6 +16,9 @@ pub trait Observer: Send + Sync {
     fn add_file(&self) {}
     /// The operation ended.
     fn finish(&self) {}
+    /// A task (a chain of a copy) started, or finished: task slots in use.
+    fn task_started(&self) {}
+    fn task_finished(&self) {}
 }
 
 struct Silent;
@@ -49,6 +52,14 @@ impl Progress {
 
     pub fn finish(&self) {
         self.0.finish();
+    }
+
+    pub fn task_started(&self) {
+        self.0.task_started();
+    }
+
+    pub fn task_finished(&self) {
+        self.0.task_finished();
     }
 }
 

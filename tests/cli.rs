@@ -812,10 +812,59 @@ grace = "0s"
     assert!(err.contains("no job named"), "{err}");
 }
 
-/// The continuous runner copies at once (an immediate job), keeps polling, and stops
-/// on SIGTERM with exit 0.
+/// A one-request HTTP receiver on loopback: its URL, and the body it is sent.
+fn webhook_receiver() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut r = std::io::BufReader::new(stream.try_clone().unwrap());
+        let mut len = 0;
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).unwrap();
+        let mut w = stream;
+        w.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+            .unwrap();
+        tx.send(String::from_utf8(body).unwrap()).unwrap();
+    });
+    (url, rx)
+}
+
+/// GETs `url` until `ready` accepts the body (the runner updates its metrics just
+/// after it prints a report).
+fn get_until(url: &str, ready: impl Fn(&str) -> bool) -> (u16, String) {
+    let mut last = (0, String::new());
+    for _ in 0..100 {
+        last = match ureq::get(url).call() {
+            Ok(r) => (r.status(), r.into_string().unwrap()),
+            Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap()),
+            Err(_) => (0, String::new()),
+        };
+        if ready(&last.1) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    last
+}
+
+/// The continuous runner copies at once (an immediate job), keeps polling, serves
+/// metrics (copy lag 0 once copied) and health, writes the report file, posts the
+/// webhook, and stops on SIGTERM with exit 0.
 #[test]
-fn job_run_continuous_stops_on_sigterm() {
+fn job_run_continuous_reports_and_stops_on_sigterm() {
     let d = tempfile::tempdir().unwrap();
     let src = d.path().join("src");
     ok(&["init", src.to_str().unwrap()]);
@@ -832,18 +881,28 @@ fn job_run_continuous_stops_on_sigterm() {
         web.to_str().unwrap(),
     ]);
     let copies = d.path().join("copies");
+    let reports = d.path().join("reports");
+    let (hook, received) = webhook_receiver();
     let jobs = d.path().join("jobs.toml");
     std::fs::write(
         &jobs,
         format!(
-            "[[job]]\nname = \"live\"\nmode = \"immediate\"\npoll_every = \"10s\"\n[[job.sources]]\nurl = \"{}\"\npassword_env = \"OFFSITE_PASSWORD\"\n[job.target]\nurl = \"{}\"\npassword_env = \"OFFSITE_PASSWORD\"\n",
+            "[[job]]\nname = \"live\"\nmode = \"immediate\"\npoll_every = \"10s\"\n[[job.sources]]\nurl = \"{}\"\npassword_env = \"OFFSITE_PASSWORD\"\n[job.target]\nurl = \"{}\"\npassword_env = \"OFFSITE_PASSWORD\"\n[job.report]\ndir = \"{}\"\nwebhook_url = \"{hook}\"\n",
             src.display(),
-            copies.display()
+            copies.display(),
+            reports.display(),
         ),
     )
     .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
     let mut child = Command::new(BIN)
         .args(["job", "run", "--config", jobs.to_str().unwrap(), "--json"])
+        .args(["--metrics-listen", &listen])
         .env("OFFSITE_KDF", "256,1,1")
         .env("OFFSITE_PASSWORD", "pw")
         .stdout(std::process::Stdio::piped())
@@ -856,6 +915,35 @@ fn job_run_continuous_stops_on_sigterm() {
     let report: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(report["outcome"], "success", "{report}");
     assert_eq!(report["machines"][0]["result"], "copied", "{report}");
+
+    let lag = r#"offsite_copy_lag_seconds{job="live",machine="web01"} 0.0"#;
+    let has = |t: &str, series: &str| t.lines().any(|l| l == series);
+    let (code, text) = get_until(&format!("http://{listen}/metrics"), |t| has(t, lag));
+    assert_eq!(code, 200);
+    assert!(has(&text, lag), "{text}");
+    let success = r#"offsite_job_intervals_total{job="live",outcome="success"} 1"#;
+    assert!(has(&text, success), "{text}");
+    assert!(text.contains(r#"offsite_job_requests_total{job="live",store="source",kind="get"}"#));
+    let (code, body) = get_until(&format!("http://{listen}/health"), |_| true);
+    assert_eq!(code, 200, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        health["jobs"]["live"]["last_outcome"], "success",
+        "{health}"
+    );
+
+    let sent = received
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the webhook is called");
+    let sent: serde_json::Value = serde_json::from_str(&sent).unwrap();
+    assert_eq!(sent["job"], "live");
+    let files: Vec<_> = std::fs::read_dir(reports.join("live"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(files.iter().any(|f| f.ends_with(".json")), "{files:?}");
+    assert!(files.iter().any(|f| f.ends_with(".txt")), "{files:?}");
+
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -895,4 +983,36 @@ fn logs_as_json_lines() {
         !String::from_utf8_lossy(&o.stderr).contains('\u{1b}'),
         "no colour codes in a pipe"
     );
+}
+
+/// The container's entrypoint and default arguments are a command line the binary
+/// accepts: run as written, it gets as far as reading the jobs file (exit 1 naming it,
+/// not a usage error).
+#[test]
+fn the_dockerfile_runs_a_command_the_binary_accepts() {
+    let dockerfile = include_str!("../Dockerfile");
+    let array = |key: &str| -> Vec<String> {
+        let line = dockerfile
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no {key} in the Dockerfile"));
+        serde_json::from_str(line[key.len()..].trim()).unwrap()
+    };
+    let entry = array("ENTRYPOINT");
+    assert_eq!(entry[0], "offsite");
+    let d = tempfile::tempdir().unwrap();
+    let config = d.path().join("jobs.toml");
+    let mut args: Vec<String> = entry[1..].to_vec();
+    for a in array("CMD") {
+        args.push(match a.as_str() {
+            "/etc/offsite/jobs.toml" => config.display().to_string(),
+            // Any free port: the file is read before the endpoint starts.
+            "0.0.0.0:9184" => "127.0.0.1:0".to_string(),
+            _ => a,
+        });
+    }
+    let o = Command::new(BIN).args(&args).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("jobs.toml"), "{err}");
 }

@@ -8,14 +8,18 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use serde_json::json;
 
+use offsite::clock::Clock;
 use offsite::job::config::{Job, Mode};
+use offsite::job::endpoint::Health;
+use offsite::job::metrics::Metrics;
 use offsite::job::run::{IntervalReport, Outcome, run_once};
-use offsite::job::{JobsFile, Problem};
+use offsite::job::{JobsFile, Problem, report};
 use offsite::repo::Repository;
 use offsite::stop::Stop;
 use offsite::store;
+use std::sync::Arc;
 
-use super::output::{json, size, table};
+use super::output::{json, size, table, table_text};
 use super::repos::PARTIAL;
 
 #[derive(Subcommand, Debug)]
@@ -41,6 +45,13 @@ pub enum JobAction {
         /// One interval now, then exit.
         #[arg(long)]
         once: bool,
+        /// Serve Prometheus metrics on http://ADDR/metrics and a health probe on
+        /// /health (e.g. 0.0.0.0:9184); not with --once.
+        #[arg(long, value_name = "ADDR", conflicts_with = "once")]
+        metrics_listen: Option<std::net::SocketAddr>,
+        /// How often the copy lag is looked at between intervals (with --metrics-listen).
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = offsite::units::parse_duration)]
+        metrics_refresh: std::time::Duration,
         /// Only this job.
         #[arg(long, value_name = "NAME")]
         job: Option<String>,
@@ -96,6 +107,8 @@ pub async fn run(action: JobAction) -> anyhow::Result<ExitCode> {
             once: false,
             job,
             json: as_json,
+            metrics_listen,
+            metrics_refresh,
         } => {
             let file = load_valid(&config)?;
             let jobs: Vec<Job> = match &job {
@@ -104,13 +117,14 @@ pub async fn run(action: JobAction) -> anyhow::Result<ExitCode> {
                 })?],
                 None => file.jobs.clone(),
             };
-            continuous(jobs, as_json).await
+            continuous(jobs, as_json, metrics_listen, metrics_refresh).await
         }
         JobAction::Run {
             config,
             once: true,
             job,
             json: as_json,
+            ..
         } => {
             let file = load_valid(&config)?;
             let jobs: Vec<&Job> = match &job {
@@ -126,6 +140,7 @@ pub async fn run(action: JobAction) -> anyhow::Result<ExitCode> {
             let stop = stop_on_signal(
                 "stopping: the packs in flight are finished and what is whole is committed",
             );
+            let mut hooks = Vec::new();
             for j in jobs {
                 if stop.is_stopped() {
                     break;
@@ -140,8 +155,9 @@ pub async fn run(action: JobAction) -> anyhow::Result<ExitCode> {
                             code = ExitCode::FAILURE;
                         }
                         if !as_json {
-                            print_interval(&r);
+                            print!("{}", summary(&r));
                         }
+                        hooks.extend(deliver(j, &r, &clock));
                         reports.push(serde_json::to_value(&r)?);
                     }
                     Err(e) => {
@@ -154,6 +170,7 @@ pub async fn run(action: JobAction) -> anyhow::Result<ExitCode> {
             if as_json {
                 json(&reports);
             }
+            futures::future::join_all(hooks).await;
             Ok(code)
         }
         JobAction::Validate {
@@ -400,7 +417,8 @@ async fn reach(file: &JobsFile) -> Vec<Problem> {
 }
 
 /// An interval's report in a few lines.
-fn print_interval(r: &IntervalReport) {
+fn summary(r: &IntervalReport) -> String {
+    use std::fmt::Write;
     let rows: Vec<Vec<String>> = r
         .machines
         .iter()
@@ -413,20 +431,24 @@ fn print_interval(r: &IntervalReport) {
             ]
         })
         .collect();
-    println!("job {} → {}", r.job, r.target);
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "job {} → {}", r.job, r.target);
     if let Some(w) = &r.transfer_waits {
-        println!("transfer: {w}");
+        let _ = writeln!(out, "transfer: {w}");
     }
-    table(&["MACHINE", "RESULT", "COPIED", "WHY"], &rows);
+    out.push_str(&table_text(&["MACHINE", "RESULT", "COPIED", "WHY"], &rows));
     if let Some(f) = &r.retention {
-        println!(
+        let _ = writeln!(
+            out,
             "retention: {} point(s) kept, {} forgotten",
             f.kept(),
             f.forgotten()
         );
     }
     if let Some(p) = &r.prune {
-        println!(
+        let _ = writeln!(
+            out,
             "prune: {} freed, {} pack(s) deleted, {} rewritten",
             size(p.bytes_freed),
             p.packs_deleted + p.unindexed_deleted,
@@ -436,15 +458,48 @@ fn print_interval(r: &IntervalReport) {
     for sc in &r.scripts {
         // A failure's reason is among the errors or warnings below.
         let how = if sc.ok { "ok" } else { "failed" };
-        println!("{}-job script: {how} ({:.1} s)", sc.phase, sc.seconds);
+        let _ = writeln!(out, "{}-job script: {how} ({:.1} s)", sc.phase, sc.seconds);
     }
     for e in &r.errors {
-        println!("error: {e}");
+        let _ = writeln!(out, "error: {e}");
     }
     for w in &r.warnings {
-        println!("warning: {w}");
+        let _ = writeln!(out, "warning: {w}");
     }
-    println!("{}: {} in {:.1} s", r.job, r.outcome, r.seconds);
+    let _ = writeln!(out, "{}: {} in {:.1} s", r.job, r.outcome, r.seconds);
+    out
+}
+
+/// Sends an interval's report where the job wants it besides the output: the report
+/// files, and the webhook (in the background; its task is returned so a one-shot run
+/// can wait for it before exiting).
+fn deliver(
+    j: &Job,
+    r: &IntervalReport,
+    clock: &Arc<dyn Clock>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if let Some(dir) = &j.report.dir {
+        match report::write_files(dir, r, &summary(r)) {
+            Ok(path) => tracing::debug!("{}: report written to {}", j.name, path.display()),
+            Err(e) => tracing::warn!(
+                "{}: cannot write the report into {}: {e}",
+                j.name,
+                dir.display()
+            ),
+        }
+    }
+    let hook = j.report.webhook.clone().filter(|h| report::wants(h, r))?;
+    let body = serde_json::to_string(r).ok()?;
+    let (clock, job) = (clock.clone(), j.name.clone());
+    Some(tokio::spawn(async move {
+        let env = |v: &str| std::env::var(v).ok();
+        match report::send(&hook, body, &clock, &env).await {
+            (_, None) => tracing::debug!("{job}: report sent to {}", hook.url),
+            (tries, Some(e)) => {
+                tracing::warn!("{job}: report not delivered after {tries} tries: {e}")
+            }
+        }
+    }))
 }
 
 /// An interval that could not run is tried again this many minutes later.
@@ -474,12 +529,57 @@ fn stop_on_signal(why: &'static str) -> Stop {
 }
 
 /// Runs `jobs` until SIGTERM or Ctrl-C, printing each interval's report (a JSON line
-/// each with `--json`).
-async fn continuous(jobs: Vec<Job>, as_json: bool) -> anyhow::Result<ExitCode> {
-    let clock: std::sync::Arc<dyn offsite::clock::Clock> =
-        std::sync::Arc::new(offsite::clock::SystemClock);
+/// each with `--json`), delivering it where each job wants it, and — with
+/// `metrics_listen` — serving metrics and health, the copy lag refreshed by a look at
+/// the sources every `refresh`.
+async fn continuous(
+    jobs: Vec<Job>,
+    as_json: bool,
+    metrics_listen: Option<std::net::SocketAddr>,
+    refresh: std::time::Duration,
+) -> anyhow::Result<ExitCode> {
+    let clock: Arc<dyn Clock> = Arc::new(offsite::clock::SystemClock);
     let stop =
         stop_on_signal("stopping: the packs in flight are finished and what is whole is committed");
+    let metrics = Metrics::new(clock.clone());
+    let health = Health::default();
+    for j in &jobs {
+        metrics.add_job(j);
+        health.add_job(&j.name);
+    }
+    let runner_done = Stop::new();
+    let mut server = None;
+    if let Some(addr) = metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("--metrics-listen {addr}: {e}"))?;
+        eprintln!(
+            "metrics on http://{}/metrics, health on /health",
+            listener.local_addr()?
+        );
+        let done = runner_done.clone();
+        server = Some(tokio::spawn(offsite::job::endpoint::serve(
+            listener,
+            metrics.clone(),
+            health.clone(),
+            stop.clone(),
+            async move { done.stopped().await },
+        )));
+        // The copy lag between intervals: a look at the sources every `refresh`.
+        let (jobs, clock, metrics, stop) =
+            (jobs.clone(), clock.clone(), metrics.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.is_stopped() {
+                for j in &jobs {
+                    look(j, &clock, &metrics).await;
+                }
+                tokio::select! {
+                    _ = clock.sleep(refresh) => {}
+                    _ = stop.stopped() => {}
+                }
+            }
+        });
+    }
     let memory = futures::future::join_all(
         jobs.iter()
             .map(|j| offsite::job::runner::remember(j, &clock)),
@@ -488,17 +588,26 @@ async fn continuous(jobs: Vec<Job>, as_json: bool) -> anyhow::Result<ExitCode> {
     eprintln!("running {} job(s); SIGTERM or Ctrl-C stops", jobs.len());
     let interval = |j: &Job, _at| {
         let (j, clock, stop) = (j.clone(), clock.clone(), stop.clone());
+        let (metrics, health) = (metrics.clone(), health.clone());
         async move {
-            let progress = offsite::progress::Progress::hidden();
+            health.started(&j.name);
+            let progress = metrics.progress(&j.name);
             match run_once(&j, clock.clone(), &chrono::Local, &progress, &stop).await {
                 Ok(r) => {
                     match as_json {
                         true => println!("{}", serde_json::to_string(&r).unwrap_or_default()),
-                        false => print_interval(&r),
+                        false => print!("{}", summary(&r)),
+                    }
+                    metrics.interval(&r);
+                    health.interval(&r);
+                    deliver(&j, &r, &clock);
+                    if metrics_listen.is_some() && !stop.is_stopped() {
+                        look(&j, &clock, &metrics).await;
                     }
                     r.waits_until
                 }
                 Err(e) => {
+                    health.could_not_run(&j.name);
                     // Tried again in a while, within the interval.
                     let retry = clock.now() + chrono::Duration::minutes(RETRY_MINUTES);
                     eprintln!("job {}: {e}; trying again at {retry}", j.name);
@@ -516,5 +625,22 @@ async fn continuous(jobs: Vec<Job>, as_json: bool) -> anyhow::Result<ExitCode> {
         stop.clone(),
     );
     runner.await;
+    runner_done.stop();
+    if let Some(s) = server {
+        match s.await {
+            Ok(Err(e)) => tracing::warn!("metrics endpoint: {e}"),
+            Err(e) => tracing::warn!("metrics endpoint: {e}"),
+            Ok(Ok(())) => {}
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A status look at one job for its metrics; a look that fails is logged, and the
+/// next one tries again.
+async fn look(j: &Job, clock: &Arc<dyn Clock>, metrics: &Metrics) {
+    match offsite::job::status::status(j, clock).await {
+        Ok(s) => metrics.status(&s),
+        Err(e) => tracing::warn!("{}: cannot look at the copy lag: {e}", j.name),
+    }
 }

@@ -124,7 +124,12 @@ pub async fn run(
         futures::stream::iter(chains(chosen, opts.chain).into_iter().enumerate())
             .map(|(n, (name, candidates))| {
                 let ctx = &ctx;
-                async move { (n, chain::run_chain(ctx, name, candidates).await) }
+                async move {
+                    ctx.progress.task_started();
+                    let report = chain::run_chain(ctx, name, candidates).await;
+                    ctx.progress.task_finished();
+                    (n, report)
+                }
             })
             .buffer_unordered(opts.tasks.max(1))
             .collect()

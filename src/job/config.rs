@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::{NaiveTime, Weekday};
 use toml::de::DeTable;
 
+use super::report::{ReportSpec, Webhook};
 use super::schedule::{Intervals, Window, Windows};
 use super::script::{OnFailure, ScriptSpec};
 use super::toml_walk::{At, Doc, Problem, Table};
@@ -119,6 +120,8 @@ pub struct Job {
     /// Run before the interval's first phase, and after its last.
     pub pre_script: Option<ScriptSpec>,
     pub post_script: Option<ScriptSpec>,
+    /// Where each interval's report goes besides the runner's output.
+    pub report: ReportSpec,
     pub line: usize,
 }
 
@@ -458,6 +461,44 @@ fn script(doc: &mut Doc<'_>, t: Option<Table<'_, '_>>, default: OnFailure) -> Op
     })
 }
 
+/// A `[job.report]`: a folder for report files, a webhook.
+fn report(doc: &mut Doc<'_>, t: Option<Table<'_, '_>>) -> ReportSpec {
+    let Some(mut t) = t else {
+        return ReportSpec::default();
+    };
+    let dir = t.string(doc, "dir").map(|d| PathBuf::from(d.value));
+    let url = t.string(doc, "webhook_url");
+    let token_env = t.string(doc, "webhook_token_env").map(|v| v.value);
+    let on = t.string(doc, "webhook_on");
+    if let Some(u) = &url
+        && !(u.value.starts_with("http://") || u.value.starts_with("https://"))
+    {
+        doc.problem(
+            &u.span,
+            format!(
+                "{}.webhook_url = {:?}: an http:// or https:// URL",
+                t.path, u.value
+            ),
+        );
+    }
+    let on = match on {
+        None => super::report::SendOn::Always,
+        Some(v) => v.value.parse().unwrap_or_else(|e: String| {
+            doc.problem(&v.span, format!("{}: {e}", t.path));
+            super::report::SendOn::Always
+        }),
+    };
+    t.finish(doc);
+    ReportSpec {
+        dir,
+        webhook: url.map(|u| Webhook {
+            url: u.value,
+            token_env,
+            on,
+        }),
+    }
+}
+
 /// Decodes one `[[job]]`: its name and line (for duplicates), and the job unless it has
 /// problems.
 fn job(doc: &mut Doc<'_>, t: Table<'_, '_>) -> (String, usize, Option<Job>) {
@@ -559,6 +600,8 @@ fn decode_job(doc: &mut Doc<'_>, mut t: Table<'_, '_>, name_out: &mut String) ->
     let pre_script = script(doc, pre, OnFailure::Fail);
     let post = t.table(doc, "post_script");
     let post_script = script(doc, post, OnFailure::Warn);
+    let report_table = t.table(doc, "report");
+    let report = report(doc, report_table);
     t.finish(doc);
     Some(Job {
         name,
@@ -571,6 +614,7 @@ fn decode_job(doc: &mut Doc<'_>, mut t: Table<'_, '_>, name_out: &mut String) ->
         prune,
         pre_script,
         post_script,
+        report,
         line,
     })
 }

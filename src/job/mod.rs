@@ -3,6 +3,9 @@
 //! keeps each job's copy current from it.
 
 pub mod config;
+pub mod endpoint;
+pub mod metrics;
+pub mod report;
 pub mod run;
 pub mod runner;
 pub mod schedule;

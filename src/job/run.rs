@@ -588,6 +588,7 @@ mod tests {
             prune: None,
             pre_script: None,
             post_script: None,
+            report: Default::default(),
             line: 1,
         };
         (job, pw, files)

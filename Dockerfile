@@ -1,0 +1,33 @@
+# The job runner's container: `offsite job run` on a jobs file, metrics and health on
+# :9184. Build: docker build -t offsite . ; run (the jobs file and password files
+# mounted read-only, store credentials in the environment):
+#   docker run -v /etc/offsite:/etc/offsite:ro -e AWS_ACCESS_KEY_ID=… -p 9184:9184 offsite
+# Probe /health for liveness; SIGTERM (docker stop) finishes the packs in flight and
+# commits what is whole — give it a stop timeout of a minute or more.
+
+FROM rust:1-slim-bookworm AS build
+WORKDIR /src
+# Dependencies first, so a source change does not rebuild them.
+COPY Cargo.toml Cargo.lock ./
+COPY archiver/Cargo.toml archiver/Cargo.toml
+RUN mkdir -p src archiver/src \
+    && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+    && echo 'fn main() {}' > archiver/src/main.rs \
+    && cargo build --release --locked -p offsite \
+    && rm -rf src archiver/src
+COPY src src
+COPY archiver/src archiver/src
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked -p offsite \
+    && strip target/release/offsite
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates tzdata \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /var/lib/offsite --create-home offsite
+COPY --from=build /src/target/release/offsite /usr/local/bin/offsite
+USER 10001:10001
+WORKDIR /var/lib/offsite
+EXPOSE 9184
+ENTRYPOINT ["offsite", "job", "run"]
+CMD ["--config", "/etc/offsite/jobs.toml", "--metrics-listen", "0.0.0.0:9184", "--log-format", "json"]
