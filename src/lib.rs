@@ -12,6 +12,7 @@ pub mod copy;
 pub mod crypto;
 pub mod error;
 pub mod format;
+pub mod health;
 pub mod id;
 pub mod job;
 pub mod keys;

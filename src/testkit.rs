@@ -192,3 +192,25 @@ pub async fn plans(source: &Arc<Repository>, target: &Repository) -> (Sources, V
     }
     (srcs, plans)
 }
+
+/// The largest blob `repo` indexes: its pack's name and its entry.
+pub async fn largest_blob(repo: &Repository) -> (String, crate::format::pack::PackEntry) {
+    let names = repo.index_names().await.expect("index names");
+    let files = repo.load_index_files(names).await.expect("index files");
+    let (pack, e) = files
+        .iter()
+        .flat_map(|(_, f)| &f.packs)
+        .flat_map(|p| p.entries.iter().map(move |e| (p.id, *e)))
+        .max_by_key(|(_, e)| e.length)
+        .expect("a blob");
+    (crate::format::pack_name(&pack), e)
+}
+
+/// Flips one bit of byte `at` of object `path` in `store`.
+pub async fn flip_bit(store: &dyn ObjectStore, path: &object_store::path::Path, at: u64) {
+    use object_store::ObjectStoreExt;
+    let got = store.get(path).await.expect("the object");
+    let mut b = got.bytes().await.expect("its bytes").to_vec();
+    b[at as usize] ^= 1;
+    store.put(path, b.into()).await.expect("written back");
+}

@@ -455,6 +455,17 @@ fn summary(r: &IntervalReport) -> String {
             p.packs_rewritten
         );
     }
+    if let Some(h) = &r.health {
+        let _ = writeln!(
+            out,
+            "health check: {} point(s), {} blob(s) verified, {} bad, {} healed from the sources, {} damaged",
+            h.points,
+            h.blobs_checked,
+            h.blobs_bad,
+            h.blobs_healed,
+            h.damaged.len()
+        );
+    }
     for sc in &r.scripts {
         // A failure's reason is among the errors or warnings below.
         let how = if sc.ok { "ok" } else { "failed" };

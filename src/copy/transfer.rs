@@ -301,18 +301,7 @@ mod tests {
             match plan.chain.as_str() {
                 "gone" => mem.delete(&path).await.unwrap(),
                 "refused" => flaky.fail(Op::Get, &name, Fault::Unavailable, 100),
-                "damaged" => {
-                    let mut b = mem
-                        .get(&path)
-                        .await
-                        .unwrap()
-                        .bytes()
-                        .await
-                        .unwrap()
-                        .to_vec();
-                    b[read.blobs[0].offset as usize + 50] ^= 1;
-                    mem.put(&path, b.into()).await.unwrap();
-                }
+                "damaged" => testkit::flip_bit(&*mem, &path, read.blobs[0].offset + 50).await,
                 _ => {}
             }
         }

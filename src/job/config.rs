@@ -106,6 +106,12 @@ pub struct PruneSpec {
     pub grace: Duration,
 }
 
+/// The health check, when due.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheckSpec {
+    pub every: Duration,
+}
+
 /// One backup copy job.
 #[derive(Clone, Debug)]
 pub struct Job {
@@ -122,6 +128,8 @@ pub struct Job {
     pub post_script: Option<ScriptSpec>,
     /// Where each interval's report goes besides the runner's output.
     pub report: ReportSpec,
+    /// How often the health check runs (none: never).
+    pub health_check: Option<HealthCheckSpec>,
     pub line: usize,
 }
 
@@ -602,6 +610,21 @@ fn decode_job(doc: &mut Doc<'_>, mut t: Table<'_, '_>, name_out: &mut String) ->
     let post_script = script(doc, post, OnFailure::Warn);
     let report_table = t.table(doc, "report");
     let report = report(doc, report_table);
+    let health_check = t.table(doc, "health_check").and_then(|mut h| {
+        let every = duration(doc, &mut h, "every", Duration::from_secs(3600));
+        if every.is_none() && !h.has("every") {
+            let span = h.span.clone();
+            doc.problem(
+                &span,
+                format!(
+                    "{}: no every (how often the check runs, e.g. \"30d\")",
+                    h.path
+                ),
+            );
+        }
+        h.finish(doc);
+        every.map(|every| HealthCheckSpec { every })
+    });
     t.finish(doc);
     Some(Job {
         name,
@@ -615,6 +638,7 @@ fn decode_job(doc: &mut Doc<'_>, mut t: Table<'_, '_>, name_out: &mut String) ->
         pre_script,
         post_script,
         report,
+        health_check,
         line,
     })
 }

@@ -103,6 +103,9 @@ pub struct IntervalReport {
     pub retention: Option<ForgetReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prune: Option<PruneReport>,
+    /// The health check, when it was due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::HealthReport>,
     pub errors: Vec<String>,
     /// What went wrong without failing the interval (a script told to warn).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -215,12 +218,13 @@ pub async fn run_once<Tz: TimeZone>(
         copies: Vec::new(),
         retention: None,
         prune: None,
+        health: None,
         errors: Vec::new(),
         warnings: Vec::new(),
         scripts: Vec::new(),
         stopped: false,
     };
-    let lock = lock_job(&target, &job.name).await?;
+    let mut lock = lock_job(&target, &job.name).await?;
     let mut state = match JobState::load(&target, &job.name).await {
         Ok(s) => s,
         Err(e) => {
@@ -262,6 +266,34 @@ pub async fn run_once<Tz: TimeZone>(
             }
         }
         report.scripts.push(r);
+    }
+
+    // 2. The health check, when due: under the repository's exclusive lock, so the
+    //    job's own lock steps aside for it.
+    let health_due = job.health_check.as_ref().is_some_and(|h| {
+        let every = chrono::Duration::from_std(h.every).unwrap_or(chrono::Duration::MAX);
+        state
+            .last_health_check
+            .is_none_or(|last| clock.now() - last >= every)
+    });
+    if go_on && health_due && !stop.is_stopped() {
+        lock.release().await?;
+        match crate::health::check_and_heal(&target, &sources, &Progress::hidden()).await {
+            Ok(h) => {
+                for d in &h.damaged {
+                    report.errors.push(format!(
+                        "health check: point {} of {} is damaged: {}",
+                        d.point.short(),
+                        d.machine,
+                        d.reason
+                    ));
+                }
+                state.last_health_check = Some(clock.now());
+                report.health = Some(h);
+            }
+            Err(e) => report.errors.push(format!("health check: {e}")),
+        }
+        lock = lock_job(&target, &job.name).await?;
     }
 
     // 3. Transfer, inside the copy windows; paused (at a pack boundary) when the window
@@ -589,6 +621,7 @@ mod tests {
             pre_script: None,
             post_script: None,
             report: Default::default(),
+            health_check: None,
             line: 1,
         };
         (job, pw, files)
@@ -799,5 +832,47 @@ mod tests {
         assert_eq!(r.outcome, Outcome::Warning, "{r:?}");
         assert!(r.retention.is_some(), "{r:?}");
         assert!(r.warnings[0].contains("pre-job script"), "{r:?}");
+    }
+
+    /// When due, the health check heals a corrupt blob of the target from the source
+    /// before the transfer, and remembers when it ran; the next interval skips it.
+    #[tokio::test]
+    async fn a_due_health_check_heals_the_target() {
+        let (mut job, _pw, _files) = job("healing").await;
+        job.windows = Windows(Vec::new());
+        job.health_check = Some(crate::job::config::HealthCheckSpec {
+            every: std::time::Duration::from_secs(30 * 86_400),
+        });
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let never = Stop::new();
+        let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never)
+            .await
+            .unwrap();
+        assert_eq!(r.health.as_ref().unwrap().blobs_bad, 0, "{r:?}");
+
+        let target = Repository::open(
+            store::open(&job.target.repository_url(&job.name), false).unwrap(),
+            &job.target.password.read().unwrap(),
+        )
+        .await
+        .unwrap();
+        let (pack, e) = testkit::largest_blob(&target).await;
+        testkit::flip_bit(&*target.loc.store, &target.loc.path(&pack), e.offset + 30).await;
+
+        clock.advance(chrono::Duration::days(1));
+        let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never)
+            .await
+            .unwrap();
+        assert!(r.health.is_none(), "not due yet");
+        clock.advance(chrono::Duration::days(30));
+        let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never)
+            .await
+            .unwrap();
+        let h = r.health.as_ref().unwrap();
+        assert!(h.blobs_healed >= 1 && h.is_healthy(), "{h:?}");
+        assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+        let check = testkit::check_read_data(&target).await;
+        assert!(check.is_ok(), "{:?}", check.errors);
+        assert_eq!(check.points, 2);
     }
 }

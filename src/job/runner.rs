@@ -170,6 +170,7 @@ mod tests {
             pre_script: None,
             post_script: None,
             report: Default::default(),
+            health_check: None,
             line: 1,
         }
     }

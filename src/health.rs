@@ -1,0 +1,562 @@
+//! The health check of a copy (a job's phase 2, when due): every blob of each machine's
+//! newest point in the target is read and verified — its tree blobs first, then the
+//! data they name. A blob that is corrupt, missing from the store or from the index is
+//! **fetched again from a source** that still has it (opened with the source's key,
+//! sealed with the target's, packed into new packs) and the index is repaired so it
+//! points at the good copy: the point stays valid without a new backup. What no source
+//! has any more is reported with the points it breaks.
+//!
+//! Runs under the repository's exclusive lock. Crash-safe in the order it writes: new
+//! packs, an index for them, the index files that named bad copies rewritten without
+//! those entries, then the old index files deleted. Stopped before the deletes, a blob
+//! may be indexed twice (the bad copy possibly found first): the next check heals it
+//! again.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::format::index::{IndexFile, IndexedPack};
+use crate::format::lock::LockKind;
+use crate::format::pack_name;
+use crate::format::point::Point;
+use crate::progress::Progress;
+use crate::repo::lock::LockGuard;
+use crate::repo::packer::Packer;
+use crate::repo::reads::{Read, coalesce};
+use crate::repo::tree::for_each_node;
+use crate::repo::{IO_CONCURRENCY, MasterIndex, Repository, blob};
+use crate::{Error, Id, Result};
+
+/// Longest single read while verifying.
+const VERIFY_READ: u64 = 16 << 20;
+
+/// A point the check found damaged beyond healing.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct DamagedPoint {
+    pub machine: String,
+    pub point: Id,
+    /// Blobs it needs that are bad in the target and in no source.
+    pub blobs_lost: usize,
+    /// One of the problems, in words.
+    pub reason: String,
+}
+
+/// What a health check found and did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct HealthReport {
+    pub repository: String,
+    /// The points checked: each machine's newest.
+    pub points: usize,
+    pub blobs_checked: usize,
+    pub bytes_read: u64,
+    /// Blobs found bad (corrupt, missing from the store or the index).
+    pub blobs_bad: usize,
+    /// Of those, fetched again from a source.
+    pub blobs_healed: usize,
+    pub packs_written: usize,
+    /// Points that stay damaged.
+    pub damaged: Vec<DamagedPoint>,
+    /// The first few problems found, in words.
+    pub findings: Vec<String>,
+}
+
+impl HealthReport {
+    pub fn is_healthy(&self) -> bool {
+        self.damaged.is_empty()
+    }
+}
+
+/// Why a blob is bad.
+type Bad = HashMap<Id, String>;
+
+/// Checks the newest point of each machine in `target`, healing from `sources`.
+pub async fn check_and_heal(
+    target: &Arc<Repository>,
+    sources: &[Arc<Repository>],
+    progress: &Progress,
+) -> Result<HealthReport> {
+    let lock = LockGuard::acquire(target, LockKind::Exclusive, "health-check", None).await?;
+    let result = run(target, sources, progress).await;
+    lock.release_after(result).await
+}
+
+async fn run(
+    target: &Arc<Repository>,
+    sources: &[Arc<Repository>],
+    progress: &Progress,
+) -> Result<HealthReport> {
+    let mut r = HealthReport {
+        repository: target.url().to_string(),
+        ..Default::default()
+    };
+    let points = newest_per_machine(target.load_points().await?);
+    r.points = points.len();
+    let mut lost: HashMap<Id, String> = HashMap::new();
+
+    // Tree blobs first: the data blobs are only known once the trees read.
+    let trees: Vec<Id> = unique(points.iter().flat_map(|(_, p)| p.tree.iter().copied()));
+    let index = target.load_index().await?;
+    let bad = verify(target, &index, &trees, &mut r).await;
+    heal(target, sources, bad, &mut r, &mut lost, progress).await?;
+
+    // Then the data each point's tree names (per point, to say which points break).
+    let index = target.load_index().await?;
+    let mut per_point: Vec<Vec<Id>> = Vec::new();
+    let mut unreadable: Vec<(usize, String)> = Vec::new();
+    for (n, (id, p)) in points.iter().enumerate() {
+        let mut data = Vec::new();
+        if !p.tree.iter().any(|t| lost.contains_key(t)) {
+            let name = crate::format::point_name(id);
+            let walked = for_each_node(target, &index, &name, p, async |node| {
+                data.extend(node.blobs.iter().copied());
+                Ok(())
+            })
+            .await;
+            if let Err(e) = walked {
+                unreadable.push((n, e.to_string()));
+            }
+        }
+        per_point.push(unique(data.into_iter()));
+    }
+    let data = unique(per_point.iter().flatten().copied());
+    let bad = verify(target, &index, &data, &mut r).await;
+    heal(target, sources, bad, &mut r, &mut lost, progress).await?;
+
+    // What stays broken, per point.
+    for (n, (id, p)) in points.iter().enumerate() {
+        let needs = p.tree.iter().chain(&per_point[n]);
+        let tree_or_data: Vec<&String> = needs.filter_map(|b| lost.get(b)).collect();
+        let walk_error = unreadable.iter().find(|(i, _)| *i == n).map(|(_, e)| e);
+        if tree_or_data.is_empty() && walk_error.is_none() {
+            continue;
+        }
+        r.damaged.push(DamagedPoint {
+            machine: p.machine.clone(),
+            point: *id,
+            blobs_lost: tree_or_data.len(),
+            reason: walk_error
+                .cloned()
+                .or_else(|| tree_or_data.first().map(|s| s.to_string()))
+                .unwrap_or_default(),
+        });
+    }
+    Ok(r)
+}
+
+/// Each machine's newest point.
+fn newest_per_machine(points: Vec<(Id, Point)>) -> Vec<(Id, Point)> {
+    let mut newest: BTreeMap<String, (Id, Point)> = BTreeMap::new();
+    for (id, p) in points {
+        let newer = newest.get(&p.machine).is_none_or(|(_, q)| p.time > q.time);
+        if newer {
+            newest.insert(p.machine.clone(), (id, p));
+        }
+    }
+    newest.into_values().collect()
+}
+
+fn unique(ids: impl Iterator<Item = Id>) -> Vec<Id> {
+    let mut seen = HashSet::new();
+    ids.filter(|i| seen.insert(*i)).collect()
+}
+
+/// Reads and verifies `ids` in the target; the bad ones and why.
+async fn verify(target: &Repository, index: &MasterIndex, ids: &[Id], r: &mut HealthReport) -> Bad {
+    let mut bad: Bad = ids
+        .iter()
+        .filter(|id| !index.contains(id))
+        .map(|id| (*id, format!("blob {} is in no index", id.short())))
+        .collect();
+    let needed: Vec<(usize, Id)> = ids.iter().map(|id| (0, *id)).collect();
+    let reads = coalesce(&needed, &[index], VERIFY_READ);
+    r.blobs_checked += ids.len();
+    let key = target.key().clone();
+    let results: Vec<(Bad, u64)> = futures::stream::iter(reads)
+        .map(|read| {
+            let key = key.clone();
+            async move { verify_read(target, &read, key).await }
+        })
+        .buffer_unordered(IO_CONCURRENCY / 2)
+        .collect()
+        .await;
+    for (b, bytes) in results {
+        r.bytes_read += bytes;
+        bad.extend(b);
+    }
+    r.blobs_bad += bad.len();
+    for why in bad.values().take(10 - r.findings.len().min(10)) {
+        r.findings.push(why.clone());
+    }
+    bad
+}
+
+/// One read's bad blobs (all of them when the pack cannot be read), and bytes read.
+async fn verify_read(
+    target: &Repository,
+    read: &Read,
+    key: crate::crypto::SecretKey,
+) -> (Bad, u64) {
+    let name = pack_name(&read.pack);
+    let seen = std::sync::Mutex::new((Bad::new(), 0u64, HashSet::new()));
+    let fetched = target
+        .fetch_read(read, 1 << 20, |blobs| {
+            let (key, name, seen) = (key.clone(), name.clone(), &seen);
+            async move {
+                let checked = tokio::task::spawn_blocking(move || {
+                    blobs
+                        .iter()
+                        .map(|(e, sealed)| {
+                            let ok = blob::open(&key, &name, &e.id, e.raw_length, sealed);
+                            (e.id, sealed.len() as u64, ok.err().map(|e| e.to_string()))
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await
+                .map_err(|e| Error::Internal(format!("verifying task failed: {e}")))?;
+                let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
+                for (id, len, problem) in checked {
+                    s.1 += len;
+                    s.2.insert(id);
+                    if let Some(p) = problem {
+                        s.0.insert(id, p);
+                    }
+                }
+                Ok(())
+            }
+        })
+        .await;
+    let (mut bad, bytes, handed) = seen.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Err(e) = fetched {
+        for b in read.blobs.iter().filter(|b| !handed.contains(&b.id)) {
+            bad.insert(b.id, format!("{name}: {e}"));
+        }
+    }
+    (bad, bytes)
+}
+
+/// Replaces every pack holding a `bad` blob: its good blobs move (verified) into new
+/// packs, its bad ones are fetched from the sources that have them (re-sealed); the
+/// index then names the new packs instead and the damaged pack is deleted. A pack with
+/// a blob no source has is kept (indexed less what was healed), and the blob goes into
+/// `lost`.
+async fn heal(
+    target: &Arc<Repository>,
+    sources: &[Arc<Repository>],
+    mut bad: Bad,
+    r: &mut HealthReport,
+    lost: &mut HashMap<Id, String>,
+    progress: &Progress,
+) -> Result<()> {
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let index = target.load_index().await?;
+    let damaged: HashSet<Id> = bad
+        .keys()
+        .filter_map(|b| index.get(b).map(|l| index.pack_id(l.pack)))
+        .collect();
+    // Everything else the damaged packs hold, read back and verified.
+    let others: Vec<(usize, Id)> = index
+        .blobs()
+        .filter(|(id, l)| damaged.contains(&index.pack_id(l.pack)) && !bad.contains_key(*id))
+        .map(|(id, _)| (0, *id))
+        .collect();
+    let mut packer = Packer::new(target.clone());
+    let mut placed: HashSet<Id> = HashSet::new();
+    for read in coalesce(&others, &[&index], VERIFY_READ) {
+        let (good, b) = fetch_verified(target, &read).await;
+        bad.extend(b);
+        for (id, kind, raw_length, sealed) in good {
+            packer.add(kind, id, raw_length, &sealed).await?;
+            placed.insert(id);
+        }
+    }
+    // The bad blobs from the sources, in order.
+    let mut wanted: HashSet<Id> = bad.keys().copied().collect();
+    for source in sources {
+        if wanted.is_empty() {
+            break;
+        }
+        let index = source.load_index().await?;
+        let here: Vec<(usize, Id)> = wanted
+            .iter()
+            .filter(|id| index.contains(id))
+            .map(|id| (0, *id))
+            .collect();
+        for read in coalesce(&here, &[&index], VERIFY_READ) {
+            for (id, kind, raw_length, sealed) in fetch_resealed(source, target, &read).await {
+                packer.add(kind, id, raw_length, &sealed).await?;
+                progress.add_bytes(u64::from(raw_length));
+                wanted.remove(&id);
+                placed.insert(id);
+                r.blobs_healed += 1;
+            }
+        }
+    }
+    let packs = packer.finish().await?;
+    r.packs_written += packs.len();
+    for id in &wanted {
+        let why = bad.get(id).cloned().unwrap_or_default();
+        lost.insert(*id, format!("{why}; no source has the blob any more"));
+    }
+    // A damaged pack goes when everything in it found a new place.
+    let keep_pack: HashSet<Id> = wanted
+        .iter()
+        .filter_map(|b| index.get(b).map(|l| index.pack_id(l.pack)))
+        .collect();
+    let replaced: HashSet<Id> = damaged.difference(&keep_pack).copied().collect();
+    repair_index(target, &packs, &replaced, &placed).await?;
+    let doomed: Vec<String> = replaced.iter().map(pack_name).collect();
+    target.delete_all(doomed).await
+}
+
+/// The blobs of `read` in the target that verify (as stored), and the ones that do not.
+async fn fetch_verified(
+    target: &Repository,
+    read: &Read,
+) -> (Vec<(Id, crate::format::pack::BlobKind, u32, Vec<u8>)>, Bad) {
+    let name = pack_name(&read.pack);
+    let key = target.key().clone();
+    let out = std::sync::Mutex::new((Vec::new(), Bad::new()));
+    let fetched = target
+        .fetch_read(read, 1 << 20, |blobs| {
+            let (key, name, out) = (key.clone(), name.clone(), &out);
+            async move {
+                let sorted = tokio::task::spawn_blocking(move || {
+                    blobs
+                        .into_iter()
+                        .map(|(e, sealed)| {
+                            match blob::open(&key, &name, &e.id, e.raw_length, &sealed) {
+                                Ok(_) => Ok((e.id, e.kind, e.raw_length, sealed.to_vec())),
+                                Err(err) => Err((e.id, err.to_string())),
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await
+                .map_err(|e| Error::Internal(format!("verifying task failed: {e}")))?;
+                let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
+                for x in sorted {
+                    match x {
+                        Ok(good) => o.0.push(good),
+                        Err((id, why)) => {
+                            o.1.insert(id, why);
+                        }
+                    }
+                }
+                Ok(())
+            }
+        })
+        .await;
+    let (good, mut bad) = out.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Err(e) = fetched {
+        let handed: HashSet<Id> = good
+            .iter()
+            .map(|g| g.0)
+            .chain(bad.keys().copied())
+            .collect();
+        for b in read.blobs.iter().filter(|b| !handed.contains(&b.id)) {
+            bad.insert(b.id, format!("{name}: {e}"));
+        }
+    }
+    (good, bad)
+}
+
+/// The blobs of `read` from `source`, each verified and sealed with the target's key;
+/// a blob the source cannot give whole is left out (it stays bad).
+async fn fetch_resealed(
+    source: &Repository,
+    target: &Repository,
+    read: &Read,
+) -> Vec<(Id, crate::format::pack::BlobKind, u32, Vec<u8>)> {
+    let name = pack_name(&read.pack);
+    let (src_key, dst_key) = (source.key().clone(), target.key().clone());
+    let level = target.config.compression;
+    let out = std::sync::Mutex::new(Vec::new());
+    let fetched = source
+        .fetch_read(read, 1 << 20, |blobs| {
+            let (src_key, dst_key, name, out) =
+                (src_key.clone(), dst_key.clone(), name.clone(), &out);
+            async move {
+                let sealed = tokio::task::spawn_blocking(move || {
+                    blobs
+                        .iter()
+                        .filter_map(|(e, sealed)| {
+                            let plain =
+                                blob::open(&src_key, &name, &e.id, e.raw_length, sealed).ok()?;
+                            Some((
+                                e.id,
+                                e.kind,
+                                e.raw_length,
+                                blob::seal(&dst_key, level, &plain),
+                            ))
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await
+                .map_err(|e| Error::Internal(format!("sealing task failed: {e}")))?;
+                out.lock().unwrap_or_else(|e| e.into_inner()).extend(sealed);
+                Ok(())
+            }
+        })
+        .await;
+    if let Err(e) = fetched {
+        tracing::warn!("health check: reading {name} from {}: {e}", source.url());
+    }
+    out.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Indexes the new packs, then rewrites every index file that names a `replaced` pack
+/// (dropped) or a `placed` blob elsewhere (the entry dropped), and deletes the files it
+/// replaced.
+async fn repair_index(
+    target: &Repository,
+    packs: &[IndexedPack],
+    replaced: &HashSet<Id>,
+    placed: &HashSet<Id>,
+) -> Result<()> {
+    if packs.is_empty() && replaced.is_empty() {
+        return Ok(());
+    }
+    let fresh: HashSet<Id> = packs.iter().map(|p| p.id).collect();
+    let names = target.index_names().await?;
+    let files = target.load_index_files(names).await?;
+    target.save_indexes(packs).await?;
+    let stale = |p: &IndexedPack| {
+        !fresh.contains(&p.id)
+            && (replaced.contains(&p.id) || p.entries.iter().any(|e| placed.contains(&e.id)))
+    };
+    let mut old = Vec::new();
+    for (name, file) in files {
+        if !file.packs.iter().any(stale) {
+            continue;
+        }
+        let packs: Vec<IndexedPack> = file
+            .packs
+            .into_iter()
+            .filter(|p| !replaced.contains(&p.id) || fresh.contains(&p.id))
+            .map(|mut p| {
+                if !fresh.contains(&p.id) {
+                    p.entries.retain(|e| !placed.contains(&e.id));
+                }
+                p
+            })
+            .filter(|p| !p.entries.is_empty())
+            .collect();
+        if !packs.is_empty() {
+            target.save_index(&IndexFile { packs }).await?;
+        }
+        old.push(name);
+    }
+    target.delete_all(old).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::copy::{CopyOptions, PointsSpec, Selection};
+    use crate::testkit;
+
+    /// A source of two machines copied into a target; the source's files stay in the
+    /// returned folder.
+    async fn copied() -> (Arc<Repository>, Arc<Repository>, tempfile::TempDir) {
+        let src = testkit::repo(testkit::memory(), 16 << 20).await;
+        let files = testkit::backups(&src, &["web", "db"]).await;
+        let target = testkit::repo(testkit::memory(), 1 << 20).await;
+        let opts = CopyOptions {
+            selection: Selection {
+                points: PointsSpec::All,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let report = crate::copy::run(
+            vec![src.clone()],
+            target.clone(),
+            &opts,
+            &Progress::hidden(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.points_copied(), 2);
+        (src, target, files)
+    }
+
+    async fn flip_byte(repo: &Repository, name: &str, at: u64) {
+        testkit::flip_bit(&*repo.loc.store, &repo.loc.path(name), at).await;
+    }
+
+    /// A corrupt blob and a missing pack in the target are fetched again from the
+    /// source: new packs, a repaired index, the damaged pack gone — and the target
+    /// checks clean with every point.
+    #[tokio::test]
+    async fn corrupt_and_missing_data_is_healed_from_the_source() {
+        let (src, target, _files) = copied().await;
+        let (name, e) = testkit::largest_blob(&target).await;
+        flip_byte(&target, &name, e.offset + 40).await;
+        let before = testkit::check_read_data(&target).await;
+        assert!(!before.is_ok(), "the damage shows");
+
+        let r = check_and_heal(&target, std::slice::from_ref(&src), &Progress::hidden())
+            .await
+            .unwrap();
+        assert_eq!(r.points, 2);
+        assert!(r.blobs_bad >= 1, "{r:?}");
+        assert_eq!(r.blobs_healed, r.blobs_bad, "{r:?}");
+        assert!(r.is_healthy(), "{r:?}");
+        assert!(
+            !target.exists(&name).await.unwrap(),
+            "the damaged pack is gone"
+        );
+        let after = testkit::check_read_data(&target).await;
+        assert!(after.is_ok(), "{:?}", after.errors);
+        assert_eq!(after.points, 2);
+
+        // A whole pack lost from the store.
+        let (name, _) = testkit::largest_blob(&target).await;
+        target.delete(&name).await.unwrap();
+        let r = check_and_heal(&target, &[src], &Progress::hidden())
+            .await
+            .unwrap();
+        assert!(r.blobs_healed >= 1 && r.is_healthy(), "{r:?}");
+        let after = testkit::check_read_data(&target).await;
+        assert!(after.is_ok(), "{:?}", after.errors);
+        assert_eq!(after.points, 2);
+
+        // Healthy now: a check finds nothing and writes nothing.
+        let r = check_and_heal(&target, &[], &Progress::hidden())
+            .await
+            .unwrap();
+        assert_eq!((r.blobs_bad, r.packs_written), (0, 0), "{r:?}");
+        assert!(r.blobs_checked > 0);
+    }
+
+    /// When no source has the blob any more, the point it breaks is reported damaged
+    /// (by machine) and the data is left as it was found.
+    #[tokio::test]
+    async fn what_no_source_has_is_reported_with_its_point() {
+        let (src, target, _files) = copied().await;
+        let (name, e) = testkit::largest_blob(&target).await;
+        flip_byte(&target, &name, e.offset + 40).await;
+        // The source lost the same blob.
+        let (src_pack, src_entry) = testkit::largest_blob(&src).await;
+        assert_eq!(src_entry.id, e.id);
+        src.delete(&src_pack).await.unwrap();
+
+        let r = check_and_heal(&target, &[src], &Progress::hidden())
+            .await
+            .unwrap();
+        assert_eq!(r.damaged.len(), 1, "{r:?}");
+        assert!(
+            r.damaged[0].reason.contains("no source has the blob"),
+            "{r:?}"
+        );
+        assert!(
+            target.exists(&name).await.unwrap(),
+            "a pack with lost data is kept"
+        );
+    }
+}
