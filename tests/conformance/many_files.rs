@@ -82,9 +82,11 @@ pub async fn restore_100k_files(mk: &MakeLocation) {
     let want = files(fixtures::digest(root));
 
     // Whole: bit for bit, in few GETs: a restore plans a batch of files at a time, and
-    // each batch reads each pack it touches in about one request — plus one for the
-    // blob every 97th file shares, which sits apart from the batch's own. (One request
-    // per file would be 100,000.)
+    // each batch reads each pack it touches in about one request — a batch's files may
+    // straddle two packs — plus one for the blob every 97th file shares, which sits
+    // apart from the batch's own; the tree takes about one read per pack it is in.
+    // Where a backup's packer cuts depends on timing, so the bound is per pack and per
+    // batch rather than a count. (One request per file would be 100,000.)
     let (packs, meta_bytes) = packs_touched(&repo, &point).await;
     let out = tempfile::tempdir().unwrap();
     let before = repo.loc.requests.snapshot();
@@ -95,7 +97,7 @@ pub async fn restore_100k_files(mk: &MakeLocation) {
     assert_eq!(stats.files, point.summary.files);
     let batches = (DIRS * PER_DIR).div_ceil(restore::FILES_PER_BATCH);
     assert!(
-        whole.get <= (2 * packs + 2 * batches) as u64,
+        whole.get <= (2 * packs + 3 * batches) as u64,
         "{} GETs for a point in {packs} packs, restored in {batches} batches",
         whole.get
     );
