@@ -684,33 +684,31 @@ fn job_validate_reaches_repositories_and_names_lines() {
     );
 }
 
-/// `job run --once` end to end: two sources, three machines; the first interval creates
-/// the job's repository and copies every machine's newest point, the next copies only
-/// what is new; retention keeps two points per machine; prune runs once an hour at most;
-/// the target checks clean and restores bit for bit.
-#[test]
-fn job_run_once_copies_keeps_and_prunes() {
+/// `job run --once` end to end: two sources (one on `second_source`), three machines,
+/// the target under `target_base`. A first runner is killed mid-interval and a second
+/// one finishes the interval: it creates the job's repository (or continues it) and
+/// copies every machine's newest point; the next intervals copy only what is new;
+/// retention keeps two points per machine; prune runs once an hour at most; the target
+/// checks clean and restores bit for bit.
+fn job_journey(target_base: &str, second_source: &str) {
     let d = tempfile::tempdir().unwrap();
-    let (src1, src2) = (d.path().join("src1"), d.path().join("src2"));
+    let src1 = d.path().join("src1");
     ok(&["init", src1.to_str().unwrap()]);
-    ok(&["init", src2.to_str().unwrap()]);
+    let src1 = src1.to_str().unwrap().to_string();
+    let src2 = second_source.to_string();
+    ok(&["init", &src2]);
     let files = d.path().join("files");
-    let backup = |repo: &Path, machine: &str, seed: u64| {
+    let backup = |repo: &str, machine: &str, seed: u64| {
         let m = files.join(machine);
         let _ = std::fs::remove_dir_all(&m);
         fixtures::machine_tree(&m, seed);
-        let (r, b, p) = (
-            repo.to_str().unwrap(),
-            files.to_str().unwrap(),
-            m.to_str().unwrap(),
-        );
-        ok(&["backup", r, "--machine", machine, "--base", b, p]);
+        let (b, p) = (files.to_str().unwrap(), m.to_str().unwrap());
+        ok(&["backup", repo, "--machine", machine, "--base", b, p]);
     };
     backup(&src1, "web01", 1);
     backup(&src1, "db01", 2);
     backup(&src2, "app01", 3);
     let jobs = d.path().join("jobs.toml");
-    let copies = d.path().join("copies");
     let text = format!(
         r#"[[job]]
 name = "nightly"
@@ -736,12 +734,23 @@ keep = 2
 every = "1h"
 grace = "0s"
 "#,
-        src1.display(),
-        src2.display(),
-        copies.display()
+        src1, src2, target_base
     );
     std::fs::write(&jobs, text).unwrap();
     let cfg = jobs.to_str().unwrap();
+    // Killed mid-interval (wherever it is by then): the next runner is not blocked by
+    // its lock (its process is gone) and adopts what it left.
+    let mut first = Command::new(BIN)
+        .args(["job", "run", "--config", cfg, "--once", "--json"])
+        .env("OFFSITE_KDF", "256,1,1")
+        .env("OFFSITE_PASSWORD", "pw")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(250));
+    let _ = first.kill();
+    let _ = first.wait();
     let run = || {
         let r = json(&["job", "run", "--config", cfg, "--once", "--json"]);
         assert_eq!(r[0]["outcome"], "success", "{r}");
@@ -756,16 +765,27 @@ grace = "0s"
             .map(|x| x["result"].as_str().unwrap().to_string())
     };
 
+    // Whatever the killed runner finished counts: every machine is protected now.
     let first = run();
     for m in ["web01", "db01", "app01"] {
-        assert_eq!(result_of(&first, m).as_deref(), Some("copied"), "{first}");
+        let r = result_of(&first, m);
+        assert!(
+            matches!(r.as_deref(), Some("copied" | "up-to-date")),
+            "{first}"
+        );
     }
+    let pruned = |r: &serde_json::Value| r["prune"].is_object();
     assert!(
-        first["prune"].is_object(),
-        "the first interval prunes: {first}"
+        pruned(&first)
+            || first["machines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|m| m["result"] == "up-to-date"),
+        "the first finished interval prunes: {first}"
     );
-    let target = copies.join("nightly");
-    let t = target.to_str().unwrap();
+    let target = format!("{target_base}/nightly");
+    let t = target.as_str();
     assert_eq!(
         json(&["points", t, "--json"])["points"]
             .as_array()
@@ -810,6 +830,28 @@ grace = "0s"
     );
     assert_eq!(code, 1);
     assert!(err.contains("no job named"), "{err}");
+}
+
+#[test]
+fn job_run_once_on_folders() {
+    let d = tempfile::tempdir().unwrap();
+    let copies = d.path().join("copies");
+    let src2 = d.path().join("src2");
+    job_journey(copies.to_str().unwrap(), src2.to_str().unwrap());
+}
+
+#[test]
+fn job_run_once_on_s3() {
+    if let (Some(t), Some(s)) = (remote("OFFSITE_TEST_S3"), remote("OFFSITE_TEST_S3")) {
+        job_journey(&t, &s);
+    }
+}
+
+#[test]
+fn job_run_once_on_azure() {
+    if let (Some(t), Some(s)) = (remote("OFFSITE_TEST_AZURE"), remote("OFFSITE_TEST_AZURE")) {
+        job_journey(&t, &s);
+    }
 }
 
 /// A one-request HTTP receiver on loopback: its URL, and the body it is sent.
