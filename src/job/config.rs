@@ -18,6 +18,7 @@ use super::toml_walk::{At, Doc, Problem, Table};
 use crate::copy::{ChainMode, Compression, Selection};
 use crate::format::point::validate_name;
 use crate::retention::{MonthPoint, Policy};
+use crate::store::throttle::{Rates, ThrottleSpec};
 use crate::units::{parse_duration, parse_size};
 
 /// Where a password comes from.
@@ -130,6 +131,8 @@ pub struct Job {
     pub report: ReportSpec,
     /// How often the health check runs (none: never).
     pub health_check: Option<HealthCheckSpec>,
+    /// Bandwidth limits and the ceiling of requests in flight.
+    pub throttle: ThrottleSpec,
     pub line: usize,
 }
 
@@ -507,6 +510,70 @@ fn report(doc: &mut Doc<'_>, t: Option<Table<'_, '_>>) -> ReportSpec {
     }
 }
 
+/// A rate such as `"20MB/s"` (bytes per second).
+fn rate(doc: &mut Doc<'_>, t: &mut Table<'_, '_>, key: &str) -> Option<u64> {
+    let v = t.string(doc, key)?;
+    let n = v
+        .value
+        .strip_suffix("/s")
+        .ok_or_else(|| "a rate such as \"20MB/s\"".to_string())
+        .and_then(parse_size);
+    match n {
+        Ok(n) if n >= 1024 => Some(n),
+        Ok(_) => {
+            doc.problem(
+                &v.span,
+                format!("{}.{key} = {:?}: at least 1KiB/s", t.path, v.value),
+            );
+            None
+        }
+        Err(e) => {
+            doc.problem(&v.span, format!("{}.{key} = {:?}: {e}", t.path, v.value));
+            None
+        }
+    }
+}
+
+fn rates(doc: &mut Doc<'_>, t: &mut Table<'_, '_>) -> Rates {
+    Rates {
+        read: rate(doc, t, "read"),
+        write: rate(doc, t, "write"),
+    }
+}
+
+/// A `[job.throttle]`: default rates, a weekly schedule of others, the ceiling of
+/// requests in flight.
+fn throttle(doc: &mut Doc<'_>, t: Option<Table<'_, '_>>) -> ThrottleSpec {
+    let mut spec = ThrottleSpec::default();
+    let Some(mut t) = t else {
+        return spec;
+    };
+    spec.rates = rates(doc, &mut t);
+    if let Some(n) = t.integer(doc, "max_requests", 1, 1024) {
+        spec.max_requests = n.value as usize;
+    }
+    for mut slot in t.tables(doc, "schedule") {
+        let when = slot.string(doc, "when");
+        let r = rates(doc, &mut slot);
+        match when {
+            Some(w) => match Window::parse(&w.value) {
+                Ok(win) => spec.schedule.push((win, r)),
+                Err(e) => doc.problem(&w.span, format!("{}.when: {e}", slot.path)),
+            },
+            None => {
+                let span = slot.span.clone();
+                doc.problem(
+                    &span,
+                    format!("{}: no when (e.g. \"mon-fri 08:00-18:00\")", slot.path),
+                );
+            }
+        }
+        slot.finish(doc);
+    }
+    t.finish(doc);
+    spec
+}
+
 /// Decodes one `[[job]]`: its name and line (for duplicates), and the job unless it has
 /// problems.
 fn job(doc: &mut Doc<'_>, t: Table<'_, '_>) -> (String, usize, Option<Job>) {
@@ -610,6 +677,8 @@ fn decode_job(doc: &mut Doc<'_>, mut t: Table<'_, '_>, name_out: &mut String) ->
     let post_script = script(doc, post, OnFailure::Warn);
     let report_table = t.table(doc, "report");
     let report = report(doc, report_table);
+    let throttle_table = t.table(doc, "throttle");
+    let throttle = throttle(doc, throttle_table);
     let health_check = t.table(doc, "health_check").and_then(|mut h| {
         let every = duration(doc, &mut h, "every", Duration::from_secs(3600));
         if every.is_none() && !h.has("every") {
@@ -639,6 +708,7 @@ fn decode_job(doc: &mut Doc<'_>, mut t: Table<'_, '_>, name_out: &mut String) ->
         post_script,
         report,
         health_check,
+        throttle,
         line,
     })
 }
@@ -711,6 +781,10 @@ password_file = "/x"
 [job.pre_script]
 command = []
 on_failure = "ignore"
+[job.throttle]
+read = "20MB"
+[[job.throttle.schedule]]
+write = "1MB/s"
 "#;
         let problems = JobsFile::parse_with(text, &env).unwrap_err();
         let at = |line: usize, part: &str| {
@@ -738,6 +812,8 @@ on_failure = "ignore"
             "pre_script: command must be a list naming the program first",
         );
         at(30, "pre_script: on_failure = \"ignore\": fail or warn");
+        at(32, "throttle.read = \"20MB\": a rate such as \"20MB/s\"");
+        at(33, "no when");
     }
 
     #[test]

@@ -187,6 +187,8 @@ impl Metrics {
         self.errors
             .get_or_create(&l)
             .inc_by((r.errors.len() + unprotected) as u64);
+        let t = &r.throttle;
+        self.throttle(&r.job, t.limit, t.limit < t.ceiling);
         for c in r.copies.iter().flat_map(|c| &c.chains) {
             for (kind, n) in [("read", c.bytes_read), ("written", c.bytes_written)] {
                 let mut lk = l.clone();

@@ -31,10 +31,21 @@ pub async fn open_repository(
     clock: &Arc<dyn Clock>,
     spec: WarmSpec,
 ) -> Result<Option<Repository>> {
+    open_repository_with(url, secret, clock, spec, None).await
+}
+
+/// [`open_repository`] with its HTTP traffic through `throttle`.
+pub async fn open_repository_with(
+    url: &str,
+    secret: &Secret,
+    clock: &Arc<dyn Clock>,
+    spec: WarmSpec,
+    throttle: Option<&Arc<store::throttle::Throttle>>,
+) -> Result<Option<Repository>> {
     let pw = secret
         .read()
         .map_err(|e| Error::Invalid(format!("{url}: {e}")))?;
-    let loc = match store::open(url, false) {
+    let loc = match store::open_throttled(url, false, throttle.cloned()) {
         Ok(l) => l.with_clock(clock.clone()),
         Err(Error::NoRepository { .. }) => return Ok(None),
         Err(e) => return Err(e),

@@ -24,6 +24,7 @@ use crate::repo::lock::LockGuard;
 use crate::repo::{Repository, WarmSpec};
 use crate::retention::{ForgetOptions, ForgetReport, forget};
 use crate::stop::Stop;
+use crate::store::throttle::{Throttle, ThrottleReport};
 use crate::{Error, Result, store};
 
 /// What became of one machine in an interval.
@@ -116,10 +117,18 @@ pub struct IntervalReport {
     /// Asked to stop (SIGTERM) before the interval finished.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub stopped: bool,
+    /// What the throttle did: answers 503/429 seen, how far it lowered the requests in
+    /// flight, time waited for bandwidth.
+    pub throttle: ThrottleReport,
 }
 
-async fn open_source(s: &SourceSpec, clock: &Arc<dyn Clock>) -> Result<Arc<Repository>> {
-    let repo = super::open_repository(&s.url, &s.password, clock, WarmSpec::READER).await?;
+async fn open_source(
+    s: &SourceSpec,
+    clock: &Arc<dyn Clock>,
+    throttle: &Arc<Throttle>,
+) -> Result<Arc<Repository>> {
+    let (url, pw, warm) = (&s.url, &s.password, WarmSpec::READER);
+    let repo = super::open_repository_with(url, pw, clock, warm, Some(throttle)).await?;
     let repo = repo.ok_or_else(|| Error::NoRepository { url: s.url.clone() })?;
     Ok(Arc::new(repo))
 }
@@ -130,10 +139,12 @@ async fn open_target(
     job: &Job,
     first_source: &Repository,
     clock: &Arc<dyn Clock>,
+    throttle: &Arc<Throttle>,
 ) -> Result<Arc<Repository>> {
     let url = job.target.repository_url(&job.name);
     let secret = &job.target.password;
-    match super::open_repository(&url, secret, clock, WarmSpec::COPY_TARGET).await? {
+    let warm = WarmSpec::COPY_TARGET;
+    match super::open_repository_with(&url, secret, clock, warm, Some(throttle)).await? {
         Some(r) => return Ok(Arc::new(r)),
         None if job.target.map => {
             return Err(Error::Invalid(format!(
@@ -145,7 +156,7 @@ async fn open_target(
     let pw = secret
         .read()
         .map_err(|e| Error::Invalid(format!("{url}: {e}")))?;
-    let loc = store::open(&url, true)?.with_clock(clock.clone());
+    let loc = store::open_throttled(&url, true, Some(throttle.clone()))?.with_clock(clock.clone());
     let opts = copy::target_init_options(
         &first_source.config,
         Some(job.target.compression),
@@ -200,12 +211,19 @@ pub async fn run_once<Tz: TimeZone>(
 ) -> Result<IntervalReport> {
     let started = clock.now();
     let timer = std::time::Instant::now();
-    let opened = futures::future::try_join_all(job.sources.iter().map(|s| open_source(s, &clock)));
+    // One throttle for all the interval's traffic: the job's bandwidth and its requests
+    // in flight, lowered when a store throttles.
+    let throttle = Throttle::new(job.throttle.clone(), clock.clone());
+    let opened = futures::future::try_join_all(
+        job.sources
+            .iter()
+            .map(|s| open_source(s, &clock, &throttle)),
+    );
     let sources = opened.await?;
     let first = sources
         .first()
         .ok_or_else(|| Error::Invalid(format!("job {}: no sources", job.name)))?;
-    let target = open_target(job, first, &clock).await?;
+    let target = open_target(job, first, &clock, &throttle).await?;
     let mut report = IntervalReport {
         job: job.name.clone(),
         target: target.url().to_string(),
@@ -223,6 +241,7 @@ pub async fn run_once<Tz: TimeZone>(
         warnings: Vec::new(),
         scripts: Vec::new(),
         stopped: false,
+        throttle: ThrottleReport::default(),
     };
     let mut lock = lock_job(&target, &job.name).await?;
     let mut state = match JobState::load(&target, &job.name).await {
@@ -348,6 +367,13 @@ pub async fn run_once<Tz: TimeZone>(
         report.outcome = outcome(&report);
     }
 
+    report.throttle = throttle.report();
+    if report.throttle.decreases > 0 {
+        report.warnings.push(format!(
+            "the stores answered {} request(s) with 503/429: requests in flight were lowered to {} (now {})",
+            report.throttle.throttled_answers, report.throttle.lowest_limit, report.throttle.limit
+        ));
+    }
     state.last_run = Some(clock.now());
     if go_on && !report.stopped && report.transfer_waits.is_none() {
         state.last_interval = Some(started);
@@ -622,6 +648,7 @@ mod tests {
             post_script: None,
             report: Default::default(),
             health_check: None,
+            throttle: Default::default(),
             line: 1,
         };
         (job, pw, files)

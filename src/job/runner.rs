@@ -171,6 +171,7 @@ mod tests {
             post_script: None,
             report: Default::default(),
             health_check: None,
+            throttle: Default::default(),
             line: 1,
         }
     }

@@ -8,6 +8,7 @@ pub mod flaky;
 pub mod gated;
 pub mod link;
 pub mod metered;
+pub mod throttle;
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -126,6 +127,16 @@ pub fn check_url(url: &str) -> std::result::Result<(), String> {
 
 /// Opens the location `url`; `create` makes a missing local folder (for `init`).
 pub fn open(url: &str, create: bool) -> Result<Location> {
+    open_throttled(url, create, None)
+}
+
+/// [`open`], the HTTP traffic of an S3 or Azure store going through `throttle`
+/// (bandwidth and requests in flight; a folder or memory store is not throttled).
+pub fn open_throttled(
+    url: &str,
+    create: bool,
+    throttle: Option<Arc<throttle::Throttle>>,
+) -> Result<Location> {
     let invalid = |reason: &str| Error::InvalidLocation {
         url: url.to_string(),
         reason: reason.to_string(),
@@ -143,27 +154,29 @@ pub fn open(url: &str, create: bool) -> Result<Location> {
             if root.is_empty() {
                 return Err(invalid("no bucket: write s3://BUCKET/PREFIX"));
             }
-            let store = AmazonS3Builder::from_env()
-                .with_bucket_name(root)
-                .build()
-                .map_err(|e| invalid(&e.to_string()))?;
+            let mut b = AmazonS3Builder::from_env().with_bucket_name(root);
+            if let Some(t) = &throttle {
+                b = b.with_http_connector(throttle::ThrottleConnector(t.clone()));
+            }
+            let store = b.build().map_err(|e| invalid(&e.to_string()))?;
             Ok(Location::new(Arc::new(store), prefix, url, StoreKind::S3))
         }
         "az" | "azure" | "abfs" => {
             if root.is_empty() {
                 return Err(invalid("no container: write az://CONTAINER/PREFIX"));
             }
-            let store = MicrosoftAzureBuilder::from_env()
-                .with_container_name(root)
-                .build()
-                .map_err(|e| match e.to_string() {
-                    m if m.contains("Account must be specified") => invalid(
-                        "no Azure storage account: set AZURE_STORAGE_ACCOUNT_NAME and \
+            let mut b = MicrosoftAzureBuilder::from_env().with_container_name(root);
+            if let Some(t) = &throttle {
+                b = b.with_http_connector(throttle::ThrottleConnector(t.clone()));
+            }
+            let store = b.build().map_err(|e| match e.to_string() {
+                m if m.contains("Account must be specified") => invalid(
+                    "no Azure storage account: set AZURE_STORAGE_ACCOUNT_NAME and \
                          AZURE_STORAGE_ACCOUNT_KEY (or AZURE_STORAGE_SAS_KEY), or \
                          AZURE_STORAGE_USE_EMULATOR=true for Azurite",
-                    ),
-                    m => invalid(&m),
-                })?;
+                ),
+                m => invalid(&m),
+            })?;
             Ok(Location::new(
                 Arc::new(store),
                 prefix,
