@@ -12,6 +12,8 @@ pub enum PointsSpec {
     Latest,
     All,
     Since(DateTime<Utc>),
+    /// The latest point of each selected machine among those made at or after a time.
+    LatestSince(DateTime<Utc>),
 }
 
 impl std::str::FromStr for PointsSpec {
@@ -129,7 +131,10 @@ impl Selection {
         match &self.points {
             PointsSpec::All => {}
             PointsSpec::Since(t) => chosen.retain(|c| c.point.time >= *t),
-            PointsSpec::Latest => {
+            PointsSpec::Latest | PointsSpec::LatestSince(_) => {
+                if let PointsSpec::LatestSince(t) = &self.points {
+                    chosen.retain(|c| c.point.time >= *t);
+                }
                 let mut latest: std::collections::BTreeMap<String, Candidate> = Default::default();
                 for c in chosen {
                     latest.insert(c.point.machine.clone(), c);

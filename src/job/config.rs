@@ -133,6 +133,9 @@ pub struct Job {
     pub health_check: Option<HealthCheckSpec>,
     /// Bandwidth limits and the ceiling of requests in flight.
     pub throttle: ThrottleSpec,
+    /// Periodic jobs with `look_forward`: wait within the interval for a point made
+    /// after it began, looking this often.
+    pub look_forward: Option<Duration>,
     pub line: usize,
 }
 
@@ -610,6 +613,7 @@ fn decode_job(doc: &mut Doc<'_>, mut t: Table<'_, '_>, name_out: &mut String) ->
             .ok()
     });
     let poll_every = duration(doc, &mut t, "poll_every", Duration::from_secs(10));
+    let look_forward = t.boolean(doc, "look_forward");
     let mode = match mode_text.as_ref().map(|m| m.value.as_str()) {
         None | Some("periodic") => Mode::Periodic {
             intervals: Intervals {
@@ -629,6 +633,19 @@ fn decode_job(doc: &mut Doc<'_>, mut t: Table<'_, '_>, name_out: &mut String) ->
             doc.problem(&span, format!("mode = {other:?}: periodic or immediate"));
             return None;
         }
+    };
+    let look_forward = match (look_forward, &mode) {
+        (Some(l), Mode::Immediate { .. }) if l.value => {
+            doc.problem(
+                &l.span,
+                "look_forward: only for mode = \"periodic\" (an immediate job copies each point as it appears)",
+            );
+            None
+        }
+        (Some(l), Mode::Periodic { .. }) if l.value => {
+            Some(poll_every.unwrap_or(Duration::from_secs(300)))
+        }
+        _ => None,
     };
     let max_tasks = t
         .integer(doc, "max_tasks", 1, 64)
@@ -709,6 +726,7 @@ fn decode_job(doc: &mut Doc<'_>, mut t: Table<'_, '_>, name_out: &mut String) ->
         report,
         health_check,
         throttle,
+        look_forward,
         line,
     })
 }

@@ -37,6 +37,8 @@ pub enum MachineResult {
     UpToDate,
     /// Its newest point is not in the target: the reason says why.
     Unprotected,
+    /// `look_forward`: no point made since the interval began yet; looked for again.
+    Waiting,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -54,6 +56,7 @@ impl MachineResult {
             MachineResult::Copied => "copied",
             MachineResult::UpToDate => "up-to-date",
             MachineResult::Unprotected => "unprotected",
+            MachineResult::Waiting => "waiting",
         }
     }
 }
@@ -317,16 +320,24 @@ pub async fn run_once<Tz: TimeZone>(
 
     // 3. Transfer, inside the copy windows; paused (at a pack boundary) when the window
     //    closes or a stop is asked.
+    let mut looking = false;
     if go_on {
+        let interval_start = interval.as_ref().map(|i| i.start);
         transfer_phase(
             job,
             &sources,
             &target,
-            (&clock, tz, progress, stop),
+            (&clock, tz, progress, stop, interval_start),
             &mut report,
             &mut state,
         )
         .await;
+        if let (Some(every), Some(iv)) = (job.look_forward, &interval)
+            && !report.stopped
+            && report.transfer_waits.is_none()
+        {
+            looking = look_forward(job, &sources, &clock, every, iv, &mut report).await;
+        }
     }
     // The job's lock goes before retention and prune, which take the repository's
     // exclusive lock.
@@ -337,8 +348,8 @@ pub async fn run_once<Tz: TimeZone>(
         report
             .errors
             .push("stopped before the interval finished; the next run continues it".into());
-    } else if go_on {
-        // 4. and 5.
+    } else if go_on && !looking {
+        // 4. and 5. (a job looking forward keeps them for when its copies are done)
         keep_phase(job, &target, &clock, tz, &mut report, &mut state).await;
     }
 
@@ -409,7 +420,13 @@ async fn transfer_phase<Tz: TimeZone>(
     job: &Job,
     sources: &[Arc<Repository>],
     target: &Arc<Repository>,
-    (clock, tz, progress, stop): (&Arc<dyn Clock>, &Tz, &Progress, &Stop),
+    (clock, tz, progress, stop, interval_start): (
+        &Arc<dyn Clock>,
+        &Tz,
+        &Progress,
+        &Stop,
+        Option<DateTime<Utc>>,
+    ),
     report: &mut IntervalReport,
     state: &mut JobState,
 ) {
@@ -430,7 +447,8 @@ async fn transfer_phase<Tz: TimeZone>(
             None => std::future::pending().await,
         }
     };
-    let run = |stop: Stop| transfer(job, sources, target, stop, progress);
+    let since = job.look_forward.and(interval_start);
+    let run = |stop: Stop| transfer(job, sources, target, since, stop, progress);
     for (spec, result) in stop.with(window_end, run).await {
         match result {
             Ok(r) => {
@@ -452,6 +470,88 @@ async fn transfer_phase<Tz: TimeZone>(
             None => format!("the copy window closed at {t}"),
         });
     }
+}
+
+/// `look_forward`: the machines with no point made since the interval began are
+/// waiting — looked for again in `every`, or unprotected when the interval ends before
+/// that. Returns whether the job looks again in this interval.
+async fn look_forward(
+    job: &Job,
+    sources: &[Arc<Repository>],
+    clock: &Arc<dyn Clock>,
+    every: std::time::Duration,
+    interval: &std::ops::Range<DateTime<Utc>>,
+    report: &mut IntervalReport,
+) -> bool {
+    let mut all = std::collections::BTreeSet::new();
+    for (spec, source) in job.sources.iter().zip(sources) {
+        let points = match source.load_points().await {
+            Ok(p) => p,
+            Err(e) => {
+                report.errors.push(format!("{}: {e}", spec.url));
+                continue;
+            }
+        };
+        let candidates = points
+            .into_iter()
+            .map(|(id, point)| copy::Candidate {
+                source: 0,
+                id,
+                point,
+            })
+            .collect();
+        let every_point = copy::Selection {
+            points: PointsSpec::All,
+            ..job.selection(spec)
+        };
+        if let Ok(chosen) = every_point.apply(candidates) {
+            all.extend(chosen.into_iter().map(|c| c.point.machine));
+        }
+    }
+    let seen: std::collections::HashSet<&str> =
+        report.machines.iter().map(|m| m.machine.as_str()).collect();
+    let waiting: Vec<String> = all
+        .into_iter()
+        .filter(|m| !seen.contains(m.as_str()))
+        .collect();
+    if waiting.is_empty() {
+        return false;
+    }
+    let next = clock.now() + chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
+    let (result, reason, looking) = match next < interval.end {
+        true => (
+            MachineResult::Waiting,
+            format!(
+                "no point made since {} yet; looking again at {next}",
+                interval.start
+            ),
+            true,
+        ),
+        false => (
+            MachineResult::Unprotected,
+            format!(
+                "no point made since the interval began at {}",
+                interval.start
+            ),
+            false,
+        ),
+    };
+    if looking {
+        report.waits_until = Some(next);
+        report.transfer_waits = Some(format!(
+            "look_forward: waiting for a new point of {}; looking again at {next}",
+            waiting.join(", ")
+        ));
+    }
+    for machine in waiting {
+        report.machines.push(MachineReport {
+            machine,
+            result: result.clone(),
+            points_copied: 0,
+            reason: Some(reason.clone()),
+        });
+    }
+    looking
 }
 
 /// Retention, then prune when due.
@@ -501,6 +601,7 @@ async fn transfer<'a>(
     job: &'a Job,
     sources: &[Arc<Repository>],
     target: &Arc<Repository>,
+    since: Option<DateTime<Utc>>,
     stop: Stop,
     progress: &Progress,
 ) -> Vec<(&'a SourceSpec, Result<CopyReport>)> {
@@ -508,7 +609,7 @@ async fn transfer<'a>(
     for (spec, source) in job.sources.iter().zip(sources) {
         let opts = CopyOptions {
             selection: copy::Selection {
-                points: PointsSpec::Latest,
+                points: since.map_or(PointsSpec::Latest, PointsSpec::LatestSince),
                 ..job.selection(spec)
             },
             pack_size: job.target.pack_size,
@@ -649,6 +750,7 @@ mod tests {
             report: Default::default(),
             health_check: None,
             throttle: Default::default(),
+            look_forward: None,
             line: 1,
         };
         (job, pw, files)
@@ -901,5 +1003,74 @@ mod tests {
         let check = testkit::check_read_data(&target).await;
         assert!(check.is_ok(), "{:?}", check.errors);
         assert_eq!(check.points, 2);
+    }
+
+    /// `look_forward`: machines wait within the interval for a point made after it
+    /// began (the older ones are not copied); one that gets a point is copied at the next
+    /// look; one that never does is unprotected at the interval's last look — and only
+    /// then do retention and prune run.
+    #[tokio::test]
+    async fn look_forward_waits_for_a_point_of_this_interval() {
+        let (mut job, _pw, files) = job("forward").await;
+        job.windows = Windows(Vec::new());
+        job.look_forward = Some(std::time::Duration::from_secs(300));
+        // Tomorrow 10:00 UTC: the daily interval began at midnight, after every point.
+        let day = (Utc::now() + chrono::Duration::days(1)).date_naive();
+        let t0 = day.and_hms_opt(10, 0, 0).unwrap().and_utc();
+        let clock = Arc::new(ManualClock::new(t0));
+        let never = Stop::new();
+        let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never)
+            .await
+            .unwrap();
+        let result = |r: &IntervalReport, m: &str| {
+            r.machines
+                .iter()
+                .find(|x| x.machine == m)
+                .map(|x| x.result.clone())
+        };
+        assert_eq!(result(&r, "web"), Some(MachineResult::Waiting), "{r:?}");
+        assert_eq!(result(&r, "db"), Some(MachineResult::Waiting), "{r:?}");
+        assert_eq!(r.waits_until, Some(t0 + chrono::Duration::minutes(5)));
+        assert!(
+            r.retention.is_none(),
+            "retention waits for the copies: {r:?}"
+        );
+
+        // web gets a point in this interval.
+        clock.advance(chrono::Duration::minutes(5));
+        let src = Arc::new(
+            Repository::open(
+                store::open(&job.sources[0].url, false).unwrap(),
+                testkit::PW,
+            )
+            .await
+            .unwrap(),
+        );
+        let root = files.path().join("web");
+        std::fs::write(root.join("new-today"), b"made after the interval began").unwrap();
+        let opts = crate::backup::BackupOptions {
+            machine: "web".into(),
+            paths: vec![root],
+            base: Some(files.path().to_path_buf()),
+            time: Some(clock.now()),
+            ..Default::default()
+        };
+        crate::backup::run(src, opts, Progress::hidden())
+            .await
+            .unwrap();
+        let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never)
+            .await
+            .unwrap();
+        assert_eq!(result(&r, "web"), Some(MachineResult::Copied), "{r:?}");
+        assert_eq!(result(&r, "db"), Some(MachineResult::Waiting), "{r:?}");
+
+        // The last look of the interval: db is unprotected, and retention runs.
+        clock.set(day.and_hms_opt(23, 58, 0).unwrap().and_utc());
+        let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never)
+            .await
+            .unwrap();
+        assert_eq!(result(&r, "db"), Some(MachineResult::Unprotected), "{r:?}");
+        assert_eq!(result(&r, "web"), Some(MachineResult::UpToDate), "{r:?}");
+        assert!(r.waits_until.is_none() && r.retention.is_some(), "{r:?}");
     }
 }

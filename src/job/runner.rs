@@ -172,6 +172,7 @@ mod tests {
             report: Default::default(),
             health_check: None,
             throttle: Default::default(),
+            look_forward: None,
             line: 1,
         }
     }
