@@ -78,9 +78,28 @@ pub async fn check_and_heal(
     sources: &[Arc<Repository>],
     progress: &Progress,
 ) -> Result<HealthReport> {
-    let lock = LockGuard::acquire(target, LockKind::Exclusive, "health-check", None).await?;
-    let result = run(target, sources, progress).await;
-    lock.release_after(result).await
+    exclusively(target, "health-check", run(target, sources, progress)).await
+}
+
+/// Runs `work` under the repository's exclusive lock, taken as `what`.
+async fn exclusively(
+    target: &Arc<Repository>,
+    what: &str,
+    work: impl Future<Output = Result<HealthReport>>,
+) -> Result<HealthReport> {
+    let lock = LockGuard::acquire(target, LockKind::Exclusive, what, None).await?;
+    lock.release_after(work.await).await
+}
+
+/// An empty report, and each machine's newest point in `target`.
+async fn begin(target: &Repository) -> Result<(HealthReport, Vec<(Id, Point)>)> {
+    let points = newest_per_machine(target.load_points().await?);
+    let r = HealthReport {
+        repository: target.url().to_string(),
+        points: points.len(),
+        ..Default::default()
+    };
+    Ok((r, points))
 }
 
 async fn run(
@@ -88,12 +107,7 @@ async fn run(
     sources: &[Arc<Repository>],
     progress: &Progress,
 ) -> Result<HealthReport> {
-    let mut r = HealthReport {
-        repository: target.url().to_string(),
-        ..Default::default()
-    };
-    let points = newest_per_machine(target.load_points().await?);
-    r.points = points.len();
+    let (mut r, points) = begin(target).await?;
     let mut lost: HashMap<Id, String> = HashMap::new();
 
     // Tree blobs first: the data blobs are only known once the trees read.
@@ -142,6 +156,55 @@ async fn run(
                 .or_else(|| tree_or_data.first().map(|s| s.to_string()))
                 .unwrap_or_default(),
         });
+    }
+    Ok(r)
+}
+
+/// An active full: every blob of each machine's newest point that a source still has
+/// is read from the source into fresh packs, and the packs that held it are rewritten
+/// (their other blobs moved) and deleted — so the newest points depend on no pack
+/// written before. Blobs no source has any more stay where they are. Under the
+/// repository's exclusive lock; the report counts the blobs refreshed as healed.
+pub async fn active_full(
+    target: &Arc<Repository>,
+    sources: &[Arc<Repository>],
+    progress: &Progress,
+) -> Result<HealthReport> {
+    exclusively(target, "active-full", refresh(target, sources, progress)).await
+}
+
+async fn refresh(
+    target: &Arc<Repository>,
+    sources: &[Arc<Repository>],
+    progress: &Progress,
+) -> Result<HealthReport> {
+    let (mut r, points) = begin(target).await?;
+    let index = target.load_index().await?;
+    let mut ids: Vec<Id> = Vec::new();
+    for (id, p) in &points {
+        ids.extend(p.tree.iter().copied());
+        let name = crate::format::point_name(id);
+        for_each_node(target, &index, &name, p, async |node| {
+            ids.extend(node.blobs.iter().copied());
+            Ok(())
+        })
+        .await?;
+    }
+    let mut at_sources = HashSet::new();
+    for s in sources {
+        let i = s.load_index().await?;
+        at_sources.extend(ids.iter().filter(|b| i.contains(b)).copied());
+    }
+    let fresh: Bad = unique(ids.into_iter())
+        .into_iter()
+        .filter(|b| at_sources.contains(b) && index.contains(b))
+        .map(|b| (b, "active full".to_string()))
+        .collect();
+    r.blobs_checked = fresh.len();
+    let mut lost = HashMap::new();
+    heal(target, sources, fresh, &mut r, &mut lost, progress).await?;
+    for (b, why) in lost {
+        r.findings.push(format!("blob {}: {why}", b.short()));
     }
     Ok(r)
 }
@@ -558,5 +621,37 @@ mod tests {
             target.exists(&name).await.unwrap(),
             "a pack with lost data is kept"
         );
+    }
+
+    /// An active full leaves the newest points in packs written now: none of the packs
+    /// the first copy wrote is left, and everything checks and restores.
+    #[tokio::test]
+    async fn an_active_full_rewrites_the_newest_points_into_fresh_packs() {
+        let (src, target, _files) = copied().await;
+        let before: HashSet<String> = target
+            .list(crate::format::DATA)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| target.loc.name_of(&m.location))
+            .collect();
+        let r = active_full(&target, std::slice::from_ref(&src), &Progress::hidden())
+            .await
+            .unwrap();
+        assert!(
+            r.blobs_healed > 0 && r.blobs_healed == r.blobs_checked,
+            "{r:?}"
+        );
+        let after: HashSet<String> = target
+            .list(crate::format::DATA)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| target.loc.name_of(&m.location))
+            .collect();
+        assert!(before.is_disjoint(&after), "{before:?} / {after:?}");
+        let check = testkit::check_read_data(&target).await;
+        assert!(check.is_ok(), "{:?}", check.errors);
+        assert_eq!(check.points, 2);
     }
 }

@@ -136,6 +136,8 @@ pub struct Job {
     /// Periodic jobs with `look_forward`: wait within the interval for a point made
     /// after it began, looking this often.
     pub look_forward: Option<Duration>,
+    /// How often an active full runs (none: never).
+    pub active_full: Option<Duration>,
     pub line: usize,
 }
 
@@ -696,6 +698,18 @@ fn decode_job(doc: &mut Doc<'_>, mut t: Table<'_, '_>, name_out: &mut String) ->
     let report = report(doc, report_table);
     let throttle_table = t.table(doc, "throttle");
     let throttle = throttle(doc, throttle_table);
+    let active_full = t.table(doc, "active_full").and_then(|mut a| {
+        let every = duration(doc, &mut a, "every", Duration::from_secs(86_400));
+        if every.is_none() && !a.has("every") {
+            let span = a.span.clone();
+            doc.problem(
+                &span,
+                format!("{}: no every (how often, e.g. \"30d\")", a.path),
+            );
+        }
+        a.finish(doc);
+        every
+    });
     let health_check = t.table(doc, "health_check").and_then(|mut h| {
         let every = duration(doc, &mut h, "every", Duration::from_secs(3600));
         if every.is_none() && !h.has("every") {
@@ -727,6 +741,7 @@ fn decode_job(doc: &mut Doc<'_>, mut t: Table<'_, '_>, name_out: &mut String) ->
         health_check,
         throttle,
         look_forward,
+        active_full,
         line,
     })
 }

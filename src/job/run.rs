@@ -110,6 +110,9 @@ pub struct IntervalReport {
     /// The health check, when it was due.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<crate::health::HealthReport>,
+    /// The active full, when it was due: blobs read again into fresh packs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_full: Option<crate::health::HealthReport>,
     pub errors: Vec<String>,
     /// What went wrong without failing the interval (a script told to warn).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -240,6 +243,7 @@ pub async fn run_once<Tz: TimeZone>(
         retention: None,
         prune: None,
         health: None,
+        active_full: None,
         errors: Vec::new(),
         warnings: Vec::new(),
         scripts: Vec::new(),
@@ -349,6 +353,23 @@ pub async fn run_once<Tz: TimeZone>(
             .errors
             .push("stopped before the interval finished; the next run continues it".into());
     } else if go_on && !looking {
+        // 3b. An active full, when due, once the transfer is done: the newest points
+        //     read again from the sources into fresh packs.
+        let due = job.active_full.is_some_and(|every| {
+            let every = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
+            state
+                .last_active_full
+                .is_none_or(|last| clock.now() - last >= every)
+        });
+        if due && report.transfer_waits.is_none() {
+            match crate::health::active_full(&target, &sources, progress).await {
+                Ok(a) => {
+                    state.last_active_full = Some(clock.now());
+                    report.active_full = Some(a);
+                }
+                Err(e) => report.errors.push(format!("active full: {e}")),
+            }
+        }
         // 4. and 5. (a job looking forward keeps them for when its copies are done)
         keep_phase(job, &target, &clock, tz, &mut report, &mut state).await;
     }
@@ -751,6 +772,7 @@ mod tests {
             health_check: None,
             throttle: Default::default(),
             look_forward: None,
+            active_full: None,
             line: 1,
         };
         (job, pw, files)
@@ -1072,5 +1094,36 @@ mod tests {
         assert_eq!(result(&r, "db"), Some(MachineResult::Unprotected), "{r:?}");
         assert_eq!(result(&r, "web"), Some(MachineResult::UpToDate), "{r:?}");
         assert!(r.waits_until.is_none() && r.retention.is_some(), "{r:?}");
+    }
+
+    /// An active full runs after the transfer when due — the newest points read again
+    /// into fresh packs — and not again until `every` has passed.
+    #[tokio::test]
+    async fn an_active_full_runs_when_due() {
+        let (mut job, _pw, _files) = job("activefull").await;
+        job.windows = Windows(Vec::new());
+        job.active_full = Some(std::time::Duration::from_secs(30 * 86_400));
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let never = Stop::new();
+        let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never)
+            .await
+            .unwrap();
+        assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+        let a = r.active_full.as_ref().expect("due on the first interval");
+        assert!(a.blobs_healed > 0, "{a:?}");
+        clock.advance(chrono::Duration::days(1));
+        let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never)
+            .await
+            .unwrap();
+        assert!(r.active_full.is_none(), "{r:?}");
+        let target = Repository::open(
+            store::open(&job.target.repository_url(&job.name), false).unwrap(),
+            &job.target.password.read().unwrap(),
+        )
+        .await
+        .unwrap();
+        let check = testkit::check_read_data(&target).await;
+        assert!(check.is_ok(), "{:?}", check.errors);
+        assert_eq!(check.points, 2);
     }
 }

@@ -173,6 +173,7 @@ mod tests {
             health_check: None,
             throttle: Default::default(),
             look_forward: None,
+            active_full: None,
             line: 1,
         }
     }

@@ -29,9 +29,11 @@ pub struct JobState {
     pub last_run: Option<DateTime<Utc>>,
     pub last_result: Option<super::run::Outcome>,
     pub last_prune: Option<DateTime<Utc>>,
-    /// When the health check last ran.
+    /// When the health check, and the active full, last ran.
     #[serde(default)]
     pub last_health_check: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub last_active_full: Option<DateTime<Utc>>,
     #[serde(default)]
     pub machines: BTreeMap<String, MachineState>,
 }
