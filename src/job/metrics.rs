@@ -56,6 +56,7 @@ pub struct Metrics {
     copied: Family<Labels, Counter>,
     requests: Family<Labels, Counter>,
     errors: Family<Labels, Counter>,
+    retries: Family<Labels, Counter>,
     slots: Family<Labels, Gauge>,
     slots_busy: Family<Labels, Gauge>,
     throttled: Family<Labels, Gauge>,
@@ -87,6 +88,7 @@ impl Metrics {
             copied: Family::default(),
             requests: Family::default(),
             errors: Family::default(),
+            retries: Family::default(),
             slots: Family::default(),
             slots_busy: Family::default(),
             throttled: Family::default(),
@@ -123,6 +125,8 @@ impl Metrics {
                 "Store requests by store (source, target) and kind";
             errors: "job_errors",
                 "Errors: failed phases, failed points and unprotected machines";
+            retries: "job_retries",
+                "Store requests tried again: 5xx and 429 answers and lost connections";
             slots: "job_task_slots",
                 "Task slots (max_tasks)";
             slots_busy: "job_task_slots_busy",
@@ -146,6 +150,7 @@ impl Metrics {
         self.slots_busy.get_or_create(&l).set(0);
         self.throttled.get_or_create(&l).set(0);
         self.errors.get_or_create(&l).inc_by(0);
+        self.retries.get_or_create(&l).inc_by(0);
         for o in [Outcome::Success, Outcome::Warning, Outcome::Failed] {
             let mut lo = l.clone();
             lo.push(("outcome".into(), o.to_string()));
@@ -189,6 +194,7 @@ impl Metrics {
             .inc_by((r.errors.len() + unprotected) as u64);
         let t = &r.throttle;
         self.throttle(&r.job, t.limit, t.limit < t.ceiling);
+        self.retries.get_or_create(&l).inc_by(t.failed_attempts);
         for c in r.copies.iter().flat_map(|c| &c.chains) {
             for (kind, n) in [("read", c.bytes_read), ("written", c.bytes_written)] {
                 let mut lk = l.clone();

@@ -52,6 +52,9 @@ impl Default for ThrottleSpec {
 pub struct ThrottleReport {
     /// Answers 503 or 429 seen.
     pub throttled_answers: u64,
+    /// Attempts that failed in a way the store client retries: a 5xx or 429 answer, or
+    /// no answer at all (connection refused or cut).
+    pub failed_attempts: u64,
     /// Times the limit on requests in flight was halved.
     pub decreases: u64,
     /// The lowest the limit went, and where it is now.
@@ -145,6 +148,11 @@ impl Throttle {
             }
             notified.await;
         }
+    }
+
+    /// An attempt failed in a way that is retried (counted for the report).
+    pub fn failed_attempt(&self) {
+        self.aimd().report.failed_attempts += 1;
     }
 
     /// A request ended; `throttled` when the store answered 503 or 429.
@@ -255,8 +263,11 @@ impl HttpService for Throttled {
         }
         self.throttle.enter().await;
         let res = self.inner.execute(req).await;
-        let throttled =
-            matches!(&res, Ok(r) if r.status().as_u16() == 503 || r.status().as_u16() == 429);
+        let status = res.as_ref().map(|r| r.status().as_u16());
+        let throttled = matches!(status, Ok(503 | 429));
+        if matches!(status, Ok(500..=599 | 429) | Err(_)) {
+            self.throttle.failed_attempt();
+        }
         self.throttle.leave(throttled);
         if let Ok(r) = &res {
             let got = r
@@ -436,6 +447,7 @@ mod tests {
         assert_eq!(&got[..], b"hello");
         let r = t.report();
         assert_eq!(r.throttled_answers, 3, "{r:?}");
+        assert_eq!(r.failed_attempts, 3, "{r:?}");
         assert!(r.decreases >= 1 && r.lowest_limit < 8, "{r:?}");
     }
 }
