@@ -236,68 +236,20 @@ async fn verify(target: &Repository, index: &MasterIndex, ids: &[Id], r: &mut He
     let needed: Vec<(usize, Id)> = ids.iter().map(|id| (0, *id)).collect();
     let reads = coalesce(&needed, &[index], VERIFY_READ);
     r.blobs_checked += ids.len();
-    let key = target.key().clone();
-    let results: Vec<(Bad, u64)> = futures::stream::iter(reads)
-        .map(|read| {
-            let key = key.clone();
-            async move { verify_read(target, &read, key).await }
-        })
+    let results: Vec<Checked> = futures::stream::iter(reads)
+        .map(|read| async move { fetch_verified(target, &read, false).await })
         .buffer_unordered(IO_CONCURRENCY / 2)
         .collect()
         .await;
-    for (b, bytes) in results {
-        r.bytes_read += bytes;
-        bad.extend(b);
+    for c in results {
+        r.bytes_read += c.bytes;
+        bad.extend(c.bad);
     }
     r.blobs_bad += bad.len();
     for why in bad.values().take(10 - r.findings.len().min(10)) {
         r.findings.push(why.clone());
     }
     bad
-}
-
-/// One read's bad blobs (all of them when the pack cannot be read), and bytes read.
-async fn verify_read(
-    target: &Repository,
-    read: &Read,
-    key: crate::crypto::SecretKey,
-) -> (Bad, u64) {
-    let name = pack_name(&read.pack);
-    let seen = std::sync::Mutex::new((Bad::new(), 0u64, HashSet::new()));
-    let fetched = target
-        .fetch_read(read, 1 << 20, |blobs| {
-            let (key, name, seen) = (key.clone(), name.clone(), &seen);
-            async move {
-                let checked = tokio::task::spawn_blocking(move || {
-                    blobs
-                        .iter()
-                        .map(|(e, sealed)| {
-                            let ok = blob::open(&key, &name, &e.id, e.raw_length, sealed);
-                            (e.id, sealed.len() as u64, ok.err().map(|e| e.to_string()))
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .await
-                .map_err(|e| Error::Internal(format!("verifying task failed: {e}")))?;
-                let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
-                for (id, len, problem) in checked {
-                    s.1 += len;
-                    s.2.insert(id);
-                    if let Some(p) = problem {
-                        s.0.insert(id, p);
-                    }
-                }
-                Ok(())
-            }
-        })
-        .await;
-    let (mut bad, bytes, handed) = seen.into_inner().unwrap_or_else(|e| e.into_inner());
-    if let Err(e) = fetched {
-        for b in read.blobs.iter().filter(|b| !handed.contains(&b.id)) {
-            bad.insert(b.id, format!("{name}: {e}"));
-        }
-    }
-    (bad, bytes)
 }
 
 /// Replaces every pack holding a `bad` blob: its good blobs move (verified) into new
@@ -330,9 +282,9 @@ async fn heal(
     let mut packer = Packer::new(target.clone());
     let mut placed: HashSet<Id> = HashSet::new();
     for read in coalesce(&others, &[&index], VERIFY_READ) {
-        let (good, b) = fetch_verified(target, &read).await;
-        bad.extend(b);
-        for (id, kind, raw_length, sealed) in good {
+        let checked = fetch_verified(target, &read, true).await;
+        bad.extend(checked.bad);
+        for (id, kind, raw_length, sealed) in checked.good {
             packer.add(kind, id, raw_length, &sealed).await?;
             placed.insert(id);
         }
@@ -376,14 +328,25 @@ async fn heal(
     target.delete_all(doomed).await
 }
 
-/// The blobs of `read` in the target that verify (as stored), and the ones that do not.
-async fn fetch_verified(
-    target: &Repository,
-    read: &Read,
-) -> (Vec<(Id, crate::format::pack::BlobKind, u32, Vec<u8>)>, Bad) {
+/// A blob as stored: id, kind, plaintext length, sealed bytes.
+type Stored = (Id, crate::format::pack::BlobKind, u32, Vec<u8>);
+
+/// What a read of the target found.
+#[derive(Default)]
+struct Checked {
+    /// The blobs that verify — their sealed bytes only when asked to keep them.
+    good: Vec<Stored>,
+    /// The ones that do not (all not handed over when the pack cannot be read), and why.
+    bad: Bad,
+    bytes: u64,
+}
+
+/// Reads `read` from the target and verifies each blob as stored; `keep` keeps the
+/// good blobs' sealed bytes (to move them), else only their ids.
+async fn fetch_verified(target: &Repository, read: &Read, keep: bool) -> Checked {
     let name = pack_name(&read.pack);
     let key = target.key().clone();
-    let out = std::sync::Mutex::new((Vec::new(), Bad::new()));
+    let out = std::sync::Mutex::new(Checked::default());
     let fetched = target
         .fetch_read(read, 1 << 20, |blobs| {
             let (key, name, out) = (key.clone(), name.clone(), &out);
@@ -392,9 +355,13 @@ async fn fetch_verified(
                     blobs
                         .into_iter()
                         .map(|(e, sealed)| {
+                            let len = sealed.len() as u64;
                             match blob::open(&key, &name, &e.id, e.raw_length, &sealed) {
-                                Ok(_) => Ok((e.id, e.kind, e.raw_length, sealed.to_vec())),
-                                Err(err) => Err((e.id, err.to_string())),
+                                Ok(_) => {
+                                    let bytes = if keep { sealed.to_vec() } else { Vec::new() };
+                                    (len, Ok((e.id, e.kind, e.raw_length, bytes)))
+                                }
+                                Err(err) => (len, Err((e.id, err.to_string()))),
                             }
                         })
                         .collect::<Vec<_>>()
@@ -402,11 +369,12 @@ async fn fetch_verified(
                 .await
                 .map_err(|e| Error::Internal(format!("verifying task failed: {e}")))?;
                 let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
-                for x in sorted {
+                for (len, x) in sorted {
+                    o.bytes += len;
                     match x {
-                        Ok(good) => o.0.push(good),
+                        Ok(good) => o.good.push(good),
                         Err((id, why)) => {
-                            o.1.insert(id, why);
+                            o.bad.insert(id, why);
                         }
                     }
                 }
@@ -414,27 +382,24 @@ async fn fetch_verified(
             }
         })
         .await;
-    let (good, mut bad) = out.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut checked = out.into_inner().unwrap_or_else(|e| e.into_inner());
     if let Err(e) = fetched {
-        let handed: HashSet<Id> = good
+        let handed: HashSet<Id> = checked
+            .good
             .iter()
             .map(|g| g.0)
-            .chain(bad.keys().copied())
+            .chain(checked.bad.keys().copied())
             .collect();
         for b in read.blobs.iter().filter(|b| !handed.contains(&b.id)) {
-            bad.insert(b.id, format!("{name}: {e}"));
+            checked.bad.insert(b.id, format!("{name}: {e}"));
         }
     }
-    (good, bad)
+    checked
 }
 
 /// The blobs of `read` from `source`, each verified and sealed with the target's key;
 /// a blob the source cannot give whole is left out (it stays bad).
-async fn fetch_resealed(
-    source: &Repository,
-    target: &Repository,
-    read: &Read,
-) -> Vec<(Id, crate::format::pack::BlobKind, u32, Vec<u8>)> {
+async fn fetch_resealed(source: &Repository, target: &Repository, read: &Read) -> Vec<Stored> {
     let name = pack_name(&read.pack);
     let (src_key, dst_key) = (source.key().clone(), target.key().clone());
     let level = target.config.compression;

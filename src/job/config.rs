@@ -142,6 +142,35 @@ pub struct Job {
 }
 
 impl Job {
+    /// A daily job from `sources` into `target` with every optional part at its
+    /// default, for tests to change what they exercise.
+    #[cfg(test)]
+    pub(crate) fn plain(name: &str, sources: Vec<SourceSpec>, target: TargetSpec) -> Job {
+        Job {
+            name: name.into(),
+            mode: Mode::Periodic {
+                intervals: Intervals {
+                    every: chrono::Duration::days(1),
+                    start_at: NaiveTime::MIN,
+                },
+            },
+            max_tasks: 4,
+            windows: Windows(Vec::new()),
+            sources,
+            target,
+            retention: Policy::default(),
+            prune: None,
+            pre_script: None,
+            post_script: None,
+            report: ReportSpec::default(),
+            health_check: None,
+            throttle: ThrottleSpec::default(),
+            look_forward: None,
+            active_full: None,
+            line: 1,
+        }
+    }
+
     /// The copy engine's selection of one source's points.
     pub fn selection(&self, source: &SourceSpec) -> Selection {
         Selection {

@@ -702,14 +702,12 @@ fn note_copies(
 
 #[cfg(test)]
 mod tests {
-    use chrono::NaiveTime;
 
     use super::*;
     use crate::clock::ManualClock;
-    use crate::job::config::{Mode, Secret, TargetSpec};
-    use crate::job::schedule::{Intervals, Window, Windows};
+    use crate::job::config::{Secret, TargetSpec};
+    use crate::job::schedule::{Window, Windows};
     use crate::repo::InitOptions;
-    use crate::retention::Policy;
     use crate::testkit;
 
     /// A job over an in-memory source holding two machines, into an in-memory target,
@@ -737,43 +735,27 @@ mod tests {
             testkit::backup_machine_sized(&src, files.path(), m, i as u64, big).await;
         }
         let secret = Secret::File(pw.path().join("pw"));
+        let sources = vec![SourceSpec {
+            url: src_url,
+            password: secret.clone(),
+            machines: Vec::new(),
+            jobs: Vec::new(),
+            tags: Vec::new(),
+            line: 1,
+        }];
+        let target = TargetSpec {
+            url: format!("memory://{name}-dst/jobs"),
+            map: false,
+            password: secret,
+            pack_size: Some(1 << 20),
+            compression: copy::Compression::Target,
+            chain: copy::ChainMode::PerMachine,
+            line: 1,
+        };
         let job = Job {
-            name: name.into(),
-            mode: Mode::Periodic {
-                intervals: Intervals {
-                    every: chrono::Duration::days(1),
-                    start_at: NaiveTime::MIN,
-                },
-            },
             max_tasks: 2,
             windows: Windows(vec![Window::parse("mon 01:00-05:00").unwrap()]),
-            sources: vec![SourceSpec {
-                url: src_url,
-                password: secret.clone(),
-                machines: Vec::new(),
-                jobs: Vec::new(),
-                tags: Vec::new(),
-                line: 1,
-            }],
-            target: TargetSpec {
-                url: format!("memory://{name}-dst/jobs"),
-                map: false,
-                password: secret,
-                pack_size: Some(1 << 20),
-                compression: copy::Compression::Target,
-                chain: copy::ChainMode::PerMachine,
-                line: 1,
-            },
-            retention: Policy::default(),
-            prune: None,
-            pre_script: None,
-            post_script: None,
-            report: Default::default(),
-            health_check: None,
-            throttle: Default::default(),
-            look_forward: None,
-            active_full: None,
-            line: 1,
+            ..Job::plain(name, sources, target)
         };
         (job, pw, files)
     }

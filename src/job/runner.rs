@@ -147,34 +147,22 @@ mod tests {
     use super::*;
     use crate::job::config::{Secret, TargetSpec};
     use crate::job::schedule::{Intervals, Window, Windows};
-    use crate::retention::Policy;
 
     fn job(mode: Mode, windows: &[&str]) -> Job {
+        let target = TargetSpec {
+            url: "memory://x".into(),
+            map: false,
+            password: Secret::Env("X".into()),
+            pack_size: None,
+            compression: crate::copy::Compression::Target,
+            chain: crate::copy::ChainMode::PerMachine,
+            line: 1,
+        };
         Job {
-            name: "j".into(),
             mode,
             max_tasks: 1,
             windows: Windows(windows.iter().map(|w| Window::parse(w).unwrap()).collect()),
-            sources: Vec::new(),
-            target: TargetSpec {
-                url: "memory://x".into(),
-                map: false,
-                password: Secret::Env("X".into()),
-                pack_size: None,
-                compression: crate::copy::Compression::Target,
-                chain: crate::copy::ChainMode::PerMachine,
-                line: 1,
-            },
-            retention: Policy::default(),
-            prune: None,
-            pre_script: None,
-            post_script: None,
-            report: Default::default(),
-            health_check: None,
-            throttle: Default::default(),
-            look_forward: None,
-            active_full: None,
-            line: 1,
+            ..Job::plain("j", Vec::new(), target)
         }
     }
 

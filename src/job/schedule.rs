@@ -141,6 +141,11 @@ impl Window {
         self.slots.iter().any(|r| r.contains(&minute))
     }
 
+    /// Whether this window is open at `t` (in `tz`).
+    pub fn open_at<Tz: TimeZone>(&self, t: DateTime<Utc>, tz: &Tz) -> bool {
+        self.contains(minute_of_week(t, tz))
+    }
+
     /// Whether this window and `other` share a minute.
     pub fn overlaps(&self, other: &Window) -> bool {
         self.slots.iter().any(|a| {

@@ -192,9 +192,7 @@ impl Throttle {
         self.spec
             .schedule
             .iter()
-            .find(|(w, _)| {
-                crate::job::schedule::Windows(vec![w.clone()]).open_at(t, &chrono::Local)
-            })
+            .find(|(w, _)| w.open_at(t, &chrono::Local))
             .map_or(self.spec.rates, |(_, r)| *r)
     }
 
