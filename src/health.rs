@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::lock::LockKind;
+use crate::format::mark::{Mark, MarkKind};
 use crate::format::pack_name;
 use crate::format::point::Point;
 use crate::progress::Progress;
@@ -139,22 +140,40 @@ async fn run(
     let bad = verify(target, &index, &data, &mut r).await;
     heal(target, sources, bad, &mut r, &mut lost, progress).await?;
 
-    // What stays broken, per point.
+    // What stays broken, per point: marked damaged (and a mark set by an earlier check
+    // taken back from a point that is whole again).
+    let marked = target.load_marks().await?;
+    let had_mark = |id: &Id| {
+        let marks = marked.get(id).map(Vec::as_slice).unwrap_or_default();
+        marks.iter().any(|m| m.kind == MarkKind::Damaged)
+    };
     for (n, (id, p)) in points.iter().enumerate() {
         let needs = p.tree.iter().chain(&per_point[n]);
         let tree_or_data: Vec<&String> = needs.filter_map(|b| lost.get(b)).collect();
         let walk_error = unreadable.iter().find(|(i, _)| *i == n).map(|(_, e)| e);
         if tree_or_data.is_empty() && walk_error.is_none() {
+            if had_mark(id) {
+                target.clear_damaged(id).await?;
+            }
             continue;
         }
+        let reason = walk_error
+            .cloned()
+            .or_else(|| tree_or_data.first().map(|s| s.to_string()))
+            .unwrap_or_default();
+        let mark = Mark {
+            point: *id,
+            kind: MarkKind::Damaged,
+            detail: format!("{} blob(s) lost: {reason}", tree_or_data.len()),
+            set_at: target.clock().now(),
+            until: None,
+        };
+        target.set_damaged(&mark).await?;
         r.damaged.push(DamagedPoint {
             machine: p.machine.clone(),
             point: *id,
             blobs_lost: tree_or_data.len(),
-            reason: walk_error
-                .cloned()
-                .or_else(|| tree_or_data.first().map(|s| s.to_string()))
-                .unwrap_or_default(),
+            reason,
         });
     }
     Ok(r)
@@ -586,6 +605,20 @@ mod tests {
             target.exists(&name).await.unwrap(),
             "a pack with lost data is kept"
         );
+        // The point is marked damaged in the repository, with what is wrong.
+        let marks = target.load_marks().await.unwrap();
+        let mark = &marks[&r.damaged[0].point];
+        assert_eq!(mark.len(), 1);
+        assert_eq!(mark[0].kind, MarkKind::Damaged);
+        assert!(mark[0].detail.starts_with("1 blob(s) lost"), "{mark:?}");
+
+        // Whole again (the flipped bit put back): the next check takes the mark back.
+        flip_byte(&target, &name, e.offset + 40).await;
+        let r = check_and_heal(&target, &[], &Progress::hidden())
+            .await
+            .unwrap();
+        assert!(r.is_healthy(), "{r:?}");
+        assert!(target.load_marks().await.unwrap().is_empty());
     }
 
     /// An active full leaves the newest points in packs written now: none of the packs

@@ -132,6 +132,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .into_iter()
                 .filter(|(_, p)| machine.as_ref().is_none_or(|m| &p.machine == m))
                 .collect();
+            let marks = r.load_marks().await?;
+            let marks_of = |id: &offsite::Id| marks.get(id).map(Vec::as_slice).unwrap_or_default();
             let now = r.clock().now();
             let locks = list_locks(&r).await?;
             let writing: Vec<_> = locks
@@ -149,7 +151,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .iter()
                     .map(|(id, p)| {
                         json!({"id": id, "time": p.time, "machine": p.machine, "job": p.job, "host": p.host,
-                            "tags": p.tags, "parent": p.parent, "paths": p.paths, "summary": p.summary, "source": p.source})
+                            "tags": p.tags, "parent": p.parent, "paths": p.paths, "summary": p.summary, "source": p.source,
+                            "marks": marks_of(id).iter().map(|m| json!({"kind": m.kind, "detail": m.detail,
+                                "set_at": m.set_at, "until": m.until})).collect::<Vec<_>>()})
                     })
                     .collect();
                 let w: Vec<_> = writing
@@ -179,6 +183,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                                 .map(|(k, v)| format!("{k}={v}"))
                                 .collect::<Vec<_>>()
                                 .join(","),
+                            marks_of(id)
+                                .iter()
+                                .filter(|m| m.until.is_none_or(|u| u > now))
+                                .map(|m| m.kind.to_string())
+                                .collect::<Vec<_>>()
+                                .join(","),
                         ]
                     })
                     .collect();
@@ -192,6 +202,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                         "FILES",
                         "SIZE",
                         "TAGS",
+                        "MARKS",
                     ],
                     &rows,
                 );

@@ -81,11 +81,18 @@ pub async fn run(a: ForgetArgs, pwf: Option<&std::path::Path>) -> anyhow::Result
     for m in &report.machines {
         let mut all: Vec<(chrono::DateTime<chrono::Utc>, Vec<String>)> = Vec::new();
         for k in &m.kept {
-            let why = k
+            let mut why = k
                 .reasons
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>();
+            for f in &k.flagged {
+                why.push(format!(
+                    "{} flag set until {}",
+                    f.kind,
+                    f.until.format("%Y-%m-%d")
+                ));
+            }
             all.push((k.time, vec![k.id.short(), "keep".into(), why.join(", ")]));
         }
         for f in &m.forgotten {
@@ -109,8 +116,10 @@ pub async fn run(a: ForgetArgs, pwf: Option<&std::path::Path>) -> anyhow::Result
     }
     table(&["MACHINE", "TIME", "POINT", "ACTION", "KEPT AS"], &rows);
     println!(
-        "{} point(s) kept, {} {} in {}{}",
+        "{} point(s) kept ({} GFS flag(s) {}), {} {} in {}{}",
         report.kept(),
+        report.flagged(),
+        if report.dry_run { "to set" } else { "set" },
         report.forgotten(),
         if report.dry_run {
             "would be forgotten"

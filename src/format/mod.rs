@@ -8,6 +8,7 @@ pub mod envelope;
 pub mod index;
 pub mod keyfile;
 pub mod lock;
+pub mod mark;
 pub mod pack;
 pub mod point;
 pub mod tree;
@@ -22,6 +23,7 @@ pub const MAGIC_INDEX: &[u8; 6] = b"OFSIDX";
 pub const MAGIC_POINT: &[u8; 6] = b"OFSPNT";
 pub const MAGIC_LOCK: &[u8; 6] = b"OFSLCK";
 pub const MAGIC_JOB_STATE: &[u8; 6] = b"OFSJOB";
+pub const MAGIC_MARK: &[u8; 6] = b"OFSMRK";
 
 /// The format version this build writes, and the highest it reads, for every kind.
 pub const VERSION: u16 = 1;
@@ -34,6 +36,7 @@ pub const INDEX: &str = "index";
 pub const POINTS: &str = "points";
 pub const LOCKS: &str = "locks";
 pub const JOBS: &str = "jobs";
+pub const MARKS: &str = "marks";
 
 /// `jobs/<name>`: the state of the backup copy job `name` that writes this repository.
 pub fn job_state_name(job: &str) -> String {

@@ -6,6 +6,7 @@ pub mod adopt;
 pub mod blob;
 pub mod index;
 pub mod lock;
+pub mod marks;
 pub mod packer;
 mod points;
 pub mod reads;

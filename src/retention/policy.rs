@@ -9,6 +9,13 @@
 //! chosen weekday 00:00; yearly: the chosen month's 1st) — the point taken on the day,
 //! or the next one when that day was missed; monthly may instead take the month's last.
 //! Periods are in the time zone the caller gives (the runner's local time).
+//!
+//! A GFS choice that can no longer change (a week's or year's first point, or a month's
+//! last once the month is over) comes back as a [`Flag`] to store beside the point: kept
+//! until its period's keep ends (`weekly = 4`: four weeks from the week's start), whatever
+//! later runs decide — a changed policy, a point copied late into the same week — so a
+//! point once kept as a month's is not dropped early, and its lock (on immutable
+//! targets) can be as long as its flag.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +23,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc, Weekday};
 use serde::{Deserialize, Serialize};
 
 use crate::Id;
+use crate::format::mark::MarkKind;
 
 /// Which point of a month is its monthly point.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +88,30 @@ pub enum Reason {
     Weekly(NaiveDate),
     Monthly(String),
     Yearly(i32),
+    /// A GFS flag stored by an earlier run, still in force.
+    Flagged(Flag),
+}
+
+/// A point's GFS flag: chosen as the point of `period` (a week's first day, `2026-11`,
+/// `2026`) of `kind`, and kept until `until`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Flag {
+    pub kind: MarkKind,
+    pub period: String,
+    pub until: DateTime<Utc>,
+}
+
+impl Reason {
+    /// The GFS kind and period of a week's, month's or year's reason.
+    fn gfs(&self) -> Option<(MarkKind, String)> {
+        match self {
+            Reason::Weekly(d) => Some((MarkKind::Weekly, d.to_string())),
+            Reason::Monthly(m) => Some((MarkKind::Monthly, m.clone())),
+            Reason::Yearly(y) => Some((MarkKind::Yearly, y.to_string())),
+            Reason::Flagged(f) => Some((f.kind, f.period.clone())),
+            Reason::Newest | Reason::Recent => None,
+        }
+    }
 }
 
 impl std::fmt::Display for Reason {
@@ -90,6 +122,13 @@ impl std::fmt::Display for Reason {
             Reason::Weekly(d) => write!(f, "weekly {d}"),
             Reason::Monthly(m) => write!(f, "monthly {m}"),
             Reason::Yearly(y) => write!(f, "yearly {y}"),
+            Reason::Flagged(g) => write!(
+                f,
+                "{} {} (flagged until {})",
+                g.kind,
+                g.period,
+                g.until.format("%Y-%m-%d %H:%M UTC")
+            ),
         }
     }
 }
@@ -100,13 +139,17 @@ pub struct Candidate {
     pub id: Id,
     pub machine: String,
     pub time: DateTime<Utc>,
+    /// Its stored GFS flags (expired ones too: they no longer keep it).
+    pub flags: Vec<Flag>,
 }
 
-/// The decision for one point: kept (with every reason) or forgotten (no reason).
+/// The decision for one point: kept (with every reason) or forgotten (no reason), and
+/// the GFS flags to store for it that it does not have yet.
 #[derive(Clone, Debug)]
 pub struct Decision {
     pub point: Candidate,
     pub reasons: Vec<Reason>,
+    pub new_flags: Vec<Flag>,
 }
 
 impl Decision {
@@ -143,6 +186,7 @@ impl Policy {
         for (_, mut ps) in by_machine {
             ps.sort_by_key(|p| (p.time, p.id));
             let mut reasons: Vec<Vec<Reason>> = vec![Vec::new(); ps.len()];
+            let mut new_flags: Vec<Vec<Flag>> = vec![Vec::new(); ps.len()];
             if let Some(last) = reasons.last_mut() {
                 last.push(Reason::Newest);
             }
@@ -171,17 +215,41 @@ impl Policy {
                         chosen.insert(period, i);
                     }
                 }
+                let take_last = matches!(kind, Kind::Month(MonthPoint::Last));
                 for (period, i) in chosen {
                     if current - period < i64::from(count) && period <= current {
-                        reasons[i].push(kind.reason(period));
+                        let reason = kind.reason(period);
+                        // Final once no later point can take the period's place.
+                        let last_may_change = take_last && period == current;
+                        if let (Some((k, name)), false) = (reason.gfs(), last_may_change) {
+                            let stored =
+                                ps[i].flags.iter().any(|f| f.kind == k && f.period == name);
+                            if !stored {
+                                new_flags[i].push(Flag {
+                                    kind: k,
+                                    period: name,
+                                    until: kind.keep_until(period, count, tz),
+                                });
+                            }
+                        }
+                        reasons[i].push(reason);
                     }
                 }
             }
-            for (p, mut r) in ps.into_iter().zip(reasons) {
+            for ((p, mut r), new) in ps.into_iter().zip(reasons).zip(new_flags) {
+                // Stored flags in force keep the point too, unless this run chose it for
+                // the same period anyway.
+                for f in p.flags.iter().chain(&new).filter(|f| f.until > now) {
+                    let same = |x: &Reason| x.gfs() == Some((f.kind, f.period.clone()));
+                    if !r.iter().any(same) {
+                        r.push(Reason::Flagged(f.clone()));
+                    }
+                }
                 r.sort();
                 out.push(Decision {
                     point: p.clone(),
                     reasons: r,
+                    new_flags: new,
                 });
             }
         }
@@ -216,17 +284,43 @@ impl Kind {
         }
     }
 
-    fn reason(self, period: i64) -> Reason {
-        match self {
+    /// The first day of `period`.
+    fn first_day(self, period: i64) -> NaiveDate {
+        let day = match self {
             Kind::Week(start) => {
                 // Back from the week's number to its first day: day 1 of the era is a
                 // Monday, so a week starting on `start` begins on a day ≡ 1 + its
                 // distance from Monday (mod 7).
                 let r = (1 + i64::from(start.num_days_from_monday())) % 7;
                 let first = i32::try_from(period * 7 + r).ok();
-                let first = first.and_then(NaiveDate::from_num_days_from_ce_opt);
-                Reason::Weekly(first.unwrap_or(NaiveDate::MIN))
+                first.and_then(NaiveDate::from_num_days_from_ce_opt)
             }
+            Kind::Month(_) => i32::try_from(period.div_euclid(12))
+                .ok()
+                .and_then(|y| NaiveDate::from_ymd_opt(y, period.rem_euclid(12) as u32 + 1, 1)),
+            Kind::Year(month) => i32::try_from(period)
+                .ok()
+                .and_then(|y| NaiveDate::from_ymd_opt(y, month, 1)),
+        };
+        day.unwrap_or(NaiveDate::MAX)
+    }
+
+    /// When a point chosen for `period` stops being kept with `count` periods: the start
+    /// (local midnight in `tz`) of the period `count` after it.
+    fn keep_until<Tz: TimeZone>(self, period: i64, count: u32, tz: &Tz) -> DateTime<Utc> {
+        let day = self.first_day(period + i64::from(count));
+        let midnight = day.and_time(chrono::NaiveTime::MIN);
+        // A zone that skips midnight (a DST change) starts the day an hour later.
+        let local = tz.from_local_datetime(&midnight).earliest().or_else(|| {
+            tz.from_local_datetime(&(midnight + Duration::hours(1)))
+                .earliest()
+        });
+        local.map_or_else(|| midnight.and_utc(), |t| t.with_timezone(&Utc))
+    }
+
+    fn reason(self, period: i64) -> Reason {
+        match self {
+            Kind::Week(_) => Reason::Weekly(self.first_day(period)),
             Kind::Month(_) => Reason::Monthly(format!(
                 "{:04}-{:02}",
                 period.div_euclid(12),
@@ -262,6 +356,7 @@ mod tests {
             id: Id(id),
             machine: machine.into(),
             time,
+            flags: Vec::new(),
         }
     }
 
