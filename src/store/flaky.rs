@@ -114,6 +114,11 @@ impl FlakyStore {
         self.state().writes_left = Some(n);
     }
 
+    /// The process that "crashed" is gone; the next one's requests go through again.
+    pub fn revive(&self) {
+        self.state().writes_left = None;
+    }
+
     /// Faults injected so far.
     pub fn injected(&self) -> u64 {
         self.state().injected
