@@ -441,9 +441,10 @@ fn summary(r: &IntervalReport) -> String {
     if let Some(f) = &r.retention {
         let _ = writeln!(
             out,
-            "retention: {} point(s) kept, {} forgotten",
+            "retention: {} point(s) kept, {} forgotten, {} GFS flag(s) set",
             f.kept(),
-            f.forgotten()
+            f.forgotten(),
+            f.flagged()
         );
     }
     if let Some(p) = &r.prune {
