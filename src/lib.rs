@@ -18,6 +18,7 @@ pub mod job;
 pub mod keys;
 pub mod progress;
 pub mod prune;
+pub mod remote;
 pub mod repo;
 pub mod restore;
 pub mod retention;

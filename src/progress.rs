@@ -19,6 +19,9 @@ pub trait Observer: Send + Sync {
     /// A task (a chain of a copy) started, or finished: task slots in use.
     fn task_started(&self) {}
     fn task_finished(&self) {}
+    /// A pack reached the store (not yet indexed): an appliance reports these so a
+    /// runner that loses it can index them instead of sending their blobs again.
+    fn pack_written(&self, _pack: &crate::format::index::IndexedPack) {}
 }
 
 struct Silent;
@@ -60,6 +63,10 @@ impl Progress {
 
     pub fn task_finished(&self) {
         self.0.task_finished();
+    }
+
+    pub fn pack_written(&self, pack: &crate::format::index::IndexedPack) {
+        self.0.pack_written(pack);
     }
 }
 

@@ -69,6 +69,7 @@ pub async fn run(a: CopyArgs, pwf: Option<&std::path::Path>) -> anyhow::Result<E
             ..Default::default()
         },
         sibling_sources: Vec::new(),
+        via: None,
     };
     let progress = super::progress::for_terminal(
         if a.dry_run { "planning" } else { "copy" },

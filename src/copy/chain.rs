@@ -13,7 +13,6 @@ use tokio::sync::RwLock;
 
 use super::claims::Indexing;
 use super::commit::{commit_points, point_failures, points_to_write, write_points};
-use super::locks;
 use super::plan::{plan_chain, supplement};
 use super::report::{ChainReport, ChainStatus, Meter, StageTimes};
 use super::select::Candidate;
@@ -21,6 +20,7 @@ use super::source::{Source, Sources};
 use super::target::TargetState;
 use super::transfer::transfer;
 use super::{ChainMode, CopyOptions, TransferOutcome};
+use super::{locks, remote};
 use crate::Result;
 use crate::progress::Progress;
 use crate::repo::Repository;
@@ -38,10 +38,10 @@ pub(super) struct Ctx<'a> {
 
 /// One chain's own view of the repositories: the same stores, with request counters of
 /// its own, so its report counts its requests and not its neighbours'.
-struct View {
-    sources: Vec<Source>,
-    repos: Vec<Arc<Repository>>,
-    target: Arc<Repository>,
+pub(super) struct View {
+    pub sources: Vec<Source>,
+    pub repos: Vec<Arc<Repository>>,
+    pub target: Arc<Repository>,
 }
 
 /// Copies one chain and reports what became of it; a failure is in the report.
@@ -134,32 +134,40 @@ async fn transfer_and_commit(
     chain: &mut ChainReport,
 ) -> Result<StageTimes> {
     let target = &view.target;
-    let plan = {
-        let state = ctx.state.read().await;
-        let threshold = target.multipart_threshold as u64;
-        let (mode, srcs) = (ctx.opts.chain, &view.sources);
-        plan_chain(
-            name,
-            mode,
-            candidates,
-            srcs,
-            &state,
-            ctx.pack_size,
-            threshold,
-        )
-        .await
+    let (opts, progress) = (&ctx.opts.transfer, ctx.progress);
+    let (plan, outcome) = match (&ctx.opts.via, ctx.opts.dry_run) {
+        // An archiver plans against the target and transfers; this process never reads
+        // a source pack. It claims nothing, so no chain waits on it.
+        (Some(pool), false) => {
+            match remote::transfer(ctx, view, name, &candidates, pool, chain).await? {
+                Some(done) => done,
+                None => {
+                    let plan = plan_here(ctx, view, name, candidates).await;
+                    let outcome = transfer(&plan, &view.repos, target, opts, progress).await?;
+                    (plan, outcome)
+                }
+            }
+        }
+        _ => {
+            let plan = plan_here(ctx, view, name, candidates).await;
+            chain.planned(&plan);
+            if plan.points.is_empty() {
+                chain.status = ChainStatus::UpToDate;
+                return Ok(StageTimes::default());
+            }
+            if ctx.opts.dry_run {
+                chain.dry_run(&plan);
+                return Ok(StageTimes::default());
+            }
+            let outcome = transfer(&plan, &view.repos, target, opts, progress).await?;
+            (plan, outcome)
+        }
     };
     chain.planned(&plan);
     if plan.points.is_empty() {
         chain.status = ChainStatus::UpToDate;
         return Ok(StageTimes::default());
     }
-    if ctx.opts.dry_run {
-        chain.dry_run(&plan);
-        return Ok(StageTimes::default());
-    }
-    let (opts, progress) = (&ctx.opts.transfer, ctx.progress);
-    let outcome = transfer(&plan, &view.repos, target, opts, progress).await?;
     let claims = index(ctx, target, &outcome).await?;
     claims.release(name);
     drop(indexing);
@@ -211,9 +219,31 @@ async fn transfer_and_commit(
     Ok(stages)
 }
 
+/// Plans the chain in this process, against the target as the shared state has it.
+async fn plan_here(
+    ctx: &Ctx<'_>,
+    view: &View,
+    name: &str,
+    candidates: Vec<Candidate>,
+) -> super::ChainPlan {
+    let state = ctx.state.read().await;
+    let threshold = view.target.multipart_threshold as u64;
+    let (mode, srcs) = (ctx.opts.chain, &view.sources);
+    plan_chain(
+        name,
+        mode,
+        candidates,
+        srcs,
+        &state,
+        ctx.pack_size,
+        threshold,
+    )
+    .await
+}
+
 /// Writes the index of a transfer's packs (side by side with other chains' I/O) and
 /// notes it in the state; returns the run's claims.
-async fn index(
+pub(super) async fn index(
     ctx: &Ctx<'_>,
     target: &Repository,
     outcome: &TransferOutcome,

@@ -16,6 +16,7 @@ pub mod failure;
 mod locks;
 pub mod options;
 pub mod plan;
+mod remote;
 pub mod report;
 pub mod select;
 pub mod source;

@@ -168,6 +168,8 @@ pub struct CopyOptions {
     /// Repositories whose points in the target count as this copy's own, besides its
     /// sources: a job's other sources, copied by runs of their own into the same target.
     pub sibling_sources: Vec<crate::Id>,
+    /// Archivers to run the chains' transfers on (`--via`); `None`: in this process.
+    pub via: Option<std::sync::Arc<crate::remote::pool::Pool>>,
 }
 
 impl Default for CopyOptions {
@@ -183,6 +185,7 @@ impl Default for CopyOptions {
             tasks: 4,
             transfer: TransferOptions::default(),
             sibling_sources: Vec::new(),
+            via: None,
         }
     }
 }

@@ -191,6 +191,21 @@ pub struct ChainReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
     pub warnings: Vec<String>,
+    /// The archiver that transferred the chain (`copy --via`); `None`: this process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub appliance: Option<String>,
+    /// Archivers lost while they had the chain, and the packs of theirs kept.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lost_appliances: Vec<LostAppliance>,
+}
+
+/// An archiver lost mid-task: the chain went on elsewhere, keeping its packs.
+#[derive(Clone, Debug, Serialize)]
+pub struct LostAppliance {
+    pub appliance: String,
+    pub why: String,
+    pub packs_kept: usize,
+    pub bytes_kept: u64,
 }
 
 impl ChainReport {

@@ -68,7 +68,8 @@ pub async fn transfer(
         plan.pack_size,
         opts.uploads_in_flight,
         write_busy.clone(),
-    );
+    )
+    .reporting(progress.clone());
     let mut out = TransferOutcome::default();
     // Reads in flight per source, sized to its link unless fixed.
     let inflight: Vec<Inflight> = how

@@ -100,6 +100,8 @@ pub struct Packer {
     slots: Arc<Semaphore>,
     done: Vec<IndexedPack>,
     busy: Busy,
+    /// Told of each pack as it lands.
+    progress: Option<crate::progress::Progress>,
 }
 
 impl Packer {
@@ -120,7 +122,14 @@ impl Packer {
             slots: Arc::new(Semaphore::new(uploads.max(1))),
             done: Vec::new(),
             busy,
+            progress: None,
         }
+    }
+
+    /// Tells `progress` of each pack as it lands ([`crate::progress::Observer::pack_written`]).
+    pub fn reporting(mut self, progress: crate::progress::Progress) -> Packer {
+        self.progress = Some(progress);
+        self
     }
 
     fn open_writer(&self) -> Result<PackWriter<Spool>> {
@@ -186,11 +195,16 @@ impl Packer {
             .map_err(|_| Error::Internal("upload slots closed".into()))?;
         let repo = self.repo.clone();
         let busy = self.busy.clone();
+        let progress = self.progress.clone();
         self.uploads.spawn(async move {
             let _permit = permit;
             let _busy = busy.enter();
             repo.save_pack(&id, data).await?;
-            Ok(IndexedPack { id, size, entries })
+            let pack = IndexedPack { id, size, entries };
+            if let Some(p) = progress {
+                p.pack_written(&pack);
+            }
+            Ok(pack)
         });
         Ok(())
     }

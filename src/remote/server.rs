@@ -1,0 +1,215 @@
+//! The appliance's HTTP service (axum): every route behind a bearer token, bodies size
+//! limited and validated before anything is touched, answers in JSON. Tokens are kept
+//! only as BLAKE3 hashes and compared in constant time; errors never echo a secret.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `POST /v1/tasks` | 202 `{id}`; 400 malformed or invalid; 404 unknown repository; 413 too large; 429 no free slot; 503 stopping |
+//! | `GET /v1/tasks` | every task (no packs) |
+//! | `GET /v1/tasks/{id}?packs_from=N` | [`TaskStatus`](super::api::TaskStatus); 404 unknown |
+//! | `DELETE /v1/tasks/{id}` | 202: it stops at a pack boundary; 404 unknown |
+//! | `GET /v1/health` | [`Health`] |
+//! | `GET /v1/repositories` | the names a task may use, with their ids |
+//! | `GET /metrics` | Prometheus (OpenMetrics text) |
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use serde::Deserialize;
+
+use super::api::{Accepted, ApiError, Health, MAX_BODY, TaskRequest};
+use super::tasks::{NotTaken, Tasks};
+use super::workshop::Refusal;
+
+/// A token as the appliance keeps it: `blake3:<hex>` of the token's bytes.
+pub fn token_hash(token: &str) -> String {
+    format!("blake3:{}", blake3::hash(token.trim().as_bytes()).to_hex())
+}
+
+/// Parses a stored `blake3:<hex>` hash.
+pub fn parse_token_hash(s: &str) -> Option<blake3::Hash> {
+    let hex = s.trim().strip_prefix("blake3:")?;
+    blake3::Hash::from_hex(hex).ok()
+}
+
+#[derive(Clone)]
+struct Shared {
+    tasks: Arc<Tasks>,
+    tokens: Arc<Vec<blake3::Hash>>,
+}
+
+/// The service's routes over `tasks`, accepting the tokens whose hashes are `tokens`.
+pub fn router(tasks: Arc<Tasks>, tokens: Vec<blake3::Hash>) -> Router {
+    let shared = Shared {
+        tasks,
+        tokens: Arc::new(tokens),
+    };
+    Router::new()
+        .route("/v1/tasks", get(list).post(submit))
+        .route("/v1/tasks/{id}", get(status).delete(cancel))
+        .route("/v1/health", get(health))
+        .route("/v1/repositories", get(repositories))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(shared.clone(), authenticate))
+        .with_state(shared)
+}
+
+fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    let body = ApiError { error: msg.into() };
+    (status, axum::Json(body)).into_response()
+}
+
+/// Lets through requests whose bearer token hashes to a configured hash. `blake3::Hash`
+/// compares in constant time, and every hash is compared, so timing says nothing of
+/// which (or how much of one) matched.
+async fn authenticate(State(s): State<Shared>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| blake3::hash(t.trim().as_bytes()));
+    let ok = given.is_some_and(|h| s.tokens.iter().fold(false, |any, t| any | (*t == h)));
+    if !ok {
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "a valid bearer token is needed (Authorization: Bearer TOKEN)",
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
+    }
+    next.run(req).await
+}
+
+async fn submit(State(s): State<Shared>, body: Bytes) -> Response {
+    let req: TaskRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed task: {e}")),
+    };
+    match s.tasks.submit(req) {
+        Ok(id) => (StatusCode::ACCEPTED, axum::Json(Accepted { id })).into_response(),
+        Err(e @ NotTaken::Busy(_)) => error(StatusCode::TOO_MANY_REQUESTS, e.to_string()),
+        Err(e @ NotTaken::Stopping) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(NotTaken::Refused(e @ Refusal::UnknownRepository(_))) => {
+            error(StatusCode::NOT_FOUND, e.to_string())
+        }
+        Err(NotTaken::Refused(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct PacksFrom {
+    #[serde(default)]
+    packs_from: usize,
+}
+
+async fn status(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<PacksFrom>,
+) -> Response {
+    match s.tasks.status(&id, q.packs_from) {
+        Some(st) => axum::Json(st).into_response(),
+        None => error(StatusCode::NOT_FOUND, "no such task"),
+    }
+}
+
+async fn cancel(State(s): State<Shared>, Path(id): Path<String>) -> Response {
+    match s.tasks.cancel(&id) {
+        true => StatusCode::ACCEPTED.into_response(),
+        false => error(StatusCode::NOT_FOUND, "no such task"),
+    }
+}
+
+async fn list(State(s): State<Shared>) -> Response {
+    axum::Json(s.tasks.list()).into_response()
+}
+
+async fn health(State(s): State<Shared>) -> Response {
+    axum::Json(Health {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        format: crate::format::VERSION,
+        slots: s.tasks.slots(),
+        busy: s.tasks.busy(),
+        stopping: s.tasks.stopping.is_stopped(),
+    })
+    .into_response()
+}
+
+async fn repositories(State(s): State<Shared>) -> Response {
+    axum::Json(s.tasks.workshop().repositories().await).into_response()
+}
+
+/// Metrics made at scrape from the task table's counters.
+async fn metrics(State(s): State<Shared>) -> Response {
+    let t = s.tasks.totals();
+    let mut reg = Registry::with_prefix("offsite_archiver");
+    let counter = |reg: &mut Registry, name: &str, help: &str, v: u64| {
+        reg.register(name, help, ConstCounter::new(v));
+    };
+    counter(&mut reg, "tasks_done", "Tasks finished whole", t.done);
+    counter(
+        &mut reg,
+        "tasks_failed",
+        "Tasks failed as a whole",
+        t.failed,
+    );
+    counter(
+        &mut reg,
+        "tasks_cancelled",
+        "Tasks cancelled or stopped",
+        t.cancelled,
+    );
+    counter(
+        &mut reg,
+        "source_bytes",
+        "Source bytes (uncompressed) processed",
+        t.bytes,
+    );
+    counter(
+        &mut reg,
+        "packs_written",
+        "Packs uploaded to targets",
+        t.packs,
+    );
+    counter(
+        &mut reg,
+        "pack_bytes_written",
+        "Bytes of packs uploaded",
+        t.pack_bytes,
+    );
+    reg.register(
+        "task_slots",
+        "Task slots",
+        ConstGauge::new(s.tasks.slots() as i64),
+    );
+    reg.register(
+        "task_slots_busy",
+        "Task slots busy",
+        ConstGauge::new(s.tasks.busy() as i64),
+    );
+    let mut out = String::new();
+    if encode(&mut out, &reg).is_err() {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "metrics did not encode");
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}

@@ -1,0 +1,236 @@
+//! The appliance's side of a task: the repositories it may touch (by name, opened on
+//! first use with the passwords its own configuration names), and the work itself —
+//! plan the chain against the target as it is, then transfer — with the same library
+//! code an in-process copy runs. It writes packs only; the runner commits.
+//!
+//! Planning needs each source's index and the target's points and index. Those are
+//! kept between tasks: a source's index is read again only when its index files
+//! changed (one LIST), the target's state is refreshed with what was added since (its
+//! new point and index objects only).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, RwLock};
+
+use super::api::{RepositoryInfo, TaskRequest};
+use crate::clock::Clock;
+use crate::copy::plan::{ChainPlan, plan_chain};
+use crate::copy::select::Candidate;
+use crate::copy::source::Source;
+use crate::copy::target::TargetState;
+use crate::copy::transfer::{TransferOutcome, transfer};
+use crate::copy::{ReadBudget, TransferOptions};
+use crate::job::Secret;
+use crate::progress::Progress;
+use crate::repo::{MasterIndex, Repository, WarmSpec};
+use crate::stop::Stop;
+use crate::{Error, Id, Result};
+
+/// A repository the appliance may touch.
+#[derive(Clone, Debug)]
+pub struct RepoSpec {
+    pub name: String,
+    pub url: String,
+    pub password: Secret,
+}
+
+/// A source index and the index files it was read from.
+struct CachedIndex {
+    files: Vec<String>,
+    index: Arc<MasterIndex>,
+}
+
+/// A target's name, its sources' ids and `map`: what a target state is planned for.
+type TargetKey = (String, Vec<Id>, bool);
+
+/// The repositories and what is kept of them between tasks.
+pub struct Workshop {
+    specs: BTreeMap<String, RepoSpec>,
+    clock: Arc<dyn Clock>,
+    opened: Mutex<HashMap<String, Arc<Repository>>>,
+    indexes: Mutex<HashMap<String, CachedIndex>>,
+    /// Per target name, sources and `map`: its state as planning sees it.
+    targets: Mutex<HashMap<TargetKey, Arc<RwLock<TargetState>>>>,
+    /// Source bytes held at once, over all tasks.
+    budget: ReadBudget,
+}
+
+/// Why a task cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("no repository named {0:?} on this appliance")]
+    UnknownRepository(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Workshop {
+    pub fn new(specs: Vec<RepoSpec>, clock: Arc<dyn Clock>) -> Workshop {
+        Workshop {
+            specs: specs.into_iter().map(|s| (s.name.clone(), s)).collect(),
+            clock,
+            opened: Mutex::default(),
+            indexes: Mutex::default(),
+            targets: Mutex::default(),
+            budget: ReadBudget::default(),
+        }
+    }
+
+    /// Checks that every repository a request names is configured here.
+    pub fn check_names(&self, req: &TaskRequest) -> std::result::Result<(), Refusal> {
+        req.validate().map_err(Refusal::Invalid)?;
+        for n in req.sources.iter().chain([&req.target]) {
+            if !self.specs.contains_key(n) {
+                return Err(Refusal::UnknownRepository(n.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The repository `name`, opened once (a target not made yet is opened again on
+    /// each try until it exists).
+    pub async fn repository(&self, name: &str) -> Result<Arc<Repository>> {
+        if let Some(r) = self.opened.lock().await.get(name) {
+            return Ok(r.clone());
+        }
+        let spec = self.specs.get(name).ok_or_else(|| {
+            Error::Invalid(format!("no repository named {name:?} on this appliance"))
+        })?;
+        let opened =
+            crate::job::open_repository(&spec.url, &spec.password, &self.clock, WarmSpec::NOTHING)
+                .await?;
+        let repo = Arc::new(opened.ok_or_else(|| Error::NoRepository {
+            url: spec.url.clone(),
+        })?);
+        self.opened
+            .lock()
+            .await
+            .insert(name.to_string(), repo.clone());
+        Ok(repo)
+    }
+
+    /// Every configured repository with its id, or why it does not open (now).
+    pub async fn repositories(&self) -> Vec<RepositoryInfo> {
+        let mut out = Vec::new();
+        for name in self.specs.keys() {
+            let (id, error) = match self.repository(name).await {
+                Ok(r) => (Some(r.config.id), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            out.push(RepositoryInfo {
+                name: name.clone(),
+                id,
+                error,
+            });
+        }
+        out
+    }
+
+    /// A source's index, read again only when its index files changed.
+    async fn source_index(&self, name: &str, repo: &Repository) -> Result<Arc<MasterIndex>> {
+        let mut files = repo.index_names().await?;
+        files.sort();
+        if let Some(c) = self.indexes.lock().await.get(name)
+            && c.files == files
+        {
+            return Ok(c.index.clone());
+        }
+        let mut index = MasterIndex::default();
+        for (n, f) in repo.load_index_files(files.clone()).await? {
+            index.add_file(&n, &f);
+        }
+        let index = Arc::new(index);
+        self.indexes.lock().await.insert(
+            name.to_string(),
+            CachedIndex {
+                files,
+                index: index.clone(),
+            },
+        );
+        Ok(index)
+    }
+
+    /// The target's state for planning, brought up to date.
+    async fn target_state(
+        &self,
+        name: &str,
+        target: &Repository,
+        sources: Vec<Id>,
+        map: bool,
+    ) -> Result<Arc<RwLock<TargetState>>> {
+        let key = (name.to_string(), sources.clone(), map);
+        let cached = self.targets.lock().await.get(&key).cloned();
+        match cached {
+            Some(state) => {
+                let news = TargetState::shared_news(&state, target, true).await?;
+                state.write().await.apply(news);
+                Ok(state)
+            }
+            None => {
+                let ids: HashSet<Id> = sources.into_iter().collect();
+                // Adoption is the runner's: it holds the chain's lock.
+                let state = TargetState::load(target, &ids, map, true).await?;
+                let state = Arc::new(RwLock::new(state));
+                self.targets.lock().await.insert(key, state.clone());
+                Ok(state)
+            }
+        }
+    }
+
+    /// Plans the request's chain and transfers it; `stop` ends it at a pack boundary.
+    /// Returns the plan (without its reads) and the outcome.
+    pub async fn run(
+        &self,
+        req: &TaskRequest,
+        stop: Stop,
+        progress: &Progress,
+    ) -> Result<(ChainPlan, TransferOutcome)> {
+        let target = self.repository(&req.target).await?;
+        let mut sources = Vec::new();
+        for name in &req.sources {
+            let repo = self.repository(name).await?;
+            let index = self.source_index(name, &repo).await?;
+            sources.push(Source { repo, index });
+        }
+        let mut candidates = Vec::new();
+        for p in &req.points {
+            let point = sources[p.source].repo.load_point(&p.id).await?;
+            candidates.push(Candidate {
+                source: p.source,
+                id: p.id,
+                point,
+            });
+        }
+        let ids = sources.iter().map(|s| s.repo.config.id).collect();
+        let state = self
+            .target_state(&req.target, &target, ids, req.map)
+            .await?;
+        let mut plan = {
+            let state = state.read().await;
+            let threshold = target.multipart_threshold as u64;
+            let (chain, mode) = (&req.chain, req.mode);
+            plan_chain(
+                chain,
+                mode,
+                candidates,
+                &sources,
+                &state,
+                req.pack_size,
+                threshold,
+            )
+            .await
+        };
+        let opts = TransferOptions {
+            compression: req.compression,
+            reads_in_flight: req.reads_in_flight,
+            uploads_in_flight: req.uploads_in_flight,
+            budget: self.budget.clone(),
+            stop,
+        };
+        let repos: Vec<Arc<Repository>> = sources.iter().map(|s| s.repo.clone()).collect();
+        let outcome = transfer(&plan, &repos, &target, &opts, progress).await?;
+        plan.reads.clear();
+        Ok((plan, outcome))
+    }
+}
