@@ -15,6 +15,8 @@ use crate::copy::{ChainMode, Compression, CopyOptions, PointsSpec, Selection};
 use crate::job::Secret;
 use crate::progress::Progress;
 use crate::repo::{InitOptions, Repository};
+use crate::store::gated::{GatedStore, Op};
+use crate::store::{Location, StoreKind};
 use crate::{Id, testkit};
 
 const TOKEN: &str = "a-long-random-token-for-tests";
@@ -76,7 +78,12 @@ async fn fixture() -> Fixture {
 /// serves it (abort it to make the appliance vanish).
 async fn appliance(specs: Vec<RepoSpec>, slots: usize) -> (String, tokio::task::JoinHandle<()>) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let tasks = Tasks::new(slots, Arc::new(Workshop::new(specs, clock.clone())), clock);
+    serve(Workshop::new(specs, clock), slots).await
+}
+
+async fn serve(workshop: Workshop, slots: usize) -> (String, tokio::task::JoinHandle<()>) {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let tasks = Tasks::new(slots, Arc::new(workshop), clock);
     let hash = super::server::parse_token_hash(&token_hash(TOKEN)).unwrap();
     let app = router(tasks, vec![hash]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -305,4 +312,117 @@ async fn slots_bound_tasks_and_status_reports_packs_as_they_land() {
     assert!(matches!(e, RemoteError::Gone { .. }), "{e}");
     let health = app.health().await.unwrap();
     assert_eq!((health.slots, health.busy), (1, 0));
+}
+
+/// An appliance whose target uploads stop after two packs, and whose service then
+/// vanishes: the two packs it reported are kept (indexed), and the chain goes on where
+/// `policy` says — another appliance, this process, or nowhere.
+async fn lose_an_appliance(policy: Redispatch) -> (Fixture, crate::copy::CopyReport, String) {
+    let f = fixture().await;
+    let dst_url = f.specs[1].url.clone();
+    let gated = Arc::new(GatedStore::new(
+        crate::store::open(&dst_url, false).unwrap().store,
+    ));
+    let uploads = gated.gate(Op::Put, "data/");
+    uploads.release(2);
+    let loc = Location::new(gated.clone(), "", &dst_url, StoreKind::Memory);
+    let stuck = Arc::new(Repository::open(loc, testkit::PW).await.unwrap());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let workshop = Workshop::new(vec![f.specs[0].clone()], clock).with_opened("offsite", stuck);
+    let (a, served_a) = serve(workshop, 1).await;
+    let (b, _sb) = appliance(f.specs.clone(), 1).await;
+    let opts = PoolOptions {
+        redispatch: policy,
+        ..fast()
+    };
+    let pool = pool(&[&a, &b], opts).await;
+    let copy = CopyOptions {
+        selection: Selection {
+            machines: vec!["web".into()],
+            points: PointsSpec::All,
+            ..Default::default()
+        },
+        pack_size: Some(256 << 10),
+        ..via(pool)
+    };
+    let hidden = Progress::hidden();
+    let run = crate::copy::run(vec![f.source.clone()], f.target.clone(), &copy, &hidden);
+    let lose_a = async {
+        // Two packs landed and a third is held: A is mid-task. Let its runner see both.
+        uploads.wait_for(3).await;
+        let app = Appliance::new(&a, TOKEN, None).unwrap();
+        loop {
+            let t = app.tasks().await.unwrap();
+            if t.first().is_some_and(|t| t.packs_done == 2) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        served_a.abort();
+    };
+    let (report, ()) = tokio::join!(run, lose_a);
+    let report = report.unwrap();
+    uploads.open();
+    (f, report, a)
+}
+
+/// Blobs indexed in more than one pack: what was uploaded twice.
+async fn indexed_twice(repo: &Repository) -> usize {
+    let names = repo.index_names().await.unwrap();
+    let mut seen = std::collections::HashSet::new();
+    let mut twice = 0;
+    for (_, f) in repo.load_index_files(names).await.unwrap() {
+        for p in &f.packs {
+            for e in &p.entries {
+                twice += usize::from(!seen.insert(e.id));
+            }
+        }
+    }
+    twice
+}
+
+#[tokio::test]
+async fn a_lost_appliances_chain_goes_to_another_and_its_packs_are_kept() {
+    let (f, report, a) = lose_an_appliance(Redispatch::Pool).await;
+    let c = &report.chains[0];
+    assert_eq!(report.points_copied(), 1, "{report:#?}");
+    assert_eq!(c.lost_appliances.len(), 1, "{c:#?}");
+    assert_eq!(c.lost_appliances[0].appliance, a);
+    assert_eq!(c.lost_appliances[0].packs_kept, 2);
+    assert!(c.appliance.as_deref().is_some_and(|b| b != a), "{c:#?}");
+    assert_eq!(
+        indexed_twice(&f.target).await,
+        0,
+        "kept packs were sent again"
+    );
+    let check = testkit::check_read_data(&f.target).await;
+    assert!(check.is_ok(), "{:?}", check.errors);
+}
+
+#[tokio::test]
+async fn with_redispatch_local_the_runner_finishes_the_chain_itself() {
+    let (f, report, _) = lose_an_appliance(Redispatch::Local).await;
+    let c = &report.chains[0];
+    assert_eq!(report.points_copied(), 1, "{report:#?}");
+    assert_eq!((c.lost_appliances.len(), c.appliance.as_deref()), (1, None));
+    assert!(c.requests_source.get > 0, "this process read the rest");
+    assert_eq!(indexed_twice(&f.target).await, 0);
+    let check = testkit::check_read_data(&f.target).await;
+    assert!(check.is_ok(), "{:?}", check.errors);
+}
+
+#[tokio::test]
+async fn with_redispatch_fail_the_chain_fails_and_keeps_what_arrived() {
+    let (f, report, _) = lose_an_appliance(Redispatch::Fail).await;
+    let c = &report.chains[0];
+    assert_eq!(report.points_copied(), 0);
+    let why = c
+        .failure
+        .as_ref()
+        .map(|f| f.to_string())
+        .unwrap_or_default();
+    assert!(why.contains("redispatch = fail"), "{c:#?}");
+    let kept = f.target.index_names().await.unwrap();
+    assert!(!kept.is_empty(), "the lost appliance's packs are indexed");
 }

@@ -77,6 +77,18 @@ impl Workshop {
         }
     }
 
+    /// Adds a repository opened already (tests: one over an injected store).
+    pub fn with_opened(mut self, name: &str, repo: Arc<Repository>) -> Workshop {
+        let spec = RepoSpec {
+            name: name.to_string(),
+            url: repo.url().to_string(),
+            password: Secret::Env(String::new()),
+        };
+        self.specs.insert(name.to_string(), spec);
+        self.opened.get_mut().insert(name.to_string(), repo);
+        self
+    }
+
     /// Checks that every repository a request names is configured here.
     pub fn check_names(&self, req: &TaskRequest) -> std::result::Result<(), Refusal> {
         req.validate().map_err(Refusal::Invalid)?;
