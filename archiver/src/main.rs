@@ -1,27 +1,171 @@
 //! `offsite-archiver`: the appliance that runs next to a source bucket and does the heavy
 //! part of a backup copy (read, verify, re-seal, pack, upload) for a job runner that plans
-//! and commits. Here it only says which version it is and which repository format it
-//! writes; its API, task slots and health arrive with the archiver issue.
+//! and commits. `serve` runs the authenticated HTTP API (docs/ARCHIVER.md); `hash-token`
+//! makes the hash of a token for the configuration, which never holds a token itself.
 
+mod config;
+mod tls;
+
+use std::io::Read;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use offsite::clock::{Clock, SystemClock};
+use offsite::remote::server::{router, token_hash};
+use offsite::remote::tasks::Tasks;
+use offsite::remote::workshop::Workshop;
+
+#[derive(Parser, Debug)]
+#[command(name = "offsite-archiver", version = concat!(env!("CARGO_PKG_VERSION"), " (repository format 1)"))]
+struct Cli {
+    /// Log lines as JSON objects (for log collectors) instead of text.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the API until SIGTERM (running tasks stop at a pack boundary).
+    Serve {
+        /// The configuration file (docs/ARCHIVER.md).
+        #[arg(long, env = "OFFSITE_ARCHIVER_CONFIG")]
+        config: std::path::PathBuf,
+        /// Allow plain HTTP on an address other than loopback (tokens and traffic then
+        /// cross the network unencrypted).
+        #[arg(long)]
+        insecure_http: bool,
+    },
+    /// Read a token on standard input and print the hash the configuration holds.
+    HashToken,
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        None | Some("--version" | "-V" | "version") => {
-            println!(
-                "offsite-archiver {} (repository format {})",
-                env!("CARGO_PKG_VERSION"),
-                offsite::format::VERSION
-            );
-            ExitCode::SUCCESS
+    let cli = Cli::parse();
+    logging(&cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("offsite-archiver: cannot start: {e}");
+            return ExitCode::FAILURE;
         }
-        Some(other) => {
-            eprintln!(
-                "offsite-archiver {}: unknown argument {other:?}; this version only answers --version",
-                env!("CARGO_PKG_VERSION")
-            );
-            ExitCode::from(2)
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve {
+                config,
+                insecure_http,
+            } => serve(&config, insecure_http).await,
+            Command::HashToken => hash_token(),
         }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("offsite-archiver: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OFFSITE_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("offsite=info,offsite_archiver=info,warn")
+    });
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        "json" => fmt.json().init(),
+        _ => fmt.init(),
+    }
+}
+
+fn hash_token() -> anyhow::Result<()> {
+    let mut token = String::new();
+    std::io::stdin()
+        .read_to_string(&mut token)
+        .context("reading the token on standard input")?;
+    if token.trim().len() < 16 {
+        bail!("a token of at least 16 characters, please (e.g. `openssl rand -hex 32`)");
+    }
+    println!("{}", token_hash(&token));
+    Ok(())
+}
+
+async fn serve(path: &std::path::Path, insecure_http: bool) -> anyhow::Result<()> {
+    let config = config::Config::load(path)?;
+    if config.tls.is_none() && !config.listen.ip().is_loopback() && !insecure_http {
+        bail!(
+            "{}: not a loopback address and no [tls]: give a certificate and key, or start with \
+             --insecure-http to send tokens and data unencrypted",
+            config.listen
+        );
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut workshop = Workshop::new(config.repositories, clock.clone());
+    if config.rates.read.is_some() || config.rates.write.is_some() {
+        let spec = offsite::store::throttle::ThrottleSpec {
+            rates: config.rates,
+            ..Default::default()
+        };
+        workshop =
+            workshop.with_throttle(offsite::store::throttle::Throttle::new(spec, clock.clone()));
+    }
+    let workshop = Arc::new(workshop);
+    let tasks = Tasks::new(config.task_slots, workshop, clock);
+    let app = router(tasks.clone(), config.tokens);
+    let tcp = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = tcp.local_addr()?;
+    let stopping = tasks.stopping.clone();
+    let shutdown = async move {
+        wait_for_signal().await;
+        tracing::info!("stopping: running tasks finish their pack and stop");
+        stopping.stop();
+    };
+    match &config.tls {
+        Some(t) => {
+            let listener = tls::TlsListener::new(tcp, tls::acceptor(&t.cert, &t.key)?)?;
+            println!("offsite-archiver listening on https://{addr}");
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await?;
+        }
+        None => {
+            println!("offsite-archiver listening on http://{addr}");
+            axum::serve(tcp, app)
+                .with_graceful_shutdown(shutdown)
+                .await?;
+        }
+    }
+    // The service is closed; let the tasks reach their pack boundary.
+    for _ in 0..600 {
+        if tasks.busy() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
     }
 }

@@ -5,12 +5,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 use offsite::copy::{
     self, ChainReport, ChainStatus, Compression, CopyOptions, CopyReport, Selection,
     TransferOptions,
 };
+use offsite::remote::client::Appliance;
+use offsite::remote::pool::{Pool, PoolOptions};
 use offsite::repo::{InitOptions, Repository, WarmSpec};
 use offsite::{keys, store};
 
@@ -69,7 +71,7 @@ pub async fn run(a: CopyArgs, pwf: Option<&std::path::Path>) -> anyhow::Result<E
             ..Default::default()
         },
         sibling_sources: Vec::new(),
-        via: None,
+        via: pool(&a).await?,
     };
     let progress = super::progress::for_terminal(
         if a.dry_run { "planning" } else { "copy" },
@@ -94,6 +96,37 @@ pub async fn run(a: CopyArgs, pwf: Option<&std::path::Path>) -> anyhow::Result<E
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The archivers of `--via`, reached once for their slots; `None` without `--via`.
+async fn pool(a: &CopyArgs) -> anyhow::Result<Option<Arc<Pool>>> {
+    if a.via.is_empty() {
+        return Ok(None);
+    }
+    let token = match &a.via_token_file {
+        Some(f) => std::fs::read_to_string(f)
+            .with_context(|| format!("reading the archiver token {}", f.display()))?,
+        None => std::env::var("OFFSITE_ARCHIVER_TOKEN").map_err(|_| {
+            anyhow::anyhow!(
+                "--via needs the archivers' token: set OFFSITE_ARCHIVER_TOKEN or --via-token-file"
+            )
+        })?,
+    };
+    let ca = match &a.via_ca {
+        Some(f) => Some(std::fs::read(f).with_context(|| format!("reading {}", f.display()))?),
+        None => None,
+    };
+    let apps = a
+        .via
+        .iter()
+        .map(|u| Appliance::new(u, &token, ca.as_deref()))
+        .collect::<offsite::Result<Vec<_>>>()?;
+    let opts = PoolOptions {
+        redispatch: a.redispatch,
+        ..Default::default()
+    };
+    let clock: Arc<dyn offsite::clock::Clock> = Arc::new(offsite::clock::SystemClock);
+    Ok(Some(Arc::new(Pool::connect(apps, opts, clock).await?)))
 }
 
 /// The target's location when a repository is there already.
@@ -259,6 +292,21 @@ pub(super) fn print_report(r: &CopyReport) {
             "REQUESTS: source G=GET L=LIST H=HEAD / target P=PUT (multipart parts included) L=LIST H=HEAD D=DELETE; \
              BOTTLENECK: the stage busy most of the time, with each stage's busy share"
         );
+        for c in &r.chains {
+            for l in &c.lost_appliances {
+                println!(
+                    "{}: archiver {} lost ({}); {} pack(s), {}, it wrote were kept",
+                    c.chain,
+                    l.appliance,
+                    l.why,
+                    l.packs_kept,
+                    size(l.bytes_kept)
+                );
+            }
+            if let Some(a) = &c.appliance {
+                println!("{}: transferred by archiver {a}", c.chain);
+            }
+        }
         if r.adopted_packs > 0 {
             println!(
                 "adopted {} pack(s), {}, left in the target by a run that died",

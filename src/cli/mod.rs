@@ -249,6 +249,20 @@ pub struct CopyArgs {
     /// up to 16).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub connections: Option<u16>,
+    /// Run the transfers on archiver appliances (repeatable: a pool); each chain goes to
+    /// one with a free task slot. Without it, this process transfers.
+    #[arg(long = "via", value_name = "URL")]
+    pub via: Vec<String>,
+    /// The archivers' token: a file holding it (default: OFFSITE_ARCHIVER_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    pub via_token_file: Option<std::path::PathBuf>,
+    /// A PEM certificate authority to trust for the archivers' HTTPS (a private CA).
+    #[arg(long, value_name = "FILE")]
+    pub via_ca: Option<std::path::PathBuf>,
+    /// When an archiver is lost mid-chain: another of the pool (then this process),
+    /// this process at once, or fail the chain.
+    #[arg(long, default_value = "pool", value_name = "pool|local|fail")]
+    pub redispatch: offsite::remote::pool::Redispatch,
     /// Print the result as JSON (the shapes are in docs/CLI.md).
     #[arg(long)]
     pub json: bool,

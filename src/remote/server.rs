@@ -31,13 +31,16 @@ use super::api::{Accepted, ApiError, Health, MAX_BODY, TaskRequest};
 use super::tasks::{NotTaken, Tasks};
 use super::workshop::Refusal;
 
+/// A token's hash, as the appliance holds it.
+pub type TokenHash = blake3::Hash;
+
 /// A token as the appliance keeps it: `blake3:<hex>` of the token's bytes.
 pub fn token_hash(token: &str) -> String {
     format!("blake3:{}", blake3::hash(token.trim().as_bytes()).to_hex())
 }
 
 /// Parses a stored `blake3:<hex>` hash.
-pub fn parse_token_hash(s: &str) -> Option<blake3::Hash> {
+pub fn parse_token_hash(s: &str) -> Option<TokenHash> {
     let hex = s.trim().strip_prefix("blake3:")?;
     blake3::Hash::from_hex(hex).ok()
 }
@@ -49,7 +52,7 @@ struct Shared {
 }
 
 /// The service's routes over `tasks`, accepting the tokens whose hashes are `tokens`.
-pub fn router(tasks: Arc<Tasks>, tokens: Vec<blake3::Hash>) -> Router {
+pub fn router(tasks: Arc<Tasks>, tokens: Vec<TokenHash>) -> Router {
     let shared = Shared {
         tasks,
         tokens: Arc::new(tokens),

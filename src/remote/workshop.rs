@@ -54,6 +54,8 @@ pub struct Workshop {
     targets: Mutex<HashMap<TargetKey, Arc<RwLock<TargetState>>>>,
     /// Source bytes held at once, over all tasks.
     budget: ReadBudget,
+    /// Bandwidth for every store it opens (S3 and Azure), when limited.
+    throttle: Option<Arc<crate::store::throttle::Throttle>>,
 }
 
 /// Why a task cannot start.
@@ -74,7 +76,15 @@ impl Workshop {
             indexes: Mutex::default(),
             targets: Mutex::default(),
             budget: ReadBudget::default(),
+            throttle: None,
         }
+    }
+
+    /// Sends every store's traffic through `throttle` (a cap on the appliance's reads
+    /// and writes, say to leave bandwidth to the backups next to it).
+    pub fn with_throttle(mut self, throttle: Arc<crate::store::throttle::Throttle>) -> Workshop {
+        self.throttle = Some(throttle);
+        self
     }
 
     /// Adds a repository opened already (tests: one over an injected store).
@@ -109,9 +119,10 @@ impl Workshop {
         let spec = self.specs.get(name).ok_or_else(|| {
             Error::Invalid(format!("no repository named {name:?} on this appliance"))
         })?;
+        let (url, pw, clock) = (&spec.url, &spec.password, &self.clock);
+        let throttle = self.throttle.as_ref();
         let opened =
-            crate::job::open_repository(&spec.url, &spec.password, &self.clock, WarmSpec::NOTHING)
-                .await?;
+            crate::job::open_repository_with(url, pw, clock, WarmSpec::NOTHING, throttle).await?;
         let repo = Arc::new(opened.ok_or_else(|| Error::NoRepository {
             url: spec.url.clone(),
         })?);

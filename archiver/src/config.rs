@@ -1,0 +1,219 @@
+//! The appliance's configuration file (TOML; every key in docs/ARCHIVER.md): where it
+//! listens, its TLS certificate and key, the hashes of the tokens it accepts, its task
+//! slots, and the repositories it may touch by name, each with the file or environment
+//! variable holding its password. Store credentials come from the environment (or the
+//! cloud's instance identity), never from the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use offsite::job::Secret;
+use offsite::remote::api::valid_repository_name;
+use offsite::remote::server::parse_token_hash;
+use offsite::remote::workshop::RepoSpec;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    listen: SocketAddr,
+    #[serde(default = "four")]
+    task_slots: usize,
+    #[serde(default)]
+    tokens: Vec<String>,
+    tokens_file: Option<PathBuf>,
+    tls: Option<Tls>,
+    throttle: Option<Throttle>,
+    #[serde(default, rename = "repository")]
+    repositories: Vec<Repo>,
+}
+
+/// Caps on the appliance's store traffic, as rates such as `"20MB/s"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Throttle {
+    read: Option<String>,
+    write: Option<String>,
+}
+
+fn rate(key: &str, v: &Option<String>) -> anyhow::Result<Option<u64>> {
+    let Some(v) = v else { return Ok(None) };
+    let bytes = v
+        .strip_suffix("/s")
+        .and_then(|s| offsite::units::parse_size(s).ok())
+        .filter(|b| *b > 0);
+    match bytes {
+        Some(b) => Ok(Some(b)),
+        None => bail!("throttle.{key} = {v:?}: a rate such as \"20MB/s\""),
+    }
+}
+
+fn four() -> usize {
+    4
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Repo {
+    name: String,
+    url: String,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+}
+
+/// The configuration, checked.
+#[derive(Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub task_slots: usize,
+    pub tokens: Vec<offsite::remote::server::TokenHash>,
+    pub tls: Option<Tls>,
+    pub rates: offsite::store::throttle::Rates,
+    pub repositories: Vec<RepoSpec>,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the configuration {}", path.display()))?;
+        Config::parse(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<Config> {
+        let f: File = toml::from_str(text)?;
+        if !(1..=256).contains(&f.task_slots) {
+            bail!("task_slots = {}: 1 to 256", f.task_slots);
+        }
+        let mut hashes = f.tokens.clone();
+        if let Some(p) = &f.tokens_file {
+            let t = std::fs::read_to_string(p)
+                .with_context(|| format!("tokens_file {}", p.display()))?;
+            hashes.extend(
+                t.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(String::from),
+            );
+        }
+        let mut tokens = Vec::new();
+        for (n, h) in hashes.iter().enumerate() {
+            match parse_token_hash(h) {
+                Some(t) => tokens.push(t),
+                None => bail!(
+                    "token {}: not a hash made by `offsite-archiver hash-token` (blake3:<64 hex>); \
+                     the file holds hashes of tokens, never tokens",
+                    n + 1
+                ),
+            }
+        }
+        if tokens.is_empty() {
+            bail!(
+                "no token: set tokens = [\"blake3:…\"] or tokens_file (make hashes with `offsite-archiver hash-token`)"
+            );
+        }
+        let mut repositories: Vec<RepoSpec> = Vec::new();
+        for r in f.repositories {
+            if !valid_repository_name(&r.name) {
+                bail!(
+                    "repository {:?}: a name is 1 to 64 letters, digits, '.', '_' or '-', not starting with '.'",
+                    r.name
+                );
+            }
+            if repositories.iter().any(|s| s.name == r.name) {
+                bail!("repository {:?} is named twice", r.name);
+            }
+            let password = match (r.password_file, r.password_env) {
+                (Some(p), None) => Secret::File(p),
+                (None, Some(e)) => Secret::Env(e),
+                _ => bail!(
+                    "repository {:?}: give exactly one of password_file and password_env",
+                    r.name
+                ),
+            };
+            repositories.push(RepoSpec {
+                name: r.name,
+                url: r.url,
+                password,
+            });
+        }
+        if repositories.is_empty() {
+            bail!("no [[repository]]: name the repositories the appliance may touch");
+        }
+        let rates = match &f.throttle {
+            Some(t) => offsite::store::throttle::Rates {
+                read: rate("read", &t.read)?,
+                write: rate("write", &t.write)?,
+            },
+            None => Default::default(),
+        };
+        Ok(Config {
+            listen: f.listen,
+            task_slots: f.task_slots,
+            tokens,
+            tls: f.tls,
+            rates,
+            repositories,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "blake3:af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262";
+
+    fn with(extra: &str) -> String {
+        format!(
+            "listen = \"127.0.0.1:9443\"\ntokens = [\"{HASH}\"]\n{extra}\n\
+             [[repository]]\nname = \"primary\"\nurl = \"s3://b/p\"\npassword_env = \"PW\"\n"
+        )
+    }
+
+    #[test]
+    fn a_good_file_parses() {
+        let c = Config::parse(&with("task_slots = 2")).unwrap();
+        assert_eq!(
+            (c.task_slots, c.repositories.len(), c.tokens.len()),
+            (2, 1, 1)
+        );
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let cases = [
+            (with("colour = 1"), "unknown field `colour`"),
+            (with("task_slots = 0"), "task_slots"),
+            (with("[throttle]\nwrite = \"fast\""), "throttle.write"),
+            (
+                "listen = \"127.0.0.1:1\"\ntokens = [\"hunter2\"]".to_string(),
+                "not a hash",
+            ),
+            (
+                with("").replace("name = \"primary\"", "name = \"../x\""),
+                "a name is",
+            ),
+            (
+                with("").replace("password_env = \"PW\"", ""),
+                "exactly one of password_file and password_env",
+            ),
+            (
+                with("").replace(&format!("tokens = [\"{HASH}\"]"), ""),
+                "no token",
+            ),
+        ];
+        for (text, says) in cases {
+            let e = format!("{:#}", Config::parse(&text).unwrap_err());
+            assert!(e.contains(says), "{e} (wanted {says})");
+        }
+    }
+}
