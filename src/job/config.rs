@@ -11,12 +11,14 @@ use std::time::Duration;
 use chrono::{NaiveTime, Weekday};
 use toml::de::DeTable;
 
+use super::archivers::ArchiversSpec;
 use super::report::{ReportSpec, Webhook};
 use super::schedule::{Intervals, Window, Windows};
 use super::script::{OnFailure, ScriptSpec};
 use super::toml_walk::{At, Doc, Problem, Table};
 use crate::copy::{ChainMode, Compression, Selection};
 use crate::format::point::validate_name;
+use crate::remote::pool::Redispatch;
 use crate::retention::{MonthPoint, Policy};
 use crate::store::throttle::{Rates, ThrottleSpec};
 use crate::units::{parse_duration, parse_size};
@@ -133,6 +135,8 @@ pub struct Job {
     pub health_check: Option<HealthCheckSpec>,
     /// Bandwidth limits and the ceiling of requests in flight.
     pub throttle: ThrottleSpec,
+    /// The archiver appliances its transfers run on (none: in the runner).
+    pub archivers: Option<ArchiversSpec>,
     /// Periodic jobs with `look_forward`: wait within the interval for a point made
     /// after it began, looking this often.
     pub look_forward: Option<Duration>,
@@ -165,6 +169,7 @@ impl Job {
             report: ReportSpec::default(),
             health_check: None,
             throttle: ThrottleSpec::default(),
+            archivers: None,
             look_forward: None,
             active_full: None,
             line: 1,
@@ -264,8 +269,13 @@ fn duration(
 }
 
 fn secret(doc: &mut Doc<'_>, t: &mut Table<'_, '_>) -> Option<Secret> {
-    let env = t.string(doc, "password_env");
-    let file = t.string(doc, "password_file");
+    secret_named(doc, t, "password")
+}
+
+/// A secret by `{what}_env` or `{what}_file`, never its value.
+fn secret_named(doc: &mut Doc<'_>, t: &mut Table<'_, '_>, what: &str) -> Option<Secret> {
+    let env = t.string(doc, &format!("{what}_env"));
+    let file = t.string(doc, &format!("{what}_file"));
     let s = match (env, file) {
         (Some(e), None) => At {
             value: Secret::Env(e.value),
@@ -278,7 +288,7 @@ fn secret(doc: &mut Doc<'_>, t: &mut Table<'_, '_>) -> Option<Secret> {
         (Some(e), Some(_)) => {
             doc.problem(
                 &e.span,
-                format!("{}: give password_env or password_file, not both", t.path),
+                format!("{}: give {what}_env or {what}_file, not both", t.path),
             );
             return None;
         }
@@ -287,7 +297,7 @@ fn secret(doc: &mut Doc<'_>, t: &mut Table<'_, '_>) -> Option<Secret> {
             doc.problem(
                 &span,
                 format!(
-                    "{}: no password_env or password_file (passwords never sit in the jobs file)",
+                    "{}: no {what}_env or {what}_file (secrets never sit in the jobs file)",
                     t.path
                 ),
             );
@@ -503,6 +513,56 @@ fn script(doc: &mut Doc<'_>, t: Option<Table<'_, '_>>, default: OnFailure) -> Op
         command,
         timeout,
         on_failure,
+    })
+}
+
+/// A `[job.archivers]`: the appliances the job's transfers run on.
+fn archivers(doc: &mut Doc<'_>, t: Option<Table<'_, '_>>) -> Option<ArchiversSpec> {
+    let mut t = t?;
+    let mut urls = Vec::new();
+    for u in t.strings(doc, "urls") {
+        match reqwest::Url::parse(&u.value) {
+            Ok(p) if matches!(p.scheme(), "http" | "https") => urls.push(u.value),
+            _ => doc.problem(
+                &u.span,
+                format!("{}: {:?} is not an http(s):// URL", t.path, u.value),
+            ),
+        }
+    }
+    let token = secret_named(doc, &mut t, "token");
+    let ca_file = t.string(doc, "ca_file").map(|c| PathBuf::from(c.value));
+    let redispatch = match t.string(doc, "redispatch") {
+        None => Redispatch::Pool,
+        Some(v) => v.value.parse().unwrap_or_else(|e: String| {
+            doc.problem(&v.span, format!("{}: {e}", t.path));
+            Redispatch::Pool
+        }),
+    };
+    let start_table = t.table(doc, "start");
+    let start = script(doc, start_table, OnFailure::Fail);
+    let stop_table = t.table(doc, "stop");
+    let stop = script(doc, stop_table, OnFailure::Warn);
+    let ready_timeout = duration(doc, &mut t, "ready_timeout", Duration::from_secs(1))
+        .unwrap_or(Duration::from_secs(300));
+    if urls.is_empty() && start.is_none() {
+        let span = t.span.clone();
+        doc.problem(
+            &span,
+            format!(
+                "{}: no urls and no [start] command: name the appliances or how to start them",
+                t.path
+            ),
+        );
+    }
+    t.finish(doc);
+    Some(ArchiversSpec {
+        urls,
+        token: token?,
+        ca_file,
+        redispatch,
+        start,
+        stop,
+        ready_timeout,
     })
 }
 
@@ -727,6 +787,8 @@ fn decode_job(doc: &mut Doc<'_>, mut t: Table<'_, '_>, name_out: &mut String) ->
     let report = report(doc, report_table);
     let throttle_table = t.table(doc, "throttle");
     let throttle = throttle(doc, throttle_table);
+    let archivers_table = t.table(doc, "archivers");
+    let archivers = archivers(doc, archivers_table);
     let active_full = t.table(doc, "active_full").and_then(|mut a| {
         let every = duration(doc, &mut a, "every", Duration::from_secs(86_400));
         if every.is_none() && !a.has("every") {
@@ -769,6 +831,7 @@ fn decode_job(doc: &mut Doc<'_>, mut t: Table<'_, '_>, name_out: &mut String) ->
         report,
         health_check,
         throttle,
+        archivers,
         look_forward,
         active_full,
         line,
@@ -847,6 +910,9 @@ on_failure = "ignore"
 read = "20MB"
 [[job.throttle.schedule]]
 write = "1MB/s"
+[job.archivers]
+urls = ["ftp://archiver"]
+redispatch = "sometimes"
 "#;
         let problems = JobsFile::parse_with(text, &env).unwrap_err();
         let at = |line: usize, part: &str| {
@@ -876,6 +942,9 @@ write = "1MB/s"
         at(30, "pre_script: on_failure = \"ignore\": fail or warn");
         at(32, "throttle.read = \"20MB\": a rate such as \"20MB/s\"");
         at(33, "no when");
+        at(36, "\"ftp://archiver\" is not an http(s):// URL");
+        at(37, "redispatch is pool, local or fail");
+        at(35, "no token_env or token_file");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! schedule ([`schedule`]: intervals and copy windows), retention and prune; the runner
 //! keeps each job's copy current from it.
 
+pub mod archivers;
 pub mod config;
 pub mod endpoint;
 pub mod metrics;

@@ -20,6 +20,7 @@ use crate::clock::Clock;
 use crate::copy::{self, ChainStatus, CopyOptions, CopyReport, PointsSpec, TransferOptions};
 use crate::progress::Progress;
 use crate::prune::{PruneOptions, PruneReport, prune};
+use crate::remote::pool::Redispatch;
 use crate::repo::lock::LockGuard;
 use crate::repo::{Repository, WarmSpec};
 use crate::retention::{ForgetOptions, ForgetReport, forget};
@@ -126,6 +127,9 @@ pub struct IntervalReport {
     /// What the throttle did: answers 503/429 seen, how far it lowered the requests in
     /// flight, time waited for bandwidth.
     pub throttle: ThrottleReport,
+    /// The archiver pool the transfer ran on, when the job names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archivers: Option<super::archivers::ArchiversReport>,
 }
 
 async fn open_source(
@@ -249,6 +253,7 @@ pub async fn run_once<Tz: TimeZone>(
         scripts: Vec::new(),
         stopped: false,
         throttle: ThrottleReport::default(),
+        archivers: None,
     };
     let mut lock = lock_job(&target, &job.name).await?;
     let mut state = match JobState::load(&target, &job.name).await {
@@ -332,6 +337,7 @@ pub async fn run_once<Tz: TimeZone>(
             &sources,
             &target,
             (&clock, tz, progress, stop, interval_start),
+            &script_env("archivers"),
             &mut report,
             &mut state,
         )
@@ -448,6 +454,7 @@ async fn transfer_phase<Tz: TimeZone>(
         &Stop,
         Option<DateTime<Utc>>,
     ),
+    env: &[(String, String)],
     report: &mut IntervalReport,
     state: &mut JobState,
 ) {
@@ -469,8 +476,34 @@ async fn transfer_phase<Tz: TimeZone>(
         }
     };
     let since = job.look_forward.and(interval_start);
-    let run = |stop: Stop| transfer(job, sources, target, since, stop, progress);
-    for (spec, result) in stop.with(window_end, run).await {
+    // The archiver pool, started (when ephemeral) for this transfer only.
+    let mut via = None;
+    if let Some(spec) = &job.archivers {
+        let mut a = super::archivers::ArchiversReport::default();
+        match super::archivers::open(spec, env, clock, &mut a).await {
+            Ok(pool) => via = Some(pool),
+            Err(e) if spec.redispatch == Redispatch::Fail => {
+                report.errors.push(format!("archivers: {e}"));
+                a.error = Some(e.to_string());
+                super::archivers::close(spec, env, &mut a).await;
+                report.archivers = Some(a);
+                return;
+            }
+            Err(e) => {
+                report
+                    .warnings
+                    .push(format!("archivers: {e}; the runner transfers itself"));
+                a.error = Some(e.to_string());
+            }
+        }
+        report.archivers = Some(a);
+    }
+    let run = |stop: Stop| transfer(job, sources, target, since, stop, via.clone(), progress);
+    let results = stop.with(window_end, run).await;
+    if let (Some(spec), Some(a)) = (&job.archivers, report.archivers.as_mut()) {
+        super::archivers::close(spec, env, a).await;
+    }
+    for (spec, result) in results {
         match result {
             Ok(r) => {
                 note_copies(&r, report, state, clock.now());
@@ -624,6 +657,7 @@ async fn transfer<'a>(
     target: &Arc<Repository>,
     since: Option<DateTime<Utc>>,
     stop: Stop,
+    via: Option<Arc<crate::remote::pool::Pool>>,
     progress: &Progress,
 ) -> Vec<(&'a SourceSpec, Result<CopyReport>)> {
     let mut out = Vec::new();
@@ -643,6 +677,7 @@ async fn transfer<'a>(
                 ..Default::default()
             },
             sibling_sources: sources.iter().map(|s| s.config.id).collect(),
+            via: via.clone(),
             ..Default::default()
         };
         let r = copy::run(vec![source.clone()], target.clone(), &opts, progress).await;

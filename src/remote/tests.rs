@@ -426,3 +426,74 @@ async fn with_redispatch_fail_the_chain_fails_and_keeps_what_arrived() {
     let kept = f.target.index_names().await.unwrap();
     assert!(!kept.is_empty(), "the lost appliance's packs are indexed");
 }
+
+/// A job whose `[job.archivers]` pool is ephemeral: the start command prints the
+/// appliance's URL, the transfer runs there, and the stop command gets the URLs.
+#[tokio::test]
+async fn a_job_runs_its_transfer_on_an_ephemeral_pool() {
+    use crate::job::archivers::ArchiversSpec;
+    use crate::job::config::{Job, SourceSpec, TargetSpec};
+    use crate::job::script::{OnFailure, ScriptSpec};
+
+    let f = fixture().await;
+    let (url, _s) = appliance(f.specs.clone(), 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    let stopped = dir.path().join("stopped");
+    let sh = |c: String| ScriptSpec {
+        command: vec!["sh".into(), "-c".into(), c],
+        timeout: Duration::from_secs(20),
+        on_failure: OnFailure::Fail,
+    };
+    let pools = ArchiversSpec {
+        urls: Vec::new(),
+        token: Secret::File(token),
+        ca_file: None,
+        redispatch: Redispatch::Fail,
+        start: Some(sh(format!("echo starting the pool >&2; echo {url}"))),
+        stop: Some(sh(format!(
+            "echo \"$OFFSITE_ARCHIVERS\" > {}",
+            stopped.display()
+        ))),
+        ready_timeout: Duration::from_secs(10),
+    };
+    let source = SourceSpec {
+        url: f.specs[0].url.clone(),
+        password: f.specs[0].password.clone(),
+        machines: Vec::new(),
+        jobs: Vec::new(),
+        tags: Vec::new(),
+        line: 1,
+    };
+    let target = TargetSpec {
+        url: f.specs[1].url.clone(),
+        map: true,
+        password: f.specs[1].password.clone(),
+        pack_size: None,
+        compression: Compression::Target,
+        chain: ChainMode::PerMachine,
+        line: 1,
+    };
+    let job = Job {
+        archivers: Some(pools),
+        ..Job::plain("nightly", vec![source], target)
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let stop = crate::stop::Stop::new();
+    let r = crate::job::run::run_once(&job, clock, &chrono::Utc, &Progress::hidden(), &stop)
+        .await
+        .unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let a = r.archivers.as_ref().expect("the pool is in the report");
+    assert_eq!((a.urls.clone(), a.ready), (vec![url.clone()], 1));
+    let chains = r.copies.iter().flat_map(|c| &c.chains);
+    let mut n = 0;
+    for c in chains {
+        assert_eq!(c.appliance.as_deref(), Some(url.as_str()), "{c:?}");
+        n += 1;
+    }
+    assert_eq!(n, 3);
+    assert_eq!(std::fs::read_to_string(&stopped).unwrap().trim(), url);
+    assert_eq!(a.scripts.len(), 2);
+}
