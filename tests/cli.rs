@@ -1058,3 +1058,88 @@ fn the_dockerfile_runs_a_command_the_binary_accepts() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("jobs.toml"), "{err}");
 }
+
+/// `copy --via`: the chains go to an archiver (here one served in this test process),
+/// the report names it, and the copy restores.
+#[test]
+fn copy_via_an_archiver() {
+    use offsite::remote::server::{parse_token_hash, serve, token_hash};
+    use offsite::remote::tasks::Tasks;
+    use offsite::remote::workshop::{RepoSpec, Workshop};
+
+    let d = tempfile::tempdir().unwrap();
+    let (src, dst) = (d.path().join("primary"), d.path().join("copy"));
+    let (s, t) = (src.to_str().unwrap(), dst.to_str().unwrap());
+    let base = d.path().to_str().unwrap();
+    ok(&["init", s]);
+    for (i, m) in ["web01", "db01"].iter().enumerate() {
+        let p = d.path().join(m);
+        fixtures::machine_tree(&p, 70 + i as u64);
+        ok(&[
+            "backup",
+            s,
+            "--machine",
+            m,
+            "--base",
+            base,
+            p.to_str().unwrap(),
+        ]);
+    }
+    // The target exists before the archiver is asked for it.
+    let made = with_env(&["init", t], &[("OFFSITE_PASSWORD", "tpw")]);
+    assert!(made.status.success());
+    let (spw, tpw) = (d.path().join("spw"), d.path().join("tpw"));
+    std::fs::write(&spw, "pw").unwrap();
+    std::fs::write(&tpw, "tpw").unwrap();
+    let token = "cli-test-token-0123456789abcdef";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = rt.block_on(async {
+        let specs = vec![
+            RepoSpec {
+                name: "primary".into(),
+                url: s.into(),
+                password: offsite::job::Secret::File(spw.clone()),
+            },
+            RepoSpec {
+                name: "copy".into(),
+                url: t.into(),
+                password: offsite::job::Secret::File(tpw.clone()),
+            },
+        ];
+        let clock: std::sync::Arc<dyn offsite::clock::Clock> =
+            std::sync::Arc::new(offsite::clock::SystemClock);
+        let tasks = Tasks::new(
+            2,
+            std::sync::Arc::new(Workshop::new(specs, clock.clone())),
+            clock,
+        );
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", tcp.local_addr().unwrap());
+        let hash = parse_token_hash(&token_hash(token)).unwrap();
+        tokio::spawn(serve(tcp, tasks, vec![hash]));
+        url
+    });
+    let env = [
+        ("OFFSITE_PASSWORD", "pw"),
+        ("OFFSITE_TARGET_PASSWORD", "tpw"),
+        ("OFFSITE_ARCHIVER_TOKEN", token),
+    ];
+    let o = with_env(
+        &["copy", "--from", s, "--to", t, "--via", &url, "--json"],
+        &env,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for c in r["chains"].as_array().unwrap() {
+        assert_eq!(c["appliance"], url.as_str(), "{c}");
+        assert_eq!(c["requests_source"]["get"], 0, "{c}");
+        assert_eq!(c["copied"].as_array().unwrap().len(), 1, "{c}");
+    }
+    // Without the token: a clear refusal, nothing copied.
+    let o = with_env(&["copy", "--from", s, "--to", t, "--via", &url], &env[..2]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("OFFSITE_ARCHIVER_TOKEN"));
+    let o = with_env(&["check", t, "--read-data"], &[("OFFSITE_PASSWORD", "tpw")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    drop(rt);
+}

@@ -68,6 +68,15 @@ pub fn router(tasks: Arc<Tasks>, tokens: Vec<TokenHash>) -> Router {
         .with_state(shared)
 }
 
+/// Serves the routes over `tasks` on `tcp` (plain HTTP) until the task is dropped.
+pub async fn serve(
+    tcp: tokio::net::TcpListener,
+    tasks: Arc<Tasks>,
+    tokens: Vec<TokenHash>,
+) -> std::io::Result<()> {
+    axum::serve(tcp, router(tasks, tokens)).await
+}
+
 fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     let body = ApiError { error: msg.into() };
     (status, axum::Json(body)).into_response()
