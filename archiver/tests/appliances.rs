@@ -443,3 +443,67 @@ async fn tls_or_loopback_unless_told_otherwise() {
     }
     assert_eq!(by_name.len(), 1, "{by_name:?}");
 }
+
+/// The container's entrypoint and default arguments are a command line the binary
+/// accepts: run as written, it gets as far as reading the configuration (exit 1 naming
+/// it, not a usage error).
+#[test]
+fn the_dockerfile_runs_a_command_the_binary_accepts() {
+    let dockerfile = include_str!("../Dockerfile");
+    let array = |key: &str| -> Vec<String> {
+        let line = dockerfile
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no {key} in the Dockerfile"));
+        let inner = line[key.len()..]
+            .trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        inner
+            .split(',')
+            .map(|s| s.trim().trim_matches('"').to_string())
+            .collect()
+    };
+    let entry = array("ENTRYPOINT");
+    assert_eq!(entry[0], "offsite-archiver");
+    let d = tempfile::tempdir().unwrap();
+    let config = d.path().join("archiver.toml");
+    let mut args: Vec<String> = entry[1..].to_vec();
+    for a in array("CMD") {
+        args.push(match a.as_str() {
+            "/etc/offsite-archiver/archiver.toml" => config.display().to_string(),
+            _ => a,
+        });
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_offsite-archiver"))
+        .args(&args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("archiver.toml"), "{err}");
+}
+
+/// `hash-token` prints the hash a configuration holds for a token read on stdin, and
+/// refuses a short one.
+#[test]
+fn hash_token_prints_what_the_configuration_holds() {
+    use std::io::Write;
+    let run = |token: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_offsite-archiver"))
+            .arg("hash-token")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(token.as_bytes()).unwrap();
+        c.wait_with_output().unwrap()
+    };
+    let o = run(&format!("{TOKEN}\n"));
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), token_hash(TOKEN));
+    let short = run("abc");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 16"));
+}
