@@ -225,7 +225,11 @@ impl Pool {
         ids.push(target_id);
         loop {
             let mut candidates = 0;
-            for m in &self.members {
+            // The appliance with the most free slots first: chains spread over the pool
+            // instead of filling the first appliance.
+            let mut order: Vec<&Member> = self.members.iter().collect();
+            order.sort_by_key(|m| std::cmp::Reverse(m.slots.available_permits()));
+            for m in order {
                 if m.down.load(Ordering::SeqCst) {
                     continue;
                 }
