@@ -37,12 +37,13 @@ for m in $MACHINES; do "$O" backup "$WORK/src" --machine "$m" --base "$DS/day2" 
 aws s3 cp --quiet --recursive "$WORK/src-d1" "$S3/src-d1"
 aws s3 cp --quiet --recursive "$WORK/src" "$S3/src"
 
-# An appliance on a free port next to the stores; the names it knows: both sources and
-# every target this run makes.
+# An appliance on a free port next to the stores; the names it knows: the source and
+# every target this run makes (not src-d1: the same repository under another prefix,
+# which a task could not tell apart by id — only the untimed runs read it, in-process).
 start_appliance() { # NAME -> sets url_NAME, pid_NAME
   local cfg="$WORK/$1.toml"
   { echo "listen = \"127.0.0.1:0\""; echo "task_slots = 4"; echo "tokens = [\"$HASH\"]"
-    for r in src-d1 src; do printf '[[repository]]\nname = "%s"\nurl = "%s/%s"\npassword_file = "%s"\n' "$r" "$S3" "$r" "$WORK/spw"; done
+    printf '[[repository]]\nname = "src"\nurl = "%s/src"\npassword_file = "%s"\n' "$S3" "$WORK/spw"
     for t in $targets; do printf '[[repository]]\nname = "%s"\nurl = "%s/%s"\npassword_file = "%s"\n' "$t" "$S3" "$t" "$WORK/tpw"; done
   } > "$cfg"
   AWS_ENDPOINT_URL=$direct "$A" serve --config "$cfg" > "$WORK/$1.out" 2> "$WORK/$1.log" &

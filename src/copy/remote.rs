@@ -81,7 +81,8 @@ pub(super) async fn transfer(
                 }
                 let bytes_kept = kept.packs.iter().map(|p| p.size).sum();
                 tracing::warn!(
-                    "{name}: archiver {appliance} lost ({why}); {} pack(s) it wrote kept",
+                    "{name}: archiver {appliance} did not finish the chain ({why}); {} pack(s) \
+                     it wrote kept",
                     kept.packs.len()
                 );
                 chain.lost_appliances.push(LostAppliance {
@@ -112,9 +113,11 @@ pub(super) async fn transfer(
             }
         }
     }
-    chain
-        .warnings
-        .push("its archiver was lost; copied by this process".into());
+    let why = chain.lost_appliances.last().map(|l| l.why.clone());
+    chain.warnings.push(format!(
+        "no archiver finished the chain (last: {}); copied by this process",
+        why.unwrap_or_default()
+    ));
     Ok(None)
 }
 

@@ -69,8 +69,9 @@ struct Member {
     app: Appliance,
     slots: Arc<Semaphore>,
     down: AtomicBool,
-    /// Repository id → the name this appliance knows it by.
-    names: Mutex<HashMap<Id, String>>,
+    /// Repository id → the names this appliance knows it by (more than one: a copy of
+    /// a repository under another prefix, which a task cannot tell apart by id).
+    names: Mutex<HashMap<Id, Vec<String>>>,
 }
 
 /// The appliances a copy dispatches to.
@@ -193,23 +194,42 @@ impl Pool {
         n.map(|m| m.slots.available_permits()).sum::<usize>().max(1)
     }
 
-    /// The names `m` knows the repositories `ids` by; `None` if it lacks one.
+    /// The names `m` knows the repositories `ids` by; `None` if it lacks one, or knows
+    /// one by two names (said once in the log: its configuration should name it once).
     async fn names(&self, m: &Member, ids: &[Id]) -> Option<Vec<String>> {
-        let lookup = |names: &HashMap<Id, String>| -> Option<Vec<String>> {
-            ids.iter().map(|id| names.get(id).cloned()).collect()
+        let lookup = |names: &HashMap<Id, Vec<String>>| -> Option<Vec<String>> {
+            ids.iter()
+                .map(|id| match names.get(id).map(Vec::as_slice) {
+                    Some([one]) => Some(one.clone()),
+                    _ => None,
+                })
+                .collect()
         };
         if let Some(found) = lookup(&*m.names.lock().await) {
             return Some(found);
         }
         // Asked again each time one is missing: a target made since is found.
         let infos = m.app.repositories().await.ok()?;
-        let mut names = m.names.lock().await;
+        let mut names: HashMap<Id, Vec<String>> = HashMap::new();
         for i in infos {
             if let Some(id) = i.id {
-                names.insert(id, i.name);
+                names.entry(id).or_default().push(i.name);
             }
         }
-        lookup(&names)
+        for id in ids {
+            if let Some(n) = names.get(id).filter(|n| n.len() > 1) {
+                tracing::warn!(
+                    "archiver {} knows repository {} by {} names ({}): a task cannot tell                      which is meant, so it gets none of this repository's chains",
+                    m.app.url(),
+                    id.short(),
+                    n.len(),
+                    n.join(", ")
+                );
+            }
+        }
+        let found = lookup(&names);
+        *m.names.lock().await = names;
+        found
     }
 
     /// Runs `req` (its `sources` and `target` are filled in here, from the appliance's
@@ -225,21 +245,24 @@ impl Pool {
         ids.push(target_id);
         loop {
             let mut candidates = 0;
-            // The appliance with the most free slots first: chains spread over the pool
-            // instead of filling the first appliance.
-            let mut order: Vec<&Member> = self.members.iter().collect();
-            order.sort_by_key(|m| std::cmp::Reverse(m.slots.available_permits()));
-            for m in order {
-                if m.down.load(Ordering::SeqCst) {
+            let mut tried = vec![false; self.members.len()];
+            // The appliance with the most free slots first (looked at afresh for each
+            // pick, so chains dispatched together spread over the pool).
+            loop {
+                let pick = (self.members.iter().enumerate())
+                    .filter(|(i, m)| !tried[*i] && !m.down.load(Ordering::SeqCst))
+                    .max_by_key(|(i, m)| (m.slots.available_permits(), std::cmp::Reverse(*i)));
+                let Some((i, m)) = pick else { break };
+                tried[i] = true;
+                let Ok(permit) = m.slots.clone().try_acquire_owned() else {
+                    // Busy now, free later.
+                    candidates += 1;
                     continue;
-                }
+                };
                 let Some(mut names) = self.names(m, &ids).await else {
                     continue;
                 };
                 candidates += 1;
-                let Ok(permit) = m.slots.clone().try_acquire_owned() else {
-                    continue;
-                };
                 let target = names.pop().unwrap_or_default();
                 let req = TaskRequest {
                     sources: names,

@@ -497,3 +497,110 @@ async fn a_job_runs_its_transfer_on_an_ephemeral_pool() {
     assert_eq!(std::fs::read_to_string(&stopped).unwrap().trim(), url);
     assert_eq!(a.scripts.len(), 2);
 }
+
+/// An appliance that knows the source by two names cannot be told which one a task
+/// means: it gets none of its chains, and the runner copies them itself, saying why.
+#[tokio::test]
+async fn a_repository_known_by_two_names_is_not_guessed() {
+    let f = fixture().await;
+    let mut specs = f.specs.clone();
+    specs.push(RepoSpec {
+        name: "primary-replica".into(),
+        ..specs[0].clone()
+    });
+    let (url, _s) = appliance(specs, 2).await;
+    let pool = pool(&[&url], fast()).await;
+    let report = crate::copy::run(
+        vec![f.source.clone()],
+        f.target.clone(),
+        &via(pool),
+        &Progress::hidden(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.points_copied(), 3);
+    for c in &report.chains {
+        assert_eq!(c.appliance, None, "{c:?}");
+        let w = c.warnings.join(" ");
+        assert!(
+            w.contains("no live archiver knows the chain's repositories"),
+            "{w}"
+        );
+    }
+}
+
+/// `DELETE /v1/tasks/{id}` stops a task at a pack boundary: it ends `cancelled`, with
+/// an outcome whose packs are whole and whose points say they were interrupted; and
+/// `/metrics` counts it.
+#[tokio::test]
+async fn a_cancelled_task_stops_at_a_pack_boundary() {
+    let f = fixture().await;
+    let dst_url = f.specs[1].url.clone();
+    let gated = Arc::new(GatedStore::new(
+        crate::store::open(&dst_url, false).unwrap().store,
+    ));
+    let uploads = gated.gate(Op::Put, "data/");
+    uploads.release(1);
+    let loc = Location::new(gated.clone(), "", &dst_url, StoreKind::Memory);
+    let stuck = Arc::new(Repository::open(loc, testkit::PW).await.unwrap());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let workshop = Workshop::new(vec![f.specs[0].clone()], clock).with_opened("offsite", stuck);
+    let (url, _s) = serve(workshop, 1).await;
+    let app = Appliance::new(&url, TOKEN, None).unwrap();
+    let web = f.source.find_point("latest", Some("web")).await.unwrap().0;
+    let req = TaskRequest {
+        pack_size: 256 << 10,
+        ..request(web)
+    };
+    let Submitted::Taken(id) = app.submit(&req).await.unwrap() else {
+        panic!("taken");
+    };
+    uploads.wait_for(2).await;
+    app.cancel(&id).await.unwrap();
+    uploads.open();
+    let st = loop {
+        let st = app.status(&id, 0).await.unwrap();
+        if st.state.is_finished() {
+            break st;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(st.state, super::api::TaskState::Cancelled, "{st:?}");
+    let outcome = st.outcome.unwrap();
+    assert!(
+        matches!(
+            outcome.points[0],
+            Some(crate::copy::Failure::Interrupted { .. })
+        ),
+        "{:?}",
+        outcome.points
+    );
+    assert!(st.packs_done >= 1 && st.packs.len() == st.packs_done);
+    for p in &st.packs {
+        assert!(
+            f.target
+                .exists(&crate::format::pack_name(&p.id))
+                .await
+                .unwrap()
+        );
+    }
+    let e = app.cancel("no-such-task").await.unwrap_err();
+    assert!(matches!(e, RemoteError::Gone { .. }), "{e}");
+    let metrics = reqwest::Client::new()
+        .get(format!("{url}/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("offsite_archiver_tasks_cancelled_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("offsite_archiver_task_slots 1"),
+        "{metrics}"
+    );
+}

@@ -152,9 +152,11 @@ impl Workshop {
 
     /// A source's index, read again only when its index files changed.
     async fn source_index(&self, name: &str, repo: &Repository) -> Result<Arc<MasterIndex>> {
+        // Held while loading: tasks starting together wait for one load, not make four.
+        let mut cache = self.indexes.lock().await;
         let mut files = repo.index_names().await?;
         files.sort();
-        if let Some(c) = self.indexes.lock().await.get(name)
+        if let Some(c) = cache.get(name)
             && c.files == files
         {
             return Ok(c.index.clone());
@@ -164,7 +166,7 @@ impl Workshop {
             index.add_file(&n, &f);
         }
         let index = Arc::new(index);
-        self.indexes.lock().await.insert(
+        cache.insert(
             name.to_string(),
             CachedIndex {
                 files,
@@ -183,7 +185,9 @@ impl Workshop {
         map: bool,
     ) -> Result<Arc<RwLock<TargetState>>> {
         let key = (name.to_string(), sources.clone(), map);
-        let cached = self.targets.lock().await.get(&key).cloned();
+        // Held while loading, as for the source indexes.
+        let mut targets = self.targets.lock().await;
+        let cached = targets.get(&key).cloned();
         match cached {
             Some(state) => {
                 let news = TargetState::shared_news(&state, target, true).await?;
@@ -195,7 +199,7 @@ impl Workshop {
                 // Adoption is the runner's: it holds the chain's lock.
                 let state = TargetState::load(target, &ids, map, true).await?;
                 let state = Arc::new(RwLock::new(state));
-                self.targets.lock().await.insert(key, state.clone());
+                targets.insert(key, state.clone());
                 Ok(state)
             }
         }
@@ -229,11 +233,14 @@ impl Workshop {
         let state = self
             .target_state(&req.target, &target, ids, req.map)
             .await?;
+        // Planned alone, its claims dropped at once: a chain here never borrows from
+        // another task, as the runner commits each task's points on its outcome alone
+        // (two tasks may both bring a blob their machines share; prune frees the spare).
         let mut plan = {
-            let state = state.read().await;
+            let state = state.write().await;
             let threshold = target.multipart_threshold as u64;
             let (chain, mode) = (&req.chain, req.mode);
-            plan_chain(
+            let plan = plan_chain(
                 chain,
                 mode,
                 candidates,
@@ -242,7 +249,9 @@ impl Workshop {
                 req.pack_size,
                 threshold,
             )
-            .await
+            .await;
+            state.claims.release(chain);
+            plan
         };
         let opts = TransferOptions {
             compression: req.compression,
