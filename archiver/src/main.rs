@@ -118,6 +118,21 @@ async fn serve(path: &std::path::Path, insecure_http: bool) -> anyhow::Result<()
             workshop.with_throttle(offsite::store::throttle::Throttle::new(spec, clock.clone()));
     }
     let workshop = Arc::new(workshop);
+    // Open the repositories now (key derivation is slow by design), not on the first task;
+    // one that does not open yet (a target not made) is tried again when asked for.
+    let opening = workshop.clone();
+    tokio::spawn(async move {
+        for r in opening.repositories().await {
+            match (r.id, r.error) {
+                (Some(id), _) => tracing::info!("repository {}: {}", r.name, id.short()),
+                (None, e) => tracing::info!(
+                    "repository {}: not open yet: {}",
+                    r.name,
+                    e.unwrap_or_default()
+                ),
+            }
+        }
+    });
     let tasks = Tasks::new(config.task_slots, workshop, clock);
     let app = router(tasks.clone(), config.tokens);
     let tcp = tokio::net::TcpListener::bind(config.listen)

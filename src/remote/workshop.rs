@@ -113,7 +113,10 @@ impl Workshop {
     /// The repository `name`, opened once (a target not made yet is opened again on
     /// each try until it exists).
     pub async fn repository(&self, name: &str) -> Result<Arc<Repository>> {
-        if let Some(r) = self.opened.lock().await.get(name) {
+        // Held while opening: the key derivation (Argon2, by design slow and memory-hard)
+        // is done once, not by every task and listing that asks at the same moment.
+        let mut opened = self.opened.lock().await;
+        if let Some(r) = opened.get(name) {
             return Ok(r.clone());
         }
         let spec = self.specs.get(name).ok_or_else(|| {
@@ -121,15 +124,12 @@ impl Workshop {
         })?;
         let (url, pw, clock) = (&spec.url, &spec.password, &self.clock);
         let throttle = self.throttle.as_ref();
-        let opened =
+        let found =
             crate::job::open_repository_with(url, pw, clock, WarmSpec::NOTHING, throttle).await?;
-        let repo = Arc::new(opened.ok_or_else(|| Error::NoRepository {
+        let repo = Arc::new(found.ok_or_else(|| Error::NoRepository {
             url: spec.url.clone(),
         })?);
-        self.opened
-            .lock()
-            .await
-            .insert(name.to_string(), repo.clone());
+        opened.insert(name.to_string(), repo.clone());
         Ok(repo)
     }
 
