@@ -8,6 +8,7 @@
 # (0: direct), as a runner far from the buckets would.
 #
 #   . localstack/shell.sh; benches/archiver.sh DATASET_DIR [DELAY_MS ...]   (default: 0 10)
+#   MBPS=N also caps each proxied connection at N MB/s (latproxy's rate), a thin WAN.
 # Prints wall time, logical MB/s, the runner's peak RSS, each appliance's peak RSS and
 # the bytes that crossed the runner's network (store bytes in + out, from its report).
 set -euo pipefail
@@ -58,7 +59,7 @@ proxies=""
 delayed() { # DELAY PORT
   if [ "$1" = 0 ]; then echo "http://127.0.0.1:$2"; return; fi
   local port; port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  python3 "$LATPROXY" "$port" "$2" "$1" >/dev/null 2>&1 & proxies="$proxies $!"
+  python3 "$LATPROXY" "$port" "$2" "$1" ${MBPS:-} >/dev/null 2>&1 & proxies="$proxies $!"
   sleep 0.5; echo "http://127.0.0.1:$port"
 }
 
@@ -84,7 +85,7 @@ for delay in $DELAYS; do
   start_appliance a; start_appliance b
   s3_at=$(delayed "$delay" "$s3port")
   va=$(delayed "$delay" "${url_a##*:}"); vb=$(delayed "$delay" "${url_b##*:}")
-  echo "--- runner at $delay ms from the stores and the appliances"
+  echo "--- runner at $delay ms${MBPS:+ and $MBPS MB/s per connection} from the stores and the appliances"
   for mode in local one two; do
     case $mode in local) via=();; one) via=(--via "$va");; two) via=(--via "$va" --via "$vb");; esac
     # Incremental: the target gets day 1 first (untimed, direct), then day 2 is timed.
@@ -99,4 +100,7 @@ for delay in $DELAYS; do
   echo "  appliances' peak RSS: a $(appliance_rss "$pid_a") KiB, b $(appliance_rss "$pid_b") KiB"
   # shellcheck disable=SC2154
   kill "$pid_a" "$pid_b" $proxies 2>/dev/null || true; proxies=""; wait 2>/dev/null || true
+  # The local S3 server keeps every object (on disk): drop this delay's targets.
+  for t in $targets; do aws s3 rm --quiet --recursive "$S3/$t"; done
 done
+aws s3 rm --quiet --recursive "$S3"

@@ -54,15 +54,26 @@ fn explain(e: &anyhow::Error, verbose: bool) -> String {
     out
 }
 
-/// `offsite points | head` closes the pipe early: end quietly, as other command-line
-/// tools do, instead of reporting (or panicking on) the failed write. Rust ignores
-/// SIGPIPE by default; restore the default action.
+/// `offsite points | head` closes the pipe early: end quietly (exit 141, as a shell
+/// reports a process ended by SIGPIPE), as other command-line tools do, instead of
+/// reporting a panic on the failed write. SIGPIPE itself stays ignored (Rust's default):
+/// restoring its default action would also kill the process when a store closes a
+/// connection under a vectored socket write (`writev` has no MSG_NOSIGNAL), which
+/// happened mid-copy against a busy S3 server.
 fn quiet_on_closed_pipe() {
-    #[cfg(unix)]
-    // SAFETY: setting a signal's disposition to the default before any thread exists.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        report(info)
+    }));
 }
 
 /// glibc gives each thread that allocates its own malloc arena (up to 8 per core), and

@@ -604,3 +604,36 @@ async fn a_cancelled_task_stops_at_a_pack_boundary() {
         "{metrics}"
     );
 }
+
+/// One appliance with one slot and three chains side by side: the pool waits for the
+/// slot instead of overfilling it or giving up, and every chain is transferred there.
+#[tokio::test]
+async fn chains_wait_for_a_free_slot() {
+    let f = fixture().await;
+    let (url, _s) = appliance(f.specs.clone(), 1).await;
+    let pool = pool(&[&url], fast()).await;
+    assert_eq!(pool.slots(), 1);
+    let opts = CopyOptions {
+        tasks: 3,
+        ..via(pool)
+    };
+    let report = crate::copy::run(
+        vec![f.source.clone()],
+        f.target.clone(),
+        &opts,
+        &Progress::hidden(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.points_copied(), 3);
+    for c in &report.chains {
+        assert_eq!(c.appliance.as_deref(), Some(url.as_str()), "{c:?}");
+        assert!(c.warnings.is_empty(), "{c:?}");
+    }
+    let tasks = Appliance::new(&url, TOKEN, None)
+        .unwrap()
+        .tasks()
+        .await
+        .unwrap();
+    assert_eq!(tasks.len(), 3, "one task per chain, none refused and sent again");
+}
