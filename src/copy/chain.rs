@@ -148,15 +148,15 @@ async fn transfer_and_commit(
                 }
             }
         }
+        // A dry run plans here, with or without archivers.
         _ => {
             let plan = plan_here(ctx, view, name, candidates).await;
-            chain.planned(&plan);
-            if plan.points.is_empty() {
-                chain.status = ChainStatus::UpToDate;
-                return Ok(StageTimes::default());
-            }
-            if ctx.opts.dry_run {
-                chain.dry_run(&plan);
+            if plan.points.is_empty() || ctx.opts.dry_run {
+                chain.planned(&plan);
+                match plan.points.is_empty() {
+                    true => chain.status = ChainStatus::UpToDate,
+                    false => chain.dry_run(&plan),
+                }
                 return Ok(StageTimes::default());
             }
             let outcome = transfer(&plan, &view.repos, target, opts, progress).await?;

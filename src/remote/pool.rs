@@ -347,7 +347,7 @@ impl Pool {
             }
             let appliance = m.app.url().to_string();
             return match (st.state, st.plan, st.outcome) {
-                (TaskState::Done | TaskState::Cancelled, Some(plan), Some(mut outcome)) => {
+                (TaskState::Done, Some(plan), Some(mut outcome)) => {
                     outcome.packs = packs;
                     Attempt::Finished(Box::new(Finished {
                         appliance,
@@ -355,6 +355,13 @@ impl Pool {
                         outcome,
                     }))
                 }
+                // This runner cancels nothing: a cancelled task is an appliance shutting
+                // down, and what it did not bring goes elsewhere like a lost one's.
+                (TaskState::Cancelled, _, _) => Attempt::Lost {
+                    why: "the archiver stopped the task (shutting down)".into(),
+                    appliance,
+                    packs,
+                },
                 (_, _, _) => Attempt::Lost {
                     why: st
                         .error

@@ -546,17 +546,41 @@ async fn a_cancelled_task_stops_at_a_pack_boundary() {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let workshop = Workshop::new(vec![f.specs[0].clone()], clock).with_opened("offsite", stuck);
     let (url, _s) = serve(workshop, 1).await;
+    // (the packer holds at most a few packs while two uploads wait at the gate)
     let app = Appliance::new(&url, TOKEN, None).unwrap();
-    let web = f.source.find_point("latest", Some("web")).await.unwrap().0;
+    // A machine of 40 files of 100 KiB: 40 blobs, about 16 packs.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("many");
+    std::fs::create_dir_all(&root).unwrap();
+    for n in 0..40u64 {
+        std::fs::write(
+            root.join(format!("f{n}")),
+            testkit::bytes(900 + n, 100 << 10),
+        )
+        .unwrap();
+    }
+    let opts = crate::backup::BackupOptions {
+        machine: "many".into(),
+        paths: vec![root],
+        base: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let (many, _) = crate::backup::run(f.source.clone(), opts, Progress::hidden())
+        .await
+        .unwrap();
     let req = TaskRequest {
+        chain: "many".into(),
         pack_size: 256 << 10,
-        ..request(web)
+        ..request(many)
     };
     let Submitted::Taken(id) = app.submit(&req).await.unwrap() else {
         panic!("taken");
     };
     uploads.wait_for(2).await;
     app.cancel(&id).await.unwrap();
+    // The task's own thread takes the stop at its next wake-up; only then let the held
+    // upload go (else the rest could pack in one go before it looks).
+    tokio::time::sleep(Duration::from_millis(200)).await;
     uploads.open();
     let st = loop {
         let st = app.status(&id, 0).await.unwrap();
@@ -635,5 +659,9 @@ async fn chains_wait_for_a_free_slot() {
         .tasks()
         .await
         .unwrap();
-    assert_eq!(tasks.len(), 3, "one task per chain, none refused and sent again");
+    assert_eq!(
+        tasks.len(),
+        3,
+        "one task per chain, none refused and sent again"
+    );
 }
