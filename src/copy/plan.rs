@@ -246,7 +246,8 @@ fn project(
         bytes_to_read: reads.iter().map(|r| r.len()).sum(),
         get_requests: reads.len() as u64,
         target_objects: objects + u64::from(objects > 0) + points,
-        put_requests: uploads + u64::from(objects > 0) + points,
+        // Besides packs, index and points: the chain's lock (created; deleted after).
+        put_requests: uploads + u64::from(objects > 0) + points + u64::from(points > 0),
     }
 }
 
