@@ -94,6 +94,37 @@ async fn serve(workshop: Workshop, slots: usize) -> (String, tokio::task::JoinHa
     (url, served)
 }
 
+/// An appliance (one slot) whose target uploads stop after `passing` packs: the gate
+/// holds the rest until the test opens it.
+async fn gated_appliance(
+    f: &Fixture,
+    passing: usize,
+) -> (
+    String,
+    tokio::task::JoinHandle<()>,
+    Arc<crate::store::gated::Gate>,
+) {
+    let dst_url = &f.specs[1].url;
+    let under = crate::store::open(dst_url, false).unwrap().store;
+    let gated = Arc::new(GatedStore::new(under));
+    let uploads = gated.gate(Op::Put, "data/");
+    uploads.release(passing);
+    let loc = Location::new(gated, "", dst_url, StoreKind::Memory);
+    let stuck = Arc::new(Repository::open(loc, testkit::PW).await.unwrap());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let workshop = Workshop::new(vec![f.specs[0].clone()], clock).with_opened("offsite", stuck);
+    let (url, served) = serve(workshop, 1).await;
+    (url, served, uploads)
+}
+
+/// The fixture's source copied into its target with `opts`.
+async fn copy(f: &Fixture, opts: &CopyOptions) -> crate::copy::CopyReport {
+    let (s, t) = (f.source.clone(), f.target.clone());
+    crate::copy::run(vec![s], t, opts, &Progress::hidden())
+        .await
+        .unwrap()
+}
+
 fn fast() -> PoolOptions {
     PoolOptions {
         poll: Duration::from_millis(20),
@@ -133,14 +164,7 @@ async fn chains_spread_over_two_appliances_copy_whole_without_source_reads() {
     let (a, _sa) = appliance(f.specs.clone(), 1).await;
     let (b, _sb) = appliance(f.specs.clone(), 1).await;
     let pool = pool(&[&a, &b], fast()).await;
-    let report = crate::copy::run(
-        vec![f.source.clone()],
-        f.target.clone(),
-        &via(pool),
-        &Progress::hidden(),
-    )
-    .await
-    .unwrap();
+    let report = copy(&f, &via(pool)).await;
     assert_eq!(report.points_copied(), 3, "{report:#?}");
     let used: std::collections::HashSet<&str> = report
         .chains
@@ -161,14 +185,7 @@ async fn chains_spread_over_two_appliances_copy_whole_without_source_reads() {
 
     // Again: nothing left to copy, and no task needed.
     let pool = self::pool(&[&a, &b], fast()).await;
-    let again = crate::copy::run(
-        vec![f.source.clone()],
-        f.target.clone(),
-        &via(pool),
-        &Progress::hidden(),
-    )
-    .await
-    .unwrap();
+    let again = copy(&f, &via(pool)).await;
     assert_eq!(again.points_copied(), 0);
 }
 
@@ -319,24 +336,14 @@ async fn slots_bound_tasks_and_status_reports_packs_as_they_land() {
 /// `policy` says — another appliance, this process, or nowhere.
 async fn lose_an_appliance(policy: Redispatch) -> (Fixture, crate::copy::CopyReport, String) {
     let f = fixture().await;
-    let dst_url = f.specs[1].url.clone();
-    let gated = Arc::new(GatedStore::new(
-        crate::store::open(&dst_url, false).unwrap().store,
-    ));
-    let uploads = gated.gate(Op::Put, "data/");
-    uploads.release(2);
-    let loc = Location::new(gated.clone(), "", &dst_url, StoreKind::Memory);
-    let stuck = Arc::new(Repository::open(loc, testkit::PW).await.unwrap());
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let workshop = Workshop::new(vec![f.specs[0].clone()], clock).with_opened("offsite", stuck);
-    let (a, served_a) = serve(workshop, 1).await;
+    let (a, served_a, uploads) = gated_appliance(&f, 2).await;
     let (b, _sb) = appliance(f.specs.clone(), 1).await;
     let opts = PoolOptions {
         redispatch: policy,
         ..fast()
     };
     let pool = pool(&[&a, &b], opts).await;
-    let copy = CopyOptions {
+    let web_only = CopyOptions {
         selection: Selection {
             machines: vec!["web".into()],
             points: PointsSpec::All,
@@ -345,8 +352,7 @@ async fn lose_an_appliance(policy: Redispatch) -> (Fixture, crate::copy::CopyRep
         pack_size: Some(256 << 10),
         ..via(pool)
     };
-    let hidden = Progress::hidden();
-    let run = crate::copy::run(vec![f.source.clone()], f.target.clone(), &copy, &hidden);
+    let run = copy(&f, &web_only);
     let lose_a = async {
         // Two packs landed and a third is held: A is mid-task. Let its runner see both.
         uploads.wait_for(3).await;
@@ -362,7 +368,6 @@ async fn lose_an_appliance(policy: Redispatch) -> (Fixture, crate::copy::CopyRep
         served_a.abort();
     };
     let (report, ()) = tokio::join!(run, lose_a);
-    let report = report.unwrap();
     uploads.open();
     (f, report, a)
 }
@@ -510,14 +515,7 @@ async fn a_repository_known_by_two_names_is_not_guessed() {
     });
     let (url, _s) = appliance(specs, 2).await;
     let pool = pool(&[&url], fast()).await;
-    let report = crate::copy::run(
-        vec![f.source.clone()],
-        f.target.clone(),
-        &via(pool),
-        &Progress::hidden(),
-    )
-    .await
-    .unwrap();
+    let report = copy(&f, &via(pool)).await;
     assert_eq!(report.points_copied(), 3);
     for c in &report.chains {
         assert_eq!(c.appliance, None, "{c:?}");
@@ -535,17 +533,7 @@ async fn a_repository_known_by_two_names_is_not_guessed() {
 #[tokio::test]
 async fn a_cancelled_task_stops_at_a_pack_boundary() {
     let f = fixture().await;
-    let dst_url = f.specs[1].url.clone();
-    let gated = Arc::new(GatedStore::new(
-        crate::store::open(&dst_url, false).unwrap().store,
-    ));
-    let uploads = gated.gate(Op::Put, "data/");
-    uploads.release(1);
-    let loc = Location::new(gated.clone(), "", &dst_url, StoreKind::Memory);
-    let stuck = Arc::new(Repository::open(loc, testkit::PW).await.unwrap());
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let workshop = Workshop::new(vec![f.specs[0].clone()], clock).with_opened("offsite", stuck);
-    let (url, _s) = serve(workshop, 1).await;
+    let (url, _s, uploads) = gated_appliance(&f, 1).await;
     // (the packer holds at most a few packs while two uploads wait at the gate)
     let app = Appliance::new(&url, TOKEN, None).unwrap();
     // A machine of 40 files of 100 KiB: 40 blobs, about 16 packs.
@@ -641,14 +629,7 @@ async fn chains_wait_for_a_free_slot() {
         tasks: 3,
         ..via(pool)
     };
-    let report = crate::copy::run(
-        vec![f.source.clone()],
-        f.target.clone(),
-        &opts,
-        &Progress::hidden(),
-    )
-    .await
-    .unwrap();
+    let report = copy(&f, &opts).await;
     assert_eq!(report.points_copied(), 3);
     for c in &report.chains {
         assert_eq!(c.appliance.as_deref(), Some(url.as_str()), "{c:?}");
