@@ -16,6 +16,8 @@ RUN mkdir -p src archiver/src \
     && cargo build --release --locked -p offsite \
     && rm -rf src archiver/src
 COPY src src
+# The built-in price table (src/prices.rs includes it).
+COPY docs/prices.toml docs/prices.toml
 COPY archiver/src archiver/src
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked -p offsite \
     && strip target/release/offsite

@@ -74,6 +74,23 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    /// A provider request object_store cannot make (object lock, restores, bucket
+    /// settings) failed; `what` names the request and says what to do.
+    #[error("{object}: {what}")]
+    Cloud {
+        object: String,
+        what: String,
+        /// The provider's error code (`AccessDenied`, `InvalidObjectState`, …).
+        code: String,
+    },
+
+    /// The object sits in an archive class and must be restored before it is read.
+    #[error(
+        "object {object} is archived ({class}) and cannot be read until it is restored: \
+         run `offsite restore` with `--retrieve bulk|standard|expedited` (it prints the cost first)"
+    )]
+    Archived { object: String, class: String },
+
     #[error("no restore point matches {what}; `offsite points` lists them")]
     NoSuchPoint { what: String },
 
@@ -129,7 +146,9 @@ impl Error {
             | Error::Corrupt { object, .. }
             | Error::UnsupportedVersion { object, .. }
             | Error::Foreign { object, .. }
-            | Error::ShortRead { object } => Some(object),
+            | Error::ShortRead { object }
+            | Error::Cloud { object, .. }
+            | Error::Archived { object, .. } => Some(object),
             _ => None,
         }
     }
@@ -154,6 +173,24 @@ impl Error {
                 Error::NotFound { object }
             }
             object_store::Error::AlreadyExists { .. } => Error::AlreadyExists { object },
+            // S3 answers 403 InvalidObjectState, Azure 409 BlobArchived, for a read of
+            // an object in an archive class that has not been restored.
+            source
+                if !write && {
+                    let m = format!("{source:?}");
+                    m.contains("InvalidObjectState") || m.contains("BlobArchived")
+                } =>
+            {
+                let class = if format!("{source:?}").contains("BlobArchived") {
+                    "Archive"
+                } else {
+                    "an S3 archive class"
+                };
+                Error::Archived {
+                    object,
+                    class: class.to_string(),
+                }
+            }
             source => Error::Store {
                 object,
                 source,

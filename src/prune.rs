@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::format::index::IndexedPack;
 use crate::format::lock::LockKind;
-use crate::format::pack::PackEntry;
+use crate::format::pack::{BlobKind, PackEntry};
 use crate::format::{DATA, pack_name, parse_pack_name, point_name};
 use crate::progress::Progress;
 use crate::repo::lock::LockGuard;
@@ -81,6 +81,14 @@ pub struct PruneReport {
     pub bytes_freed: u64,
     pub packs_after: usize,
     pub bytes_after: u64,
+    /// Packs prune would free but whose object lock is still in force (kept, or left
+    /// unindexed), their bytes, and when the first of those locks ends.
+    pub packs_locked: usize,
+    pub bytes_locked: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_unlock: Option<chrono::DateTime<chrono::Utc>>,
+    /// Packs in an archive class that would have been rewritten but are kept whole.
+    pub archived_kept: usize,
 }
 
 /// A pack's fate.
@@ -154,6 +162,13 @@ async fn run(
         }
     }
     // A used blob lives where the index finds it first; copies elsewhere are dead.
+    let archived_data = repo
+        .config
+        .storage
+        .data_class
+        .as_deref()
+        .is_some_and(crate::store::class::is_archived);
+    let mut to_move: Vec<(usize, Id)> = Vec::new();
     let canonical = |e: &PackEntry, pack: &Id| {
         used.contains(&e.id)
             && index
@@ -161,7 +176,6 @@ async fn run(
                 .is_some_and(|l| index.pack_id(l.pack) == *pack)
     };
     let mut fates: HashMap<Id, Fate> = HashMap::new();
-    let mut to_move: Vec<(usize, Id)> = Vec::new();
     for (id, (size, es)) in &entries {
         let live: u64 = es
             .iter()
@@ -180,27 +194,84 @@ async fn run(
         }
         r.packs_before += usize::from(present);
         r.bytes_before += if present { *size } else { 0 };
+        // Data packs in an archive class are not read back to be rewritten: that
+        // would mean a retrieval (hours, and a price) for a few freed bytes.
+        let archived = archived_data && es.iter().any(|e| e.kind == BlobKind::Data);
         let fate = if live == 0 {
             Fate::Delete
-        } else if (live as f64) < opts.repack_below * (blobs as f64) {
-            to_move.extend(es.iter().filter(|e| canonical(e, id)).map(|e| (0, e.id)));
+        } else if (live as f64) < opts.repack_below * (blobs as f64) && !archived {
             Fate::Rewrite
         } else {
-            r.unused_bytes_kept += blobs - live;
+            r.archived_kept +=
+                usize::from(archived && (live as f64) < opts.repack_below * (blobs as f64));
             Fate::Keep
         };
         fates.insert(*id, fate);
     }
+    // Under object lock, a pack is deleted or rewritten only once its lock has ended.
+    if repo.config.storage.lock.is_some() {
+        let now = repo.clock().now();
+        let doomed: Vec<Id> = fates
+            .iter()
+            .filter(|(id, f)| **f != Fate::Keep && stored.contains_key(id))
+            .map(|(id, _)| *id)
+            .collect();
+        for (id, until) in locked_until(repo, &doomed).await? {
+            if until > now {
+                fates.insert(id, Fate::Keep);
+                r.packs_locked += 1;
+                r.bytes_locked += stored.get(&id).map_or(0, |s| s.0);
+                r.next_unlock = Some(
+                    r.next_unlock
+                        .map_or(until, |n: chrono::DateTime<chrono::Utc>| n.min(until)),
+                );
+            }
+        }
+    }
+    for (id, (_, es)) in &entries {
+        match fates.get(id) {
+            Some(Fate::Rewrite) => {
+                to_move.extend(es.iter().filter(|e| canonical(e, id)).map(|e| (0, e.id)))
+            }
+            Some(Fate::Keep) => {
+                r.unused_bytes_kept += es
+                    .iter()
+                    .filter(|e| !canonical(e, id))
+                    .map(|e| u64::from(e.length))
+                    .sum::<u64>()
+            }
+            _ => {}
+        }
+    }
     let now = repo.clock().now();
     let grace = chrono::Duration::from_std(opts.grace).unwrap_or(chrono::Duration::MAX);
     let mut unindexed = Vec::new();
+    let old_unindexed: Vec<Id> = stored
+        .iter()
+        .filter(|(id, (_, m))| !entries.contains_key(id) && now - *m >= grace)
+        .map(|(id, _)| *id)
+        .collect();
+    let unindexed_locks: HashMap<Id, chrono::DateTime<chrono::Utc>> = match repo.config.storage.lock
+    {
+        Some(_) => locked_until(repo, &old_unindexed)
+            .await?
+            .into_iter()
+            .collect(),
+        None => HashMap::new(),
+    };
     for (id, (size, modified)) in &stored {
         if entries.contains_key(id) {
             continue;
         }
         r.packs_before += 1;
         r.bytes_before += size;
-        if now - *modified >= grace {
+        let locked = unindexed_locks.get(id).filter(|u| **u > now);
+        if let Some(until) = locked {
+            r.unindexed_left += 1;
+            r.packs_locked += 1;
+            r.bytes_locked += size;
+            r.next_unlock = Some(r.next_unlock.map_or(*until, |n| n.min(*until)));
+        } else if now - *modified >= grace {
             unindexed.push(*id);
             r.unindexed_deleted += 1;
             r.bytes_freed += size;
@@ -271,6 +342,23 @@ async fn run(
             .map(|(_, (s, _))| s)
             .sum::<u64>();
     Ok(r)
+}
+
+/// The lock dates of `packs` that are locked (one HEAD each).
+async fn locked_until(
+    repo: &Repository,
+    packs: &[Id],
+) -> Result<Vec<(Id, chrono::DateTime<chrono::Utc>)>> {
+    use futures::TryStreamExt;
+    let found: Vec<Option<(Id, chrono::DateTime<chrono::Utc>)>> =
+        futures::stream::iter(packs.iter().map(|id| async move {
+            let s = repo.object_state(&pack_name(id)).await?;
+            Ok::<_, Error>(s.locked_until().map(|u| (*id, u)))
+        }))
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
+    Ok(found.into_iter().flatten().collect())
 }
 
 /// Every blob the points use: their tree blobs and every file's content. A point that

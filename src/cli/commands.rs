@@ -224,6 +224,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             connections,
             include,
             exclude,
+            retrieve,
             json: as_json,
             ..
         } => {
@@ -231,10 +232,20 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let (id, p) = r.find_point(&point, machine.as_deref()).await?;
             let started = std::time::Instant::now();
             let before = r.loc.requests.snapshot();
+            let filter = restore::PathFilter::new(&include, &exclude)?;
+            // On a tiered target, what the point reads is looked at (and retrieved when
+            // asked) before anything is written.
+            let index = match super::retrieve::worth_a_look(&r, &retrieve) {
+                true => {
+                    Some(super::retrieve::prepare(&r, &id, &p, &filter, &retrieve, false).await?)
+                }
+                false => None,
+            };
             let progress = super::progress::for_terminal("restore", Some(p.summary.bytes));
             let opts = restore::RestoreOptions {
                 connections,
-                filter: restore::PathFilter::new(&include, &exclude)?,
+                filter,
+                index,
             };
             let stats = restore::run_with(&r, &id, &p, &to, &opts, &progress).await?;
             let secs = started.elapsed().as_secs_f64();
@@ -320,6 +331,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Key { action } => key(action, pwf).await,
+        Command::Target { action } => super::target::run(action, pwf).await,
         Command::Copy(c) => super::copy::run(*c, pwf).await,
         Command::Forget(f) => super::forget::run(*f, pwf).await,
         Command::Prune(p) => super::prune::run(*p, pwf).await,

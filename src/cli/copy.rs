@@ -77,8 +77,25 @@ pub async fn run(a: CopyArgs, pwf: Option<&std::path::Path>) -> anyhow::Result<E
         if a.dry_run { "planning" } else { "copy" },
         (!a.dry_run).then_some(0),
     );
+    let priced = (
+        sources.first().map(|s| s.loc.kind),
+        target.loc.kind,
+        target.config.storage.data_class.clone(),
+    );
     let mut report = copy::run(sources, target, &opts, &progress).await?;
     report.target = a.to.clone();
+    if report.dry_run {
+        let prices = offsite::prices::Prices::load(a.prices.as_deref())?;
+        let plans = report.chains.iter().filter_map(|c| c.plan.as_ref());
+        let (gets, bytes, puts) = plans.fold((0, 0, 0), |(g, b, p), x| {
+            (g + x.get_requests, b + x.bytes_to_read, p + x.put_requests)
+        });
+        let (source, target, class) = priced;
+        if let Some(source) = source {
+            report.cost =
+                Some(prices.copy_cost(source, target, class.as_deref(), (gets, bytes, puts)));
+        }
+    }
     if a.json {
         json(&report);
     } else {
@@ -237,6 +254,13 @@ pub(super) fn print_report(r: &CopyReport) {
             ],
             &rows,
         );
+        if let Some(c) = &r.cost {
+            println!(
+                "estimated cost: ${:.4} in requests, ${:.4} reading out of the source's region; \
+                 the new data stored in {} costs ${:.4} a month (prices: docs/prices.toml or --prices)",
+                c.requests_usd, c.transfer_usd, c.target_class, c.storage_month_usd
+            );
+        }
     } else {
         let rows: Vec<Vec<String>> = r
             .chains

@@ -103,6 +103,19 @@ pub async fn run(a: ForgetArgs, pwf: Option<&std::path::Path>) -> anyhow::Result
             };
             all.push((f.time, vec![f.id.short(), what.into(), String::new()]));
         }
+        for l in &m.locked {
+            all.push((
+                l.time,
+                vec![
+                    l.id.short(),
+                    "keep".into(),
+                    format!(
+                        "let go, but locked until {}",
+                        l.locked_until.format("%Y-%m-%d")
+                    ),
+                ],
+            ));
+        }
         all.sort_by_key(|(t, _)| *t);
         for (t, cells) in all {
             let local = t.with_timezone(&chrono::Local);
@@ -115,6 +128,12 @@ pub async fn run(a: ForgetArgs, pwf: Option<&std::path::Path>) -> anyhow::Result
         }
     }
     table(&["MACHINE", "TIME", "POINT", "ACTION", "KEPT AS"], &rows);
+    if let Some(h) = &report.locks {
+        println!(
+            "locks: {} object(s) of {} flagged point(s) looked at, {} extended to their period",
+            h.looked, h.points, h.extended
+        );
+    }
     println!(
         "{} point(s) kept ({} GFS flag(s) {}), {} {} in {}{}",
         report.kept(),

@@ -12,7 +12,9 @@ mod password;
 mod progress;
 mod prune;
 mod repos;
+mod retrieve;
 pub(crate) mod sample;
+mod target;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -124,6 +126,8 @@ pub enum Command {
         /// Leave out paths matching this glob, and what is under them (repeatable).
         #[arg(long = "exclude", value_name = "PATH|GLOB")]
         exclude: Vec<String>,
+        #[command(flatten)]
+        retrieve: retrieve::RetrieveArgs,
         /// Print the result as JSON (the shapes are in docs/CLI.md).
         #[arg(long)]
         json: bool,
@@ -165,6 +169,11 @@ pub enum Command {
     Job {
         #[command(subcommand)]
         action: job::JobAction,
+    },
+    /// A target's storage: the class of its data packs and its object lock.
+    Target {
+        #[command(subcommand)]
+        action: target::TargetAction,
     },
     /// Manage the passwords that open a repository.
     Key {
@@ -233,6 +242,10 @@ pub struct CopyArgs {
     /// Copy only the machines of shard I of N (0-based), e.g. 0/4.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<offsite::copy::Shard>,
+    /// A price table for the dry run's cost (default: the built-in one, docs/prices.toml;
+    /// or OFFSITE_PRICES).
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
     /// Print the plan; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -356,6 +369,7 @@ impl Command {
                 | KeyAction::List { pw, .. }
                 | KeyAction::Remove { pw, .. } => pw,
             },
+            Command::Target { action } => action.password_file()?,
             Command::Demo { .. } | Command::Job { .. } => return None,
         };
         pw.path.clone()

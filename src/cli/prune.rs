@@ -69,5 +69,22 @@ pub async fn run(a: PruneArgs, pwf: Option<&std::path::Path>) -> anyhow::Result<
         size(report.bytes_after),
         size(report.unused_bytes_kept)
     );
+    if report.packs_locked > 0 {
+        println!(
+            "{} pack(s) ({}) would be freed but are locked; the first lock ends {}",
+            report.packs_locked,
+            size(report.bytes_locked),
+            report
+                .next_unlock
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_default()
+        );
+    }
+    if report.archived_kept > 0 {
+        println!(
+            "{} archived pack(s) kept whole instead of rewritten (reading them back needs a retrieval)",
+            report.archived_kept
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -137,6 +137,12 @@ pub async fn run(
             .await;
     done.sort_by_key(|(n, _)| *n);
     report.chains.extend(done.into_iter().map(|(_, c)| c));
+    if !opts.dry_run && target.config.storage.lock.is_some() {
+        match hold_copied(&target, &report).await {
+            Ok(h) => report.locks = h,
+            Err(e) => report.lock_error = Some(e.to_string()),
+        }
+    }
     locks::release_all(read_locks).await;
     report.seconds = started.elapsed().as_secs_f64();
     progress.finish();
@@ -145,6 +151,30 @@ pub async fn run(
 
 /// Groups chosen points into chains — one per machine, or one per source job — keeping
 /// them oldest first within each.
+/// On a locking target, the packs the points just copied reuse are locked as long as
+/// those points are (new packs and the points were locked with their writes).
+async fn hold_copied(
+    target: &Repository,
+    report: &CopyReport,
+) -> Result<Option<crate::immutability::Hold>> {
+    let ids: Vec<crate::Id> = report
+        .chains
+        .iter()
+        .flat_map(|c| c.copied.iter().filter_map(|p| p.target_point))
+        .collect();
+    let Some((_, until)) = target.new_lock()? else {
+        return Ok(None);
+    };
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let (points, index) = tokio::try_join!(target.load_points_by_id(ids), target.load_index())?;
+    let points: Vec<_> = points.into_iter().map(|(id, p)| (id, p, until)).collect();
+    crate::immutability::hold(target, &index, &points)
+        .await
+        .map(Some)
+}
+
 fn chains(chosen: Vec<Candidate>, mode: ChainMode) -> BTreeMap<String, Vec<Candidate>> {
     let mut chains: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
     for c in chosen {

@@ -207,5 +207,6 @@ pub fn target_init_options(
         pack_size: pack_size.unwrap_or(64 << 20),
         chunker: Some(first_source.chunker),
         kdf,
+        storage: Default::default(),
     }
 }

@@ -318,6 +318,16 @@ pub struct CopyReport {
     pub adopted_bytes: u64,
     pub chains: Vec<ChainReport>,
     pub seconds: f64,
+    /// On a locking target: the packs the copied points reuse, locked as long as them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locks: Option<crate::immutability::Hold>,
+    /// Why those locks could not all be extended (the points are copied; the next copy
+    /// or `offsite target check-immutable` tries again and tells).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock_error: Option<String>,
+    /// A dry run's projected cost, from the price table (set by the caller that has one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::prices::CopyCost>,
 }
 
 impl CopyReport {
@@ -326,9 +336,11 @@ impl CopyReport {
     }
 
     pub fn has_failures(&self) -> bool {
-        self.chains.iter().any(|c| {
-            !c.failed.is_empty() || matches!(c.status, ChainStatus::Failed | ChainStatus::Skipped)
-        })
+        self.lock_error.is_some()
+            || self.chains.iter().any(|c| {
+                !c.failed.is_empty()
+                    || matches!(c.status, ChainStatus::Failed | ChainStatus::Skipped)
+            })
     }
 }
 

@@ -1,5 +1,7 @@
 //! The repository's `config`: its id and the parameters every writer must agree on
-//! (chunker, compression, pack size). Fixed at `init`; sealed with the master key.
+//! (chunker, compression, pack size), fixed at `init`, and the storage policy (the class
+//! of data packs, object lock), which `offsite target set` may change. Sealed with the
+//! master key.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -71,7 +73,77 @@ pub struct Config {
     pub compression: i32,
     /// Packs are closed once they reach this many bytes.
     pub pack_size: u64,
+    /// Where data packs go and how long objects are locked; absent: the store's default
+    /// class, no lock.
+    #[serde(default, skip_serializing_if = "StoragePolicy::is_default")]
+    pub storage: StoragePolicy,
 }
+
+/// The storage class of data packs and the object lock every writer applies.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoragePolicy {
+    /// The class (S3) or access tier (Azure) of data packs, as the provider spells it
+    /// (`DEEP_ARCHIVE`, `Archive`). Everything else stays in the default class: on such
+    /// targets tree blobs go into packs of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_class: Option<String>,
+    /// Object lock set with each write of a pack or point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<LockPolicy>,
+}
+
+impl StoragePolicy {
+    pub fn is_default(&self) -> bool {
+        self == &StoragePolicy::default()
+    }
+}
+
+/// S3 Object Lock / Azure version-level immutability as offsite applies it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockPolicy {
+    pub mode: LockMode,
+    /// How long a new point and its packs stay locked at least (a job sets it from its
+    /// retention: `keep` × interval), in days.
+    pub days: u32,
+    /// Added to every retain-until date, in days: a point is never unlocked before the
+    /// retention that keeps it has let it go.
+    pub margin_days: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockMode {
+    /// Users with a special permission may still shorten or remove it.
+    Governance,
+    /// Nobody, not even the account's root, shortens it.
+    Compliance,
+}
+
+impl LockMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Governance => "governance",
+            LockMode::Compliance => "compliance",
+        }
+    }
+}
+
+impl std::str::FromStr for LockMode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "governance" => Ok(LockMode::Governance),
+            "compliance" => Ok(LockMode::Compliance),
+            _ => Err(format!(
+                "{s:?} is not a lock mode: governance or compliance"
+            )),
+        }
+    }
+}
+
+/// The most days a lock may last (about 100 years): a typo of a few extra digits
+/// would otherwise lock a bucket's objects for millennia under compliance mode.
+pub const MAX_LOCK_DAYS: u32 = 36_500;
 
 pub const MIN_PACK_SIZE: u64 = 64 << 10;
 pub const MAX_PACK_SIZE: u64 = 16 << 30;
@@ -87,6 +159,21 @@ impl Config {
             return Err(format!(
                 "pack size {} is outside {MIN_PACK_SIZE}..={MAX_PACK_SIZE} bytes",
                 self.pack_size
+            ));
+        }
+        if let Some(c) = &self.storage.data_class
+            && (c.is_empty()
+                || c.len() > 64
+                || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        {
+            return Err(format!("storage class {c:?} is not a class name"));
+        }
+        if let Some(l) = &self.storage.lock
+            && (l.days == 0 || l.days > MAX_LOCK_DAYS || l.margin_days > MAX_LOCK_DAYS)
+        {
+            return Err(format!(
+                "lock of {} days (+{} margin) is outside 1..={MAX_LOCK_DAYS} days",
+                l.days, l.margin_days
             ));
         }
         Ok(())

@@ -79,6 +79,11 @@ pub struct TargetSpec {
     pub pack_size: Option<u64>,
     pub compression: Compression,
     pub chain: ChainMode,
+    /// Class or tier of data packs (`target set --data-class`), checked per store.
+    pub data_class: Option<String>,
+    /// Object lock with each write; its days follow the retention (see `lock_days`).
+    pub lock: Option<crate::format::config::LockMode>,
+    pub lock_margin_days: u32,
     pub line: usize,
 }
 
@@ -146,6 +151,32 @@ pub struct Job {
 }
 
 impl Job {
+    /// The target's storage policy this job asks for: its data class, and a lock as
+    /// long as simple retention keeps a point — `keep` × the interval (a day per point
+    /// for immediate jobs), at least a day; GFS points' locks are extended to their
+    /// periods when they are flagged.
+    pub fn storage_policy(&self) -> crate::format::config::StoragePolicy {
+        let lock = self.target.lock.map(|mode| {
+            let every = match &self.mode {
+                Mode::Periodic { intervals } => intervals.every.num_seconds().max(0) as u64,
+                Mode::Immediate { .. } => 86_400,
+            };
+            let keep = u64::from(self.retention.keep.max(1));
+            let secs = every.saturating_mul(keep);
+            crate::format::config::LockPolicy {
+                mode,
+                days: (secs.div_ceil(86_400).max(1))
+                    .min(u64::from(crate::format::config::MAX_LOCK_DAYS))
+                    as u32,
+                margin_days: self.target.lock_margin_days,
+            }
+        });
+        crate::format::config::StoragePolicy {
+            data_class: self.target.data_class.clone(),
+            lock,
+        }
+    }
+
     /// A daily job from `sources` into `target` with every optional part at its
     /// default, for tests to change what they exercise.
     #[cfg(test)]
@@ -404,6 +435,36 @@ fn target(doc: &mut Doc<'_>, mut t: Table<'_, '_>) -> Option<TargetSpec> {
             ChainMode::PerMachine
         }),
     };
+    let data_class = t.string(doc, "data_class").and_then(|c| {
+        let kind = url.as_ref().and_then(|u| crate::store::kind_of(&u.value));
+        match kind.map(|k| crate::store::class::check(k, &c.value)) {
+            Some(Ok(spelt)) => Some(spelt),
+            Some(Err(e)) => {
+                doc.problem(&c.span, format!("data_class: {e}"));
+                None
+            }
+            None => Some(c.value),
+        }
+    });
+    let lock = t
+        .string(doc, "object_lock")
+        .and_then(|m| match m.value.parse() {
+            Ok(mode) => Some(mode),
+            Err(e) => {
+                doc.problem(&m.span, format!("object_lock: {e}"));
+                None
+            }
+        });
+    let lock_margin_days = match t.string(doc, "lock_margin") {
+        None => 7,
+        Some(m) => match parse_duration(&m.value) {
+            Ok(d) => (d.as_secs().div_ceil(86_400)) as u32,
+            Err(e) => {
+                doc.problem(&m.span, format!("lock_margin: {e}"));
+                7
+            }
+        },
+    };
     t.finish(doc);
     let url = url?;
     Some(TargetSpec {
@@ -414,6 +475,9 @@ fn target(doc: &mut Doc<'_>, mut t: Table<'_, '_>) -> Option<TargetSpec> {
         pack_size,
         compression,
         chain,
+        data_class,
+        lock,
+        lock_margin_days,
     })
 }
 
@@ -945,6 +1009,47 @@ redispatch = "sometimes"
         at(36, "\"ftp://archiver\" is not an http(s):// URL");
         at(37, "redispatch is pool, local or fail");
         at(35, "no token_env or token_file");
+    }
+
+    /// The target's storage keys: the class is checked against the URL's provider and
+    /// spelt as it spells it; the lock lasts `keep` × the interval (+ margin).
+    #[test]
+    fn a_targets_class_and_lock_follow_its_provider_and_retention() {
+        let file = |target: &str| {
+            format!(
+                "[[job]]\nname = \"a\"\ncopy_every = \"12h\"\n[[job.sources]]\nurl = \"s3://src/x\"\n\
+                 password_env = \"OFFSITE_S\"\n[job.target]\npassword_env = \"OFFSITE_T\"\n{target}\n\
+                 [job.retention]\nkeep = 5\n"
+            )
+        };
+        let ok = JobsFile::parse_with(
+            &file("url = \"s3://dst\"\ndata_class = \"deep_archive\"\nobject_lock = \"compliance\"\nlock_margin = \"2d\""),
+            &env,
+        )
+        .unwrap();
+        let p = ok.jobs[0].storage_policy();
+        assert_eq!(p.data_class.as_deref(), Some("DEEP_ARCHIVE"));
+        let l = p.lock.unwrap();
+        // Five points twelve hours apart: three days (2.5 rounded up), plus two.
+        assert_eq!(
+            (l.mode, l.days, l.margin_days),
+            (crate::format::config::LockMode::Compliance, 3, 2)
+        );
+        let problems = JobsFile::parse_with(
+            &file("url = \"az://dst\"\ndata_class = \"GLACIER\"\nobject_lock = \"forever\""),
+            &env,
+        )
+        .unwrap_err();
+        let said = |line: usize, part: &str| {
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.line == line && p.message.contains(part)),
+                "no problem with {part:?} on line {line}: {problems:#?}"
+            );
+        };
+        said(10, "not an Azure access tier");
+        said(11, "not a lock mode");
     }
 
     #[test]

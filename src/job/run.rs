@@ -155,7 +155,15 @@ async fn open_target(
     let secret = &job.target.password;
     let warm = WarmSpec::COPY_TARGET;
     match super::open_repository_with(&url, secret, clock, warm, Some(throttle)).await? {
-        Some(r) => return Ok(Arc::new(r)),
+        Some(mut r) => {
+            // The job's data class and lock, written once into the target's config
+            // (and again when the job file changes them).
+            let wanted = job.storage_policy();
+            if r.config.storage != wanted {
+                r.set_storage(wanted).await?;
+            }
+            return Ok(Arc::new(r));
+        }
         None if job.target.map => {
             return Err(Error::Invalid(format!(
                 "{url}: no repository there; a mapped job (map = true) continues an existing repository"
@@ -167,12 +175,13 @@ async fn open_target(
         .read()
         .map_err(|e| Error::Invalid(format!("{url}: {e}")))?;
     let loc = store::open_throttled(&url, true, Some(throttle.clone()))?.with_clock(clock.clone());
-    let opts = copy::target_init_options(
+    let mut opts = copy::target_init_options(
         &first_source.config,
         Some(job.target.compression),
         job.target.pack_size,
         crate::keys::kdf_from_env()?,
     );
+    opts.storage = job.storage_policy();
     tracing::info!(
         "{}: creating the job's target repository at {url}",
         job.name
@@ -786,6 +795,9 @@ mod tests {
             compression: copy::Compression::Target,
             chain: copy::ChainMode::PerMachine,
             line: 1,
+            data_class: None,
+            lock: None,
+            lock_margin_days: 7,
         };
         let job = Job {
             max_tasks: 2,

@@ -157,6 +157,9 @@ mod tests {
             compression: crate::copy::Compression::Target,
             chain: crate::copy::ChainMode::PerMachine,
             line: 1,
+            data_class: None,
+            lock: None,
+            lock_margin_days: 7,
         };
         Job {
             mode,

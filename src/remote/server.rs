@@ -9,6 +9,7 @@
 //! | `GET /v1/tasks/{id}?packs_from=N` | [`TaskStatus`](super::api::TaskStatus); 404 unknown |
 //! | `DELETE /v1/tasks/{id}` | 202: it stops at a pack boundary; 404 unknown |
 //! | `GET /v1/health` | [`Health`] |
+//! | `GET /v1/ready` | 200 `ready`, 503 `stopping`; the one route without a token (orchestrators probe it) |
 //! | `GET /v1/repositories` | the names a task may use, with their ids |
 //! | `GET /metrics` | Prometheus (OpenMetrics text) |
 
@@ -65,6 +66,9 @@ pub fn router(tasks: Arc<Tasks>, tokens: Vec<TokenHash>) -> Router {
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(shared.clone(), authenticate))
+        // Added after the token layer, so outside it: an orchestrator's readiness probe
+        // has no token. It says only ready (200) or stopping (503).
+        .route("/v1/ready", get(ready))
         .with_state(shared)
 }
 
@@ -158,6 +162,13 @@ async fn health(State(s): State<Shared>) -> Response {
         stopping: s.tasks.stopping.is_stopped(),
     })
     .into_response()
+}
+
+async fn ready(State(s): State<Shared>) -> Response {
+    match s.tasks.stopping.is_stopped() {
+        false => (StatusCode::OK, "ready\n").into_response(),
+        true => (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response(),
+    }
 }
 
 async fn repositories(State(s): State<Shared>) -> Response {

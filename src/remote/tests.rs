@@ -273,6 +273,10 @@ async fn the_api_refuses_what_it_must_and_writes_nothing() {
         let r = http.get(format!("{url}{path}")).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 401, "{path}");
     }
+    // But readiness, for orchestrators' probes, says only "ready" and needs none.
+    let r = http.get(format!("{url}/v1/ready")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.text().await.unwrap(), "ready\n");
     let data = f.target.list(crate::format::DATA).await.unwrap();
     assert!(data.is_empty(), "a refused request wrote to the target");
     // The repositories' list names them and gives ids, never URLs or passwords.
@@ -479,6 +483,9 @@ async fn a_job_runs_its_transfer_on_an_ephemeral_pool() {
         compression: Compression::Target,
         chain: ChainMode::PerMachine,
         line: 1,
+        data_class: None,
+        lock: None,
+        lock_margin_days: 7,
     };
     let job = Job {
         archivers: Some(pools),
@@ -645,4 +652,30 @@ async fn chains_wait_for_a_free_slot() {
         3,
         "one task per chain, none refused and sent again"
     );
+}
+
+/// Readiness needs no token and turns 503 once the appliance is stopping, so an
+/// orchestrator stops sending it work while its tasks finish their packs.
+#[tokio::test]
+async fn readiness_needs_no_token_and_fails_while_stopping() {
+    let f = fixture().await;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let tasks = Tasks::new(
+        1,
+        Arc::new(Workshop::new(f.specs.clone(), clock.clone())),
+        clock,
+    );
+    let hash = super::server::parse_token_hash(&token_hash(TOKEN)).unwrap();
+    let app = router(tasks.clone(), vec![hash]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/ready", listener.local_addr().unwrap());
+    let _served = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let http = reqwest::Client::new();
+    assert_eq!(http.get(&url).send().await.unwrap().status().as_u16(), 200);
+    tasks.stopping.stop();
+    let r = http.get(&url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(r.text().await.unwrap(), "stopping\n");
 }

@@ -4,6 +4,7 @@
 
 pub mod adopt;
 pub mod blob;
+pub mod immutable;
 pub mod index;
 pub mod lock;
 pub mod marks;
@@ -20,11 +21,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use object_store::{ObjectMeta, ObjectStoreExt, PutMode, PutPayload};
+use object_store::{Attributes, ObjectMeta, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use crate::clock::Clock;
 use crate::crypto::SecretKey;
-use crate::format::config::{ChunkerParams, Config};
+use crate::format::config::{ChunkerParams, Config, StoragePolicy};
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::keyfile::KdfParams;
 
@@ -54,6 +55,8 @@ pub struct InitOptions {
     pub pack_size: u64,
     pub chunker: Option<ChunkerParams>,
     pub kdf: KdfParams,
+    /// Storage class of data packs and object lock (`offsite target set` changes it later).
+    pub storage: StoragePolicy,
 }
 
 impl Default for InitOptions {
@@ -63,6 +66,7 @@ impl Default for InitOptions {
             pack_size: 16 << 20,
             chunker: None,
             kdf: keys::DEFAULT_KDF,
+            storage: StoragePolicy::default(),
         }
     }
 }
@@ -100,6 +104,17 @@ impl Repository {
         if Repository::exists_at(&loc).await.map_err(|e| e.at(&url))? {
             return Err(Error::AlreadyInitialized { url: loc.url });
         }
+        let mut storage = opts.storage;
+        if let Some(c) = &storage.data_class {
+            storage.data_class =
+                Some(crate::store::class::check(loc.kind, c).map_err(Error::Invalid)?);
+        }
+        if storage.lock.is_some() && loc.extra.is_none() {
+            return Err(Error::Invalid(format!(
+                "{url}: offsite sets object lock on S3 only; use the container's own \
+                 immutability policy"
+            )));
+        }
         let seed = u64::from_le_bytes(crate::crypto::random_bytes());
         let config = Config {
             id: Id(crate::crypto::random_bytes()),
@@ -108,6 +123,7 @@ impl Repository {
             tree_chunker: ChunkerParams::tree_default(seed),
             compression: opts.compression,
             pack_size: opts.pack_size,
+            storage,
         };
         config.validate().map_err(Error::Invalid)?;
         let master = MasterKey::generate();
@@ -210,6 +226,31 @@ impl Repository {
         Ok(repo)
     }
 
+    /// Changes the storage policy (class of data packs, object lock) for every writer
+    /// from now on; packs already stored keep their class and locks. The config is the
+    /// one shared object offsite ever replaces, and only here.
+    pub async fn set_storage(&mut self, storage: StoragePolicy) -> Result<()> {
+        let mut config = self.config.clone();
+        if let Some(c) = &storage.data_class {
+            let spelt = crate::store::class::check(self.loc.kind, c).map_err(Error::Invalid)?;
+            config.storage.data_class = Some(spelt);
+        } else {
+            config.storage.data_class = None;
+        }
+        config.storage.lock = storage.lock;
+        if config.storage.lock.is_some() {
+            self.lock_client()?;
+        }
+        config.validate().map_err(Error::Invalid)?;
+        if config == self.config {
+            return Ok(());
+        }
+        self.put_overwrite(CONFIG, config.seal(&self.key).into())
+            .await?;
+        self.config = config;
+        Ok(())
+    }
+
     /// The same repository, timed by `clock` (lock expiry, retries, waits).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.loc.clock = clock;
@@ -271,14 +312,29 @@ impl Repository {
     /// store client retried), which is success. Names are content hashes or random, so
     /// equal bytes cannot be someone else's.
     pub async fn put_new(&self, name: &str, payload: PutPayload) -> Result<()> {
+        self.put_new_with(name, payload, &Attributes::new()).await
+    }
+
+    /// [`Repository::put_new`] with object attributes (a pack's storage class).
+    pub async fn put_new_with(
+        &self,
+        name: &str,
+        payload: PutPayload,
+        attributes: &Attributes,
+    ) -> Result<()> {
         let path = self.loc.path(name);
         let r = retry(self.clock(), name, || {
             let payload = payload.clone();
             let path = path.clone();
+            let opts = PutOptions {
+                mode: PutMode::Create,
+                attributes: attributes.clone(),
+                ..Default::default()
+            };
             async move {
                 self.loc
                     .store
-                    .put_opts(&path, payload, PutMode::Create.into())
+                    .put_opts(&path, payload, opts)
                     .await
                     .map(|_| ())
                     .map_err(|e| Error::store_write(name, e))

@@ -4,6 +4,11 @@
 //! streamed up as multipart uploads, so memory does not grow with the pack size.
 //! Finished packs are reported so the caller can index them once all are stored (the
 //! index is written after its packs).
+//!
+//! On a repository whose data packs go to a colder class (`config.storage.data_class`)
+//! a packer keeps two packs open, one for data blobs (uploaded in that class) and one
+//! for tree blobs (uploaded in the default class), so everything a plan reads stays
+//! instantly readable whichever kinds its caller mixes.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -95,7 +100,10 @@ impl PackData {
 pub struct Packer {
     repo: Arc<Repository>,
     pack_size: u64,
-    writer: Option<PackWriter<Spool>>,
+    /// The pack being filled per lane: data (or everything) and, when split, trees.
+    writers: [Option<PackWriter<Spool>>; 2],
+    /// Whether tree blobs get packs of their own (the repository tiers data packs).
+    split: bool,
     uploads: JoinSet<Result<IndexedPack>>,
     slots: Arc<Semaphore>,
     done: Vec<IndexedPack>,
@@ -114,10 +122,12 @@ impl Packer {
     /// A packer with its own target size and upload concurrency; `busy` records when
     /// uploads are in flight (for the bottleneck report).
     pub fn with(repo: Arc<Repository>, pack_size: u64, uploads: usize, busy: Busy) -> Packer {
+        let split = repo.config.storage.data_class.is_some();
         Packer {
             repo,
             pack_size,
-            writer: None,
+            writers: [None, None],
+            split,
             uploads: JoinSet::new(),
             slots: Arc::new(Semaphore::new(uploads.max(1))),
             done: Vec::new(),
@@ -150,14 +160,15 @@ impl Packer {
         raw_length: u32,
         sealed: &[u8],
     ) -> Result<()> {
-        if self.writer.is_none() {
-            self.writer = Some(self.open_writer()?);
+        let lane = usize::from(self.split && kind == BlobKind::Tree);
+        if self.writers[lane].is_none() {
+            self.writers[lane] = Some(self.open_writer()?);
         }
-        let w = self.writer.as_mut().expect("writer just opened");
+        let w = self.writers[lane].as_mut().expect("writer just opened");
         w.add(kind, id, raw_length, sealed)
             .map_err(|e| Error::io(std::env::temp_dir(), e))?;
         if w.len() >= self.pack_size {
-            self.flush().await?;
+            self.flush_lane(lane).await?;
         }
         self.reap()?;
         Ok(())
@@ -170,10 +181,21 @@ impl Packer {
         Ok(())
     }
 
-    /// Closes the pack being filled (if any) and starts its upload.
+    /// Closes the packs being filled (if any) and starts their uploads.
     pub async fn flush(&mut self) -> Result<()> {
-        let Some(w) = self.writer.take() else {
+        self.flush_lane(0).await?;
+        self.flush_lane(1).await
+    }
+
+    async fn flush_lane(&mut self, lane: usize) -> Result<()> {
+        let Some(w) = self.writers[lane].take() else {
             return Ok(());
+        };
+        // Data packs of a tiered repository go to its class; trees and everything of an
+        // untiered one to the store's default.
+        let class = match (self.split, lane) {
+            (true, 0) => self.repo.config.storage.data_class.clone(),
+            _ => None,
         };
         if w.is_empty() {
             return Ok(());
@@ -199,7 +221,7 @@ impl Packer {
         self.uploads.spawn(async move {
             let _permit = permit;
             let _busy = busy.enter();
-            repo.save_pack(&id, data).await?;
+            repo.save_pack(&id, data, class.as_deref()).await?;
             let pack = IndexedPack { id, size, entries };
             if let Some(p) = progress {
                 p.pack_written(&pack);

@@ -13,8 +13,11 @@ impl Repository {
     pub async fn save_point(&self, point: &Point) -> Result<Id> {
         let sealed = point.seal(&self.key, self.config.compression);
         let id = Id::hash(&sealed);
-        self.put_new(&format::point_name(&id), sealed.into())
-            .await?;
+        let name = format::point_name(&id);
+        match self.new_lock()? {
+            Some(lock) => self.put_new_locked(&name, sealed, None, lock).await?,
+            None => self.put_new(&name, sealed.into()).await?,
+        }
         Ok(id)
     }
 

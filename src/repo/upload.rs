@@ -4,7 +4,7 @@
 //! makes a repeated upload (a retry, or a rerun after a crash) harmless.
 
 use bytes::Bytes;
-use object_store::{ObjectStoreExt, WriteMultipart};
+use object_store::{Attribute, Attributes, PutMultipartOptions, WriteMultipart};
 
 use super::packer::PackData;
 use super::retry::retry;
@@ -16,14 +16,28 @@ use crate::{Error, Id, Result};
 const PARTS_CAP: usize = 4;
 
 impl Repository {
-    /// Uploads a finished pack under its content name.
-    pub async fn save_pack(&self, id: &Id, data: PackData) -> Result<()> {
+    /// Uploads a finished pack under its content name, in storage class `class` (the
+    /// store's default when `None`).
+    pub async fn save_pack(&self, id: &Id, data: PackData, class: Option<&str>) -> Result<()> {
         let name = format::pack_name(id);
         let len = data.len();
         let spool_err = |e| Error::io(std::env::temp_dir(), e);
+        let mut attributes = Attributes::new();
+        if let Some(c) = class {
+            attributes.insert(Attribute::StorageClass, c.to_string().into());
+        }
+        if let Some(lock) = self.new_lock()? {
+            if len < self.multipart_threshold as u64 {
+                let bytes = data.into_bytes().map_err(spool_err)?;
+                return self.put_new_locked(&name, bytes, class, lock).await;
+            }
+            return self
+                .save_pack_locked_multipart(&name, &data, class, lock)
+                .await;
+        }
         if len < self.multipart_threshold as u64 {
             let bytes = data.into_bytes().map_err(spool_err)?;
-            return match self.put_new(&name, bytes.into()).await {
+            return match self.put_new_with(&name, bytes.into(), &attributes).await {
                 Ok(()) | Err(Error::AlreadyExists { .. }) => Ok(()),
                 Err(e) => Err(e),
             };
@@ -35,7 +49,9 @@ impl Repository {
         // A failed attempt is aborted and the whole upload starts again.
         retry(self.clock(), &name, || async {
             let look = first.swap(false, std::sync::atomic::Ordering::Relaxed);
-            let r = self.multipart_once(&name, &data, len, look).await;
+            let r = self
+                .multipart_once(&name, &data, len, look, &attributes)
+                .await;
             // A completion whose answer was lost (and whose retry then found no upload)
             // still made the object: objects appear whole or not at all.
             if r.is_err() && self.exists(&name).await.unwrap_or(false) {
@@ -52,6 +68,7 @@ impl Repository {
         data: &PackData,
         len: u64,
         look: bool,
+        attributes: &Attributes,
     ) -> Result<()> {
         let path = self.loc.path(name);
         let exists = async {
@@ -60,7 +77,11 @@ impl Repository {
                 false => Ok(false),
             }
         };
-        let (exists, upload) = tokio::join!(exists, self.loc.store.put_multipart(&path));
+        let opts = PutMultipartOptions {
+            attributes: attributes.clone(),
+            ..Default::default()
+        };
+        let (exists, upload) = tokio::join!(exists, self.loc.store.put_multipart_opts(&path, opts));
         let mut upload = upload.map_err(|e| Error::store_write(name, e))?;
         match exists {
             Ok(false) => {}

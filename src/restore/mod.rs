@@ -43,6 +43,8 @@ pub struct RestoreOptions {
     pub connections: Option<usize>,
     /// Which paths to restore (default: all); only their blobs are read.
     pub filter: PathFilter,
+    /// The repository's index when the caller has already loaded it (a retrieval plan).
+    pub index: Option<Arc<crate::repo::MasterIndex>>,
 }
 
 /// Reads moving data at once that keep a store busy: a folder or memory needs few; an
@@ -109,7 +111,10 @@ pub async fn run_with(
     let root = tokio::fs::canonicalize(to)
         .await
         .map_err(|e| Error::io(to, e))?;
-    let index = Arc::new(repo.load_index().await?);
+    let index = match &opts.index {
+        Some(i) => i.clone(),
+        None => Arc::new(repo.load_index().await?),
+    };
     // A full batch is fetched by a task of its own while the walk plans the next one
     // (creating files is much of a small-file restore's time); at most one at a time.
     let shared = Arc::new(repo.clone());

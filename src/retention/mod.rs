@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::format::lock::LockKind;
 use crate::format::mark::Mark;
+use crate::format::point::Point;
 use crate::format::point_name;
 use crate::repo::Repository;
 use crate::repo::lock::LockGuard;
@@ -60,6 +61,18 @@ pub struct MachineRetention {
     pub machine: String,
     pub kept: Vec<KeptPoint>,
     pub forgotten: Vec<ForgottenPoint>,
+    /// Points the policy lets go whose object lock is still in force: kept until then
+    /// (on a versioned bucket a delete would only hide them behind a delete marker).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub locked: Vec<LockedPoint>,
+}
+
+/// A point the policy lets go, kept while its lock lasts.
+#[derive(Clone, Debug, Serialize)]
+pub struct LockedPoint {
+    pub id: Id,
+    pub time: DateTime<Utc>,
+    pub locked_until: DateTime<Utc>,
 }
 
 /// What `forget` decided and did.
@@ -68,6 +81,9 @@ pub struct ForgetReport {
     pub repository: String,
     pub dry_run: bool,
     pub machines: Vec<MachineRetention>,
+    /// On a locking repository: the flagged points' packs locked for their periods.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locks: Option<crate::immutability::Hold>,
 }
 
 impl ForgetReport {
@@ -137,6 +153,7 @@ async fn decide_and_delete<Tz: TimeZone>(
         repository: repo.url().to_string(),
         dry_run: opts.dry_run,
         machines: Vec::new(),
+        locks: None,
     };
     for d in decisions {
         if report
@@ -163,6 +180,9 @@ async fn decide_and_delete<Tz: TimeZone>(
             false => m.forgotten.push(ForgottenPoint { id, time }),
         }
     }
+    if repo.config.storage.lock.is_some() {
+        keep_locked(repo, &mut report, now).await?;
+    }
     if opts.dry_run {
         return Ok(report);
     }
@@ -182,6 +202,25 @@ async fn decide_and_delete<Tz: TimeZone>(
     .buffer_unordered(8)
     .try_collect::<Vec<()>>()
     .await?;
+    // A flagged point's packs stay locked for its period (a yearly point's for years).
+    if let Some(policy) = repo.config.storage.lock {
+        let margin = chrono::Duration::days(i64::from(policy.margin_days));
+        let by_id: std::collections::HashMap<Id, &Point> =
+            points.iter().map(|(id, p)| (*id, p)).collect();
+        let flagged: Vec<(Id, Point, DateTime<Utc>)> = report
+            .machines
+            .iter()
+            .flat_map(|m| &m.kept)
+            .filter_map(|k| {
+                let until = k.flagged.iter().map(|f| f.until).max()?;
+                Some((k.id, (*by_id.get(&k.id)?).clone(), until + margin))
+            })
+            .collect();
+        if !flagged.is_empty() {
+            let index = repo.load_index().await?;
+            report.locks = Some(crate::immutability::hold(repo, &index, &flagged).await?);
+        }
+    }
     let forgotten: Vec<Id> = report
         .machines
         .iter()
@@ -198,6 +237,42 @@ async fn decide_and_delete<Tz: TimeZone>(
         .filter(|m| forgotten.contains(&m.point) || !live.contains(&m.point));
     repo.delete_all(gone.map(|m| m.name()).collect()).await?;
     Ok(report)
+}
+
+/// Moves the points to forget whose lock is still in force into `locked`.
+async fn keep_locked(
+    repo: &Repository,
+    report: &mut ForgetReport,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let ids: Vec<Id> = report
+        .machines
+        .iter()
+        .flat_map(|m| m.forgotten.iter().map(|f| f.id))
+        .collect();
+    let locks: std::collections::HashMap<Id, Option<DateTime<Utc>>> =
+        futures::stream::iter(ids.into_iter().map(|id| async move {
+            let s = repo.object_state(&point_name(&id)).await?;
+            Ok::<_, Error>((id, s.locked_until()))
+        }))
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
+    for m in &mut report.machines {
+        let (go, stay): (Vec<_>, Vec<_>) = std::mem::take(&mut m.forgotten)
+            .into_iter()
+            .partition(|f| locks.get(&f.id).copied().flatten().is_none_or(|u| u <= now));
+        m.forgotten = go;
+        m.locked = stay
+            .into_iter()
+            .map(|f| LockedPoint {
+                id: f.id,
+                time: f.time,
+                locked_until: locks.get(&f.id).copied().flatten().unwrap_or(now),
+            })
+            .collect();
+    }
+    Ok(())
 }
 
 /// The GFS flags among a point's marks.

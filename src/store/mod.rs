@@ -1,8 +1,10 @@
-//! Repository locations: turns `s3://bucket/prefix`, `az://container/prefix`,
+//! Repository locations: turns `s3://bucket/prefix`, `az://container[@account]/prefix`,
 //! `file:///path` (or a plain path) and `memory://name` into an `object_store` store and
 //! a prefix. Credentials and endpoints come from the environment variables object_store
 //! reads (`AWS_*`, `AZURE_*`), so a working `aws`/`az` setup needs nothing new.
 
+pub mod class;
+pub mod cloud;
 pub mod diagnose;
 pub mod flaky;
 pub mod gated;
@@ -39,6 +41,8 @@ pub struct Location {
     pub link: Arc<Link>,
     /// The time source of everything done here: retry backoff, lock expiry and waits.
     pub clock: Arc<dyn Clock>,
+    /// The provider's own client, for what object_store cannot do (S3 only for now).
+    pub extra: Option<cloud::S3Extra>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +65,7 @@ impl Location {
             url: url.to_string(),
             kind,
             clock: Arc::new(SystemClock),
+            extra: None,
         }
     }
 
@@ -125,6 +130,17 @@ pub fn check_url(url: &str) -> std::result::Result<(), String> {
     }
 }
 
+/// The kind of store `url` names, from its scheme alone.
+pub fn kind_of(url: &str) -> Option<StoreKind> {
+    match url.split_once("://").map_or("file", |(s, _)| s) {
+        "s3" | "s3a" => Some(StoreKind::S3),
+        "az" | "azure" | "abfs" => Some(StoreKind::Azure),
+        "memory" => Some(StoreKind::Memory),
+        "file" => Some(StoreKind::File),
+        _ => None,
+    }
+}
+
 /// Opens the location `url`; `create` makes a missing local folder (for `init`).
 pub fn open(url: &str, create: bool) -> Result<Location> {
     open_throttled(url, create, None)
@@ -159,13 +175,30 @@ pub fn open_throttled(
                 b = b.with_http_connector(throttle::ThrottleConnector(t.clone()));
             }
             let store = b.build().map_err(|e| invalid(&e.to_string()))?;
-            Ok(Location::new(Arc::new(store), prefix, url, StoreKind::S3))
+            let mut loc = Location::new(Arc::new(store), prefix, url, StoreKind::S3);
+            loc.extra = Some(cloud::S3Extra::new(root));
+            Ok(loc)
         }
         "az" | "azure" | "abfs" => {
             if root.is_empty() {
                 return Err(invalid("no container: write az://CONTAINER/PREFIX"));
             }
-            let mut b = MicrosoftAzureBuilder::from_env().with_container_name(root);
+            // `az://CONTAINER@ACCOUNT/PREFIX` names the storage account in the URL, so a
+            // source and a target may live in different accounts; without it the
+            // account comes from AZURE_STORAGE_ACCOUNT_NAME.
+            let (container, account) = match root.split_once('@') {
+                Some((c, a)) => (c, Some(a.trim_end_matches(".blob.core.windows.net"))),
+                None => (root, None),
+            };
+            if container.is_empty() || account.is_some_and(str::is_empty) {
+                return Err(invalid(
+                    "write az://CONTAINER/PREFIX or az://CONTAINER@ACCOUNT/PREFIX",
+                ));
+            }
+            let mut b = MicrosoftAzureBuilder::from_env().with_container_name(container);
+            if let Some(a) = account {
+                b = b.with_account(a);
+            }
             if let Some(t) = &throttle {
                 b = b.with_http_connector(throttle::ThrottleConnector(t.clone()));
             }
@@ -232,6 +265,8 @@ mod tests {
         assert_eq!(l.name_of(&l.path("data/x")), "data/x");
         assert!(open("ftp://x", false).is_err());
         assert!(open("s3:///p", false).is_err());
+        assert!(open("az://@acct/p", false).is_err());
+        assert!(open("az://c@/p", false).is_err());
         let d = tempfile::tempdir().unwrap();
         let l = open(d.path().to_str().unwrap(), false).unwrap();
         assert_eq!(l.path("config").as_ref(), "config");

@@ -1,0 +1,193 @@
+//! Object-lock upkeep on a locking repository (`config.storage.lock`): a pack stays
+//! locked at least as long as the latest point that references it. New objects are
+//! locked with their write (`repo/immutable.rs`); here a point's date is carried to the
+//! packs it reuses — after a copy commits new points, and when `forget` flags a GFS point
+//! for its period (a yearly point's packs locked for years, a daily one's for days) —
+//! and `verify` checks that every object a point needs is locked long enough.
+//!
+//! Current dates are read from the provider (one HEAD per pack), never from a record of
+//! our own: someone holding the runner's key could forge a record and stop extensions.
+//! An extension goes to the needed date plus half the lock's days, so a pack reused by
+//! every daily point is extended about once per half period, not every day.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::format::point::Point;
+use crate::format::{pack_name, point_name};
+use crate::repo::tree::for_each_node;
+use crate::repo::{MasterIndex, Repository};
+use crate::{Error, Id, Result};
+
+/// Requests in flight while looking at and extending locks.
+const IN_FLIGHT: usize = 16;
+
+/// A lock this close to the date asked for counts as held: a copy's new packs are
+/// locked with their writes, seconds before its points, and need no extension.
+const TOLERANCE: chrono::Duration = chrono::Duration::hours(1);
+
+/// The date a point must stay locked until under `policy`: its time + the policy's days,
+/// or the end of the keep of a GFS flag among its `marks` if later; plus the margin.
+pub fn point_until(
+    policy: &crate::format::config::LockPolicy,
+    point: &Point,
+    marks: &[crate::format::mark::Mark],
+) -> DateTime<Utc> {
+    let margin = chrono::Duration::days(i64::from(policy.margin_days));
+    let simple = point.time + chrono::Duration::days(i64::from(policy.days));
+    marks
+        .iter()
+        .filter(|m| m.kind.is_gfs())
+        .filter_map(|m| m.until)
+        .fold(simple, DateTime::max)
+        + margin
+}
+
+/// What an upkeep pass did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Hold {
+    pub points: usize,
+    /// Objects (packs and points) whose lock was looked at.
+    pub looked: u64,
+    /// Objects whose lock was extended.
+    pub extended: u64,
+}
+
+/// The packs (with the latest date each must stay locked until) that `points` reference.
+async fn packs_of(
+    repo: &Repository,
+    index: &MasterIndex,
+    points: &[(Id, Point, DateTime<Utc>)],
+) -> Result<BTreeMap<Id, DateTime<Utc>>> {
+    let mut need: BTreeMap<Id, DateTime<Utc>> = BTreeMap::new();
+    let mut note = |pack: Id, until: DateTime<Utc>| {
+        let e = need.entry(pack).or_insert(until);
+        *e = (*e).max(until);
+    };
+    for (id, point, until) in points {
+        let name = point_name(id);
+        let mut blobs: Vec<Id> = point.tree.clone();
+        for_each_node(repo, index, &name, point, async |node| {
+            blobs.extend(node.blobs.iter().copied());
+            Ok(())
+        })
+        .await?;
+        for b in blobs {
+            let loc = index.get(&b).ok_or_else(|| {
+                Error::corrupt(&name, format!("blob {} is in no index", b.short()))
+            })?;
+            note(index.pack_id(loc.pack), *until);
+        }
+    }
+    Ok(need)
+}
+
+/// Makes each of `points` and every pack it references locked at least until its date,
+/// extending (never shortening) what is locked for less. Nothing on a repository that
+/// does not lock.
+pub async fn hold(
+    repo: &Repository,
+    index: &MasterIndex,
+    points: &[(Id, Point, DateTime<Utc>)],
+) -> Result<Hold> {
+    let Some(policy) = repo.config.storage.lock else {
+        return Ok(Hold::default());
+    };
+    let mut objects: Vec<(String, DateTime<Utc>)> = packs_of(repo, index, points)
+        .await?
+        .into_iter()
+        .map(|(p, until)| (pack_name(&p), until))
+        .collect();
+    objects.extend(points.iter().map(|(id, _, until)| (point_name(id), *until)));
+    let slack = chrono::Duration::days(i64::from(policy.days / 2));
+    let extended: Vec<bool> = futures::stream::iter(objects.iter())
+        .map(|(name, until)| async move {
+            let current = repo.object_state(name).await?.locked_until();
+            // Packs written by the copy that asks were locked moments before its points.
+            if current.is_some_and(|c| c >= *until - TOLERANCE) {
+                return Ok::<_, Error>(false);
+            }
+            repo.extend_lock(name, (policy.mode, *until + slack))
+                .await?;
+            Ok(true)
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .try_collect()
+        .await?;
+    Ok(Hold {
+        points: points.len(),
+        looked: objects.len() as u64,
+        extended: extended.iter().filter(|e| **e).count() as u64,
+    })
+}
+
+/// An object a point needs that is not locked long enough.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Unlocked {
+    pub object: String,
+    pub point: Id,
+    pub machine: String,
+    /// Until when it must be locked, and until when it is (`None`: not at all).
+    pub needed: DateTime<Utc>,
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+/// What `verify` found.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Verification {
+    pub points: usize,
+    pub objects: u64,
+    pub unlocked: Vec<Unlocked>,
+}
+
+/// Checks that every point, and every object it needs, is locked at least until the
+/// point's date: `until(point)` (its write time + the policy's days + margin, or its GFS
+/// flag's end + margin). Reads trees and HEADs each object once.
+pub async fn verify<F>(repo: &Repository, index: &MasterIndex, until: F) -> Result<Verification>
+where
+    F: Fn(&Id, &Point) -> DateTime<Utc>,
+{
+    let points = repo.load_points().await?;
+    let mut needs: BTreeMap<String, (DateTime<Utc>, Id, String)> = BTreeMap::new();
+    for (id, p) in &points {
+        let u = until(id, p);
+        let one = [(*id, p.clone(), u)];
+        let packs = packs_of(repo, index, &one).await?;
+        for (name, u) in packs
+            .into_iter()
+            .map(|(p, u)| (pack_name(&p), u))
+            .chain([(point_name(id), u)])
+        {
+            let e = needs.entry(name).or_insert((u, *id, p.machine.clone()));
+            if u > e.0 {
+                *e = (u, *id, p.machine.clone());
+            }
+        }
+    }
+    let looks: Vec<Option<Unlocked>> = futures::stream::iter(needs.iter())
+        .map(|(name, (needed, point, machine))| async move {
+            let current = repo.object_state(name).await?.locked_until();
+            Ok::<_, Error>(match current.is_some_and(|c| c >= *needed) {
+                true => None,
+                false => Some(Unlocked {
+                    object: name.clone(),
+                    point: *point,
+                    machine: machine.clone(),
+                    needed: *needed,
+                    locked_until: current,
+                }),
+            })
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .try_collect()
+        .await?;
+    let mut unlocked: Vec<Unlocked> = looks.into_iter().flatten().collect();
+    unlocked.sort_by(|a, b| a.object.cmp(&b.object));
+    Ok(Verification {
+        points: points.len(),
+        objects: needs.len() as u64,
+        unlocked,
+    })
+}

@@ -1,0 +1,143 @@
+//! Writes under object lock: a pack or point of a repository whose storage policy locks
+//! is created through the provider's client with its retain-until date in the same
+//! request (some S3 services refuse an extension made right after the put), and locks
+//! are later only ever extended.
+//!
+//! A new object is locked for the policy's `days` + `margin_days` from now (a job sets
+//! `days` from its retention, `keep` × interval); `retention::forget` extends the points
+//! a GFS flag keeps longer, and their packs, to the flag's date + margin.
+
+use chrono::{DateTime, Utc};
+
+use super::Repository;
+use super::packer::PackData;
+use super::retry::retry;
+use crate::format::config::LockMode;
+use crate::store::cloud::S3Extra;
+use crate::{Error, Result};
+
+/// A lock to set: mode and retain-until date.
+pub type Lock = (LockMode, DateTime<Utc>);
+
+impl Repository {
+    /// The lock an object written now gets, if the repository locks; an error if it
+    /// asks for locks on a store offsite cannot lock.
+    pub fn new_lock(&self) -> Result<Option<Lock>> {
+        let Some(l) = self.config.storage.lock else {
+            return Ok(None);
+        };
+        self.lock_client()?;
+        let days = i64::from(l.days) + i64::from(l.margin_days);
+        Ok(Some((
+            l.mode,
+            self.clock().now() + chrono::Duration::days(days),
+        )))
+    }
+
+    /// The provider client that sets locks.
+    pub(crate) fn lock_client(&self) -> Result<&S3Extra> {
+        self.loc.extra.as_ref().ok_or_else(|| {
+            Error::Invalid(format!(
+                "{}: the repository asks for object lock, which offsite sets on S3 only; \
+                 turn it off with `offsite target set {} --no-lock` (and use the \
+                 container's own immutability policy)",
+                self.loc.url, self.loc.url
+            ))
+        })
+    }
+
+    /// Creates object `name` locked with the write; never overwrites (the same bytes
+    /// already there, from an attempt whose answer was lost, are success).
+    pub async fn put_new_locked(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        class: Option<&str>,
+        (mode, until): Lock,
+    ) -> Result<()> {
+        let s3 = self.lock_client()?;
+        let key = self.loc.path(name).to_string();
+        let len = bytes.len() as u64;
+        let r = retry(self.clock(), name, || {
+            s3.put_locked(&key, bytes.clone(), class, mode, until)
+        })
+        .await;
+        self.count_put(1, len);
+        match r {
+            Err(Error::AlreadyExists { .. }) => match self.get(name).await {
+                Ok(b) if b.as_ref() == bytes.as_slice() => Ok(()),
+                _ => Err(Error::AlreadyExists {
+                    object: name.to_string(),
+                }),
+            },
+            r => r,
+        }
+    }
+
+    /// A large pack as a locked multipart upload: looked for first (a pack already
+    /// there is never rewritten), parts read from the spool one at a time.
+    pub(super) async fn save_pack_locked_multipart(
+        &self,
+        name: &str,
+        data: &PackData,
+        class: Option<&str>,
+        (mode, until): Lock,
+    ) -> Result<()> {
+        if self.exists(name).await? {
+            return Ok(());
+        }
+        let s3 = self.lock_client()?;
+        let key = self.loc.path(name).to_string();
+        let len = data.len();
+        let part = super::MULTIPART_PART as u64;
+        let parts = len.div_ceil(part) as usize;
+        let read = |i: usize| {
+            let at = i as u64 * part;
+            data.read_at(at, (len - at).min(part) as usize)
+        };
+        let r = retry(self.clock(), name, || {
+            s3.put_locked_multipart(&key, parts, read, class, mode, until)
+        })
+        .await;
+        self.count_put(parts as u64 + 2, len);
+        if r.is_err() && self.exists(name).await.unwrap_or(false) {
+            return Ok(());
+        }
+        r
+    }
+
+    /// Extends the lock of `name` to `until` (never shortens: the caller knows it is
+    /// later than the current date).
+    pub async fn extend_lock(&self, name: &str, (mode, until): Lock) -> Result<()> {
+        let s3 = self.lock_client()?;
+        let key = self.loc.path(name).to_string();
+        let r = retry(self.clock(), name, || s3.extend_lock(&key, mode, until)).await;
+        self.count_put(1, 0);
+        r
+    }
+
+    /// What the provider says of `name`: class, restore and lock state.
+    pub async fn object_state(&self, name: &str) -> Result<crate::store::cloud::ObjectState> {
+        let s3 = self.loc.extra.as_ref().ok_or_else(|| {
+            Error::Invalid(format!(
+                "{}: offsite reads object classes and locks on S3 only",
+                self.loc.url
+            ))
+        })?;
+        let key = self.loc.path(name).to_string();
+        let r = retry(self.clock(), name, || s3.state(&key)).await;
+        self.loc
+            .requests
+            .head
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        r
+    }
+
+    /// Counts requests made through the provider's client (they bypass the metered
+    /// store), so reports and projections see them.
+    fn count_put(&self, n: u64, bytes: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.loc.requests.put.fetch_add(n, Relaxed);
+        self.loc.requests.bytes_out.fetch_add(bytes, Relaxed);
+    }
+}

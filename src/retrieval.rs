@@ -1,0 +1,259 @@
+//! Retrieval from archive classes: which packs a restore needs that cannot be read now,
+//! what their retrieval costs and takes per tier (before anything is asked), the restore
+//! requests themselves, and the wait until every pack is readable.
+//!
+//! Only data packs are ever archived: trees, index and points stay in the default class
+//! (`repo/packer.rs`), so the plan is made from the tree walk and the index alone, plus
+//! one HEAD per data pack the point needs — few, since packs are large.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+
+use crate::format::pack::BlobKind;
+use crate::format::point::Point;
+use crate::format::{pack_name, point_name};
+use crate::prices::{Prices, RetrievalQuote};
+use crate::progress::Progress;
+use crate::repo::tree::for_each_node;
+use crate::repo::{MasterIndex, Repository};
+use crate::restore::PathFilter;
+use crate::store::cloud::{ObjectState, Restore, RestoreAsked, RetrievalTier};
+use crate::{Error, Id, Result};
+
+/// HEADs in flight while looking at packs.
+const LOOKS_IN_FLIGHT: usize = 16;
+
+/// A pack that must be retrieved (or is being) before it can be read.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ArchivedPack {
+    pub pack: Id,
+    pub size: u64,
+    pub class: String,
+    pub restore: Restore,
+}
+
+/// What a restore needs from archive classes and what getting it costs.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RetrievalPlan {
+    /// Data packs holding the blobs of what is restored, and their bytes.
+    pub packs: usize,
+    pub bytes: u64,
+    /// Of those, the ones not readable now (archived, restore not finished).
+    pub archived: Vec<ArchivedPack>,
+    pub archived_bytes: u64,
+    /// Of the archived ones, restores already under way.
+    pub in_progress: usize,
+    /// Per tier every archived pack's class offers: price and hours.
+    pub quotes: Vec<RetrievalQuote>,
+}
+
+impl RetrievalPlan {
+    pub fn needs_retrieval(&self) -> bool {
+        !self.archived.is_empty()
+    }
+}
+
+/// The data packs (and their sizes) holding the blobs of the files `filter` takes from
+/// `point`. Reads only the tree.
+pub async fn needed_packs(
+    repo: &Repository,
+    index: &MasterIndex,
+    point_id: &Id,
+    point: &Point,
+    filter: &PathFilter,
+) -> Result<BTreeMap<Id, u64>> {
+    let mut packs = BTreeMap::new();
+    let name = point_name(point_id);
+    for_each_node(repo, index, &name, point, async |node| {
+        if !filter.is_everything() && !filter.takes(&node.path) {
+            return Ok(());
+        }
+        for b in &node.blobs {
+            let Some(loc) = index.get(b) else {
+                return Err(Error::corrupt(
+                    &name,
+                    format!(
+                        "blob {} of {:?} is in no index",
+                        b.short(),
+                        String::from_utf8_lossy(&node.path)
+                    ),
+                ));
+            };
+            if loc.kind == BlobKind::Data {
+                let id = index.pack_id(loc.pack);
+                let size = index.pack(&id).map_or(0, |p| p.size);
+                packs.insert(id, size);
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(packs)
+}
+
+/// Looks at each of `packs` (one HEAD each) and prices what must be retrieved.
+pub async fn plan(
+    repo: &Repository,
+    packs: &BTreeMap<Id, u64>,
+    prices: &Prices,
+) -> Result<RetrievalPlan> {
+    let states: Vec<(Id, u64, ObjectState)> = futures::stream::iter(packs.iter())
+        .map(|(id, size)| async move {
+            let s = repo.object_state(&pack_name(id)).await?;
+            Ok::<_, Error>((*id, *size, s))
+        })
+        .buffered(LOOKS_IN_FLIGHT)
+        .try_collect()
+        .await?;
+    let mut plan = RetrievalPlan {
+        packs: packs.len(),
+        bytes: packs.values().sum(),
+        ..Default::default()
+    };
+    for (pack, size, s) in states {
+        if !s.needs_retrieval() {
+            continue;
+        }
+        plan.archived_bytes += size;
+        if s.restore == Restore::InProgress {
+            plan.in_progress += 1;
+        }
+        plan.archived.push(ArchivedPack {
+            pack,
+            size,
+            class: s.class.unwrap_or_default(),
+            restore: s.restore,
+        });
+    }
+    plan.quotes = quote(repo, &plan.archived, prices);
+    Ok(plan)
+}
+
+/// Per tier, the price of retrieving `packs` (summed over their classes) and the
+/// slowest class's hours; a tier some class does not offer is left out.
+fn quote(repo: &Repository, packs: &[ArchivedPack], prices: &Prices) -> Vec<RetrievalQuote> {
+    let mut by_class: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for p in packs.iter().filter(|p| p.restore == Restore::None) {
+        let e = by_class.entry(p.class.as_str()).or_default();
+        e.0 += 1;
+        e.1 += p.size;
+    }
+    let mut out = Vec::new();
+    'tiers: for tier in RetrievalTier::ALL {
+        let mut q = RetrievalQuote {
+            tier,
+            usd: 0.0,
+            hours: [0.0, 0.0],
+        };
+        for (class, (n, bytes)) in &by_class {
+            let Some(c) = prices.class(repo.loc.kind, Some(class)) else {
+                continue 'tiers;
+            };
+            let Some(this) = c.quotes(*n, *bytes).into_iter().find(|x| x.tier == tier) else {
+                continue 'tiers;
+            };
+            q.usd += this.usd;
+            q.hours = [q.hours[0].max(this.hours[0]), q.hours[1].max(this.hours[1])];
+        }
+        out.push(q);
+    }
+    out
+}
+
+/// Asks for a readable copy of every archived pack of `plan` that has no restore under
+/// way, kept for `days`. Returns how many restores were started.
+pub async fn ask(
+    repo: &Repository,
+    plan: &RetrievalPlan,
+    tier: RetrievalTier,
+    days: u32,
+) -> Result<usize> {
+    if !plan.quotes.iter().any(|q| q.tier == tier)
+        && plan.archived.iter().any(|p| p.restore == Restore::None)
+    {
+        return Err(Error::Invalid(format!(
+            "the {} retrieval tier is not offered for these packs' class; choose one of: {}",
+            tier.as_str(),
+            plan.quotes
+                .iter()
+                .map(|q| q.tier.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let s3 = repo.loc.extra.as_ref().ok_or_else(|| {
+        Error::Invalid(format!(
+            "{}: offsite retrieves archived objects on S3 only",
+            repo.loc.url
+        ))
+    })?;
+    let todo: Vec<&ArchivedPack> = plan
+        .archived
+        .iter()
+        .filter(|p| p.restore == Restore::None)
+        .collect();
+    let started: Vec<RestoreAsked> = futures::stream::iter(todo)
+        .map(|p| async move {
+            let key = repo.loc.path(&pack_name(&p.pack)).to_string();
+            let days = i32::try_from(days).unwrap_or(i32::MAX);
+            let r = crate::repo::retry::retry(repo.clock(), &key, || s3.restore(&key, tier, days))
+                .await;
+            repo.loc
+                .requests
+                .put
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            r
+        })
+        .buffer_unordered(LOOKS_IN_FLIGHT)
+        .try_collect()
+        .await?;
+    Ok(started
+        .iter()
+        .filter(|a| **a == RestoreAsked::Started)
+        .count())
+}
+
+/// Waits until every archived pack of `plan` is readable, looking every `poll` (on the
+/// repository's clock) and telling `progress` of the bytes that became readable.
+pub async fn wait_ready(
+    repo: &Repository,
+    plan: &RetrievalPlan,
+    poll: Duration,
+    progress: &Progress,
+) -> Result<()> {
+    let mut waiting: Vec<&ArchivedPack> = plan.archived.iter().collect();
+    progress.add_total(plan.archived_bytes);
+    loop {
+        let looks: Vec<(usize, bool)> = futures::stream::iter(waiting.iter().enumerate())
+            .map(|(i, p)| async move {
+                let s = repo.object_state(&pack_name(&p.pack)).await?;
+                Ok::<_, Error>((i, !s.needs_retrieval()))
+            })
+            .buffer_unordered(LOOKS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        let ready: std::collections::HashSet<usize> =
+            looks.iter().filter(|l| l.1).map(|l| l.0).collect();
+        let mut still = Vec::new();
+        for (i, p) in waiting.into_iter().enumerate() {
+            if ready.contains(&i) {
+                progress.add_bytes(p.size);
+            } else {
+                still.push(p);
+            }
+        }
+        waiting = still;
+        if waiting.is_empty() {
+            progress.finish();
+            return Ok(());
+        }
+        tracing::info!(
+            "{} pack(s) still being retrieved; looking again in {} min",
+            waiting.len(),
+            poll.as_secs() / 60
+        );
+        repo.clock().sleep(poll).await;
+    }
+}

@@ -1,0 +1,518 @@
+//! The cloud side on the local S3 server (LocalStack emulates archive classes, restores
+//! and object lock): a bucket prepared by `offsite target create`, a target whose data
+//! packs go to DEEP_ARCHIVE under governance lock, planning that never reads an archived
+//! object, and a restore that shows its retrieval plan before asking, then retrieves.
+
+mod conformance;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use chrono::Utc;
+use conformance::fixtures;
+use offsite::format::config::LockMode;
+
+const BIN: &str = env!("CARGO_BIN_EXE_offsite");
+
+fn run(args: &[&str], password: &str) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("OFFSITE_KDF", "256,1,1")
+        .env("OFFSITE_PASSWORD", password)
+        .env("OFFSITE_TARGET_PASSWORD", "target-pw")
+        .output()
+        .expect("offsite runs")
+}
+
+fn ok(args: &[&str], password: &str) -> String {
+    let o = run(args, password);
+    assert!(
+        o.status.success(),
+        "offsite {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// A new bucket name on the test server, or `None` when no server is configured (a
+/// failure under CI).
+fn new_bucket() -> Option<String> {
+    match std::env::var("OFFSITE_TEST_S3") {
+        Ok(_) => Some(format!(
+            "offsite-lock-{}",
+            hex::encode(offsite::crypto::random_bytes::<6>())
+        )),
+        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!(
+                "OFFSITE_TEST_S3 is not set under CI: run the tests through localstack/run-tests.sh"
+            )
+        }
+        Err(_) => None,
+    }
+}
+
+/// A new bucket with object lock, prepared by `offsite target create`, and the URL of
+/// `prefix` in it; `None` without a test server.
+fn locked_target(prefix: &str) -> Option<String> {
+    let target = format!("s3://{}/{prefix}", new_bucket()?);
+    ok(
+        &["target", "create", &target, "--object-lock", "governance"],
+        "",
+    );
+    Some(target)
+}
+
+/// A folder source repository in `d`: its URL, and the folder machines live under.
+fn source(d: &Path) -> (String, std::path::PathBuf) {
+    let src = d.join("src").to_str().unwrap().to_string();
+    ok(&["init", &src], "pw");
+    (src, d.join("machines"))
+}
+
+/// Backs up `base/machine` into `src` as `machine`.
+fn backup(src: &str, base: &Path, machine: &str) {
+    let dir = base.join(machine);
+    ok(
+        &[
+            "backup",
+            src,
+            "--machine",
+            machine,
+            "--base",
+            base.to_str().unwrap(),
+            dir.to_str().unwrap(),
+        ],
+        "pw",
+    );
+}
+
+fn same_tree(a: &Path, b: &Path) {
+    let o = Command::new("diff")
+        .arg("-r")
+        .arg("--no-dereference")
+        .arg(a)
+        .arg(b)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn target_create_and_verify_say_what_a_bucket_lacks() {
+    let Some(bucket) = new_bucket() else { return };
+    let url = format!("s3://{bucket}/copies");
+    let o = run(&["target", "verify", &url], "");
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("does not exist") && out.contains("target create"),
+        "{out}"
+    );
+
+    let out = ok(
+        &["target", "create", &url, "--object-lock", "governance"],
+        "",
+    );
+    assert!(
+        out.contains("created bucket") && out.contains("ready for offsite"),
+        "{out}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&ok(
+        &[
+            "target",
+            "verify",
+            &url,
+            "--object-lock",
+            "governance",
+            "--json",
+        ],
+        "",
+    ))
+    .unwrap();
+    assert_eq!(v["settings"]["object_lock"], true);
+    assert_eq!(v["settings"]["versioning"], true);
+    assert_eq!(v["settings"]["abort_incomplete_multipart_days"], 7);
+    assert_eq!(v["missing"].as_array().unwrap().len(), 0);
+
+    // A bucket made without object lock cannot get it afterwards: verify says so and
+    // create explains instead of pretending.
+    let plain = new_bucket().unwrap();
+    let purl = format!("s3://{plain}");
+    ok(&["target", "create", &purl], "");
+    let o = run(
+        &["target", "create", &purl, "--object-lock", "compliance"],
+        "",
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("turned versioning on"), "{out}");
+    assert!(
+        out.contains("no object lock") && out.contains("new bucket"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archived_locked_target_plans_without_reading_archives_and_restores_after_retrieval() {
+    let Some(target) = locked_target("copy") else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let (src, base) = source(d.path());
+    let src_url = src.as_str();
+    for (i, m) in ["web01", "db01", "mail01"].iter().enumerate() {
+        fixtures::machine_tree(&base.join(m), i as u64);
+        backup(src_url, &base, m);
+    }
+    ok(&["init", &target, "--pack-size", "256KiB"], "target-pw");
+    let set = ok(
+        &[
+            "target",
+            "set",
+            &target,
+            "--data-class",
+            "deep_archive",
+            "--lock",
+            "governance",
+            "--lock-days",
+            "30d",
+            "--lock-margin",
+            "2d",
+        ],
+        "target-pw",
+    );
+    assert!(
+        set.contains("DEEP_ARCHIVE") && set.contains("30 days"),
+        "{set}"
+    );
+    // The dry run prices the copy in the target's class before anything is spent.
+    let dry: serde_json::Value = serde_json::from_str(&ok(
+        &[
+            "copy",
+            "--from",
+            src_url,
+            "--to",
+            &target,
+            "--dry-run",
+            "--json",
+        ],
+        "pw",
+    ))
+    .unwrap();
+    assert_eq!(dry["cost"]["target_class"], "DEEP_ARCHIVE", "{dry}");
+    assert!(dry["cost"]["requests_usd"].as_f64().unwrap() > 0.0, "{dry}");
+    assert!(
+        dry["cost"]["storage_month_usd"].as_f64().unwrap() > 0.0,
+        "{dry}"
+    );
+    // A folder source costs no transfer.
+    assert_eq!(dry["cost"]["transfer_usd"].as_f64().unwrap(), 0.0, "{dry}");
+    let before = Utc::now();
+    ok(&["copy", "--from", src_url, "--to", &target], "pw");
+
+    // Every pack and point is locked with its write for 32 days; data packs are in
+    // DEEP_ARCHIVE, tree packs in the default class.
+    let loc = offsite::store::open(&target, false).unwrap();
+    let repo = offsite::repo::Repository::open(loc.clone(), b"target-pw")
+        .await
+        .unwrap();
+    let index = repo.load_index().await.unwrap();
+    let s3 = loc.extra.clone().unwrap();
+    let (mut data, mut trees) = (0, 0);
+    for p in index.packs() {
+        let name = offsite::format::pack_name(&p.id);
+        let st = s3.state(loc.path(&name).as_ref()).await.unwrap();
+        let only_trees = index
+            .blobs()
+            .filter(|(_, l)| index.pack_id(l.pack) == p.id)
+            .all(|(_, l)| l.kind == offsite::format::pack::BlobKind::Tree);
+        if only_trees {
+            trees += 1;
+            assert_eq!(st.class, None, "tree pack {name} is in {:?}", st.class);
+        } else {
+            data += 1;
+            assert_eq!(st.class.as_deref(), Some("DEEP_ARCHIVE"), "{name}");
+        }
+        let (mode, until) = st.lock.unwrap_or_else(|| panic!("{name} is not locked"));
+        assert_eq!(mode, LockMode::Governance);
+        let days = (until - before).num_hours() as f64 / 24.0;
+        assert!(
+            (31.9..32.1).contains(&days),
+            "{name} locked for {days} days"
+        );
+    }
+    assert!(
+        data >= 3 && trees >= 1,
+        "{data} data packs, {trees} tree packs"
+    );
+    for (id, _) in repo.load_points().await.unwrap() {
+        let name = offsite::format::point_name(&id);
+        let st = s3.state(loc.path(&name).as_ref()).await.unwrap();
+        assert!(st.lock.is_some(), "point {name} is not locked");
+    }
+
+    // Planning and listing never read an archived object (the server refuses reads of
+    // them): points, ls, check without --read-data, an incremental copy.
+    ok(&["points", &target], "target-pw");
+    let ls = ok(&["ls", &target, "latest"], "target-pw");
+    assert!(ls.contains("etc/hostname"), "{ls}");
+    ok(&["check", &target], "target-pw");
+    let m = base.join("web01");
+    std::fs::write(m.join("etc/new-file"), b"added after the first copy\n").unwrap();
+    backup(src_url, &base, "web01");
+    ok(&["copy", "--from", src_url, "--to", &target], "pw");
+
+    // A restore shows the plan and asks nothing without --retrieve; nothing is written.
+    let to = d.path().join("restored");
+    let o = run(
+        &[
+            "restore",
+            &target,
+            "latest",
+            "--machine",
+            "web01",
+            "--to",
+            to.to_str().unwrap(),
+        ],
+        "target-pw",
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("retrieval plan:") && err.contains("are archived"),
+        "{err}"
+    );
+    assert!(
+        err.contains("--retrieve bulk") && err.contains("hours"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was asked or written"), "{err}");
+    assert!(!to.exists(), "a refused restore wrote {}", to.display());
+    let data_packs: Vec<String> = index
+        .packs()
+        .iter()
+        .map(|p| offsite::format::pack_name(&p.id))
+        .collect();
+    let restores = async || {
+        let mut n = 0;
+        for name in &data_packs {
+            let st = s3.state(loc.path(name).as_ref()).await.unwrap();
+            n += usize::from(st.restore != offsite::store::cloud::Restore::None);
+        }
+        n
+    };
+    assert_eq!(restores().await, 0, "the plan asked for a retrieval");
+
+    // With --retrieve the packs are asked for, waited on, and the point restores whole.
+    ok(
+        &[
+            "restore",
+            &target,
+            "latest",
+            "--machine",
+            "web01",
+            "--to",
+            to.to_str().unwrap(),
+            "--retrieve",
+            "bulk",
+            "--retrieve-poll",
+            "1s",
+        ],
+        "target-pw",
+    );
+    same_tree(&m, &to.join("web01"));
+    // Only what web01's point reads was retrieved: not every data pack.
+    let asked = restores().await;
+    assert!(
+        asked >= 1 && asked < data,
+        "{asked} of {data} data packs retrieved"
+    );
+}
+
+/// Forget and prune keep what is locked, GFS flags lock their point's packs for the
+/// flag's period, and `target check-immutable` finds (and `--extend` fixes) an object a
+/// point needs locked longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_follow_retention_and_forget_and_prune_wait_for_them() {
+    use offsite::clock::ManualClock;
+    use offsite::repo::Repository;
+    use offsite::retention::{ForgetOptions, Policy};
+    use std::sync::Arc;
+
+    let Some(target) = locked_target("t") else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let (src, base) = source(d.path());
+    let src_url = src.as_str();
+    let m = base.join("web01");
+    ok(&["init", &target, "--pack-size", "128KiB"], "target-pw");
+    ok(
+        &[
+            "target",
+            "set",
+            &target,
+            "--lock",
+            "governance",
+            "--lock-days",
+            "1d",
+            "--lock-margin",
+            "0d",
+        ],
+        "target-pw",
+    );
+    fixtures::machine_tree(&m, 0);
+    // One copy per point, so each point's own data sits in packs of its own.
+    for i in 0..3u64 {
+        // Each point has data of its own, so forgetting one frees packs.
+        std::fs::write(m.join(format!("etc/only-{i}")), offsite_bytes(i, 300 << 10)).unwrap();
+        if i > 0 {
+            std::fs::remove_file(m.join(format!("etc/only-{}", i - 1))).unwrap();
+        }
+        backup(src_url, &base, "web01");
+        let copied: serde_json::Value = serde_json::from_str(&ok(
+            &["copy", "--from", src_url, "--to", &target, "--json"],
+            "pw",
+        ))
+        .unwrap();
+        assert!(copied["locks"]["looked"].as_u64().unwrap() > 0, "{copied}");
+    }
+
+    let open = async |clock: Option<Arc<ManualClock>>| {
+        let loc = offsite::store::open(&target, false).unwrap();
+        let r = Repository::open(loc, b"target-pw").await.unwrap();
+        Arc::new(match clock {
+            Some(c) => r.with_clock(c),
+            None => r,
+        })
+    };
+    let repo = open(None).await;
+    let points = repo.load_points().await.unwrap();
+    assert_eq!(points.len(), 3);
+    let (first, middle) = (points[0].0, points[1].0);
+    let policy = Policy {
+        keep: 1,
+        weekly: 52,
+        ..Policy::default()
+    };
+    let opts = ForgetOptions {
+        policy,
+        ..Default::default()
+    };
+
+    // Now: the newest is kept, the first is flagged for the week (52 weeks), the middle
+    // one is let go but still locked: kept, and said so.
+    let r = offsite::retention::forget(&repo, &opts, &chrono::Utc)
+        .await
+        .unwrap();
+    let mr = &r.machines[0];
+    assert_eq!(mr.forgotten.len(), 0, "{r:?}");
+    assert_eq!(mr.locked.iter().map(|l| l.id).collect::<Vec<_>>(), [middle]);
+    let hold = r.locks.clone().expect("the flag's packs were held");
+    assert!(hold.extended >= 2, "{hold:?}");
+    let s3 = repo.loc.extra.clone().unwrap();
+    let state = |name: String| {
+        let (s3, key) = (s3.clone(), repo.loc.path(&name).to_string());
+        async move { s3.state(&key).await.unwrap() }
+    };
+    let year = Utc::now() + chrono::Duration::days(300);
+    assert!(
+        state(offsite::format::point_name(&first))
+            .await
+            .locked_until()
+            .unwrap()
+            > year
+    );
+    let index = repo.load_index().await.unwrap();
+    let first_tree = points[0].1.tree[0];
+    let pack = offsite::format::pack_name(&index.pack_id(index.get(&first_tree).unwrap().pack));
+    assert!(
+        state(pack).await.locked_until().unwrap() > year,
+        "the flagged point's tree pack"
+    );
+
+    // Three days on, the middle point's lock is over: forget deletes it.
+    let later = Arc::new(ManualClock::new(Utc::now() + chrono::Duration::days(3)));
+    let r = offsite::retention::forget(&open(Some(later.clone())).await, &opts, &chrono::Utc)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.machines[0]
+            .forgotten
+            .iter()
+            .map(|f| f.id)
+            .collect::<Vec<_>>(),
+        [middle]
+    );
+
+    // Prune today: what only the middle point used is still locked, so it stays.
+    let popts = offsite::prune::PruneOptions {
+        grace: std::time::Duration::ZERO,
+        ..Default::default()
+    };
+    let progress = offsite::progress::Progress::hidden();
+    let p = offsite::prune::prune(&repo, &popts, &progress)
+        .await
+        .unwrap();
+    assert!(p.packs_locked >= 1, "{p:?}");
+    assert_eq!(p.packs_deleted + p.packs_rewritten, 0, "{p:?}");
+    let unlock = p.next_unlock.unwrap();
+    assert!(
+        unlock > Utc::now() && unlock < Utc::now() + chrono::Duration::days(2),
+        "{unlock}"
+    );
+    // Three days on, it goes.
+    let p = offsite::prune::prune(&open(Some(later)).await, &popts, &progress)
+        .await
+        .unwrap();
+    assert_eq!(p.packs_locked, 0, "{p:?}");
+    assert!(p.packs_deleted + p.packs_rewritten >= 1, "{p:?}");
+    ok(&["check", &target], "target-pw");
+
+    // Every remaining point's objects are locked long enough...
+    ok(&["target", "check-immutable", &target], "target-pw");
+    // ...until the newest point needs longer (a flag set by hand): then the check names
+    // what is short, and --extend fixes it.
+    let newest = repo.load_points().await.unwrap().last().unwrap().0;
+    repo.set_flag(&offsite::format::mark::Mark {
+        point: newest,
+        kind: offsite::format::mark::MarkKind::Monthly,
+        detail: "2026-11".into(),
+        set_at: Utc::now(),
+        until: Some(Utc::now() + chrono::Duration::days(60)),
+    })
+    .await
+    .unwrap();
+    let o = run(&["target", "check-immutable", &target], "target-pw");
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("locked only until") && out.contains("not locked long enough"),
+        "{out}"
+    );
+    ok(
+        &["target", "check-immutable", &target, "--extend"],
+        "target-pw",
+    );
+    ok(&["target", "check-immutable", &target], "target-pw");
+}
+
+fn offsite_bytes(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
