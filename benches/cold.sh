@@ -27,7 +27,7 @@ cold="cold-bench-$(date +%s)"
 AWS_ENDPOINT_URL=$direct "$O" target create "s3://$cold" --object-lock governance >/dev/null
 
 cleanup() {
-  "$OFFSITE_TOOLS/py-tools/bin/python" - "$cold" "$bucket" "$p" <<'PY'
+  "${OFFSITE_TOOLS:-$HOME/.cache/offsite-tools}/py-tools/bin/python" - "$cold" "$bucket" "$p" <<'PY'
 import sys, boto3
 s3 = boto3.client("s3")
 cold, bucket, prefix = sys.argv[1:4]
@@ -50,7 +50,7 @@ trap cleanup EXIT
 timed() { # label cmd... ; prints the label and wall time, sets T
   local label=$1 wall rss; shift
   /usr/bin/time -f "%e %M" -o "$WORK/t" "$@" > "$WORK/out" 2> "$WORK/err" || true
-  read -r wall rss < "$WORK/t"; T=$wall
+  read -r wall rss < <(tail -1 "$WORK/t"); T=$wall
   printf "%-46s %7.2f s %5.0f MiB" "$label" "$wall" "$((rss / 1024))"
 }
 puts() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("  %d PUTs" % sum(c["requests_target"]["put"] for c in r["chains"]), end="")' "$WORK/out"; }

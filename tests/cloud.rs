@@ -516,3 +516,55 @@ fn offsite_bytes(seed: u64, n: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A pack above the multipart threshold goes up locked too (CreateMultipartUpload with
+/// the lock, parts, completion), and a second upload of it is not made again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_pack_is_locked_with_its_multipart_upload() {
+    use offsite::format::config::{LockPolicy, StoragePolicy};
+    use offsite::repo::Repository;
+    use offsite::repo::packer::PackData;
+
+    let Some(target) = locked_target("big") else {
+        return;
+    };
+    ok(&["init", &target], "target-pw");
+    let loc = offsite::store::open(&target, false).unwrap();
+    let mut repo = Repository::open(loc.clone(), b"target-pw").await.unwrap();
+    repo.set_storage(StoragePolicy {
+        data_class: Some("GLACIER".into()),
+        lock: Some(LockPolicy {
+            mode: LockMode::Governance,
+            days: 3,
+            margin_days: 1,
+        }),
+    })
+    .await
+    .unwrap();
+    repo.multipart_threshold = 1 << 20;
+    let bytes = offsite_bytes(7, 20 << 20);
+    let id = offsite::Id::hash(&bytes);
+    repo.save_pack(&id, PackData::Memory(bytes.clone()), Some("GLACIER"))
+        .await
+        .unwrap();
+    let name = offsite::format::pack_name(&id);
+    let st = loc
+        .extra
+        .clone()
+        .unwrap()
+        .state(loc.path(&name).as_ref())
+        .await
+        .unwrap();
+    assert_eq!(st.size, bytes.len() as u64);
+    assert_eq!(st.class.as_deref(), Some("GLACIER"));
+    let (mode, until) = st.lock.expect("the multipart pack is locked");
+    assert_eq!(mode, LockMode::Governance);
+    let days = (until - Utc::now()).num_hours() as f64 / 24.0;
+    assert!((3.9..4.1).contains(&days), "{days}");
+    // Already there: looked at, not uploaded again.
+    let puts = repo.loc.requests.snapshot().put;
+    repo.save_pack(&id, PackData::Memory(bytes), Some("GLACIER"))
+        .await
+        .unwrap();
+    assert_eq!(repo.loc.requests.snapshot().put, puts);
+}

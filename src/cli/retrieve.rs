@@ -100,12 +100,21 @@ fn print_plan(plan: &RetrievalPlan) {
     );
     for q in &plan.quotes {
         eprintln!(
-            "  --retrieve {:<9}  about ${:.2}, readable in {} to {} hours",
+            "  --retrieve {:<9}  about {}, readable in {} to {} hours",
             q.tier.as_str(),
-            q.usd,
+            money(q.usd),
             hours(q.hours[0]),
             hours(q.hours[1])
         );
+    }
+}
+
+/// Dollars as a person reads them: cents, or "under a cent" rather than $0.00.
+fn money(usd: f64) -> String {
+    match usd {
+        0.0 => "$0 (free)".to_string(),
+        u if u < 0.01 => "under $0.01".to_string(),
+        u => format!("${u:.2}"),
     }
 }
 

@@ -853,7 +853,9 @@ fn decode_job(doc: &mut Doc<'_>, mut t: Table<'_, '_>, name_out: &mut String) ->
     let throttle = throttle(doc, throttle_table);
     let archivers_table = t.table(doc, "archivers");
     let archivers = archivers(doc, archivers_table);
-    let active_full = t.table(doc, "active_full").and_then(|mut a| {
+    let active_full_table = t.table(doc, "active_full");
+    let active_full_span = active_full_table.as_ref().map(|a| a.span.clone());
+    let active_full = active_full_table.and_then(|mut a| {
         let every = duration(doc, &mut a, "every", Duration::from_secs(86_400));
         if every.is_none() && !a.has("every") {
             let span = a.span.clone();
@@ -865,7 +867,9 @@ fn decode_job(doc: &mut Doc<'_>, mut t: Table<'_, '_>, name_out: &mut String) ->
         a.finish(doc);
         every
     });
-    let health_check = t.table(doc, "health_check").and_then(|mut h| {
+    let health_check_table = t.table(doc, "health_check");
+    let health_check_span = health_check_table.as_ref().map(|h| h.span.clone());
+    let health_check = health_check_table.and_then(|mut h| {
         let every = duration(doc, &mut h, "every", Duration::from_secs(3600));
         if every.is_none() && !h.has("every") {
             let span = h.span.clone();
@@ -880,6 +884,31 @@ fn decode_job(doc: &mut Doc<'_>, mut t: Table<'_, '_>, name_out: &mut String) ->
         h.finish(doc);
         every.map(|every| HealthCheckSpec { every })
     });
+    // Both read every data pack of the newest points: in an archive class each run
+    // would need a retrieval (hours, and a price) before it could start.
+    let archived = target
+        .as_ref()
+        .and_then(|t| t.data_class.as_deref())
+        .filter(|c| crate::store::class::is_archived(c));
+    if let Some(class) = archived {
+        for (span, what) in [
+            (active_full_span, "active_full"),
+            (health_check_span, "health_check"),
+        ] {
+            if let Some(span) = span {
+                doc.problem(
+                    &span,
+                    format!(
+                        "{}.{what} reads every data pack of the newest points; in the archive \
+                         class {class} each run would need a retrieval first (hours, and a price). \
+                         Leave it out and test restores with `offsite restore --retrieve`, or keep \
+                         data packs in a class read at once (GLACIER_IR, Cold)",
+                        t.path
+                    ),
+                );
+            }
+        }
+    }
     t.finish(doc);
     Some(Job {
         name,
@@ -1050,6 +1079,20 @@ redispatch = "sometimes"
         };
         said(10, "not an Azure access tier");
         said(11, "not a lock mode");
+        let problems = JobsFile::parse_with(
+            &format!(
+                "{}[job.health_check]\nevery = \"7d\"\n",
+                file("url = \"s3://dst\"\ndata_class = \"GLACIER\"")
+            ),
+            &env,
+        )
+        .unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.line == 14 && p.message.contains("retrieval")),
+            "{problems:#?}"
+        );
     }
 
     #[test]

@@ -161,19 +161,27 @@ where
     R: std::fmt::Debug,
 {
     let code = e.code().unwrap_or("").to_string();
+    // The provider's code and message, or (no answer) the cause in one line; the whole
+    // response with -v.
+    let said = match (e.code(), e.message()) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c.to_string(),
+        _ => DisplayErrorContext(&e).to_string(),
+    };
+    tracing::debug!("{object}: {op}: {}", DisplayErrorContext(&e));
     let hint = match code.as_str() {
         "AccessDenied" => {
             "; the credentials lack this permission (grant it to the runner's identity)"
         }
         "NoSuchBucket" => "; create it with `offsite target create`",
-        "InvalidRequest" if op.contains("lock") || op.contains("retention") => {
+        "InvalidRequest" if op.contains("lock") || op.contains("Retention") => {
             "; is object lock enabled on the bucket? `offsite target verify` tells"
         }
         _ => "",
     };
     Error::Cloud {
         object: object.to_string(),
-        what: format!("{op} failed: {}{hint}", DisplayErrorContext(&e)),
+        what: format!("{op} failed: {said}{hint}"),
         code,
     }
 }
@@ -377,7 +385,6 @@ impl S3Extra {
                     CompletedPart::builder()
                         .part_number(n)
                         .set_e_tag(o.e_tag().map(str::to_string))
-                        .set_checksum_crc32(o.checksum_crc32().map(str::to_string))
                         .build(),
                 ),
                 Err(e) => {
