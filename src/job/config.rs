@@ -1090,7 +1090,7 @@ redispatch = "sometimes"
         assert!(
             problems
                 .iter()
-                .any(|p| p.line == 14 && p.message.contains("retrieval")),
+                .any(|p| p.line == 13 && p.message.contains("retrieval")),
             "{problems:#?}"
         );
     }
