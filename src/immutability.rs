@@ -95,32 +95,62 @@ pub async fn hold(
     let Some(policy) = repo.config.storage.lock else {
         return Ok(Hold::default());
     };
-    let mut objects: Vec<(String, DateTime<Utc>)> = packs_of(repo, index, points)
+    let packs: Vec<(String, DateTime<Utc>)> = packs_of(repo, index, points)
         .await?
         .into_iter()
         .map(|(p, until)| (pack_name(&p), until))
         .collect();
-    objects.extend(points.iter().map(|(id, _, until)| (point_name(id), *until)));
+    let own: Vec<(String, DateTime<Utc>)> = points
+        .iter()
+        .map(|(id, _, until)| (point_name(id), *until))
+        .collect();
     let slack = chrono::Duration::days(i64::from(policy.days / 2));
-    let extended: Vec<bool> = futures::stream::iter(objects.iter())
-        .map(|(name, until)| async move {
-            let current = repo.object_state(name).await?.locked_until();
-            // Packs written by the copy that asks were locked moments before its points.
-            if current.is_some_and(|c| c >= *until - TOLERANCE) {
-                return Ok::<_, Error>(false);
-            }
-            repo.extend_lock(name, (policy.mode, *until + slack))
-                .await?;
-            Ok(true)
+    // Packs first, the points after them: a point locked long enough says its packs are
+    // too (`not_yet_held` relies on it).
+    let mut extended = 0;
+    for objects in [&packs, &own] {
+        let done: Vec<bool> = futures::stream::iter(objects.iter())
+            .map(|(name, until)| async move {
+                let current = repo.object_state(name).await?.locked_until();
+                // Packs written by the copy that asks were locked moments before its points.
+                if current.is_some_and(|c| c >= *until - TOLERANCE) {
+                    return Ok::<_, Error>(false);
+                }
+                repo.extend_lock(name, (policy.mode, *until + slack))
+                    .await?;
+                Ok(true)
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .try_collect()
+            .await?;
+        extended += done.iter().filter(|e| **e).count() as u64;
+    }
+    Ok(Hold {
+        points: points.len(),
+        looked: (packs.len() + own.len()) as u64,
+        extended,
+    })
+}
+
+/// Of `points` (each with the date it must be locked until), those whose own object is
+/// locked for less: one HEAD each. [`hold`] extends a point only after its packs, so a
+/// point locked long enough has packs that are too.
+pub async fn not_yet_held(
+    repo: &Repository,
+    points: Vec<(Id, Point, DateTime<Utc>)>,
+) -> Result<Vec<(Id, Point, DateTime<Utc>)>> {
+    let looked: Vec<Option<(Id, Point, DateTime<Utc>)>> = futures::stream::iter(points)
+        .map(|(id, p, until)| async move {
+            let current = repo.object_state(&point_name(&id)).await?.locked_until();
+            Ok::<_, Error>(match current.is_some_and(|c| c >= until - TOLERANCE) {
+                true => None,
+                false => Some((id, p, until)),
+            })
         })
         .buffer_unordered(IN_FLIGHT)
         .try_collect()
         .await?;
-    Ok(Hold {
-        points: points.len(),
-        looked: objects.len() as u64,
-        extended: extended.iter().filter(|e| **e).count() as u64,
-    })
+    Ok(looked.into_iter().flatten().collect())
 }
 
 /// An object a point needs that is not locked long enough.

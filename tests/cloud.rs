@@ -501,6 +501,33 @@ async fn locks_follow_retention_and_forget_and_prune_wait_for_them() {
         "target-pw",
     );
     ok(&["target", "check-immutable", &target], "target-pw");
+    // A flag whose hold never happened (a forget that died after writing it) is held by
+    // the next forget, which looks at each flagged point's own lock.
+    repo.set_flag(&offsite::format::mark::Mark {
+        point: newest,
+        kind: offsite::format::mark::MarkKind::Yearly,
+        detail: "2026".into(),
+        set_at: Utc::now(),
+        until: Some(Utc::now() + chrono::Duration::days(400)),
+    })
+    .await
+    .unwrap();
+    let short = run(&["target", "check-immutable", &target], "target-pw");
+    assert_eq!(short.status.code(), Some(1));
+    let r = offsite::retention::forget(&repo, &opts, &chrono::Utc)
+        .await
+        .unwrap();
+    assert!(
+        r.locks.as_ref().is_some_and(|h| h.extended >= 1),
+        "{:?}",
+        r.locks
+    );
+    ok(&["target", "check-immutable", &target], "target-pw");
+    // And a forget with nothing short looks at the flagged points only, extends nothing.
+    let r = offsite::retention::forget(&repo, &opts, &chrono::Utc)
+        .await
+        .unwrap();
+    assert!(r.locks.is_none(), "{:?}", r.locks);
 }
 
 fn offsite_bytes(seed: u64, n: usize) -> Vec<u8> {

@@ -88,8 +88,25 @@ async fn serve(workshop: Workshop, slots: usize) -> (String, tokio::task::JoinHa
     let app = router(tasks, vec![hash]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
+    // Not axum::serve: its connections outlive an aborted server task, so a runner
+    // polling over a kept-alive connection would never see the appliance vanish. Here
+    // the connections live in the task's own set and die with it, as with a killed
+    // process.
     let served = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+            conns.spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, svc)
+                    .await;
+            });
+            while conns.try_join_next().is_some() {}
+        }
     });
     (url, served)
 }

@@ -202,20 +202,24 @@ async fn decide_and_delete<Tz: TimeZone>(
     .buffer_unordered(8)
     .try_collect::<Vec<()>>()
     .await?;
-    // A flagged point's packs stay locked for its period (a yearly point's for years).
+    // A flagged point's packs stay locked for its period (a yearly point's for years):
+    // the flags set now, and those set before whose point is not yet locked that long
+    // (a run that died after its flags, before this step).
     if let Some(policy) = repo.config.storage.lock {
         let margin = chrono::Duration::days(i64::from(policy.margin_days));
         let by_id: std::collections::HashMap<Id, &Point> =
             points.iter().map(|(id, p)| (*id, p)).collect();
-        let flagged: Vec<(Id, Point, DateTime<Utc>)> = report
+        let candidates: Vec<(Id, Point, DateTime<Utc>)> = report
             .machines
             .iter()
             .flat_map(|m| &m.kept)
             .filter_map(|k| {
-                let until = k.flagged.iter().map(|f| f.until).max()?;
+                let stored = marks.get(&k.id).map_or_else(Vec::new, |m| flags(m));
+                let until = k.flagged.iter().chain(&stored).map(|f| f.until).max()?;
                 Some((k.id, (*by_id.get(&k.id)?).clone(), until + margin))
             })
             .collect();
+        let flagged = crate::immutability::not_yet_held(repo, candidates).await?;
         if !flagged.is_empty() {
             let index = repo.load_index().await?;
             report.locks = Some(crate::immutability::hold(repo, &index, &flagged).await?);
