@@ -3,7 +3,7 @@
 # function behind `terraform fmt`, from npm's @cdktf/hcl-tools), HCL parsed and checked
 # (python-hcl2), the example jobs files validated by the built `offsite`, the Kubernetes
 # manifests against their schemas (kubernetes-validate), and a checkov scan of both.
-# Tools are installed once into ~/.cache/offsite-tools. Needs target/debug/offsite
+# Tools are installed once into ~/.cache/offsite-tools. Needs the debug offsite binary
 # (or OFFSITE_BIN). Run from anywhere: bash terraform/check.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,7 +30,7 @@ node terraform/fmt.mjs "${tf[@]}"
 echo "== HCL parsed and checked"
 "$venv/bin/python" terraform/check_hcl.py
 echo "== example jobs files"
-O=${OFFSITE_BIN:-$root/target/debug/offsite}
+O=${OFFSITE_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/offsite}
 # The Kubernetes jobs file lives in a ConfigMap: taken out to be validated as well.
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 "$venv/bin/python" -c '
