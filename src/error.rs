@@ -166,6 +166,7 @@ impl Error {
 
     fn from_store(object: String, source: object_store::Error, write: bool) -> Error {
         use crate::store::diagnose::Problem;
+        let archived = if write { None } else { archived_class(&source) };
         match source {
             object_store::Error::NotFound { .. }
                 if !write && Problem::of(&source) != Some(Problem::NoBucket) =>
@@ -173,29 +174,28 @@ impl Error {
                 Error::NotFound { object }
             }
             object_store::Error::AlreadyExists { .. } => Error::AlreadyExists { object },
-            // S3 answers 403 InvalidObjectState, Azure 409 BlobArchived, for a read of
-            // an object in an archive class that has not been restored.
-            source
-                if !write && {
-                    let m = format!("{source:?}");
-                    m.contains("InvalidObjectState") || m.contains("BlobArchived")
-                } =>
-            {
-                let class = if format!("{source:?}").contains("BlobArchived") {
-                    "Archive"
-                } else {
-                    "an S3 archive class"
-                };
-                Error::Archived {
-                    object,
-                    class: class.to_string(),
-                }
-            }
+            _ if archived.is_some() => Error::Archived {
+                object,
+                class: archived.unwrap_or_default().to_string(),
+            },
             source => Error::Store {
                 object,
                 source,
                 write,
             },
         }
+    }
+}
+
+/// The archive class a failed read names: S3 answers 403 InvalidObjectState, Azure 409
+/// BlobArchived, for an object in an archive class that has not been restored.
+fn archived_class(source: &object_store::Error) -> Option<&'static str> {
+    let said = format!("{source:?}");
+    if said.contains("BlobArchived") {
+        Some("Archive")
+    } else if said.contains("InvalidObjectState") {
+        Some("an S3 archive class")
+    } else {
+        None
     }
 }

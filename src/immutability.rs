@@ -17,12 +17,10 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::format::point::Point;
 use crate::format::{pack_name, point_name};
+use crate::repo::immutable::LOOKS_IN_FLIGHT;
 use crate::repo::tree::for_each_node;
 use crate::repo::{MasterIndex, Repository};
 use crate::{Error, Id, Result};
-
-/// Requests in flight while looking at and extending locks.
-const IN_FLIGHT: usize = 16;
 
 /// A lock this close to the date asked for counts as held: a copy's new packs are
 /// locked with their writes, seconds before its points, and need no extension.
@@ -109,21 +107,20 @@ pub async fn hold(
     // too (`not_yet_held` relies on it).
     let mut extended = 0;
     for objects in [&packs, &own] {
-        let done: Vec<bool> = futures::stream::iter(objects.iter())
-            .map(|(name, until)| async move {
-                let current = repo.object_state(name).await?.locked_until();
-                // Packs written by the copy that asks were locked moments before its points.
-                if current.is_some_and(|c| c >= *until - TOLERANCE) {
-                    return Ok::<_, Error>(false);
-                }
-                repo.extend_lock(name, (policy.mode, *until + slack))
-                    .await?;
-                Ok(true)
-            })
-            .buffer_unordered(IN_FLIGHT)
-            .try_collect()
+        let names: Vec<String> = objects.iter().map(|(n, _)| n.clone()).collect();
+        let states = repo.object_states(&names).await?;
+        let short: Vec<&(String, DateTime<Utc>)> = objects
+            .iter()
+            .zip(&states)
+            .filter(|((_, until), s)| !held(s.locked_until(), *until))
+            .map(|(o, _)| o)
+            .collect();
+        futures::stream::iter(&short)
+            .map(|(name, until)| repo.extend_lock(name, (policy.mode, *until + slack)))
+            .buffer_unordered(LOOKS_IN_FLIGHT)
+            .try_collect::<Vec<()>>()
             .await?;
-        extended += done.iter().filter(|e| **e).count() as u64;
+        extended += short.len() as u64;
     }
     Ok(Hold {
         points: points.len(),
@@ -139,18 +136,20 @@ pub async fn not_yet_held(
     repo: &Repository,
     points: Vec<(Id, Point, DateTime<Utc>)>,
 ) -> Result<Vec<(Id, Point, DateTime<Utc>)>> {
-    let looked: Vec<Option<(Id, Point, DateTime<Utc>)>> = futures::stream::iter(points)
-        .map(|(id, p, until)| async move {
-            let current = repo.object_state(&point_name(&id)).await?.locked_until();
-            Ok::<_, Error>(match current.is_some_and(|c| c >= until - TOLERANCE) {
-                true => None,
-                false => Some((id, p, until)),
-            })
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .try_collect()
-        .await?;
-    Ok(looked.into_iter().flatten().collect())
+    let names: Vec<String> = points.iter().map(|(id, _, _)| point_name(id)).collect();
+    let states = repo.object_states(&names).await?;
+    Ok(points
+        .into_iter()
+        .zip(states)
+        .filter(|((_, _, until), s)| !held(s.locked_until(), *until))
+        .map(|(p, _)| p)
+        .collect())
+}
+
+/// Whether a lock until `current` holds an object until `until`. Packs written by the
+/// copy that asks were locked moments before its points: within [`TOLERANCE`] counts.
+fn held(current: Option<DateTime<Utc>>, until: DateTime<Utc>) -> bool {
+    current.is_some_and(|c| c >= until - TOLERANCE)
 }
 
 /// An object a point needs that is not locked long enough.
@@ -196,25 +195,23 @@ where
             }
         }
     }
-    let looks: Vec<Option<Unlocked>> = futures::stream::iter(needs.iter())
-        .map(|(name, (needed, point, machine))| async move {
-            let current = repo.object_state(name).await?.locked_until();
-            Ok::<_, Error>(match current.is_some_and(|c| c >= *needed) {
-                true => None,
-                false => Some(Unlocked {
-                    object: name.clone(),
-                    point: *point,
-                    machine: machine.clone(),
-                    needed: *needed,
-                    locked_until: current,
-                }),
+    let names: Vec<String> = needs.keys().cloned().collect();
+    let states = repo.object_states(&names).await?;
+    // `needs` is ordered by name, so the list comes out sorted.
+    let unlocked: Vec<Unlocked> = needs
+        .iter()
+        .zip(states)
+        .filter_map(|((name, (needed, point, machine)), s)| {
+            let current = s.locked_until();
+            current.is_none_or(|c| c < *needed).then(|| Unlocked {
+                object: name.clone(),
+                point: *point,
+                machine: machine.clone(),
+                needed: *needed,
+                locked_until: current,
             })
         })
-        .buffer_unordered(IN_FLIGHT)
-        .try_collect()
-        .await?;
-    let mut unlocked: Vec<Unlocked> = looks.into_iter().flatten().collect();
-    unlocked.sort_by(|a, b| a.object.cmp(&b.object));
+        .collect();
     Ok(Verification {
         points: points.len(),
         objects: needs.len() as u64,

@@ -349,16 +349,13 @@ async fn locked_until(
     repo: &Repository,
     packs: &[Id],
 ) -> Result<Vec<(Id, chrono::DateTime<chrono::Utc>)>> {
-    use futures::TryStreamExt;
-    let found: Vec<Option<(Id, chrono::DateTime<chrono::Utc>)>> =
-        futures::stream::iter(packs.iter().map(|id| async move {
-            let s = repo.object_state(&pack_name(id)).await?;
-            Ok::<_, Error>(s.locked_until().map(|u| (*id, u)))
-        }))
-        .buffer_unordered(16)
-        .try_collect()
-        .await?;
-    Ok(found.into_iter().flatten().collect())
+    let names: Vec<String> = packs.iter().map(pack_name).collect();
+    let states = repo.object_states(&names).await?;
+    Ok(packs
+        .iter()
+        .zip(states)
+        .filter_map(|(id, s)| Some((*id, s.locked_until()?)))
+        .collect())
 }
 
 /// Every blob the points use: their tree blobs and every file's content. A point that

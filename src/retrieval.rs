@@ -16,14 +16,12 @@ use crate::format::point::Point;
 use crate::format::{pack_name, point_name};
 use crate::prices::{Prices, RetrievalQuote};
 use crate::progress::Progress;
+use crate::repo::immutable::LOOKS_IN_FLIGHT;
 use crate::repo::tree::for_each_node;
 use crate::repo::{MasterIndex, Repository};
 use crate::restore::PathFilter;
-use crate::store::cloud::{ObjectState, Restore, RestoreAsked, RetrievalTier};
+use crate::store::cloud::{Restore, RestoreAsked, RetrievalTier};
 use crate::{Error, Id, Result};
-
-/// HEADs in flight while looking at packs.
-const LOOKS_IN_FLIGHT: usize = 16;
 
 /// A pack that must be retrieved (or is being) before it can be read.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -99,20 +97,14 @@ pub async fn plan(
     packs: &BTreeMap<Id, u64>,
     prices: &Prices,
 ) -> Result<RetrievalPlan> {
-    let states: Vec<(Id, u64, ObjectState)> = futures::stream::iter(packs.iter())
-        .map(|(id, size)| async move {
-            let s = repo.object_state(&pack_name(id)).await?;
-            Ok::<_, Error>((*id, *size, s))
-        })
-        .buffered(LOOKS_IN_FLIGHT)
-        .try_collect()
-        .await?;
+    let names: Vec<String> = packs.keys().map(pack_name).collect();
+    let states = repo.object_states(&names).await?;
     let mut plan = RetrievalPlan {
         packs: packs.len(),
         bytes: packs.values().sum(),
         ..Default::default()
     };
-    for (pack, size, s) in states {
+    for ((pack, size), s) in packs.iter().map(|(p, s)| (*p, *s)).zip(states) {
         if !s.needs_retrieval() {
             continue;
         }
@@ -183,29 +175,13 @@ pub async fn ask(
                 .join(", ")
         )));
     }
-    let s3 = repo.loc.extra.as_ref().ok_or_else(|| {
-        Error::Invalid(format!(
-            "{}: offsite retrieves archived objects on S3 only",
-            repo.loc.url
-        ))
-    })?;
     let todo: Vec<&ArchivedPack> = plan
         .archived
         .iter()
         .filter(|p| p.restore == Restore::None)
         .collect();
     let started: Vec<RestoreAsked> = futures::stream::iter(todo)
-        .map(|p| async move {
-            let key = repo.loc.path(&pack_name(&p.pack)).to_string();
-            let days = i32::try_from(days).unwrap_or(i32::MAX);
-            let r = crate::repo::retry::retry(repo.clock(), &key, || s3.restore(&key, tier, days))
-                .await;
-            repo.loc
-                .requests
-                .put
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            r
-        })
+        .map(|p| async move { repo.restore_object(&pack_name(&p.pack), tier, days).await })
         .buffer_unordered(LOOKS_IN_FLIGHT)
         .try_collect()
         .await?;
@@ -226,19 +202,11 @@ pub async fn wait_ready(
     let mut waiting: Vec<&ArchivedPack> = plan.archived.iter().collect();
     progress.add_total(plan.archived_bytes);
     loop {
-        let looks: Vec<(usize, bool)> = futures::stream::iter(waiting.iter().enumerate())
-            .map(|(i, p)| async move {
-                let s = repo.object_state(&pack_name(&p.pack)).await?;
-                Ok::<_, Error>((i, !s.needs_retrieval()))
-            })
-            .buffer_unordered(LOOKS_IN_FLIGHT)
-            .try_collect()
-            .await?;
-        let ready: std::collections::HashSet<usize> =
-            looks.iter().filter(|l| l.1).map(|l| l.0).collect();
+        let names: Vec<String> = waiting.iter().map(|p| pack_name(&p.pack)).collect();
+        let states = repo.object_states(&names).await?;
         let mut still = Vec::new();
-        for (i, p) in waiting.into_iter().enumerate() {
-            if ready.contains(&i) {
+        for (p, s) in waiting.into_iter().zip(states) {
+            if !s.needs_retrieval() {
                 progress.add_bytes(p.size);
             } else {
                 still.push(p);

@@ -83,7 +83,11 @@ async fn appliance(specs: Vec<RepoSpec>, slots: usize) -> (String, tokio::task::
 
 async fn serve(workshop: Workshop, slots: usize) -> (String, tokio::task::JoinHandle<()>) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let tasks = Tasks::new(slots, Arc::new(workshop), clock);
+    serve_tasks(Tasks::new(slots, Arc::new(workshop), clock)).await
+}
+
+/// The routes over `tasks` on a free loopback port.
+async fn serve_tasks(tasks: Arc<Tasks>) -> (String, tokio::task::JoinHandle<()>) {
     let hash = super::server::parse_token_hash(&token_hash(TOKEN)).unwrap();
     let app = router(tasks, vec![hash]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -682,13 +686,8 @@ async fn readiness_needs_no_token_and_fails_while_stopping() {
         Arc::new(Workshop::new(f.specs.clone(), clock.clone())),
         clock,
     );
-    let hash = super::server::parse_token_hash(&token_hash(TOKEN)).unwrap();
-    let app = router(tasks.clone(), vec![hash]);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1/ready", listener.local_addr().unwrap());
-    let _served = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (base, _served) = serve_tasks(tasks.clone()).await;
+    let url = format!("{base}/v1/ready");
     let http = reqwest::Client::new();
     assert_eq!(http.get(&url).send().await.unwrap().status().as_u16(), 200);
     tasks.stopping.stop();

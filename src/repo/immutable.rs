@@ -12,12 +12,41 @@ use chrono::{DateTime, Utc};
 use super::Repository;
 use super::packer::PackData;
 use super::retry::retry;
-use crate::format::config::LockMode;
+use crate::format::config::{LockMode, StoragePolicy};
+use crate::store::Location;
 use crate::store::cloud::S3Extra;
 use crate::{Error, Result};
 
+/// Provider requests (HEADs, restores, lock extensions) in flight at once.
+pub const LOOKS_IN_FLIGHT: usize = 16;
+
 /// A lock to set: mode and retain-until date.
 pub type Lock = (LockMode, DateTime<Utc>);
+
+/// The provider client that sets locks at `loc`; an error where offsite cannot lock.
+fn lock_client(loc: &Location) -> Result<&S3Extra> {
+    loc.extra.as_ref().ok_or_else(|| {
+        Error::Invalid(format!(
+            "{}: offsite sets object lock on S3 only; use the container's own \
+             immutability policy (`offsite target set {} --no-lock` turns it off for a \
+             repository that asks for it)",
+            loc.url, loc.url
+        ))
+    })
+}
+
+/// `storage` as the store at `loc` can keep it: the class spelt as the provider spells
+/// it; an error for a class the store has not, or a lock it cannot set. `init` and
+/// `set_storage` both go through here.
+pub(super) fn storage_for(loc: &Location, mut storage: StoragePolicy) -> Result<StoragePolicy> {
+    if let Some(c) = &storage.data_class {
+        storage.data_class = Some(crate::store::class::check(loc.kind, c).map_err(Error::Invalid)?);
+    }
+    if storage.lock.is_some() {
+        lock_client(loc)?;
+    }
+    Ok(storage)
+}
 
 impl Repository {
     /// The lock an object written now gets, if the repository locks; an error if it
@@ -36,14 +65,7 @@ impl Repository {
 
     /// The provider client that sets locks.
     pub(crate) fn lock_client(&self) -> Result<&S3Extra> {
-        self.loc.extra.as_ref().ok_or_else(|| {
-            Error::Invalid(format!(
-                "{}: the repository asks for object lock, which offsite sets on S3 only; \
-                 turn it off with `offsite target set {} --no-lock` (and use the \
-                 container's own immutability policy)",
-                self.loc.url, self.loc.url
-            ))
-        })
+        lock_client(&self.loc)
     }
 
     /// Creates object `name` locked with the write; never overwrites (the same bytes
@@ -130,6 +152,39 @@ impl Repository {
             .requests
             .head
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        r
+    }
+
+    /// [`Repository::object_state`] of each of `names`, in their order, several at a
+    /// time: every caller that looks at classes, restores or locks goes through here.
+    pub async fn object_states(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<crate::store::cloud::ObjectState>> {
+        use futures::{StreamExt, TryStreamExt};
+        futures::stream::iter(names.iter().map(|n| self.object_state(n)))
+            .buffered(LOOKS_IN_FLIGHT)
+            .try_collect()
+            .await
+    }
+
+    /// Asks for a readable copy of the archived object `name` for `days` days.
+    pub async fn restore_object(
+        &self,
+        name: &str,
+        tier: crate::store::cloud::RetrievalTier,
+        days: u32,
+    ) -> Result<crate::store::cloud::RestoreAsked> {
+        let s3 = self.loc.extra.as_ref().ok_or_else(|| {
+            Error::Invalid(format!(
+                "{}: offsite retrieves archived objects on S3 only",
+                self.loc.url
+            ))
+        })?;
+        let key = self.loc.path(name).to_string();
+        let days = i32::try_from(days).unwrap_or(i32::MAX);
+        let r = retry(self.clock(), name, || s3.restore(&key, tier, days)).await;
+        self.count_put(1, 0);
         r
     }
 

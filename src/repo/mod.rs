@@ -104,17 +104,7 @@ impl Repository {
         if Repository::exists_at(&loc).await.map_err(|e| e.at(&url))? {
             return Err(Error::AlreadyInitialized { url: loc.url });
         }
-        let mut storage = opts.storage;
-        if let Some(c) = &storage.data_class {
-            storage.data_class =
-                Some(crate::store::class::check(loc.kind, c).map_err(Error::Invalid)?);
-        }
-        if storage.lock.is_some() && loc.extra.is_none() {
-            return Err(Error::Invalid(format!(
-                "{url}: offsite sets object lock on S3 only; use the container's own \
-                 immutability policy"
-            )));
-        }
+        let storage = immutable::storage_for(&loc, opts.storage)?;
         let seed = u64::from_le_bytes(crate::crypto::random_bytes());
         let config = Config {
             id: Id(crate::crypto::random_bytes()),
@@ -231,16 +221,7 @@ impl Repository {
     /// one shared object offsite ever replaces, and only here.
     pub async fn set_storage(&mut self, storage: StoragePolicy) -> Result<()> {
         let mut config = self.config.clone();
-        if let Some(c) = &storage.data_class {
-            let spelt = crate::store::class::check(self.loc.kind, c).map_err(Error::Invalid)?;
-            config.storage.data_class = Some(spelt);
-        } else {
-            config.storage.data_class = None;
-        }
-        config.storage.lock = storage.lock;
-        if config.storage.lock.is_some() {
-            self.lock_client()?;
-        }
+        config.storage = immutable::storage_for(&self.loc, storage)?;
         config.validate().map_err(Error::Invalid)?;
         if config == self.config {
             return Ok(());

@@ -254,14 +254,13 @@ async fn keep_locked(
         .iter()
         .flat_map(|m| m.forgotten.iter().map(|f| f.id))
         .collect();
-    let locks: std::collections::HashMap<Id, Option<DateTime<Utc>>> =
-        futures::stream::iter(ids.into_iter().map(|id| async move {
-            let s = repo.object_state(&point_name(&id)).await?;
-            Ok::<_, Error>((id, s.locked_until()))
-        }))
-        .buffer_unordered(16)
-        .try_collect()
-        .await?;
+    let names: Vec<String> = ids.iter().map(point_name).collect();
+    let states = repo.object_states(&names).await?;
+    let locks: std::collections::HashMap<Id, Option<DateTime<Utc>>> = ids
+        .into_iter()
+        .zip(states)
+        .map(|(id, s)| (id, s.locked_until()))
+        .collect();
     for m in &mut report.machines {
         let (go, stay): (Vec<_>, Vec<_>) = std::mem::take(&mut m.forgotten)
             .into_iter()

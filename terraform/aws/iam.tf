@@ -23,25 +23,9 @@ locals {
   source_locks = flatten([for a in var.source_bucket_arns : ["${a}/locks/*", "${a}/*/locks/*"]])
 }
 
-data "aws_iam_policy_document" "runner" {
-  statement {
-    sid       = "TargetList"
-    actions   = ["s3:ListBucket", "s3:GetBucketVersioning", "s3:GetBucketObjectLockConfiguration", "s3:GetLifecycleConfiguration"]
-    resources = [aws_s3_bucket.target.arn]
-  }
-  statement {
-    sid = "TargetObjects"
-    actions = [
-      "s3:GetObject",
-      "s3:PutObject",
-      "s3:DeleteObject",
-      "s3:PutObjectRetention",
-      "s3:GetObjectRetention",
-      "s3:RestoreObject",
-      "s3:AbortMultipartUpload",
-    ]
-    resources = ["${aws_s3_bucket.target.arn}/*"]
-  }
+# What runner and archiver both need: read the sources, write and delete their own lock
+# objects there, and use the target's key.
+data "aws_iam_policy_document" "sources" {
   statement {
     sid       = "SourcesRead"
     actions   = ["s3:GetObject"]
@@ -64,7 +48,30 @@ data "aws_iam_policy_document" "runner" {
   }
 }
 
+data "aws_iam_policy_document" "runner" {
+  source_policy_documents = [data.aws_iam_policy_document.sources.json]
+  statement {
+    sid       = "TargetList"
+    actions   = ["s3:ListBucket", "s3:GetBucketVersioning", "s3:GetBucketObjectLockConfiguration", "s3:GetLifecycleConfiguration"]
+    resources = [aws_s3_bucket.target.arn]
+  }
+  statement {
+    sid = "TargetObjects"
+    actions = [
+      "s3:GetObject",
+      "s3:PutObject",
+      "s3:DeleteObject",
+      "s3:PutObjectRetention",
+      "s3:GetObjectRetention",
+      "s3:RestoreObject",
+      "s3:AbortMultipartUpload",
+    ]
+    resources = ["${aws_s3_bucket.target.arn}/*"]
+  }
+}
+
 data "aws_iam_policy_document" "archiver" {
+  source_policy_documents = [data.aws_iam_policy_document.sources.json]
   statement {
     sid       = "TargetList"
     actions   = ["s3:ListBucket"]
@@ -74,26 +81,6 @@ data "aws_iam_policy_document" "archiver" {
     sid       = "TargetWrite"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:PutObjectRetention", "s3:GetObjectRetention", "s3:AbortMultipartUpload"]
     resources = ["${aws_s3_bucket.target.arn}/*"]
-  }
-  statement {
-    sid       = "SourcesRead"
-    actions   = ["s3:GetObject"]
-    resources = local.source_objects
-  }
-  statement {
-    sid       = "SourcesLocks"
-    actions   = ["s3:PutObject", "s3:DeleteObject"]
-    resources = local.source_locks
-  }
-  statement {
-    sid       = "SourcesList"
-    actions   = ["s3:ListBucket"]
-    resources = var.source_bucket_arns
-  }
-  statement {
-    sid       = "Key"
-    actions   = ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [local.kms_key_arn]
   }
 }
 
