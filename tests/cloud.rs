@@ -1,7 +1,9 @@
-//! The cloud side on the local S3 server (LocalStack emulates archive classes, restores
-//! and object lock): a bucket prepared by `offsite target create`, a target whose data
+//! The cloud side on the local servers. LocalStack emulates S3 archive classes, restores
+//! and object lock: a bucket prepared by `offsite target create`, a target whose data
 //! packs go to DEEP_ARCHIVE under governance lock, planning that never reads an archived
 //! object, and a restore that shows its retrieval plan before asking, then retrieves.
+//! Azurite keeps Azure's Archive tier and rehydrates: the same planning and retrieval
+//! there (its missing immutability is covered by request shapes in `store::azure`).
 
 mod conformance;
 
@@ -101,6 +103,26 @@ fn same_tree(a: &Path, b: &Path) {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// Each pack of the repository at `loc`: its name, what the provider says of it, and
+/// whether it holds tree blobs only.
+async fn pack_states(
+    loc: &offsite::store::Location,
+    index: &offsite::repo::MasterIndex,
+) -> Vec<(String, offsite::store::cloud::ObjectState, bool)> {
+    let provider = loc.extra.clone().unwrap();
+    let mut out = Vec::new();
+    for p in index.packs() {
+        let name = offsite::format::pack_name(&p.id);
+        let st = provider.state(loc.path(&name).as_ref()).await.unwrap();
+        let only_trees = index
+            .blobs()
+            .filter(|(_, l)| index.pack_id(l.pack) == p.id)
+            .all(|(_, l)| l.kind == offsite::format::pack::BlobKind::Tree);
+        out.push((name, st, only_trees));
+    }
+    out
 }
 
 #[test]
@@ -225,13 +247,7 @@ async fn an_archived_locked_target_plans_without_reading_archives_and_restores_a
     let index = repo.load_index().await.unwrap();
     let s3 = loc.extra.clone().unwrap();
     let (mut data, mut trees) = (0, 0);
-    for p in index.packs() {
-        let name = offsite::format::pack_name(&p.id);
-        let st = s3.state(loc.path(&name).as_ref()).await.unwrap();
-        let only_trees = index
-            .blobs()
-            .filter(|(_, l)| index.pack_id(l.pack) == p.id)
-            .all(|(_, l)| l.kind == offsite::format::pack::BlobKind::Tree);
+    for (name, st, only_trees) in pack_states(&loc, &index).await {
         if only_trees {
             trees += 1;
             assert_eq!(st.class, None, "tree pack {name} is in {:?}", st.class);
@@ -292,7 +308,7 @@ async fn an_archived_locked_target_plans_without_reading_archives_and_restores_a
         err.contains("--retrieve bulk") && err.contains("hours"),
         "{err}"
     );
-    assert!(err.contains("nothing was asked or written"), "{err}");
+    assert!(err.contains("nothing was asked, read or written"), "{err}");
     assert!(!to.exists(), "a refused restore wrote {}", to.display());
     let data_packs: Vec<String> = index
         .packs()
@@ -594,4 +610,208 @@ async fn a_large_pack_is_locked_with_its_multipart_upload() {
         .await
         .unwrap();
     assert_eq!(repo.loc.requests.snapshot().put, puts);
+}
+
+/// The Azure test container's URL with a new prefix, or `None` when no Azurite is
+/// configured (a failure under CI).
+fn azure_target(prefix: &str) -> Option<String> {
+    match std::env::var("OFFSITE_TEST_AZURE") {
+        Ok(base) => Some(format!(
+            "{}/{prefix}-{}",
+            base.trim_end_matches('/'),
+            hex::encode(offsite::crypto::random_bytes::<6>())
+        )),
+        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!(
+                "OFFSITE_TEST_AZURE is not set under CI: run the tests through localstack/run-tests.sh"
+            )
+        }
+        Err(_) => None,
+    }
+}
+
+/// Azure Blob on Azurite (which keeps the Archive tier, refuses reads of archived blobs
+/// and rehydrates at once): data packs in Archive, planning without reading them, a
+/// restore that shows its plan, then rehydrates only what it reads; a lock the
+/// container cannot keep is refused up front; `target create|verify` on a container.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_tier_azure_target_plans_without_reading_archives_and_rehydrates() {
+    let Some(target) = azure_target("archive") else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let (src, base) = source(d.path());
+    for (i, m) in ["web01", "db01", "mail01"].iter().enumerate() {
+        fixtures::machine_tree(&base.join(m), i as u64);
+        backup(&src, &base, m);
+    }
+    ok(&["init", &target, "--pack-size", "256KiB"], "target-pw");
+    let set = ok(
+        &["target", "set", &target, "--data-class", "archive"],
+        "target-pw",
+    );
+    assert!(set.contains("Archive"), "{set}");
+    ok(&["copy", "--from", &src, "--to", &target], "pw");
+
+    let loc = offsite::store::open(&target, false).unwrap();
+    let repo = offsite::repo::Repository::open(loc.clone(), b"target-pw")
+        .await
+        .unwrap();
+    let index = repo.load_index().await.unwrap();
+    let (mut data, mut trees) = (0, 0);
+    for (name, st, only_trees) in pack_states(&loc, &index).await {
+        if only_trees {
+            trees += 1;
+            assert_eq!(st.class, None, "tree pack {name} is in {:?}", st.class);
+        } else {
+            data += 1;
+            assert_eq!(st.class.as_deref(), Some("Archive"), "{name}");
+            assert!(st.needs_retrieval(), "{name}: {st:?}");
+        }
+    }
+    assert!(
+        data >= 3 && trees >= 1,
+        "{data} data packs, {trees} tree packs"
+    );
+
+    // Azurite refuses reads of archived blobs: none of these reads one.
+    ok(&["points", &target], "target-pw");
+    let ls = ok(&["ls", &target, "latest"], "target-pw");
+    assert!(ls.contains("etc/hostname"), "{ls}");
+    ok(&["check", &target], "target-pw");
+
+    // The plan first, in Azure's priorities; nothing asked or written.
+    let to = d.path().join("restored");
+    let o = run(
+        &[
+            "restore",
+            &target,
+            "latest",
+            "--machine",
+            "web01",
+            "--to",
+            to.to_str().unwrap(),
+        ],
+        "target-pw",
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("retrieval plan:")
+            && err.contains("--retrieve standard")
+            && err.contains("--retrieve expedited")
+            && !err.contains("--retrieve bulk"),
+        "{err}"
+    );
+    assert!(!to.exists(), "a refused restore wrote {}", to.display());
+    let archived = async || {
+        pack_states(&loc, &index)
+            .await
+            .iter()
+            .filter(|(_, st, _)| st.needs_retrieval())
+            .count()
+    };
+    assert_eq!(archived().await, data, "the plan rehydrated something");
+
+    ok(
+        &[
+            "restore",
+            &target,
+            "latest",
+            "--machine",
+            "web01",
+            "--to",
+            to.to_str().unwrap(),
+            "--retrieve",
+            "expedited",
+            "--retrieve-poll",
+            "1s",
+        ],
+        "target-pw",
+    );
+    same_tree(&base.join("web01"), &to.join("web01"));
+    let rehydrated = data - archived().await;
+    assert!(
+        rehydrated >= 1 && rehydrated < data,
+        "{rehydrated} of {data} data packs rehydrated"
+    );
+
+    // check --read-data reads every pack: the rest are planned and priced first, then
+    // rehydrated with --retrieve, and every byte checks.
+    let o = run(&["check", &target, "--read-data"], "target-pw");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "{} of {} pack(s) are archived",
+            data - rehydrated,
+            data + trees
+        )) && err.contains("check --read-data reads"),
+        "{err}"
+    );
+    assert_eq!(archived().await, data - rehydrated);
+    let out = ok(
+        &[
+            "check",
+            &target,
+            "--read-data",
+            "--retrieve",
+            "standard",
+            "--retrieve-poll",
+            "1s",
+        ],
+        "target-pw",
+    );
+    assert!(out.contains("no errors"), "{out}");
+    assert_eq!(archived().await, 0);
+
+    // Azurite has no version-level immutability: a lock is refused before anything is
+    // written, and the container's check says how to get one.
+    let o = run(
+        &[
+            "target",
+            "set",
+            &target,
+            "--lock",
+            "governance",
+            "--lock-days",
+            "30d",
+        ],
+        "target-pw",
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("version-level immutability") && err.contains("Nothing was changed"),
+        "{err}"
+    );
+    let repo = offsite::repo::Repository::open(loc.clone(), b"target-pw")
+        .await
+        .unwrap();
+    assert!(repo.config.storage.lock.is_none());
+    let container = format!(
+        "az://offsite-new-{}",
+        hex::encode(offsite::crypto::random_bytes::<4>())
+    );
+    let out = ok(&["target", "create", &container], "");
+    assert!(
+        out.contains("created container") && out.contains("ready for offsite"),
+        "{out}"
+    );
+    let o = run(
+        &[
+            "target",
+            "verify",
+            &container,
+            "--object-lock",
+            "governance",
+        ],
+        "",
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("no version-level immutability") && out.contains("terraform/azure"),
+        "{out}"
+    );
 }

@@ -274,10 +274,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Check {
             repo,
             read_data,
+            retrieve,
             json: as_json,
             ..
         } => {
             let r = open(&repo, pwf).await?;
+            if read_data && super::retrieve::worth_a_look(&r, &retrieve) {
+                super::retrieve::prepare_check(&r, &retrieve).await?;
+            }
             let lock = offsite::repo::lock::LockGuard::acquire(&r, LockKind::Shared, "check", None)
                 .await?;
             let progress = super::progress::for_terminal("check", None);

@@ -147,13 +147,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Verify the repository; with --read-data, every blob.
+    /// Verify the repository; with --read-data, every blob (archived packs are planned
+    /// and priced first, and retrieved with --retrieve).
     Check {
         #[command(flatten)]
         pw: PasswordFile,
         repo: String,
         #[arg(long)]
         read_data: bool,
+        #[command(flatten)]
+        retrieve: retrieve::RetrieveArgs,
         /// Print the result as JSON (the shapes are in docs/CLI.md).
         #[arg(long)]
         json: bool,

@@ -2,6 +2,7 @@
 //! is asked (packs, bytes, per tier price and hours), then with `--retrieve TIER` the
 //! restore requests and the wait, with a progress bar, until every pack is readable.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,18 +54,38 @@ pub async fn prepare(
     quiet: bool,
 ) -> anyhow::Result<Arc<MasterIndex>> {
     let index = Arc::new(repo.load_index().await?);
-    let prices = Prices::load(args.prices.as_deref())?;
     let packs = retrieval::needed_packs(repo, &index, point_id, point, filter).await?;
-    let plan = retrieval::plan(repo, &packs, &prices).await?;
+    retrieve_packs(repo, &packs, args, quiet, "this restore reads").await?;
+    Ok(index)
+}
+
+/// The same for `check --read-data`, which reads every pack.
+pub async fn prepare_check(repo: &Repository, args: &RetrieveArgs) -> anyhow::Result<()> {
+    let index = repo.load_index().await?;
+    let packs: BTreeMap<Id, u64> = index.packs().iter().map(|p| (p.id, p.size)).collect();
+    retrieve_packs(repo, &packs, args, false, "check --read-data reads").await
+}
+
+/// Plans the retrieval of `packs`; prints the plan when something is archived, and
+/// asks and waits when `--retrieve` says so (`who_reads` names the reader in messages).
+async fn retrieve_packs(
+    repo: &Repository,
+    packs: &BTreeMap<Id, u64>,
+    args: &RetrieveArgs,
+    quiet: bool,
+    who_reads: &str,
+) -> anyhow::Result<()> {
+    let prices = Prices::load(args.prices.as_deref())?;
+    let plan = retrieval::plan(repo, packs, &prices).await?;
     if !plan.needs_retrieval() {
-        return Ok(index);
+        return Ok(());
     }
     if !quiet {
         print_plan(&plan);
     }
     let Some(tier) = args.retrieve else {
         bail!(
-            "{} of the {} data pack(s) this restore reads are archived; nothing was asked or \
+            "{} of the {} pack(s) {who_reads} are archived; nothing was asked, read or \
              written. Rerun with --retrieve {} to retrieve them (see the plan above)",
             plan.archived.len(),
             plan.packs,
@@ -83,12 +104,12 @@ pub async fn prepare(
     );
     let progress = super::progress::for_terminal("retrieve", Some(plan.archived_bytes));
     retrieval::wait_ready(repo, &plan, args.retrieve_poll, &progress).await?;
-    Ok(index)
+    Ok(())
 }
 
 fn print_plan(plan: &RetrievalPlan) {
     eprintln!(
-        "retrieval plan: {} of {} data pack(s) are archived ({} of {}){}",
+        "retrieval plan: {} of {} pack(s) are archived ({} of {}){}",
         plan.archived.len(),
         plan.packs,
         size(plan.archived_bytes),

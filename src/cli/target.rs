@@ -15,12 +15,13 @@ pub enum TargetAction {
     /// is written from now on; everything a plan reads (config, keys, index, points,
     /// locks, job state, tree blobs) stays in the store's default class.
     Set(Box<SetArgs>),
-    /// Create the bucket a target lives in, or complete it: versioning and object lock
-    /// when asked, and a lifecycle rule aborting incomplete multipart uploads. Says what
-    /// could not be done.
+    /// Create the bucket (or Azure container) a target lives in, or complete it:
+    /// versioning and object lock when asked, and a lifecycle rule aborting incomplete
+    /// multipart uploads. Says what could not be done (Azure's immutability is set on
+    /// the account, through Resource Manager: terraform/azure).
     Create(BucketArgs),
-    /// Check the bucket a target lives in has what offsite needs, and say what is missing
-    /// (exit 1 when something is).
+    /// Check the bucket (or Azure container) a target lives in has what offsite needs,
+    /// and say what is missing (exit 1 when something is).
     Verify(BucketArgs),
     /// Verify that every restore point, and every object it needs, is locked at least
     /// until its date (its time + the lock's days, or its GFS flag's end; + margin).
@@ -212,7 +213,14 @@ async fn bucket(a: BucketArgs, create: bool) -> anyhow::Result<ExitCode> {
             println!("{c}");
         }
         let s = &v.settings;
-        if s.exists {
+        if s.exists && loc.kind == offsite::store::StoreKind::Azure {
+            println!(
+                "container {}: version-level immutability {}; uncommitted blocks are \
+                 discarded by the service after 7 days",
+                v.bucket,
+                on_off(s.object_lock),
+            );
+        } else if s.exists {
             println!(
                 "bucket {}: versioning {}, object lock {}, incomplete multipart uploads {}",
                 v.bucket,

@@ -14,7 +14,7 @@ use super::packer::PackData;
 use super::retry::retry;
 use crate::format::config::{LockMode, StoragePolicy};
 use crate::store::Location;
-use crate::store::cloud::S3Extra;
+use crate::store::cloud::Provider;
 use crate::{Error, Result};
 
 /// Provider requests (HEADs, restores, lock extensions) in flight at once.
@@ -23,14 +23,24 @@ pub const LOOKS_IN_FLIGHT: usize = 16;
 /// A lock to set: mode and retain-until date.
 pub type Lock = (LockMode, DateTime<Utc>);
 
-/// The provider client that sets locks at `loc`; an error where offsite cannot lock.
-fn lock_client(loc: &Location) -> Result<&S3Extra> {
+/// The provider client at `loc` (S3 or Azure); an error naming `what` elsewhere (a
+/// folder or memory store has no classes, restores or locks).
+fn provider<'a>(loc: &'a Location, what: &str) -> Result<&'a Provider> {
     loc.extra.as_ref().ok_or_else(|| {
         Error::Invalid(format!(
-            "{}: offsite sets object lock on S3 only; use the container's own \
-             immutability policy (`offsite target set {} --no-lock` turns it off for a \
-             repository that asks for it)",
-            loc.url, loc.url
+            "{}: offsite {what} on S3 and Azure Blob only",
+            loc.url
+        ))
+    })
+}
+
+/// The provider client that sets locks at `loc`; an error where offsite cannot lock.
+fn lock_client(loc: &Location) -> Result<&Provider> {
+    provider(loc, "sets object lock").map_err(|e| {
+        Error::Invalid(format!(
+            "{e} (`offsite target set {} --no-lock` turns locks off for a repository \
+             that asks for them)",
+            loc.url
         ))
     })
 }
@@ -46,6 +56,25 @@ pub(super) fn storage_for(loc: &Location, mut storage: StoragePolicy) -> Result<
         lock_client(loc)?;
     }
     Ok(storage)
+}
+
+/// Refuses a lock the store would not keep: an Azure container without version-level
+/// immutability accepts (Azurite) or refuses each locked write only later, mid-copy.
+/// (An S3 bucket without object lock refuses the first locked write at once, naming
+/// it; its configuration may not be readable with a runner's grants.)
+pub(super) async fn check_lock_support(loc: &Location) -> Result<()> {
+    if let Provider::Azure(az) = lock_client(loc)? {
+        let c = az.container_settings().await?;
+        if !c.object_lock {
+            return Err(Error::Invalid(format!(
+                "{}: container {} has no version-level immutability, so its blobs cannot \
+                 be locked; `offsite target verify {} --object-lock governance` says how \
+                 to turn it on. Nothing was changed",
+                loc.url, az.container, loc.url
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl Repository {
@@ -64,7 +93,7 @@ impl Repository {
     }
 
     /// The provider client that sets locks.
-    pub(crate) fn lock_client(&self) -> Result<&S3Extra> {
+    pub(crate) fn lock_client(&self) -> Result<&Provider> {
         lock_client(&self.loc)
     }
 
@@ -77,11 +106,11 @@ impl Repository {
         class: Option<&str>,
         (mode, until): Lock,
     ) -> Result<()> {
-        let s3 = self.lock_client()?;
+        let p = self.lock_client()?;
         let key = self.loc.path(name).to_string();
         let len = bytes.len() as u64;
         let r = retry(self.clock(), name, || {
-            s3.put_locked(&key, bytes.clone(), class, mode, until)
+            p.put_locked(&key, bytes.clone(), class, mode, until)
         })
         .await;
         self.count_put(1, len);
@@ -108,7 +137,7 @@ impl Repository {
         if self.exists(name).await? {
             return Ok(());
         }
-        let s3 = self.lock_client()?;
+        let p = self.lock_client()?;
         let key = self.loc.path(name).to_string();
         let len = data.len();
         let part = super::MULTIPART_PART as u64;
@@ -118,7 +147,7 @@ impl Repository {
             data.read_at(at, (len - at).min(part) as usize)
         };
         let r = retry(self.clock(), name, || {
-            s3.put_locked_multipart(&key, parts, read, class, mode, until)
+            p.put_locked_multipart(&key, parts, read, class, mode, until)
         })
         .await;
         self.count_put(parts as u64 + 2, len);
@@ -131,23 +160,18 @@ impl Repository {
     /// Extends the lock of `name` to `until` (never shortens: the caller knows it is
     /// later than the current date).
     pub async fn extend_lock(&self, name: &str, (mode, until): Lock) -> Result<()> {
-        let s3 = self.lock_client()?;
+        let p = self.lock_client()?;
         let key = self.loc.path(name).to_string();
-        let r = retry(self.clock(), name, || s3.extend_lock(&key, mode, until)).await;
+        let r = retry(self.clock(), name, || p.extend_lock(&key, mode, until)).await;
         self.count_put(1, 0);
         r
     }
 
     /// What the provider says of `name`: class, restore and lock state.
     pub async fn object_state(&self, name: &str) -> Result<crate::store::cloud::ObjectState> {
-        let s3 = self.loc.extra.as_ref().ok_or_else(|| {
-            Error::Invalid(format!(
-                "{}: offsite reads object classes and locks on S3 only",
-                self.loc.url
-            ))
-        })?;
+        let p = provider(&self.loc, "reads object classes and locks")?;
         let key = self.loc.path(name).to_string();
-        let r = retry(self.clock(), name, || s3.state(&key)).await;
+        let r = retry(self.clock(), name, || p.state(&key)).await;
         self.loc
             .requests
             .head
@@ -175,15 +199,10 @@ impl Repository {
         tier: crate::store::cloud::RetrievalTier,
         days: u32,
     ) -> Result<crate::store::cloud::RestoreAsked> {
-        let s3 = self.loc.extra.as_ref().ok_or_else(|| {
-            Error::Invalid(format!(
-                "{}: offsite retrieves archived objects on S3 only",
-                self.loc.url
-            ))
-        })?;
+        let p = provider(&self.loc, "retrieves archived objects")?;
         let key = self.loc.path(name).to_string();
         let days = i32::try_from(days).unwrap_or(i32::MAX);
-        let r = retry(self.clock(), name, || s3.restore(&key, tier, days)).await;
+        let r = retry(self.clock(), name, || p.restore(&key, tier, days)).await;
         self.count_put(1, 0);
         r
     }

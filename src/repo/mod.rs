@@ -226,6 +226,9 @@ impl Repository {
         if config == self.config {
             return Ok(());
         }
+        if config.storage.lock.is_some() {
+            immutable::check_lock_support(&self.loc).await?;
+        }
         self.put_overwrite(CONFIG, config.seal(&self.key).into())
             .await?;
         self.config = config;

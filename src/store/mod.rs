@@ -3,6 +3,7 @@
 //! a prefix. Credentials and endpoints come from the environment variables object_store
 //! reads (`AWS_*`, `AZURE_*`), so a working `aws`/`az` setup needs nothing new.
 
+pub mod azure;
 pub mod class;
 pub mod cloud;
 pub mod diagnose;
@@ -10,6 +11,7 @@ pub mod flaky;
 pub mod gated;
 pub mod link;
 pub mod metered;
+pub mod s3;
 pub mod throttle;
 
 use std::collections::HashMap;
@@ -41,8 +43,8 @@ pub struct Location {
     pub link: Arc<Link>,
     /// The time source of everything done here: retry backoff, lock expiry and waits.
     pub clock: Arc<dyn Clock>,
-    /// The provider's own client, for what object_store cannot do (S3 only for now).
-    pub extra: Option<cloud::S3Extra>,
+    /// The provider's own client, for what object_store cannot do (S3 and Azure).
+    pub extra: Option<cloud::Provider>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,6 +148,41 @@ pub fn open(url: &str, create: bool) -> Result<Location> {
     open_throttled(url, create, None)
 }
 
+/// What the Azure SDK client needs of the settings object_store is built with: the
+/// same account, endpoint (Azurite's when emulating) and key or SAS; without either,
+/// it uses object_store's credential provider (identity), handed over after the build.
+fn azure_settings(b: &MicrosoftAzureBuilder, container: &str) -> azure::AzureConfig {
+    use object_store::azure::AzureConfigKey as K;
+    let emulator = b
+        .get_config_value(&K::UseEmulator)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+    let mut key = b.get_config_value(&K::AccessKey);
+    let account = match (emulator, b.get_config_value(&K::AccountName)) {
+        (_, Some(a)) => a,
+        (true, None) => azure_storage::EMULATOR_ACCOUNT.to_string(),
+        (false, None) => String::new(),
+    };
+    let service = if emulator {
+        // object_store's default and variable for Azurite, path-style with the account.
+        let base = std::env::var("AZURITE_BLOB_STORAGE_URL")
+            .unwrap_or_else(|_| "http://127.0.0.1:10000".to_string());
+        if key.is_none() && b.get_config_value(&K::SasKey).is_none() {
+            key = Some(azure_storage::EMULATOR_ACCOUNT_KEY.to_string());
+        }
+        format!("{}/{account}", base.trim_end_matches('/'))
+    } else {
+        b.get_config_value(&K::Endpoint)
+            .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"))
+    };
+    azure::AzureConfig {
+        container: container.to_string(),
+        account,
+        service,
+        key,
+        sas: b.get_config_value(&K::SasKey),
+    }
+}
+
 /// [`open`], the HTTP traffic of an S3 or Azure store going through `throttle`
 /// (bandwidth and requests in flight; a folder or memory store is not throttled).
 pub fn open_throttled(
@@ -176,7 +213,7 @@ pub fn open_throttled(
             }
             let store = b.build().map_err(|e| invalid(&e.to_string()))?;
             let mut loc = Location::new(Arc::new(store), prefix, url, StoreKind::S3);
-            loc.extra = Some(cloud::S3Extra::new(root));
+            loc.extra = Some(cloud::Provider::S3(s3::S3Extra::new(root)));
             Ok(loc)
         }
         "az" | "azure" | "abfs" => {
@@ -202,6 +239,7 @@ pub fn open_throttled(
             if let Some(t) = &throttle {
                 b = b.with_http_connector(throttle::ThrottleConnector(t.clone()));
             }
+            let settings = azure_settings(&b, container);
             let store = b.build().map_err(|e| match e.to_string() {
                 m if m.contains("Account must be specified") => invalid(
                     "no Azure storage account: set AZURE_STORAGE_ACCOUNT_NAME and \
@@ -210,12 +248,10 @@ pub fn open_throttled(
                 ),
                 m => invalid(&m),
             })?;
-            Ok(Location::new(
-                Arc::new(store),
-                prefix,
-                url,
-                StoreKind::Azure,
-            ))
+            let extra = azure::AzureExtra::new(settings, store.credentials().clone())?;
+            let mut loc = Location::new(Arc::new(store), prefix, url, StoreKind::Azure);
+            loc.extra = Some(cloud::Provider::Azure(extra));
+            Ok(loc)
         }
         "memory" => {
             let mut m = MEMORY.lock().expect("memory registry lock");

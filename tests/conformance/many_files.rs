@@ -16,12 +16,24 @@ const DIRS: usize = 100;
 const PER_DIR: usize = 1000;
 
 /// 100,000 files of 16–316 bytes in 100 folders under `many/` — every 97th the same
-/// content, one empty, names with spaces and accents — made once per test process.
-static MANY: LazyLock<(tempfile::TempDir, PathBuf)> = LazyLock::new(|| {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("many");
+/// content, one empty, names with spaces and accents — made once and kept under the
+/// target's test folder: a `TempDir` in a static is never dropped, so each test process
+/// used to leave 400 MB behind in the system's temporary folder.
+static MANY: LazyLock<PathBuf> = LazyLock::new(|| {
+    // Bump the version when the content below changes.
+    let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("many-files-v1");
+    let root = home.join("many");
+    if root.join("d000/empty").exists() {
+        return root;
+    }
+    // Built beside and renamed into place, so a process killed half-way leaves nothing
+    // a later one would take for complete.
+    let part = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("many-files-v1.part{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&part);
+    let building = part.join("many");
     for d in 0..DIRS {
-        let sub = root.join(format!("d{d:03}"));
+        let sub = building.join(format!("d{d:03}"));
         std::fs::create_dir_all(&sub).unwrap();
         for f in 0..PER_DIR {
             let n = d * PER_DIR + f;
@@ -36,8 +48,12 @@ static MANY: LazyLock<(tempfile::TempDir, PathBuf)> = LazyLock::new(|| {
             std::fs::write(sub.join(name), body).unwrap();
         }
     }
-    std::fs::write(root.join("d000/empty"), b"").unwrap();
-    (dir, root)
+    std::fs::write(building.join("d000/empty"), b"").unwrap();
+    if std::fs::rename(&part, &home).is_err() {
+        // Another process finished first: its copy is the same.
+        let _ = std::fs::remove_dir_all(&part);
+    }
+    root
 });
 
 /// The packs holding the point's tree and data blobs, and the bytes it takes to read
@@ -75,7 +91,7 @@ fn under(out: &Path) -> BTreeMap<Vec<u8>, String> {
 }
 
 pub async fn restore_100k_files(mk: &MakeLocation) {
-    let root = &MANY.1;
+    let root: &Path = &MANY;
     let repo = init(mk()).await;
     let (id, point) = backup_dir(&repo, "many", root).await;
     assert_eq!(point.summary.files, (DIRS * PER_DIR + 1) as u64);
