@@ -31,6 +31,12 @@ variable "immutability_days" {
   default     = 30
 }
 
+variable "blob_locks" {
+  description = "Let the runner and the archiver set and extend each blob's own immutability date (offsite's GFS-sized locks, `object_lock` in the jobs file) through a role holding only that data action. Needs immutability_days > 0."
+  type        = bool
+  default     = true
+}
+
 variable "source_container_ids" {
   description = "Resource ids of the containers holding the source repositories (read by the archiver and the runner)."
   type        = list(string)
