@@ -157,6 +157,15 @@ pub struct CopyCost {
     pub target_class: String,
 }
 
+impl CopyCost {
+    /// Adds `o`'s amounts to these (the class stays).
+    pub fn add(&mut self, o: &CopyCost) {
+        self.requests_usd += o.requests_usd;
+        self.transfer_usd += o.transfer_usd;
+        self.storage_month_usd += o.storage_month_usd;
+    }
+}
+
 impl Prices {
     /// The cost of reading `bytes` in `gets` requests from a `source` store and writing
     /// them in `puts` requests into a `target` store's `class`. Folders and memory cost

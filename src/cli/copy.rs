@@ -86,14 +86,15 @@ pub async fn run(a: CopyArgs, pwf: Option<&std::path::Path>) -> anyhow::Result<E
     report.target = a.to.clone();
     if report.dry_run {
         let prices = offsite::prices::Prices::load(a.prices.as_deref())?;
-        let plans = report.chains.iter().filter_map(|c| c.plan.as_ref());
-        let (gets, bytes, puts) = plans.fold((0, 0, 0), |(g, b, p), x| {
-            (g + x.get_requests, b + x.bytes_to_read, p + x.put_requests)
-        });
+        let t = report.planned();
         let (source, target, class) = priced;
         if let Some(source) = source {
-            report.cost =
-                Some(prices.copy_cost(source, target, class.as_deref(), (gets, bytes, puts)));
+            report.cost = Some(prices.copy_cost(
+                source,
+                target,
+                class.as_deref(),
+                (t.get_requests, t.bytes_to_read, t.put_requests),
+            ));
         }
     }
     if a.json {

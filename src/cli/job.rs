@@ -68,6 +68,21 @@ pub enum JobAction {
         #[arg(long)]
         json: bool,
     },
+    /// What each job's next transfer would copy and cost, writing nothing: per source
+    /// the points, bytes to read, requests and new objects, and the money (requests,
+    /// transfer out of the source's region, a month of the new data's storage) from
+    /// the price table.
+    Plan {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long, value_name = "NAME")]
+        job: Option<String>,
+        /// A price table (default: the built-in one, docs/prices.toml; or OFFSITE_PRICES).
+        #[arg(long, value_name = "FILE")]
+        prices: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the jobs of a jobs file: schedule, sources, target, retention, prune.
     List {
         #[arg(long, value_name = "FILE")]
@@ -199,6 +214,29 @@ pub async fn run(action: JobAction) -> anyhow::Result<ExitCode> {
                 false => ExitCode::FAILURE,
             })
         }
+        JobAction::Plan {
+            config,
+            job,
+            prices,
+            json: as_json,
+        } => {
+            let file = load_valid(&config)?;
+            let prices = offsite::prices::Prices::load(prices.as_deref())?;
+            let clock: std::sync::Arc<dyn offsite::clock::Clock> =
+                std::sync::Arc::new(offsite::clock::SystemClock);
+            let mut all = Vec::new();
+            for j in chosen(&file, job.as_deref(), &config)? {
+                all.push(offsite::job::plan::plan(j, clock.clone(), &prices).await?);
+            }
+            if as_json {
+                json(&all);
+                return Ok(ExitCode::SUCCESS);
+            }
+            for p in &all {
+                print_plan(p);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         JobAction::Status {
             config,
             job,
@@ -208,19 +246,8 @@ pub async fn run(action: JobAction) -> anyhow::Result<ExitCode> {
             let clock: std::sync::Arc<dyn offsite::clock::Clock> =
                 std::sync::Arc::new(offsite::clock::SystemClock);
             let mut all = Vec::new();
-            for j in file
-                .jobs
-                .iter()
-                .filter(|j| job.as_ref().is_none_or(|n| *n == j.name))
-            {
+            for j in chosen(&file, job.as_deref(), &config)? {
                 all.push(offsite::job::status::status(j, &clock).await?);
-            }
-            if job.is_some() && all.is_empty() {
-                anyhow::bail!(
-                    "{}: no job named {:?}",
-                    config.display(),
-                    job.unwrap_or_default()
-                );
             }
             if as_json {
                 json(&all);
@@ -655,4 +682,68 @@ async fn look(j: &Job, clock: &Arc<dyn Clock>, metrics: &Metrics) {
         Ok(s) => metrics.status(&s),
         Err(e) => tracing::warn!("{}: cannot look at the copy lag: {e}", j.name),
     }
+}
+
+/// The jobs of `file` that `--job` names (all without it); an error naming the file
+/// when it names none.
+fn chosen<'a>(
+    file: &'a JobsFile,
+    job: Option<&str>,
+    config: &std::path::Path,
+) -> anyhow::Result<Vec<&'a Job>> {
+    let all: Vec<&Job> = file
+        .jobs
+        .iter()
+        .filter(|j| job.is_none_or(|n| n == j.name))
+        .collect();
+    if let (Some(n), true) = (job, all.is_empty()) {
+        anyhow::bail!("{}: no job named {n:?}", config.display());
+    }
+    Ok(all)
+}
+
+/// One job's plan as a table of its sources and a line of money.
+fn print_plan(p: &offsite::job::plan::JobPlan) {
+    println!(
+        "job {} → {}{}: nothing was written",
+        p.job,
+        p.target,
+        if p.target_exists {
+            ""
+        } else {
+            " (made by the first run; planned as empty)"
+        }
+    );
+    let row = |name: &str, chains: String, t: &offsite::copy::Plan| {
+        vec![
+            name.to_string(),
+            chains,
+            t.points.to_string(),
+            t.blobs.to_string(),
+            size(t.bytes_to_read),
+            t.get_requests.to_string(),
+            t.target_objects.to_string(),
+            t.put_requests.to_string(),
+        ]
+    };
+    let mut rows: Vec<Vec<String>> = p
+        .sources
+        .iter()
+        .map(|s| row(&s.url, s.chains.to_string(), &s.plan))
+        .collect();
+    if p.sources.len() > 1 {
+        rows.push(row("total", "-".into(), &p.total));
+    }
+    table(
+        &[
+            "SOURCE", "CHAINS", "POINTS", "BLOBS", "TO READ", "GETS", "OBJECTS", "PUTS",
+        ],
+        &rows,
+    );
+    let c = &p.cost;
+    println!(
+        "estimated cost: ${:.4} in requests, ${:.4} reading out of the sources' regions; the \
+         new data stored in {} costs ${:.4} a month (prices: docs/prices.toml or --prices)",
+        c.requests_usd, c.transfer_usd, c.target_class, c.storage_month_usd
+    );
 }

@@ -41,7 +41,7 @@ pub use options::{
     ChainMode, Compression, CopyOptions, ReadBudget, TransferOptions, target_init_options,
 };
 pub use plan::{ChainPlan, balanced_pack_size, plan_chain};
-pub use report::{ChainReport, ChainStatus, CopyReport, StageTimes};
+pub use report::{ChainReport, ChainStatus, CopyReport, Plan, StageTimes};
 pub use select::{Candidate, PointsSpec, Selection, Shard};
 pub use source::Sources;
 pub use target::TargetState;

@@ -164,6 +164,18 @@ pub struct Plan {
     pub put_requests: u64,
 }
 
+impl Plan {
+    /// Adds `o`'s figures to these.
+    pub fn add(&mut self, o: &Plan) {
+        self.points += o.points;
+        self.blobs += o.blobs;
+        self.bytes_to_read += o.bytes_to_read;
+        self.get_requests += o.get_requests;
+        self.target_objects += o.target_objects;
+        self.put_requests += o.put_requests;
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ChainReport {
     /// The machine (per-machine chains) or `job:NAME` (per-job chains).
@@ -331,6 +343,15 @@ pub struct CopyReport {
 }
 
 impl CopyReport {
+    /// A dry run's plans, all chains together.
+    pub fn planned(&self) -> Plan {
+        let mut total = Plan::default();
+        for p in self.chains.iter().filter_map(|c| c.plan.as_ref()) {
+            total.add(p);
+        }
+        total
+    }
+
     pub fn points_copied(&self) -> usize {
         self.chains.iter().map(|c| c.copied.len()).sum()
     }

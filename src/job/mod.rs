@@ -6,6 +6,7 @@ pub mod archivers;
 pub mod config;
 pub mod endpoint;
 pub mod metrics;
+pub mod plan;
 pub mod report;
 pub mod run;
 pub mod runner;

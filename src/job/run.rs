@@ -671,28 +671,41 @@ async fn transfer<'a>(
 ) -> Vec<(&'a SourceSpec, Result<CopyReport>)> {
     let mut out = Vec::new();
     for (spec, source) in job.sources.iter().zip(sources) {
-        let opts = CopyOptions {
-            selection: copy::Selection {
-                points: since.map_or(PointsSpec::Latest, PointsSpec::LatestSince),
-                ..job.selection(spec)
-            },
-            pack_size: job.target.pack_size,
-            chain: job.target.chain,
-            map: job.target.map,
-            tasks: job.max_tasks,
-            transfer: TransferOptions {
-                compression: job.target.compression,
-                stop: stop.clone(),
-                ..Default::default()
-            },
-            sibling_sources: sources.iter().map(|s| s.config.id).collect(),
-            via: via.clone(),
-            ..Default::default()
-        };
+        let mut opts = copy_options(job, spec, sources, since, via.clone());
+        opts.transfer.stop = stop.clone();
         let r = copy::run(vec![source.clone()], target.clone(), &opts, progress).await;
         out.push((spec, r));
     }
     out
+}
+
+/// The copy of `spec`'s points into the job's target as the runner makes it (and a
+/// job's plan projects it): the machines the source names, each one's latest point (or
+/// those since `since`), the target's pack size, chain, mapping and compression.
+pub(super) fn copy_options(
+    job: &Job,
+    spec: &SourceSpec,
+    sources: &[Arc<Repository>],
+    since: Option<DateTime<Utc>>,
+    via: Option<Arc<crate::remote::pool::Pool>>,
+) -> CopyOptions {
+    CopyOptions {
+        selection: copy::Selection {
+            points: since.map_or(PointsSpec::Latest, PointsSpec::LatestSince),
+            ..job.selection(spec)
+        },
+        pack_size: job.target.pack_size,
+        chain: job.target.chain,
+        map: job.target.map,
+        tasks: job.max_tasks,
+        transfer: TransferOptions {
+            compression: job.target.compression,
+            ..Default::default()
+        },
+        sibling_sources: sources.iter().map(|s| s.config.id).collect(),
+        via,
+        ..Default::default()
+    }
 }
 
 /// Per machine of a copy: copied, up to date, or unprotected (and why); copied points
@@ -855,6 +868,58 @@ mod tests {
         let state = JobState::load(&target, &job.name).await.unwrap();
         assert_eq!(state.machines.len(), 2);
         assert_eq!(state.last_interval, Some(clock.now()));
+    }
+
+    /// A job's plan writes nothing (not even the target), projects what the interval's
+    /// transfer then does — points, bytes read, PUTs within 5 % — and, once the copy
+    /// ran, finds nothing left.
+    #[tokio::test]
+    async fn a_job_plan_projects_the_transfer_and_writes_nothing() {
+        let (job, _pw, _files) = job_of("plan", 3 << 20).await;
+        let monday = Utc.with_ymd_and_hms(2026, 11, 30, 2, 0, 0).unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(monday));
+        let prices = crate::prices::Prices::load(None).unwrap();
+        let p = super::super::plan::plan(&job, clock.clone(), &prices)
+            .await
+            .unwrap();
+        assert!(!p.target_exists);
+        assert_eq!((p.total.points, p.sources[0].chains), (2, 2), "{p:?}");
+        assert_eq!(p.cost.target_class, "default");
+        let url = job.target.repository_url(&job.name);
+        let pw = job.target.password.read().unwrap();
+        let absent = Repository::open(store::open(&url, false).unwrap(), &pw).await;
+        assert!(
+            matches!(absent, Err(Error::NoRepository { .. })),
+            "the plan made the target"
+        );
+
+        let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &Stop::new())
+            .await
+            .unwrap();
+        assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+        let chains = r.copies.iter().flat_map(|c| &c.chains);
+        let (read, puts) = chains.fold((0, 0), |(b, n), c| {
+            (b + c.bytes_read, n + c.requests_target.put)
+        });
+        let near = |projected: u64, actual: u64| {
+            (projected as f64 - actual as f64).abs() <= 0.05 * actual as f64
+        };
+        assert!(
+            near(p.total.bytes_to_read, read),
+            "{} vs {read}",
+            p.total.bytes_to_read
+        );
+        assert!(
+            near(p.total.put_requests, puts),
+            "{} vs {puts}",
+            p.total.put_requests
+        );
+
+        let again = super::super::plan::plan(&job, clock, &prices)
+            .await
+            .unwrap();
+        assert!(again.target_exists);
+        assert_eq!(again.total.points, 0, "{again:?}");
     }
 
     /// A window that closes mid-transfer pauses it at a pack boundary: the packs
