@@ -23,12 +23,16 @@ use crate::format::lock::LockKind;
 use crate::format::mark::{Mark, MarkKind};
 use crate::format::pack_name;
 use crate::format::point::Point;
+use crate::prices::Prices;
 use crate::progress::Progress;
+use crate::repo::immutable::LOOKS_IN_FLIGHT;
 use crate::repo::lock::LockGuard;
 use crate::repo::packer::Packer;
 use crate::repo::reads::{Read, coalesce};
 use crate::repo::tree::for_each_node;
 use crate::repo::{IO_CONCURRENCY, MasterIndex, Repository, blob};
+use crate::retrieval;
+use crate::store::cloud::ObjectState;
 use crate::{Error, Id, Result};
 
 /// Longest single read while verifying.
@@ -62,11 +66,20 @@ pub struct HealthReport {
     pub damaged: Vec<DamagedPoint>,
     /// The first few problems found, in words.
     pub findings: Vec<String>,
+    /// On an archive class: data packs looked at (present, their size as indexed)
+    /// rather than read, since reading them needs a retrieval first.
+    pub archived_packs: usize,
+    pub archived_bytes: u64,
+    /// Of those, packs whose size differs from the index's.
+    pub archived_suspect: usize,
+    /// What retrieving the archived packs (to read them) would cost, per tier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retrieval: Option<Vec<crate::prices::RetrievalQuote>>,
 }
 
 impl HealthReport {
     pub fn is_healthy(&self) -> bool {
-        self.damaged.is_empty()
+        self.damaged.is_empty() && self.archived_suspect == 0
     }
 }
 
@@ -137,6 +150,11 @@ async fn run(
         per_point.push(unique(data.into_iter()));
     }
     let data = unique(per_point.iter().flatten().copied());
+    let archive = target.config.storage.data_class.as_deref();
+    let data = match archive.is_some_and(crate::store::class::is_archived) {
+        true => look_at_archived(target, &index, data, &mut r).await?,
+        false => data,
+    };
     let bad = verify(target, &index, &data, &mut r).await;
     heal(target, sources, bad, &mut r, &mut lost, progress).await?;
 
@@ -246,6 +264,61 @@ fn unique(ids: impl Iterator<Item = Id>) -> Vec<Id> {
 }
 
 /// Reads and verifies `ids` in the target; the bad ones and why.
+/// On a target whose data packs go to an archive class, the packs holding `data` that
+/// cannot be read now are looked at — one HEAD each: there, and the size the index says
+/// — rather than read, and what reading them would cost goes into the report. Returns
+/// the blobs to verify by reading: those in packs readable now (rehydrated, or in
+/// another class), in a pack that is gone (the heal fetches them again) or in no index.
+async fn look_at_archived(
+    target: &Repository,
+    index: &MasterIndex,
+    data: Vec<Id>,
+    r: &mut HealthReport,
+) -> Result<Vec<Id>> {
+    let mut by_pack: BTreeMap<Id, Vec<Id>> = BTreeMap::new();
+    let mut rest = Vec::new();
+    for b in data {
+        match index.get(&b) {
+            Some(l) => by_pack.entry(index.pack_id(l.pack)).or_default().push(b),
+            None => rest.push(b),
+        }
+    }
+    let names: Vec<String> = by_pack.keys().map(pack_name).collect();
+    let looks: Vec<Result<ObjectState>> = futures::stream::iter(&names)
+        .map(|n| target.object_state(n))
+        .buffered(LOOKS_IN_FLIGHT)
+        .collect()
+        .await;
+    let (mut archived, mut states) = (BTreeMap::new(), Vec::new());
+    for ((pack, blobs), look) in by_pack.into_iter().zip(looks) {
+        let indexed = index.pack(&pack).map_or(0, |p| p.size);
+        match look {
+            Ok(s) if s.needs_retrieval() => {
+                if s.size != indexed {
+                    r.archived_suspect += 1;
+                    r.findings.push(format!(
+                        "archived pack {} is {} bytes where the index says {indexed}: \
+                         `offsite check --read-data --retrieve TIER` reads it",
+                        pack.short(),
+                        s.size
+                    ));
+                }
+                archived.insert(pack, indexed);
+                states.push(s);
+            }
+            Ok(_) | Err(Error::NotFound { .. }) => rest.extend(blobs),
+            Err(e) => return Err(e),
+        }
+    }
+    if !archived.is_empty() {
+        let plan = retrieval::plan_of(target, &archived, states, &Prices::load(None)?);
+        r.archived_packs = plan.archived.len();
+        r.archived_bytes = plan.archived_bytes;
+        r.retrieval = Some(plan.quotes);
+    }
+    Ok(rest)
+}
+
 async fn verify(target: &Repository, index: &MasterIndex, ids: &[Id], r: &mut HealthReport) -> Bad {
     let mut bad: Bad = ids
         .iter()

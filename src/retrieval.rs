@@ -20,7 +20,7 @@ use crate::repo::immutable::LOOKS_IN_FLIGHT;
 use crate::repo::tree::for_each_node;
 use crate::repo::{MasterIndex, Repository};
 use crate::restore::PathFilter;
-use crate::store::cloud::{Restore, RestoreAsked, RetrievalTier};
+use crate::store::cloud::{ObjectState, Restore, RestoreAsked, RetrievalTier};
 use crate::{Error, Id, Result};
 
 /// A pack that must be retrieved (or is being) before it can be read.
@@ -99,6 +99,16 @@ pub async fn plan(
 ) -> Result<RetrievalPlan> {
     let names: Vec<String> = packs.keys().map(pack_name).collect();
     let states = repo.object_states(&names).await?;
+    Ok(plan_of(repo, packs, states, prices))
+}
+
+/// The plan for `packs` given what the provider said of each (`states`, in their order).
+pub fn plan_of(
+    repo: &Repository,
+    packs: &BTreeMap<Id, u64>,
+    states: Vec<ObjectState>,
+    prices: &Prices,
+) -> RetrievalPlan {
     let mut plan = RetrievalPlan {
         packs: packs.len(),
         bytes: packs.values().sum(),
@@ -120,7 +130,7 @@ pub async fn plan(
         });
     }
     plan.quotes = quote(repo, &plan.archived, prices);
-    Ok(plan)
+    plan
 }
 
 /// Per tier, the price of retrieving `packs` (summed over their classes) and the

@@ -674,6 +674,44 @@ async fn an_archive_tier_azure_target_plans_without_reading_archives_and_rehydra
         "{data} data packs, {trees} tree packs"
     );
 
+    // The health check reads the trees and looks at the archived packs (one HEAD each)
+    // instead of reading them; a pack that is gone is fetched again from the source.
+    let target_repo = std::sync::Arc::new(repo);
+    let source_repo = std::sync::Arc::new(
+        offsite::repo::Repository::open(offsite::store::open(&src, false).unwrap(), b"pw")
+            .await
+            .unwrap(),
+    );
+    let health = |t: std::sync::Arc<offsite::repo::Repository>| {
+        let s = vec![source_repo.clone()];
+        async move {
+            offsite::health::check_and_heal(&t, &s, &offsite::progress::Progress::hidden())
+                .await
+                .unwrap()
+        }
+    };
+    let h = health(target_repo.clone()).await;
+    assert!(h.is_healthy() && h.blobs_bad == 0, "{h:?}");
+    assert!(h.archived_packs >= 3 && h.archived_suspect == 0, "{h:?}");
+    assert!(!h.retrieval.clone().unwrap_or_default().is_empty(), "{h:?}");
+    let gone = index
+        .packs()
+        .iter()
+        .map(|p| offsite::format::pack_name(&p.id))
+        .find(|n| {
+            index.blobs().any(|(_, l)| {
+                offsite::format::pack_name(&index.pack_id(l.pack)) == *n
+                    && l.kind == offsite::format::pack::BlobKind::Data
+            })
+        })
+        .unwrap();
+    use object_store::ObjectStoreExt;
+    loc.store.delete(&loc.path(&gone)).await.unwrap();
+    let h = health(target_repo.clone()).await;
+    assert!(h.blobs_healed >= 1 && h.is_healthy(), "{h:?}");
+    assert_eq!(h.archived_packs + 1, data, "{h:?}");
+    let index = target_repo.load_index().await.unwrap();
+
     // Azurite refuses reads of archived blobs: none of these reads one.
     ok(&["points", &target], "target-pw");
     let ls = ok(&["ls", &target, "latest"], "target-pw");

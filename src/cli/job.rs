@@ -493,6 +493,25 @@ fn summary(r: &IntervalReport) -> String {
             h.blobs_healed,
             h.damaged.len()
         );
+        if h.archived_packs > 0 {
+            let cheapest = h.retrieval.as_ref().and_then(|q| {
+                q.iter().min_by(|a, b| a.usd.total_cmp(&b.usd)).map(|q| {
+                    format!(
+                        "; reading them takes a retrieval, {} about ${:.2}",
+                        q.tier.as_str(),
+                        q.usd
+                    )
+                })
+            });
+            let _ = writeln!(
+                out,
+                "  {} archived data pack(s) ({}) looked at, not read: {} of a size the index does not say{}",
+                h.archived_packs,
+                size(h.archived_bytes),
+                h.archived_suspect,
+                cheapest.unwrap_or_default()
+            );
+        }
     }
     for sc in &r.scripts {
         // A failure's reason is among the errors or warnings below.

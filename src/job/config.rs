@@ -868,7 +868,6 @@ fn decode_job(doc: &mut Doc<'_>, mut t: Table<'_, '_>, name_out: &mut String) ->
         every
     });
     let health_check_table = t.table(doc, "health_check");
-    let health_check_span = health_check_table.as_ref().map(|h| h.span.clone());
     let health_check = health_check_table.and_then(|mut h| {
         let every = duration(doc, &mut h, "every", Duration::from_secs(3600));
         if every.is_none() && !h.has("every") {
@@ -884,30 +883,24 @@ fn decode_job(doc: &mut Doc<'_>, mut t: Table<'_, '_>, name_out: &mut String) ->
         h.finish(doc);
         every.map(|every| HealthCheckSpec { every })
     });
-    // Both read every data pack of the newest points: in an archive class each run
-    // would need a retrieval (hours, and a price) before it could start.
+    // An active full reads and rewrites every data pack of the newest points: in an
+    // archive class each run would need a retrieval (hours, and a price) before it could
+    // start. (A health check there reads the trees and looks at the archived packs.)
     let archived = target
         .as_ref()
         .and_then(|t| t.data_class.as_deref())
         .filter(|c| crate::store::class::is_archived(c));
-    if let Some(class) = archived {
-        for (span, what) in [
-            (active_full_span, "active_full"),
-            (health_check_span, "health_check"),
-        ] {
-            if let Some(span) = span {
-                doc.problem(
-                    &span,
-                    format!(
-                        "{}.{what} reads every data pack of the newest points; in the archive \
-                         class {class} each run would need a retrieval first (hours, and a price). \
-                         Leave it out and test restores with `offsite restore --retrieve`, or keep \
-                         data packs in a class read at once (GLACIER_IR, Cold)",
-                        t.path
-                    ),
-                );
-            }
-        }
+    if let (Some(class), Some(span)) = (archived, active_full_span) {
+        doc.problem(
+            &span,
+            format!(
+                "{}.active_full reads and rewrites every data pack of the newest points; in \
+                 the archive class {class} each run would need a retrieval first (hours, and \
+                 a price). Leave it out and test restores with `offsite restore --retrieve`, \
+                 or keep data packs in a class read at once (GLACIER_IR, Cold)",
+                t.path
+            ),
+        );
     }
     t.finish(doc);
     Some(Job {
@@ -1079,9 +1072,16 @@ redispatch = "sometimes"
         };
         said(10, "not an Azure access tier");
         said(11, "not a lock mode");
+        // A health check is allowed there (it looks at archived packs); an active full,
+        // which must read them, is refused at its table's line.
+        let checked = format!(
+            "{}[job.health_check]\nevery = \"7d\"\n",
+            file("url = \"s3://dst\"\ndata_class = \"GLACIER\"")
+        );
+        JobsFile::parse_with(&checked, &env).unwrap();
         let problems = JobsFile::parse_with(
             &format!(
-                "{}[job.health_check]\nevery = \"7d\"\n",
+                "{}[job.active_full]\nevery = \"30d\"\n",
                 file("url = \"s3://dst\"\ndata_class = \"GLACIER\"")
             ),
             &env,

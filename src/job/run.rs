@@ -328,6 +328,12 @@ pub async fn run_once<Tz: TimeZone>(
                         d.reason
                     ));
                 }
+                if h.archived_suspect > 0 {
+                    let said = h.findings.iter().filter(|f| f.starts_with("archived pack"));
+                    for f in said {
+                        report.errors.push(format!("health check: {f}"));
+                    }
+                }
                 state.last_health_check = Some(clock.now());
                 report.health = Some(h);
             }
