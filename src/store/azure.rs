@@ -81,8 +81,8 @@ fn http_date(t: DateTime<Utc>) -> String {
 }
 
 fn policy_mode(m: LockMode) -> &'static str {
-    // Unlocked: an account owner can still shorten or remove it (S3's governance);
-    // Locked: nobody can (compliance).
+    // Unlocked: an identity with the immutability super-user action can still shorten
+    // or remove it (S3's governance); Locked: nobody can (compliance).
     match m {
         LockMode::Governance => "Unlocked",
         LockMode::Compliance => "Locked",
@@ -123,9 +123,16 @@ fn sdk_err(object: &str, op: &str, e: &azure_core::Error) -> Error {
     }
     let hint = match (status, code.as_str()) {
         (_, "ContainerNotFound") => "; create it with `offsite target create`",
+        (_, "AuthorizationPermissionMismatch" | "AuthorizationFailure")
+            if op.contains("mmutab") =>
+        {
+            "; the identity may not set immutability policies: that needs the data action \
+             …/blobs/immutableStorage/runAsSuperUser/action (terraform/azure's `blob_locks` \
+             role, or Storage Blob Data Owner)"
+        }
         (_, "AuthorizationPermissionMismatch" | "AuthorizationFailure") => {
-            "; the identity lacks this permission (immutability policies need the \
-             Storage Blob Data Owner role)"
+            "; the identity lacks this permission (grant it Storage Blob Data Contributor on \
+             the container)"
         }
         (Some(501), _) => "; this service does not implement it (Azurite has no immutability)",
         (_, "InvalidHeaderValue" | "InvalidQueryParameterValue") if op.contains("mmutab") => {
