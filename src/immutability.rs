@@ -90,18 +90,43 @@ pub async fn hold(
     index: &MasterIndex,
     points: &[(Id, Point, DateTime<Utc>)],
 ) -> Result<Hold> {
+    hold_except(repo, index, points, &Fresh::default()).await
+}
+
+/// Objects just written under the lock [`Repository::new_lock`] gives: locked with
+/// their write from that moment, so no later than the points that need them are dated
+/// (a point's date is its backup's time), and not looked at again.
+#[derive(Debug, Default)]
+pub struct Fresh {
+    pub packs: std::collections::HashSet<Id>,
+    /// The points themselves were just written.
+    pub points: bool,
+}
+
+/// [`hold`], skipping what `fresh` says was locked with its write in this run: a copy
+/// looks only at the older packs its new points reuse.
+pub async fn hold_except(
+    repo: &Repository,
+    index: &MasterIndex,
+    points: &[(Id, Point, DateTime<Utc>)],
+    fresh: &Fresh,
+) -> Result<Hold> {
     let Some(policy) = repo.config.storage.lock else {
         return Ok(Hold::default());
     };
     let packs: Vec<(String, DateTime<Utc>)> = packs_of(repo, index, points)
         .await?
         .into_iter()
+        .filter(|(p, _)| !fresh.packs.contains(p))
         .map(|(p, until)| (pack_name(&p), until))
         .collect();
-    let own: Vec<(String, DateTime<Utc>)> = points
-        .iter()
-        .map(|(id, _, until)| (point_name(id), *until))
-        .collect();
+    let own: Vec<(String, DateTime<Utc>)> = match fresh.points {
+        true => Vec::new(),
+        false => points
+            .iter()
+            .map(|(id, _, until)| (point_name(id), *until))
+            .collect(),
+    };
     let slack = chrono::Duration::days(i64::from(policy.days / 2));
     // Packs first, the points after them: a point locked long enough says its packs are
     // too (`not_yet_held` relies on it).

@@ -95,6 +95,9 @@ pub async fn run(
             return Err(e);
         }
     };
+    // Index files there before the run: packs only in later ones were written (locked)
+    // during it — except those a dead writer left, adopted while loading.
+    let before = (state.seen_indexes().clone(), state.adopted_packs.clone());
     let mut report = CopyReport {
         target: target.url().to_string(),
         target_repository: target.config.id,
@@ -138,7 +141,7 @@ pub async fn run(
     done.sort_by_key(|(n, _)| *n);
     report.chains.extend(done.into_iter().map(|(_, c)| c));
     if !opts.dry_run && target.config.storage.lock.is_some() {
-        match hold_copied(&target, &report).await {
+        match hold_copied(&target, &report, &before).await {
             Ok(h) => report.locks = h,
             Err(e) => report.lock_error = Some(e.to_string()),
         }
@@ -156,6 +159,7 @@ pub async fn run(
 async fn hold_copied(
     target: &Repository,
     report: &CopyReport,
+    (indexes_before, adopted): &(HashSet<String>, HashSet<crate::Id>),
 ) -> Result<Option<crate::immutability::Hold>> {
     let ids: Vec<crate::Id> = report
         .chains
@@ -170,7 +174,20 @@ async fn hold_copied(
     }
     let (points, index) = tokio::try_join!(target.load_points_by_id(ids), target.load_index())?;
     let points: Vec<_> = points.into_iter().map(|(id, p)| (id, p, until)).collect();
-    crate::immutability::hold(target, &index, &points)
+    // Packs listed only by index files written since the run began were locked with
+    // their write (by this run or another writer's, under the same policy), as were the
+    // points: only the older packs the points reuse are looked at.
+    let fresh = crate::immutability::Fresh {
+        packs: index
+            .packs()
+            .iter()
+            .filter(|p| p.index_files.iter().all(|f| !indexes_before.contains(f)))
+            .filter(|p| !adopted.contains(&p.id))
+            .map(|p| p.id)
+            .collect(),
+        points: true,
+    };
+    crate::immutability::hold_except(target, &index, &points, &fresh)
         .await
         .map(Some)
 }

@@ -39,6 +39,8 @@ pub struct TargetState {
     pub known: HashSet<Id>,
     /// Packs left by a dead writer that loading indexed (and their bytes).
     pub adopted: (u64, u64),
+    /// Their ids: written (and locked) before this run, though indexed by it.
+    pub adopted_packs: HashSet<Id>,
     /// Blobs the chains of this run are bringing (concurrent chains store each once).
     pub claims: Arc<Claims>,
     /// Points and index files read so far: a refresh reads only the others.
@@ -47,6 +49,11 @@ pub struct TargetState {
 }
 
 impl TargetState {
+    /// The index files read so far (at load, then by each refresh).
+    pub fn seen_indexes(&self) -> &HashSet<String> {
+        &self.seen_indexes
+    }
+
     /// Reads the target's points and index. Unless `dry_run`, packs a dead writer left
     /// unindexed are adopted first. A target holding points that did not come from these
     /// sources is refused unless `map` says to continue on top of it.
@@ -90,7 +97,14 @@ impl TargetState {
             )));
         }
         if let Some(look) = look {
+            let had: HashSet<Id> = index.packs().iter().map(|p| p.id).collect();
             state.adopted = adopt_looked(target, &mut index, look).await?;
+            state.adopted_packs = index
+                .packs()
+                .iter()
+                .map(|p| p.id)
+                .filter(|id| !had.contains(id))
+                .collect();
         }
         state.known = index.ids().collect();
         Ok(state)
