@@ -68,6 +68,11 @@ for d in $DELAYS; do
   timed "copy full into DEEP_ARCHIVE + lock, ${d} ms" env AWS_ENDPOINT_URL="$endpoint" "$O" copy \
     --from "$WORK/o-src" --to "$arc" --points all --json
   puts; awk -v a="$T" -v s="$s" 'BEGIN { printf "  (%.2f× the STANDARD copy)\n", a / s }'
+  # Lock upkeep after the copy: HEADs of what it did not lock itself, against the
+  # objects the new points need (what a look at every one would cost).
+  python3 -c 'import json,sys; l=json.load(open(sys.argv[1]))["locks"]; print("    lock upkeep: %d object(s) looked at, %d extended" % (l["looked"], l["extended"]))' "$WORK/out"
+  AWS_ENDPOINT_URL=$direct OFFSITE_PASSWORD=bench2 "$O" target check-immutable "$arc" --json \
+    | python3 -c 'import json,sys; r=json.load(sys.stdin); print("    objects the points need: %d; unlocked: %d" % (r["objects"], len(r["unlocked"])))'
 
   rm -rf "$WORK/r1" "$WORK/r2" "$WORK/r3"
   timed "restore $BIG from STANDARD, ${d} ms" env AWS_ENDPOINT_URL="$endpoint" OFFSITE_PASSWORD=bench2 \
