@@ -121,7 +121,7 @@ fn print_plan(plan: &RetrievalPlan) {
     );
     for q in &plan.quotes {
         eprintln!(
-            "  --retrieve {:<9}  about {}, readable in {} to {} hours",
+            "  --retrieve {:<9}  {}, readable in {} to {} hours",
             q.tier.as_str(),
             money(q.usd),
             hours(q.hours[0]),
@@ -135,7 +135,7 @@ fn money(usd: f64) -> String {
     match usd {
         0.0 => "$0 (free)".to_string(),
         u if u < 0.01 => "under $0.01".to_string(),
-        u => format!("${u:.2}"),
+        u => format!("about ${u:.2}"),
     }
 }
 
