@@ -296,6 +296,9 @@ async fn look_at_archived(
             Ok(s) if s.needs_retrieval() => {
                 if s.size != indexed {
                     r.archived_suspect += 1;
+                }
+                // The first few, as for read problems.
+                if s.size != indexed && r.findings.len() < 10 {
                     r.findings.push(format!(
                         "archived pack {} is {} bytes where the index says {indexed}: \
                          `offsite check --read-data --retrieve TIER` reads it",
