@@ -877,8 +877,8 @@ mod tests {
     }
 
     /// A job's plan writes nothing (not even the target), projects what the interval's
-    /// transfer then does — points, bytes read, PUTs within 5 % — and, once the copy
-    /// ran, finds nothing left.
+    /// transfer then does — points, bytes read, PUTs within 5 % (or one request) — and,
+    /// once the copy ran, finds nothing left.
     #[tokio::test]
     async fn a_job_plan_projects_the_transfer_and_writes_nothing() {
         let (job, _pw, _files) = job_of("plan", 3 << 20).await;
@@ -907,8 +907,10 @@ mod tests {
         let (read, puts) = chains.fold((0, 0), |(b, n), c| {
             (b + c.bytes_read, n + c.requests_target.put)
         });
+        // Within 5 %, or one request: how many packs the transfer closes varies by one
+        // from run to run (its packers work side by side).
         let near = |projected: u64, actual: u64| {
-            (projected as f64 - actual as f64).abs() <= 0.05 * actual as f64
+            (projected as f64 - actual as f64).abs() <= (0.05 * actual as f64).max(1.0)
         };
         assert!(
             near(p.total.bytes_to_read, read),
