@@ -95,9 +95,15 @@ pub async fn run(
             return Err(e);
         }
     };
-    // Index files there before the run: packs only in later ones were written (locked)
-    // during it — except those a dead writer left, adopted while loading.
-    let before = (state.seen_indexes().clone(), state.adopted_packs.clone());
+    // On a locking target, the index files there before the run: packs only in later
+    // ones were written (locked) during it — except those a dead writer left, adopted
+    // while loading.
+    let before = target
+        .config
+        .storage
+        .lock
+        .is_some()
+        .then(|| (state.seen_indexes().clone(), state.adopted_packs.clone()));
     let mut report = CopyReport {
         target: target.url().to_string(),
         target_repository: target.config.id,
@@ -140,7 +146,7 @@ pub async fn run(
             .await;
     done.sort_by_key(|(n, _)| *n);
     report.chains.extend(done.into_iter().map(|(_, c)| c));
-    if !opts.dry_run && target.config.storage.lock.is_some() {
+    if let Some(before) = before.filter(|_| !opts.dry_run) {
         match hold_copied(&target, &report, &before).await {
             Ok(h) => report.locks = h,
             Err(e) => report.lock_error = Some(e.to_string()),

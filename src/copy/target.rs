@@ -97,14 +97,10 @@ impl TargetState {
             )));
         }
         if let Some(look) = look {
-            let had: HashSet<Id> = index.packs().iter().map(|p| p.id).collect();
+            // Adoption appends the packs it indexes.
+            let had = index.packs().len();
             state.adopted = adopt_looked(target, &mut index, look).await?;
-            state.adopted_packs = index
-                .packs()
-                .iter()
-                .map(|p| p.id)
-                .filter(|id| !had.contains(id))
-                .collect();
+            state.adopted_packs = index.packs()[had..].iter().map(|p| p.id).collect();
         }
         state.known = index.ids().collect();
         Ok(state)
