@@ -25,6 +25,8 @@ pub mod repo;
 pub mod restore;
 pub mod retention;
 pub mod retrieval;
+pub mod schedule;
+pub mod secret;
 pub mod stop;
 pub mod store;
 pub mod target;

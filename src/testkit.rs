@@ -106,6 +106,16 @@ pub async fn check_read_data(repo: &Repository) -> crate::check::CheckReport {
     .expect("the check runs")
 }
 
+/// Awaits `fut`, failing the test with what it was waiting for after `secs` seconds of
+/// real time: a wait that cannot end (a gate whose count is never reached) fails by
+/// name instead of holding the test run.
+pub async fn within<F: std::future::Future>(secs: u64, what: &str, fut: F) -> F::Output {
+    match tokio::time::timeout(Duration::from_secs(secs), fut).await {
+        Ok(out) => out,
+        Err(_) => panic!("gave up after {secs} s waiting for {what}"),
+    }
+}
+
 /// `len` deterministic, incompressible bytes.
 pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut out = vec![0u8; len];

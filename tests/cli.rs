@@ -1098,12 +1098,12 @@ fn copy_via_an_archiver() {
             RepoSpec {
                 name: "primary".into(),
                 url: s.into(),
-                password: offsite::job::Secret::File(spw.clone()),
+                password: offsite::secret::Secret::File(spw.clone()),
             },
             RepoSpec {
                 name: "copy".into(),
                 url: t.into(),
-                password: offsite::job::Secret::File(tpw.clone()),
+                password: offsite::secret::Secret::File(tpw.clone()),
             },
         ];
         let clock: std::sync::Arc<dyn offsite::clock::Clock> =

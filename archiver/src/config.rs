@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use offsite::job::Secret;
 use offsite::remote::api::valid_repository_name;
 use offsite::remote::server::parse_token_hash;
 use offsite::remote::workshop::RepoSpec;
+use offsite::secret::Secret;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

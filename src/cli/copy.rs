@@ -71,7 +71,9 @@ pub async fn run(a: CopyArgs, pwf: Option<&std::path::Path>) -> anyhow::Result<E
             ..Default::default()
         },
         sibling_sources: Vec::new(),
-        via: pool(&a).await?,
+        via: pool(&a)
+            .await?
+            .map(|p| p as Arc<dyn offsite::copy::offload::Offload>),
     };
     let progress = super::progress::for_terminal(
         if a.dry_run { "planning" } else { "copy" },

@@ -13,6 +13,8 @@ use tokio::sync::RwLock;
 
 use super::claims::Indexing;
 use super::commit::{commit_points, point_failures, points_to_write, write_points};
+use super::locks;
+use super::offload::{KeepPacks, Offload, OffloadRequest};
 use super::plan::{plan_chain, supplement};
 use super::report::{ChainReport, ChainStatus, Meter, StageTimes};
 use super::select::Candidate;
@@ -20,7 +22,6 @@ use super::source::{Source, Sources};
 use super::target::TargetState;
 use super::transfer::transfer;
 use super::{ChainMode, CopyOptions, TransferOutcome};
-use super::{locks, remote};
 use crate::Result;
 use crate::progress::Progress;
 use crate::repo::Repository;
@@ -143,8 +144,8 @@ async fn transfer_and_commit(
     let (plan, outcome) = match (&ctx.opts.via, ctx.opts.dry_run) {
         // An archiver plans against the target and transfers; this process never reads
         // a source pack. It claims nothing, so no chain waits on it.
-        (Some(pool), false) => {
-            match remote::transfer(ctx, view, name, &candidates, pool, chain).await? {
+        (Some(elsewhere), false) => {
+            match offload(ctx, view, name, &candidates, &**elsewhere, chain).await? {
                 Some(done) => done,
                 None => {
                     let plan = plan_here(ctx, view, name, candidates).await;
@@ -224,6 +225,61 @@ async fn transfer_and_commit(
     Ok(stages)
 }
 
+/// Hands the chain's transfer to `elsewhere` (the archiver pool); `None`: transfer it
+/// here. Packs of lost attempts are indexed as they are given back.
+async fn offload(
+    ctx: &Ctx<'_>,
+    view: &View,
+    name: &str,
+    candidates: &[Candidate],
+    elsewhere: &dyn Offload,
+    chain: &mut ChainReport,
+) -> Result<Option<(super::ChainPlan, TransferOutcome)>> {
+    // The sources this chain reads, in the order the request names them.
+    let mut used: Vec<usize> = candidates.iter().map(|c| c.source).collect();
+    used.sort_unstable();
+    used.dedup();
+    let position = |s: usize| used.iter().position(|u| *u == s).unwrap_or(0);
+    let req = OffloadRequest {
+        chain: name.to_string(),
+        mode: ctx.opts.chain,
+        source_ids: (used.iter())
+            .map(|s| view.sources[*s].repo.config.id)
+            .collect(),
+        target_id: view.target.config.id,
+        points: (candidates.iter())
+            .map(|c| (position(c.source), c.id))
+            .collect(),
+        pack_size: ctx.pack_size,
+        compression: ctx.opts.transfer.compression,
+        map: ctx.opts.map,
+        reads_in_flight: ctx.opts.transfer.reads_in_flight,
+        uploads_in_flight: ctx.opts.transfer.uploads_in_flight,
+    };
+    let keeper = Keeper {
+        ctx,
+        target: &view.target,
+    };
+    (elsewhere.transfer(&req, &keeper, chain, ctx.progress)).await
+}
+
+/// Indexes the packs an offloaded transfer wrote before it was lost.
+struct Keeper<'c, 'a> {
+    ctx: &'c Ctx<'a>,
+    target: &'c Repository,
+}
+
+#[async_trait::async_trait]
+impl KeepPacks for Keeper<'_, '_> {
+    async fn keep(&self, packs: Vec<crate::format::index::IndexedPack>) -> Result<()> {
+        let kept = TransferOutcome {
+            packs,
+            ..Default::default()
+        };
+        index(self.ctx, self.target, &kept).await.map(|_| ())
+    }
+}
+
 /// Plans the chain in this process, against the target as the shared state has it.
 async fn plan_here(
     ctx: &Ctx<'_>,
@@ -248,7 +304,7 @@ async fn plan_here(
 
 /// Writes the index of a transfer's packs (side by side with other chains' I/O) and
 /// notes it in the state; returns the run's claims.
-pub(super) async fn index(
+async fn index(
     ctx: &Ctx<'_>,
     target: &Repository,
     outcome: &TransferOutcome,

@@ -9,9 +9,9 @@
 //! per-job copy of the same machine) is not written a second time.
 
 use super::failure::Failure;
-use super::options::ChainMode;
 use super::plan::ChainPlan;
 use super::report::{CopiedPoint, FailedPoint};
+use super::settings::ChainMode;
 use super::target::TargetState;
 use super::transfer::TransferOutcome;
 use crate::format::point::{Point, Provenance};

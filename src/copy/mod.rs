@@ -14,11 +14,12 @@ mod claims;
 pub mod commit;
 pub mod failure;
 mod locks;
+pub mod offload;
 pub mod options;
 pub mod plan;
-mod remote;
 pub mod report;
 pub mod select;
+pub mod settings;
 pub mod source;
 pub mod target;
 pub mod transfer;
@@ -37,12 +38,11 @@ use crate::{Error, Result};
 
 pub use commit::{Committed, commit, commit_index, commit_points, point_failures};
 pub use failure::Failure;
-pub use options::{
-    ChainMode, Compression, CopyOptions, ReadBudget, TransferOptions, target_init_options,
-};
+pub use options::{CopyOptions, target_init_options};
 pub use plan::{ChainPlan, balanced_pack_size, plan_chain};
 pub use report::{ChainReport, ChainStatus, CopyReport, Plan, StageTimes};
 pub use select::{Candidate, PointsSpec, Selection, Shard};
+pub use settings::{ChainMode, Compression, ReadBudget, TransferOptions};
 pub use source::Sources;
 pub use target::TargetState;
 pub use transfer::{TransferOutcome, transfer};

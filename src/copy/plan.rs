@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::claims::Claim;
 use super::failure::Failure;
-use super::options::ChainMode;
 use super::report::Plan as Projection;
 use super::select::Candidate;
+use super::settings::ChainMode;
 use super::source::Source;
 use super::target::TargetState;
 use crate::Id;

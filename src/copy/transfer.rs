@@ -18,9 +18,9 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::failure::Failure;
-use super::options::{READS_CAP, READS_MOVING, TransferOptions};
 use super::plan::{COPY_READ, ChainPlan};
 use super::report::StageTimes;
+use super::settings::{READS_CAP, READS_MOVING, TransferOptions};
 use super::transform::{Reseal, process_read};
 use crate::format::index::IndexedPack;
 use crate::format::pack_name;

@@ -13,49 +13,16 @@ use toml::de::DeTable;
 
 use super::archivers::ArchiversSpec;
 use super::report::{ReportSpec, Webhook};
-use super::schedule::{Intervals, Window, Windows};
 use super::script::{OnFailure, ScriptSpec};
 use super::toml_walk::{At, Doc, Problem, Table};
 use crate::copy::{ChainMode, Compression, Selection};
 use crate::format::point::validate_name;
 use crate::remote::pool::Redispatch;
 use crate::retention::{MonthPoint, Policy};
+use crate::schedule::{Intervals, Window, Windows};
+pub use crate::secret::{EnvLookup, Secret};
 use crate::store::throttle::{Rates, ThrottleSpec};
 use crate::units::{parse_duration, parse_size};
-
-/// Where a password comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Secret {
-    Env(String),
-    File(PathBuf),
-}
-
-/// Looks up an environment variable (injected, so tests need not change the process's).
-pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
-
-impl Secret {
-    /// Reads the password (a file's trailing newline is not part of it).
-    pub fn read(&self) -> Result<Vec<u8>, String> {
-        self.read_with(&|v| std::env::var(v).ok())
-    }
-
-    /// [`Self::read`] with environment variables from `env`.
-    pub fn read_with(&self, env: EnvLookup<'_>) -> Result<Vec<u8>, String> {
-        match self {
-            Secret::Env(v) => env(v)
-                .map(String::into_bytes)
-                .ok_or_else(|| format!("environment variable {v} is not set")),
-            Secret::File(p) => std::fs::read(p)
-                .map(|mut b| {
-                    while b.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
-                        b.pop();
-                    }
-                    b
-                })
-                .map_err(|e| format!("password file {}: {e}", p.display())),
-        }
-    }
-}
 
 /// A source repository and which of its points the job copies.
 #[derive(Clone, Debug)]

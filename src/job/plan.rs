@@ -46,16 +46,17 @@ pub async fn plan(job: &Job, clock: Arc<dyn Clock>, prices: &Prices) -> Result<J
     let throttle = Throttle::new(job.throttle.clone(), clock.clone());
     let mut sources = Vec::new();
     for s in &job.sources {
-        let r = super::open_repository_with(&s.url, &s.password, &clock, WarmSpec::READER, None)
-            .await?
-            .ok_or_else(|| Error::NoRepository { url: s.url.clone() })?;
+        let r =
+            crate::repo::open_repository_with(&s.url, &s.password, &clock, WarmSpec::READER, None)
+                .await?
+                .ok_or_else(|| Error::NoRepository { url: s.url.clone() })?;
         sources.push(Arc::new(r));
     }
     let first = sources
         .first()
         .ok_or_else(|| Error::Invalid(format!("job {}: no sources", job.name)))?;
     let url = job.target.repository_url(&job.name);
-    let found = super::open_repository_with(
+    let found = crate::repo::open_repository_with(
         &url,
         &job.target.password,
         &clock,

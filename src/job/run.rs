@@ -138,7 +138,7 @@ async fn open_source(
     throttle: &Arc<Throttle>,
 ) -> Result<Arc<Repository>> {
     let (url, pw, warm) = (&s.url, &s.password, WarmSpec::READER);
-    let repo = super::open_repository_with(url, pw, clock, warm, Some(throttle)).await?;
+    let repo = crate::repo::open_repository_with(url, pw, clock, warm, Some(throttle)).await?;
     let repo = repo.ok_or_else(|| Error::NoRepository { url: s.url.clone() })?;
     Ok(Arc::new(repo))
 }
@@ -154,7 +154,7 @@ async fn open_target(
     let url = job.target.repository_url(&job.name);
     let secret = &job.target.password;
     let warm = WarmSpec::COPY_TARGET;
-    match super::open_repository_with(&url, secret, clock, warm, Some(throttle)).await? {
+    match crate::repo::open_repository_with(&url, secret, clock, warm, Some(throttle)).await? {
         Some(mut r) => {
             // The job's data class and lock, written once into the target's config
             // (and again when the job file changes them).
@@ -709,7 +709,7 @@ pub(super) fn copy_options(
             ..Default::default()
         },
         sibling_sources: sources.iter().map(|s| s.config.id).collect(),
-        via,
+        via: via.map(|p| p as Arc<dyn copy::offload::Offload>),
         ..Default::default()
     }
 }
@@ -769,8 +769,8 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::job::config::{Secret, TargetSpec};
-    use crate::job::schedule::{Window, Windows};
     use crate::repo::InitOptions;
+    use crate::schedule::{Window, Windows};
     use crate::testkit;
 
     /// A job over an in-memory source holding two machines, into an in-memory target,

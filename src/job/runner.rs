@@ -81,7 +81,7 @@ pub async fn remember(job: &Job, clock: &Arc<dyn Clock>) -> Memory {
     let read = async {
         let url = job.target.repository_url(&job.name);
         let secret = &job.target.password;
-        let repo = super::open_repository(&url, secret, clock, WarmSpec::NOTHING).await;
+        let repo = crate::repo::open_repository(&url, secret, clock, WarmSpec::NOTHING).await;
         JobState::load(&repo.ok()??, &job.name).await.ok()
     };
     let state = read.await;
@@ -146,7 +146,7 @@ mod tests {
 
     use super::*;
     use crate::job::config::{Secret, TargetSpec};
-    use crate::job::schedule::{Intervals, Window, Windows};
+    use crate::schedule::{Intervals, Window, Windows};
 
     fn job(mode: Mode, windows: &[&str]) -> Job {
         let target = TargetSpec {

@@ -47,7 +47,7 @@ pub struct JobStatus {
 pub async fn status(job: &Job, clock: &Arc<dyn Clock>) -> Result<JobStatus> {
     let url = job.target.repository_url(&job.name);
     let target =
-        super::open_repository(&url, &job.target.password, clock, WarmSpec::POINTS).await?;
+        crate::repo::open_repository(&url, &job.target.password, clock, WarmSpec::POINTS).await?;
     let (state, held) = match &target {
         Some(t) => {
             let state = JobState::load(t, &job.name).await?;
@@ -64,7 +64,7 @@ pub async fn status(job: &Job, clock: &Arc<dyn Clock>) -> Result<JobStatus> {
     // The newest selected point of each machine across the sources.
     let mut newest: BTreeMap<String, (DateTime<Utc>, Id, Id)> = BTreeMap::new();
     for spec in &job.sources {
-        let repo = super::open_repository(&spec.url, &spec.password, clock, WarmSpec::POINTS)
+        let repo = crate::repo::open_repository(&spec.url, &spec.password, clock, WarmSpec::POINTS)
             .await?
             .ok_or_else(|| Error::NoRepository {
                 url: spec.url.clone(),

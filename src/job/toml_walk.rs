@@ -25,7 +25,7 @@ pub struct Doc<'t> {
     text: &'t str,
     pub problems: Vec<Problem>,
     /// Where the decoder looks up environment variables (none: the process's).
-    pub env: Option<super::config::EnvLookup<'t>>,
+    pub env: Option<crate::secret::EnvLookup<'t>>,
 }
 
 impl<'t> Doc<'t> {

@@ -12,9 +12,9 @@ use super::tasks::Tasks;
 use super::workshop::{RepoSpec, Workshop};
 use crate::clock::{Clock, SystemClock};
 use crate::copy::{ChainMode, Compression, CopyOptions, PointsSpec, Selection};
-use crate::job::Secret;
 use crate::progress::Progress;
 use crate::repo::{InitOptions, Repository};
+use crate::secret::Secret;
 use crate::store::gated::{GatedStore, Op};
 use crate::store::{Location, StoreKind};
 use crate::{Id, testkit};
@@ -144,6 +144,31 @@ async fn copy(f: &Fixture, opts: &CopyOptions) -> crate::copy::CopyReport {
     crate::copy::run(vec![s], t, opts, &Progress::hidden())
         .await
         .unwrap()
+}
+
+/// Backs up machine `name` of `files` incompressible files of 100 KiB into the
+/// fixture's source: each file one blob (under the chunker's minimum), so a copy's
+/// pack count is the same on every run — unlike the fixture's machines, whose large
+/// file is cut where each new repository's gear seed says (one blob or four), which
+/// once left a test waiting for a third pack that never came.
+async fn files_machine(f: &Fixture, name: &str, files: u64) -> (Id, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join(name);
+    std::fs::create_dir_all(&root).unwrap();
+    for n in 0..files {
+        let body = testkit::bytes(900 + n, 100 << 10);
+        std::fs::write(root.join(format!("f{n}")), body).unwrap();
+    }
+    let opts = crate::backup::BackupOptions {
+        machine: name.into(),
+        paths: vec![root],
+        base: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let (point, _) = crate::backup::run(f.source.clone(), opts, Progress::hidden())
+        .await
+        .unwrap();
+    (point, dir)
 }
 
 fn fast() -> PoolOptions {
@@ -361,6 +386,8 @@ async fn slots_bound_tasks_and_status_reports_packs_as_they_land() {
 /// `policy` says — another appliance, this process, or nowhere.
 async fn lose_an_appliance(policy: Redispatch) -> (Fixture, crate::copy::CopyReport, String) {
     let f = fixture().await;
+    // 24 blobs of 100 KiB in 256 KiB packs: 8 data packs, so a third always comes.
+    let (_, _dir) = files_machine(&f, "many", 24).await;
     let (a, served_a, uploads) = gated_appliance(&f, 2).await;
     let (b, _sb) = appliance(f.specs.clone(), 1).await;
     let opts = PoolOptions {
@@ -368,31 +395,39 @@ async fn lose_an_appliance(policy: Redispatch) -> (Fixture, crate::copy::CopyRep
         ..fast()
     };
     let pool = pool(&[&a, &b], opts).await;
-    let web_only = CopyOptions {
+    let one_machine = CopyOptions {
         selection: Selection {
-            machines: vec!["web".into()],
+            machines: vec!["many".into()],
             points: PointsSpec::All,
             ..Default::default()
         },
         pack_size: Some(256 << 10),
         ..via(pool)
     };
-    let run = copy(&f, &web_only);
+    let run = copy(&f, &one_machine);
     let lose_a = async {
         // Two packs landed and a third is held: A is mid-task. Let its runner see both.
-        uploads.wait_for(3).await;
+        testkit::within(
+            30,
+            "a third pack upload at the appliance",
+            uploads.wait_for(3),
+        )
+        .await;
         let app = Appliance::new(&a, TOKEN, None).unwrap();
-        loop {
-            let t = app.tasks().await.unwrap();
-            if t.first().is_some_and(|t| t.packs_done == 2) {
-                break;
+        let reported = async {
+            loop {
+                let t = app.tasks().await.unwrap();
+                if t.first().is_some_and(|t| t.packs_done == 2) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        };
+        testkit::within(30, "the appliance reporting two packs", reported).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         served_a.abort();
     };
-    let (report, ()) = tokio::join!(run, lose_a);
+    let (report, ()) = testkit::within(120, "the copy", async { tokio::join!(run, lose_a) }).await;
     uploads.open();
     (f, report, a)
 }
@@ -564,26 +599,8 @@ async fn a_cancelled_task_stops_at_a_pack_boundary() {
     let (url, _s, uploads) = gated_appliance(&f, 1).await;
     // (the packer holds at most a few packs while two uploads wait at the gate)
     let app = Appliance::new(&url, TOKEN, None).unwrap();
-    // A machine of 40 files of 100 KiB: 40 blobs, about 16 packs.
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("many");
-    std::fs::create_dir_all(&root).unwrap();
-    for n in 0..40u64 {
-        std::fs::write(
-            root.join(format!("f{n}")),
-            testkit::bytes(900 + n, 100 << 10),
-        )
-        .unwrap();
-    }
-    let opts = crate::backup::BackupOptions {
-        machine: "many".into(),
-        paths: vec![root],
-        base: Some(dir.path().to_path_buf()),
-        ..Default::default()
-    };
-    let (many, _) = crate::backup::run(f.source.clone(), opts, Progress::hidden())
-        .await
-        .unwrap();
+    // 40 blobs, about 16 packs.
+    let (many, _dir) = files_machine(&f, "many", 40).await;
     let req = TaskRequest {
         chain: "many".into(),
         pack_size: 256 << 10,

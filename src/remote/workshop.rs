@@ -21,9 +21,9 @@ use crate::copy::source::Source;
 use crate::copy::target::TargetState;
 use crate::copy::transfer::{TransferOutcome, transfer};
 use crate::copy::{ReadBudget, TransferOptions};
-use crate::job::Secret;
 use crate::progress::Progress;
 use crate::repo::{MasterIndex, Repository, WarmSpec};
+use crate::secret::Secret;
 use crate::stop::Stop;
 use crate::{Error, Id, Result};
 
@@ -125,7 +125,7 @@ impl Workshop {
         let (url, pw, clock) = (&spec.url, &spec.password, &self.clock);
         let throttle = self.throttle.as_ref();
         let found =
-            crate::job::open_repository_with(url, pw, clock, WarmSpec::NOTHING, throttle).await?;
+            crate::repo::open_repository_with(url, pw, clock, WarmSpec::NOTHING, throttle).await?;
         let repo = Arc::new(found.ok_or_else(|| Error::NoRepository {
             url: spec.url.clone(),
         })?);

@@ -8,6 +8,7 @@ pub mod immutable;
 pub mod index;
 pub mod lock;
 pub mod marks;
+mod open;
 pub mod packer;
 mod points;
 pub mod reads;
@@ -36,6 +37,7 @@ use crate::{Error, Id, Result};
 use retry::retry;
 
 pub use index::{BlobLocation, MasterIndex};
+pub use open::{open_repository, open_repository_with};
 pub use warm::{Warm, WarmSpec};
 
 /// How many object reads or writes one operation keeps in flight.

@@ -18,7 +18,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
-use crate::job::schedule::Window;
+use crate::schedule::Window;
 
 /// Bytes per second for reads and writes (`None`: unlimited).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

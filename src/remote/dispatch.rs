@@ -1,69 +1,68 @@
-//! A chain's transfer on an archiver (`copy --via`): the chain's points go to the pool
-//! as a task; the appliance plans against the target and transfers, and this process
-//! commits what it returns. When an appliance is lost mid-task, the packs it reported
-//! are indexed at once — so the next attempt, planned against the target, does not send
-//! them again — and the chain goes to another appliance, or runs here, as the pool's
-//! [`Redispatch`] policy says.
+//! The archiver pool as the copy engine's [`Offload`] (`copy --via`): a chain's points go
+//! to the pool as a task; the appliance plans against the target and transfers, and the
+//! runner commits what it returns. When an appliance is lost mid-task, the packs it
+//! reported are indexed at once (through the chain's [`KeepPacks`]) — so the next
+//! attempt, planned against the target, does not send them again — and the chain goes
+//! to another appliance, or runs in the runner, as the pool's [`Redispatch`] policy says.
 
 use std::collections::HashSet;
 
-use super::chain::{Ctx, View, index};
-use super::plan::ChainPlan;
-use super::report::{ChainReport, LostAppliance};
-use super::select::Candidate;
-use super::transfer::TransferOutcome;
-use crate::remote::api::{TaskPoint, TaskRequest};
-use crate::remote::pool::{Attempt, Pool, Redispatch};
+use async_trait::async_trait;
+
+use super::api::{TaskPoint, TaskRequest};
+use super::pool::{Attempt, Pool, Redispatch};
+use crate::copy::offload::{KeepPacks, Offload, OffloadRequest};
+use crate::copy::plan::ChainPlan;
+use crate::copy::report::{ChainReport, LostAppliance};
+use crate::copy::transfer::TransferOutcome;
+use crate::progress::Progress;
 use crate::{Error, Id, Result};
+
+#[async_trait]
+impl Offload for Pool {
+    async fn transfer(
+        &self,
+        req: &OffloadRequest,
+        keep: &dyn KeepPacks,
+        chain: &mut ChainReport,
+        progress: &Progress,
+    ) -> Result<Option<(ChainPlan, TransferOutcome)>> {
+        dispatch(self, req, keep, chain, progress).await
+    }
+}
 
 /// Runs the chain's transfer on the pool. `None`: run it in this process instead (the
 /// policy says so, or no appliance can take it); the packs kept from lost appliances
 /// are indexed already.
-pub(super) async fn transfer(
-    ctx: &Ctx<'_>,
-    view: &View,
-    name: &str,
-    candidates: &[Candidate],
+async fn dispatch(
     pool: &Pool,
+    req: &OffloadRequest,
+    keep: &dyn KeepPacks,
     chain: &mut ChainReport,
+    progress: &Progress,
 ) -> Result<Option<(ChainPlan, TransferOutcome)>> {
-    // The sources this chain reads, in the order the task names them.
-    let mut used: Vec<usize> = candidates.iter().map(|c| c.source).collect();
-    used.sort_unstable();
-    used.dedup();
-    let position = |s: usize| used.iter().position(|u| *u == s).unwrap_or(0);
-    let source_ids: Vec<Id> = used
-        .iter()
-        .map(|s| view.sources[*s].repo.config.id)
-        .collect();
-    let req = TaskRequest {
-        chain: name.to_string(),
-        mode: ctx.opts.chain,
+    let name = &req.chain;
+    let task = TaskRequest {
+        chain: name.clone(),
+        mode: req.mode,
         sources: Vec::new(),
         target: String::new(),
-        points: candidates
-            .iter()
-            .map(|c| TaskPoint {
-                source: position(c.source),
-                id: c.id,
-            })
+        points: (req.points.iter())
+            .map(|&(source, id)| TaskPoint { source, id })
             .collect(),
-        pack_size: ctx.pack_size,
-        compression: ctx.opts.transfer.compression,
-        map: ctx.opts.map,
-        reads_in_flight: ctx.opts.transfer.reads_in_flight,
-        uploads_in_flight: ctx.opts.transfer.uploads_in_flight,
+        pack_size: req.pack_size,
+        compression: req.compression,
+        map: req.map,
+        reads_in_flight: req.reads_in_flight,
+        uploads_in_flight: req.uploads_in_flight,
     };
-    let asked: HashSet<Id> = candidates.iter().map(|c| c.id).collect();
-    let target = &view.target;
+    let asked: HashSet<Id> = req.points.iter().map(|(_, id)| *id).collect();
     // Each appliance at most once, and once more for one that failed the task itself.
     for _ in 0..=pool.len() {
-        let attempt = pool
-            .attempt(&req, &source_ids, target.config.id, ctx.progress)
-            .await;
+        let attempt = (pool.attempt(&task, &req.source_ids, req.target_id, progress)).await;
         match attempt {
             Attempt::Finished(f) => {
-                check_plan(&f.plan, &source_ids, &asked, &f.appliance)?;
+                check_plan(&f.plan, &req.source_ids, &asked, &f.appliance)?;
                 chain.appliance = Some(f.appliance);
                 return Ok(Some((f.plan, f.outcome)));
             }
@@ -72,23 +71,18 @@ pub(super) async fn transfer(
                 why,
                 packs,
             } => {
-                let kept = TransferOutcome {
-                    packs,
-                    ..Default::default()
-                };
-                if !kept.packs.is_empty() {
-                    index(ctx, target, &kept).await?;
+                let (packs_kept, bytes_kept) = (packs.len(), packs.iter().map(|p| p.size).sum());
+                if !packs.is_empty() {
+                    keep.keep(packs).await?;
                 }
-                let bytes_kept = kept.packs.iter().map(|p| p.size).sum();
                 tracing::warn!(
-                    "{name}: archiver {appliance} did not finish the chain ({why}); {} pack(s) \
-                     it wrote kept",
-                    kept.packs.len()
+                    "{name}: archiver {appliance} did not finish the chain ({why}); \
+                     {packs_kept} pack(s) it wrote kept"
                 );
                 chain.lost_appliances.push(LostAppliance {
                     appliance,
                     why: why.clone(),
-                    packs_kept: kept.packs.len(),
+                    packs_kept,
                     bytes_kept,
                 });
                 match pool.options().redispatch {

@@ -1,0 +1,56 @@
+//! The contract for running a chain's transfer somewhere other than this process — the
+//! archiver pool (`remote::dispatch` implements it): the chain's points go out, a plan
+//! made against the target and the packs written come back, and this process, which
+//! holds the chain's lock, commits them. The engine defines the contract and never
+//! names an appliance, so `copy` does not depend on `remote`.
+
+use async_trait::async_trait;
+
+use super::plan::ChainPlan;
+use super::report::ChainReport;
+use super::settings::{ChainMode, Compression};
+use super::transfer::TransferOutcome;
+use crate::format::index::IndexedPack;
+use crate::progress::Progress;
+use crate::{Id, Result};
+
+/// One chain's transfer, as it is handed over.
+#[derive(Clone, Debug)]
+pub struct OffloadRequest {
+    pub chain: String,
+    pub mode: ChainMode,
+    /// The repository ids of the sources the chain reads, in the order `points` names
+    /// them.
+    pub source_ids: Vec<Id>,
+    pub target_id: Id,
+    /// The chain's points: the position of its source in `source_ids`, and its id.
+    pub points: Vec<(usize, Id)>,
+    pub pack_size: u64,
+    pub compression: Compression,
+    pub map: bool,
+    pub reads_in_flight: Option<usize>,
+    pub uploads_in_flight: usize,
+}
+
+/// Indexes packs that a transfer elsewhere wrote whole before it was lost, at once — so
+/// the next attempt, planned against the target, does not send them again.
+#[async_trait]
+pub trait KeepPacks: Sync {
+    async fn keep(&self, packs: Vec<IndexedPack>) -> Result<()>;
+}
+
+/// Where a chain's transfer can run instead of this process.
+#[async_trait]
+pub trait Offload: Send + Sync + std::fmt::Debug {
+    /// Transfers the chain elsewhere: `Some` with the plan and outcome to commit, or
+    /// `None` when this process should transfer it itself (what was kept of lost
+    /// attempts is indexed already through `keep`). Lost attempts and warnings go into
+    /// `chain`; an error fails the chain.
+    async fn transfer(
+        &self,
+        req: &OffloadRequest,
+        keep: &dyn KeepPacks,
+        chain: &mut ChainReport,
+        progress: &Progress,
+    ) -> Result<Option<(ChainPlan, TransferOutcome)>>;
+}
