@@ -14,8 +14,8 @@ use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::interval::{IntervalReport, Outcome};
 use super::metrics::Metrics;
-use super::run::{IntervalReport, Outcome};
 use crate::stop::Stop;
 
 /// What `/health` says of one job.
@@ -53,7 +53,7 @@ impl Health {
             h.unprotected = r
                 .machines
                 .iter()
-                .filter(|m| m.result == super::run::MachineResult::Unprotected)
+                .filter(|m| m.result == super::interval::MachineResult::Unprotected)
                 .map(|m| m.machine.clone())
                 .collect();
         });

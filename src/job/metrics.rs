@@ -17,7 +17,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::config::Job;
-use super::run::{IntervalReport, MachineResult, Outcome};
+use super::interval::{IntervalReport, MachineResult, Outcome};
 use super::status::JobStatus;
 use crate::clock::Clock;
 use crate::progress::{Observer, Progress};

@@ -5,6 +5,7 @@
 pub mod archivers;
 pub mod config;
 pub mod endpoint;
+pub mod interval;
 pub mod metrics;
 pub mod plan;
 pub mod report;

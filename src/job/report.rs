@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::run::{IntervalReport, Outcome};
+use super::interval::{IntervalReport, Outcome};
 use crate::clock::Clock;
 
 /// When the webhook is called.

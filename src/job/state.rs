@@ -27,7 +27,7 @@ pub struct JobState {
     /// Start of the last interval run, when it ran, and its result.
     pub last_interval: Option<DateTime<Utc>>,
     pub last_run: Option<DateTime<Utc>>,
-    pub last_result: Option<super::run::Outcome>,
+    pub last_result: Option<super::interval::Outcome>,
     pub last_prune: Option<DateTime<Utc>>,
     /// When the health check, and the active full, last ran.
     #[serde(default)]

@@ -38,7 +38,7 @@ pub struct JobStatus {
     /// Whether the job's repository exists yet (it is made by the first interval).
     pub target_exists: bool,
     pub last_run: Option<DateTime<Utc>>,
-    pub last_result: Option<super::run::Outcome>,
+    pub last_result: Option<super::interval::Outcome>,
     pub last_prune: Option<DateTime<Utc>>,
     pub machines: Vec<MachineStatus>,
 }

@@ -63,18 +63,7 @@ pub(super) fn storage_for(loc: &Location, mut storage: StoragePolicy) -> Result<
 /// (An S3 bucket without object lock refuses the first locked write at once, naming
 /// it; its configuration may not be readable with a runner's grants.)
 pub(super) async fn check_lock_support(loc: &Location) -> Result<()> {
-    if let Provider::Azure(az) = lock_client(loc)? {
-        let c = az.container_settings().await?;
-        if !c.object_lock {
-            return Err(Error::Invalid(format!(
-                "{}: container {} has no version-level immutability, so its blobs cannot \
-                 be locked; `offsite target verify {} --object-lock governance` says how \
-                 to turn it on. Nothing was changed",
-                loc.url, az.container, loc.url
-            )));
-        }
-    }
-    Ok(())
+    lock_client(loc)?.check_lock_support(&loc.url).await
 }
 
 impl Repository {
@@ -147,7 +136,7 @@ impl Repository {
             data.read_at(at, (len - at).min(part) as usize)
         };
         let r = retry(self.clock(), name, || {
-            p.put_locked_multipart(&key, parts, read, class, mode, until)
+            p.put_locked_multipart(&key, parts, &read, class, mode, until)
         })
         .await;
         self.count_put(parts as u64 + 2, len);

@@ -1,12 +1,11 @@
 //! What `object_store` cannot do, through each provider's own SDK: the shared words
-//! (an object's class, restore and lock state; retrieval tiers; a bucket's settings)
-//! and [`Provider`], which sends each request to the S3 ([`super::s3`]) or Azure
-//! ([`super::azure`]) client of a location.
+//! (an object's class, restore and lock state; retrieval tiers; a bucket's settings and
+//! what a target wants of it) and the [`CloudProvider`] trait, which the S3
+//! ([`super::s3`]) and Azure ([`super::azure`]) clients implement.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::azure::AzureExtra;
-use super::s3::S3Extra;
 use crate::Result;
 use crate::format::config::LockMode;
 
@@ -104,87 +103,89 @@ pub struct BucketSettings {
     pub abort_incomplete_multipart_days: Option<i32>,
 }
 
-/// The provider client of a location: what object_store cannot do there.
-#[derive(Clone, Debug)]
-pub enum Provider {
-    S3(S3Extra),
-    Azure(AzureExtra),
+/// Days after which offsite's lifecycle rule aborts an incomplete multipart upload.
+pub const ABORT_AFTER_DAYS: i32 = 7;
+
+/// What a target's bucket or container should have.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Wants {
+    pub object_lock: bool,
+    pub versioning: bool,
 }
 
-impl Provider {
+/// The bucket's settings and what is missing, in words.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Verdict {
+    pub bucket: String,
+    pub settings: BucketSettings,
+    /// What to do about each missing setting; empty when the bucket is ready.
+    pub missing: Vec<String>,
+    /// What `create` changed.
+    pub changed: Vec<String>,
+}
+
+/// One part of a multipart upload, by its 0-based number.
+pub type PartReader<'a> = &'a (dyn Fn(usize) -> std::io::Result<Vec<u8>> + Sync);
+
+/// What `object_store` cannot do on one provider, through the provider's own SDK. Each
+/// provider lives in a folder of its own under `store/` (`s3/`, `azure/`) and is made
+/// for a location in one place (`store::open`); callers hold a [`Provider`].
+#[async_trait]
+pub trait CloudProvider: Send + Sync + std::fmt::Debug {
+    /// The provider's name, as the price table keys it (`s3`, `azure`).
+    fn name(&self) -> &'static str;
+
     /// The bucket or container, for messages.
-    pub fn bucket(&self) -> &str {
-        match self {
-            Provider::S3(s) => &s.bucket,
-            Provider::Azure(a) => &a.container,
-        }
-    }
+    fn bucket(&self) -> &str;
 
     /// Size, class or tier, restore and lock state of `key`.
-    pub async fn state(&self, key: &str) -> Result<ObjectState> {
-        match self {
-            Provider::S3(s) => s.state(key).await,
-            Provider::Azure(a) => a.state(key).await,
-        }
-    }
+    async fn state(&self, key: &str) -> Result<ObjectState>;
 
-    /// Asks for a readable copy of the archived `key` (kept `days` on S3; Azure
-    /// rehydrates the blob itself to the hot tier).
-    pub async fn restore(&self, key: &str, tier: RetrievalTier, days: i32) -> Result<RestoreAsked> {
-        match self {
-            Provider::S3(s) => s.restore(key, tier, days).await,
-            Provider::Azure(a) => a.restore(key, tier).await,
-        }
-    }
+    /// Asks for a readable copy of the archived `key` (kept `days` where the provider
+    /// keeps a temporary copy; Azure rehydrates the blob itself to the hot tier).
+    async fn restore(&self, key: &str, tier: RetrievalTier, days: i32) -> Result<RestoreAsked>;
 
     /// Creates `key` locked with the write; never over an existing object.
-    pub async fn put_locked(
+    async fn put_locked(
         &self,
         key: &str,
         body: Vec<u8>,
         class: Option<&str>,
         mode: LockMode,
         until: DateTime<Utc>,
-    ) -> Result<()> {
-        match self {
-            Provider::S3(s) => s.put_locked(key, body, class, mode, until).await,
-            Provider::Azure(a) => a.put_locked(key, body, class, mode, until).await,
-        }
-    }
+    ) -> Result<()>;
 
-    /// A large object in parts, locked with the write; `part(i)` gives part `i`.
-    pub async fn put_locked_multipart<F>(
+    /// A large object in `parts` parts, locked with the write; `part(i)` gives part `i`.
+    async fn put_locked_multipart(
         &self,
         key: &str,
         parts: usize,
-        part: F,
+        part: PartReader<'_>,
         class: Option<&str>,
         mode: LockMode,
         until: DateTime<Utc>,
-    ) -> Result<()>
-    where
-        F: Fn(usize) -> std::io::Result<Vec<u8>>,
-    {
-        match self {
-            Provider::S3(s) => {
-                s.put_locked_multipart(key, parts, part, class, mode, until)
-                    .await
-            }
-            Provider::Azure(a) => {
-                a.put_locked_multipart(key, parts, part, class, mode, until)
-                    .await
-            }
-        }
-    }
+    ) -> Result<()>;
 
     /// Moves the lock of `key` to the later date `until`.
-    pub async fn extend_lock(&self, key: &str, mode: LockMode, until: DateTime<Utc>) -> Result<()> {
-        match self {
-            Provider::S3(s) => s.extend_lock(key, mode, until).await,
-            Provider::Azure(a) => a.extend_lock(key, mode, until).await,
-        }
+    async fn extend_lock(&self, key: &str, mode: LockMode, until: DateTime<Utc>) -> Result<()>;
+
+    /// Refuses a lock the store would not keep, before anything is written (`url`
+    /// names the repository in the message).
+    async fn check_lock_support(&self, url: &str) -> Result<()> {
+        let _ = url;
+        Ok(())
     }
+
+    /// Reads the bucket's or container's settings and lists what is missing for `wants`.
+    async fn verify(&self, url: &str, wants: Wants) -> Result<Verdict>;
+
+    /// Creates the bucket or container if missing and adds what `wants` asks; what
+    /// cannot be added afterwards stays in `missing`.
+    async fn create(&self, url: &str, wants: Wants) -> Result<Verdict>;
 }
+
+/// The provider client of a location.
+pub type Provider = std::sync::Arc<dyn CloudProvider>;
 
 #[cfg(test)]
 mod tests {

@@ -213,7 +213,7 @@ pub fn open_throttled(
             }
             let store = b.build().map_err(|e| invalid(&e.to_string()))?;
             let mut loc = Location::new(Arc::new(store), prefix, url, StoreKind::S3);
-            loc.extra = Some(cloud::Provider::S3(s3::S3Extra::new(root)));
+            loc.extra = Some(Arc::new(s3::S3Extra::new(root)));
             Ok(loc)
         }
         "az" | "azure" | "abfs" => {
@@ -250,7 +250,7 @@ pub fn open_throttled(
             })?;
             let extra = azure::AzureExtra::new(settings, store.credentials().clone())?;
             let mut loc = Location::new(Arc::new(store), prefix, url, StoreKind::Azure);
-            loc.extra = Some(cloud::Provider::Azure(extra));
+            loc.extra = Some(Arc::new(extra));
             Ok(loc)
         }
         "memory" => {

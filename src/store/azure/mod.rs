@@ -12,6 +12,8 @@
 //! or workload identity, client secret, CLI) the bearer token object_store's credential
 //! provider fetches and renews.
 
+mod provider;
+
 use azure_core::headers::{HeaderName, Headers};
 use azure_core::prelude::IfMatchCondition;
 use azure_core::{Body, ClientOptions, Context, CustomHeaders, Method, Url};
@@ -277,110 +279,6 @@ impl AzureExtra {
         pipeline.send(&ctx, &mut request).await
     }
 
-    /// HEAD: size, tier, rehydration and immutability state.
-    pub async fn state(&self, key: &str) -> Result<ObjectState> {
-        let r = self
-            .send_raw(Method::Head, self.url(Some(key))?, Headers::new())
-            .await
-            .map_err(|e| sdk_err(key, "HEAD", &e))?;
-        Ok(parse_state(r.headers()))
-    }
-
-    /// Rehydrates an archived blob to the hot tier (`days` does not apply: the blob
-    /// stays hot until moved back, by a lifecycle rule or by hand).
-    pub async fn restore(&self, key: &str, tier: RetrievalTier) -> Result<RestoreAsked> {
-        let priority = match tier {
-            RetrievalTier::Bulk | RetrievalTier::Standard => RehydratePriority::Standard,
-            RetrievalTier::Expedited => RehydratePriority::High,
-        };
-        let r = self
-            .blob_client(key)
-            .await?
-            .set_blob_tier(AccessTier::Hot)
-            .rehydrate_priority(priority)
-            .await;
-        match r {
-            Ok(_) => Ok(RestoreAsked::Started),
-            Err(e) if error_code(&e) == Some("BlobBeingRehydrated") => {
-                Ok(RestoreAsked::AlreadyUnderway)
-            }
-            Err(e) => Err(sdk_err(key, "Set Blob Tier (rehydrate)", &e)),
-        }
-    }
-
-    /// Creates `key` with `body` under an immutability policy until `until`, in `class`;
-    /// never over an existing blob (`AlreadyExists`).
-    pub async fn put_locked(
-        &self,
-        key: &str,
-        body: Vec<u8>,
-        class: Option<&str>,
-        mode: LockMode,
-        until: DateTime<Utc>,
-    ) -> Result<()> {
-        let mut req = self
-            .blob_client(key)
-            .await?
-            .put_block_blob(Body::from(bytes::Bytes::from(body)))
-            .if_match(IfMatchCondition::NotMatch("*".into()))
-            .context(lock_context(mode, until));
-        if let Some(c) = class {
-            req = req.access_tier(access_tier(c)?);
-        }
-        created(key, "Put Blob with immutability policy", req.await)
-    }
-
-    /// A blob in blocks, committed with its immutability policy by Put Block List;
-    /// `part(i)` gives block `i` (0-based) of `parts`. Uncommitted blocks of a failed
-    /// attempt are discarded by the service after a week.
-    pub async fn put_locked_multipart<F>(
-        &self,
-        key: &str,
-        parts: usize,
-        part: F,
-        class: Option<&str>,
-        mode: LockMode,
-        until: DateTime<Utc>,
-    ) -> Result<()>
-    where
-        F: Fn(usize) -> std::io::Result<Vec<u8>>,
-    {
-        let blob = self.blob_client(key).await?;
-        let mut blocks = Vec::with_capacity(parts);
-        for i in 0..parts {
-            let body = part(i).map_err(|e| Error::io(std::env::temp_dir(), e))?;
-            // Block ids must all have the same length within a blob.
-            let id = BlockId::new(format!("offsite-{i:08}").into_bytes());
-            blob.put_block(id.clone(), Body::from(bytes::Bytes::from(body)))
-                .await
-                .map_err(|e| sdk_err(key, "Put Block", &e))?;
-            blocks.push(BlobBlockType::new_uncommitted(id));
-        }
-        let mut req = blob
-            .put_block_list(BlockList { blocks })
-            .if_match(IfMatchCondition::NotMatch("*".into()))
-            .context(lock_context(mode, until));
-        if let Some(c) = class {
-            req = req.access_tier(access_tier(c)?);
-        }
-        created(key, "Put Block List with immutability policy", req.await)
-    }
-
-    /// Moves the blob's policy to `until` (only ever later: a locked policy cannot be
-    /// shortened, and the caller asks only for later dates).
-    pub async fn extend_lock(&self, key: &str, mode: LockMode, until: DateTime<Utc>) -> Result<()> {
-        let mut url = self.url(Some(key))?;
-        url.query_pairs_mut()
-            .append_pair("comp", "immutabilityPolicies");
-        let mut h = Headers::new();
-        h.insert(HeaderName::from_static(UNTIL), http_date(until));
-        h.insert(HeaderName::from_static(MODE), policy_mode(mode));
-        self.send_raw(Method::Put, url, h)
-            .await
-            .map(|_| ())
-            .map_err(|e| sdk_err(key, "Set Blob Immutability Policy", &e))
-    }
-
     /// The container's existence and version-level immutability. Blob versioning and
     /// the clean-up of uncommitted blocks are the account's and the service's: offsite
     /// cannot read the first through the blob API, and the service discards the second
@@ -452,6 +350,7 @@ fn parse_state(h: &Headers) -> ObjectState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::cloud::CloudProvider;
     use std::sync::Arc;
     use wiremock::matchers::{
         body_string_contains, header, header_exists, method, path, query_param,
@@ -629,7 +528,7 @@ mod tests {
         az.put_locked_multipart(
             "p/data/cd/cdef",
             3,
-            |i| Ok(vec![i as u8; 10]),
+            &|i| Ok(vec![i as u8; 10]),
             Some("Cold"),
             LockMode::Compliance,
             until(),
@@ -695,12 +594,12 @@ mod tests {
             .await;
         let az = client(&server);
         let a = az
-            .restore("p/data/01/0123", RetrievalTier::Expedited)
+            .restore("p/data/01/0123", RetrievalTier::Expedited, 1)
             .await
             .unwrap();
         assert_eq!(a, RestoreAsked::Started);
         let a = az
-            .restore("p/data/01/0123", RetrievalTier::Standard)
+            .restore("p/data/01/0123", RetrievalTier::Standard, 1)
             .await
             .unwrap();
         assert_eq!(a, RestoreAsked::AlreadyUnderway);
