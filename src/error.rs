@@ -47,7 +47,13 @@ pub enum Error {
     #[error(
         "object {object} is damaged: {what}. It was not changed; run `offsite check --read-data` to see everything affected"
     )]
-    Corrupt { object: String, what: String },
+    Corrupt {
+        object: String,
+        what: String,
+        /// The blob that failed, when one did: carried as data, so a caller acts on it
+        /// without reading it back out of the message.
+        blob: Option<crate::Id>,
+    },
 
     #[error(
         "object {object} has format version {found}, this offsite reads up to {supported}: upgrade offsite to read it"
@@ -115,6 +121,20 @@ impl Error {
         Error::Corrupt {
             object: object.into(),
             what: what.into(),
+            blob: None,
+        }
+    }
+
+    /// Blob `blob` inside `object` (a pack) is damaged: the message says `what`.
+    pub fn corrupt_blob(
+        object: impl Into<String>,
+        blob: crate::Id,
+        what: impl Into<String>,
+    ) -> Error {
+        Error::Corrupt {
+            object: object.into(),
+            what: what.into(),
+            blob: Some(blob),
         }
     }
 

@@ -27,9 +27,9 @@ use crate::prices::Prices;
 use crate::progress::Progress;
 use crate::repo::immutable::LOOKS_IN_FLIGHT;
 use crate::repo::lock::LockGuard;
-use crate::repo::packer::Packer;
+use crate::repo::reach::{Files, reach};
 use crate::repo::reads::{Read, coalesce};
-use crate::repo::tree::for_each_node;
+use crate::repo::repack::{Repacker, Seal};
 use crate::repo::{IO_CONCURRENCY, MasterIndex, Repository, blob};
 use crate::retrieval;
 use crate::store::cloud::ObjectState;
@@ -64,8 +64,8 @@ pub struct HealthReport {
     pub packs_written: usize,
     /// Points that stay damaged.
     pub damaged: Vec<DamagedPoint>,
-    /// The first few problems found, in words.
-    pub findings: Vec<String>,
+    /// The first few problems found (said in words in reports).
+    pub findings: Vec<Finding>,
     /// On an archive class: data packs looked at (present, their size as indexed)
     /// rather than read, since reading them needs a retrieval first.
     pub archived_packs: usize,
@@ -75,6 +75,40 @@ pub struct HealthReport {
     /// What retrieving the archived packs (to read them) would cost, per tier.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retrieval: Option<Vec<crate::prices::RetrievalQuote>>,
+}
+
+/// One problem the health check found. Reports carry it as its sentence (as they always
+/// did); callers match on the variant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finding {
+    /// A blob that is bad: `why` names it, its object and what is wrong.
+    Blob { blob: Id, why: String },
+    /// A data pack in an archive class whose stored size is not the index's.
+    ArchivedPackSize { pack: Id, size: u64, indexed: u64 },
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Finding::Blob { why, .. } => f.write_str(why),
+            Finding::ArchivedPackSize {
+                pack,
+                size,
+                indexed,
+            } => write!(
+                f,
+                "archived pack {} is {size} bytes where the index says {indexed}: \
+                 `offsite check --read-data --retrieve TIER` reads it",
+                pack.short()
+            ),
+        }
+    }
+}
+
+impl Serialize for Finding {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 impl HealthReport {
@@ -135,19 +169,17 @@ async fn run(
     let mut per_point: Vec<Vec<Id>> = Vec::new();
     let mut unreadable: Vec<(usize, String)> = Vec::new();
     for (n, (id, p)) in points.iter().enumerate() {
-        let mut data = Vec::new();
+        let mut used = Vec::new();
         if !p.tree.iter().any(|t| lost.contains_key(t)) {
-            let name = crate::format::point_name(id);
-            let walked = for_each_node(target, &index, &name, p, async |node| {
-                data.extend(node.blobs.iter().copied());
-                Ok(())
-            })
-            .await;
-            if let Err(e) = walked {
-                unreadable.push((n, e.to_string()));
+            match reach(target, &index, [(id, p)], Files::All).await {
+                Ok(r) => used = r.blobs,
+                Err(e) => unreadable.push((n, e.to_string())),
             }
         }
-        per_point.push(unique(data.into_iter()));
+        // Its tree blobs were verified above; its data is what is left.
+        let trees: HashSet<&Id> = p.tree.iter().collect();
+        used.retain(|b| !trees.contains(b));
+        per_point.push(used);
     }
     let data = unique(per_point.iter().flatten().copied());
     let archive = target.config.storage.data_class.as_deref();
@@ -217,23 +249,14 @@ async fn refresh(
 ) -> Result<HealthReport> {
     let (mut r, points) = begin(target).await?;
     let index = target.load_index().await?;
-    let mut ids: Vec<Id> = Vec::new();
-    for (id, p) in &points {
-        ids.extend(p.tree.iter().copied());
-        let name = crate::format::point_name(id);
-        for_each_node(target, &index, &name, p, async |node| {
-            ids.extend(node.blobs.iter().copied());
-            Ok(())
-        })
-        .await?;
-    }
+    let all = points.iter().map(|(id, p)| (id, p));
+    let ids = reach(target, &index, all, Files::All).await?.blobs;
     let mut at_sources = HashSet::new();
     for s in sources {
         let i = s.load_index().await?;
         at_sources.extend(ids.iter().filter(|b| i.contains(b)).copied());
     }
-    let fresh: Bad = unique(ids.into_iter())
-        .into_iter()
+    let fresh: Bad = (ids.into_iter())
         .filter(|b| at_sources.contains(b) && index.contains(b))
         .map(|b| (b, "active full".to_string()))
         .collect();
@@ -241,7 +264,8 @@ async fn refresh(
     let mut lost = HashMap::new();
     heal(target, sources, fresh, &mut r, &mut lost, progress).await?;
     for (b, why) in lost {
-        r.findings.push(format!("blob {}: {why}", b.short()));
+        let why = format!("blob {}: {why}", b.short());
+        r.findings.push(Finding::Blob { blob: b, why });
     }
     Ok(r)
 }
@@ -299,12 +323,11 @@ async fn look_at_archived(
                 }
                 // The first few, as for read problems.
                 if s.size != indexed && r.findings.len() < 10 {
-                    r.findings.push(format!(
-                        "archived pack {} is {} bytes where the index says {indexed}: \
-                         `offsite check --read-data --retrieve TIER` reads it",
-                        pack.short(),
-                        s.size
-                    ));
+                    r.findings.push(Finding::ArchivedPackSize {
+                        pack,
+                        size: s.size,
+                        indexed,
+                    });
                 }
                 archived.insert(pack, indexed);
                 states.push(s);
@@ -332,7 +355,7 @@ async fn verify(target: &Repository, index: &MasterIndex, ids: &[Id], r: &mut He
     let reads = coalesce(&needed, &[index], VERIFY_READ);
     r.blobs_checked += ids.len();
     let results: Vec<Checked> = futures::stream::iter(reads)
-        .map(|read| async move { fetch_verified(target, &read, false).await })
+        .map(|read| async move { fetch_verified(target, &read).await })
         .buffer_unordered(IO_CONCURRENCY / 2)
         .collect()
         .await;
@@ -341,8 +364,11 @@ async fn verify(target: &Repository, index: &MasterIndex, ids: &[Id], r: &mut He
         bad.extend(c.bad);
     }
     r.blobs_bad += bad.len();
-    for why in bad.values().take(10 - r.findings.len().min(10)) {
-        r.findings.push(why.clone());
+    for (blob, why) in bad.iter().take(10 - r.findings.len().min(10)) {
+        r.findings.push(Finding::Blob {
+            blob: *blob,
+            why: why.clone(),
+        });
     }
     bad
 }
@@ -374,17 +400,15 @@ async fn heal(
         .filter(|(id, l)| damaged.contains(&index.pack_id(l.pack)) && !bad.contains_key(*id))
         .map(|(id, _)| (0, *id))
         .collect();
-    let mut packer = Packer::new(target.clone());
+    // The mover: they go into new packs, verified; what does not verify is bad too.
+    let repacker = Repacker::new(target.clone());
     let mut placed: HashSet<Id> = HashSet::new();
-    for read in coalesce(&others, &[&index], VERIFY_READ) {
-        let checked = fetch_verified(target, &read, true).await;
-        bad.extend(checked.bad);
-        for (id, kind, raw_length, sealed) in checked.good {
-            packer.add(kind, id, raw_length, &sealed).await?;
-            placed.insert(id);
-        }
-    }
-    // The bad blobs from the sources, in order.
+    let reads = coalesce(&others, &[&index], VERIFY_READ);
+    let moved = (repacker.take(target, reads, &Seal::between(target, target), progress)).await?;
+    placed.extend(moved.blobs);
+    bad.extend(moved.bad.into_iter().map(|(b, e)| (b, e.to_string())));
+    // The bad blobs from the sources, in order, re-sealed with the target's key (the
+    // payload passed through when the two compress alike).
     let mut wanted: HashSet<Id> = bad.keys().copied().collect();
     for source in sources {
         if wanted.is_empty() {
@@ -396,17 +420,24 @@ async fn heal(
             .filter(|id| index.contains(id))
             .map(|id| (0, *id))
             .collect();
-        for read in coalesce(&here, &[&index], VERIFY_READ) {
-            for (id, kind, raw_length, sealed) in fetch_resealed(source, target, &read).await {
-                packer.add(kind, id, raw_length, &sealed).await?;
-                progress.add_bytes(u64::from(raw_length));
-                wanted.remove(&id);
-                placed.insert(id);
-                r.blobs_healed += 1;
-            }
+        let reads = coalesce(&here, &[&index], VERIFY_READ);
+        let moved =
+            (repacker.take(source, reads, &Seal::between(source, target), progress)).await?;
+        for (b, e) in &moved.bad {
+            // It stays bad: a later source, or the findings, say more.
+            tracing::warn!(
+                "health check: blob {} from {}: {e}",
+                b.short(),
+                source.url()
+            );
+        }
+        for id in moved.blobs {
+            wanted.remove(&id);
+            placed.insert(id);
+            r.blobs_healed += 1;
         }
     }
-    let packs = packer.finish().await?;
+    let packs = repacker.finish().await?;
     r.packs_written += packs.len();
     for id in &wanted {
         let why = bad.get(id).cloned().unwrap_or_default();
@@ -423,22 +454,18 @@ async fn heal(
     target.delete_all(doomed).await
 }
 
-/// A blob as stored: id, kind, plaintext length, sealed bytes.
-type Stored = (Id, crate::format::pack::BlobKind, u32, Vec<u8>);
-
 /// What a read of the target found.
 #[derive(Default)]
 struct Checked {
-    /// The blobs that verify — their sealed bytes only when asked to keep them.
-    good: Vec<Stored>,
+    /// The blobs that verify.
+    good: Vec<Id>,
     /// The ones that do not (all not handed over when the pack cannot be read), and why.
     bad: Bad,
     bytes: u64,
 }
 
-/// Reads `read` from the target and verifies each blob as stored; `keep` keeps the
-/// good blobs' sealed bytes (to move them), else only their ids.
-async fn fetch_verified(target: &Repository, read: &Read, keep: bool) -> Checked {
+/// Reads `read` from the target and verifies each blob as stored.
+async fn fetch_verified(target: &Repository, read: &Read) -> Checked {
     let name = pack_name(&read.pack);
     let key = target.key().clone();
     let out = std::sync::Mutex::new(Checked::default());
@@ -451,24 +478,19 @@ async fn fetch_verified(target: &Repository, read: &Read, keep: bool) -> Checked
                         .into_iter()
                         .map(|(e, sealed)| {
                             let len = sealed.len() as u64;
-                            match blob::open(&key, &name, &e.id, e.raw_length, &sealed) {
-                                Ok(_) => {
-                                    let bytes = if keep { sealed.to_vec() } else { Vec::new() };
-                                    (len, Ok((e.id, e.kind, e.raw_length, bytes)))
-                                }
-                                Err(err) => (len, Err((e.id, err.to_string()))),
-                            }
+                            let opened = blob::open(&key, &name, &e.id, e.raw_length, &sealed);
+                            (len, e.id, opened.err().map(|err| err.to_string()))
                         })
                         .collect::<Vec<_>>()
                 })
                 .await
                 .map_err(|e| Error::Internal(format!("verifying task failed: {e}")))?;
                 let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
-                for (len, x) in sorted {
+                for (len, id, failed) in sorted {
                     o.bytes += len;
-                    match x {
-                        Ok(good) => o.good.push(good),
-                        Err((id, why)) => {
+                    match failed {
+                        None => o.good.push(id),
+                        Some(why) => {
                             o.bad.insert(id, why);
                         }
                     }
@@ -479,10 +501,7 @@ async fn fetch_verified(target: &Repository, read: &Read, keep: bool) -> Checked
         .await;
     let mut checked = out.into_inner().unwrap_or_else(|e| e.into_inner());
     if let Err(e) = fetched {
-        let handed: HashSet<Id> = checked
-            .good
-            .iter()
-            .map(|g| g.0)
+        let handed: HashSet<Id> = (checked.good.iter().copied())
             .chain(checked.bad.keys().copied())
             .collect();
         for b in read.blobs.iter().filter(|b| !handed.contains(&b.id)) {
@@ -490,46 +509,6 @@ async fn fetch_verified(target: &Repository, read: &Read, keep: bool) -> Checked
         }
     }
     checked
-}
-
-/// The blobs of `read` from `source`, each verified and sealed with the target's key;
-/// a blob the source cannot give whole is left out (it stays bad).
-async fn fetch_resealed(source: &Repository, target: &Repository, read: &Read) -> Vec<Stored> {
-    let name = pack_name(&read.pack);
-    let (src_key, dst_key) = (source.key().clone(), target.key().clone());
-    let level = target.config.compression;
-    let out = std::sync::Mutex::new(Vec::new());
-    let fetched = source
-        .fetch_read(read, 1 << 20, |blobs| {
-            let (src_key, dst_key, name, out) =
-                (src_key.clone(), dst_key.clone(), name.clone(), &out);
-            async move {
-                let sealed = tokio::task::spawn_blocking(move || {
-                    blobs
-                        .iter()
-                        .filter_map(|(e, sealed)| {
-                            let plain =
-                                blob::open(&src_key, &name, &e.id, e.raw_length, sealed).ok()?;
-                            Some((
-                                e.id,
-                                e.kind,
-                                e.raw_length,
-                                blob::seal(&dst_key, level, &plain),
-                            ))
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .await
-                .map_err(|e| Error::Internal(format!("sealing task failed: {e}")))?;
-                out.lock().unwrap_or_else(|e| e.into_inner()).extend(sealed);
-                Ok(())
-            }
-        })
-        .await;
-    if let Err(e) = fetched {
-        tracing::warn!("health check: reading {name} from {}: {e}", source.url());
-    }
-    out.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Indexes the new packs, then rewrites every index file that names a `replaced` pack

@@ -18,9 +18,9 @@ use futures::{StreamExt, TryStreamExt};
 use crate::format::point::Point;
 use crate::format::{pack_name, point_name};
 use crate::repo::immutable::LOOKS_IN_FLIGHT;
-use crate::repo::tree::for_each_node;
+use crate::repo::reach::{Files, reach};
 use crate::repo::{MasterIndex, Repository};
-use crate::{Error, Id, Result};
+use crate::{Id, Result};
 
 /// A lock this close to the date asked for counts as held: a copy's new packs are
 /// locked with their writes, seconds before its points, and need no extension.
@@ -53,30 +53,20 @@ pub struct Hold {
     pub extended: u64,
 }
 
-/// The packs (with the latest date each must stay locked until) that `points` reference.
+/// The packs (with the latest date each must stay locked until) that `points` reference
+/// (`repo::reach`); a blob in no index is an error naming it.
 async fn packs_of(
     repo: &Repository,
     index: &MasterIndex,
     points: &[(Id, Point, DateTime<Utc>)],
 ) -> Result<BTreeMap<Id, DateTime<Utc>>> {
     let mut need: BTreeMap<Id, DateTime<Utc>> = BTreeMap::new();
-    let mut note = |pack: Id, until: DateTime<Utc>| {
-        let e = need.entry(pack).or_insert(until);
-        *e = (*e).max(until);
-    };
     for (id, point, until) in points {
-        let name = point_name(id);
-        let mut blobs: Vec<Id> = point.tree.clone();
-        for_each_node(repo, index, &name, point, async |node| {
-            blobs.extend(node.blobs.iter().copied());
-            Ok(())
-        })
-        .await?;
-        for b in blobs {
-            let loc = index.get(&b).ok_or_else(|| {
-                Error::corrupt(&name, format!("blob {} is in no index", b.short()))
-            })?;
-            note(index.pack_id(loc.pack), *until);
+        let used = reach(repo, index, [(id, point)], Files::All).await?;
+        used.all_indexed()?;
+        for pack in used.packs(index, None).into_keys() {
+            let e = need.entry(pack).or_insert(*until);
+            *e = (*e).max(*until);
         }
     }
     Ok(need)

@@ -18,7 +18,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use serde::Serialize;
 
 use crate::format::index::IndexedPack;
@@ -27,10 +26,10 @@ use crate::format::pack::{BlobKind, PackEntry};
 use crate::format::{DATA, pack_name, parse_pack_name, point_name};
 use crate::progress::Progress;
 use crate::repo::lock::LockGuard;
-use crate::repo::packer::Packer;
+use crate::repo::reach::{Files, Reached, reach};
 use crate::repo::reads::{Read, coalesce};
-use crate::repo::tree::for_each_node;
-use crate::repo::{IO_CONCURRENCY, MasterIndex, Repository, blob};
+use crate::repo::repack::{Repacker, Seal};
+use crate::repo::{MasterIndex, Repository};
 use crate::{Error, Id, Result};
 
 /// What prune may do.
@@ -126,12 +125,43 @@ async fn run(
     opts: &PruneOptions,
     progress: &Progress,
 ) -> Result<PruneReport> {
+    let plan = plan(repo, opts).await?;
+    if opts.dry_run {
+        return Ok(plan.report);
+    }
+    execute(repo, plan, progress).await
+}
+
+/// What prune will do, decided from what it read; nothing is changed yet. A dry run
+/// reports it; [`execute`] carries it out.
+pub struct PrunePlan {
+    /// The report as planned (counts before, and what the plan frees and moves).
+    pub report: PruneReport,
+    index: MasterIndex,
+    /// The index files read: all replaced by the new index.
+    index_names: Vec<String>,
+    /// The packs kept, as indexed, by id.
+    keep: Vec<IndexedPack>,
+    /// The live blobs of the packs rewritten.
+    to_move: Vec<(usize, Id)>,
+    /// Packs deleted or rewritten, and unindexed packs past the grace period: deleted
+    /// once the new index no longer names them.
+    doomed: Vec<Id>,
+    /// Bytes of unindexed packs within the grace period (left, and counted after).
+    young_unindexed_bytes: u64,
+}
+
+/// What is stored under `data/`: each pack's size and time written.
+type Stored = HashMap<Id, (u64, chrono::DateTime<chrono::Utc>)>;
+
+/// Reads the repository and plans the prune (see the module's header). Everything is
+/// read, and must read, before anything changes.
+pub async fn plan(repo: &Arc<Repository>, opts: &PruneOptions) -> Result<PrunePlan> {
     let mut r = PruneReport {
         repository: repo.url().to_string(),
         dry_run: opts.dry_run,
         ..Default::default()
     };
-    // Everything is read, and must read, before anything changes.
     let index_names = repo.index_names().await?;
     let index_files = repo.load_index_files(index_names.clone()).await?;
     let mut index = MasterIndex::default();
@@ -141,8 +171,8 @@ async fn run(
     let points = repo.load_points().await?;
     r.points = points.len();
     let used = used_blobs(repo, &index, &points).await?;
-    r.blobs_used = used.len();
-    let stored: HashMap<Id, (u64, chrono::DateTime<chrono::Utc>)> = repo
+    r.blobs_used = used.blobs.len();
+    let stored: Stored = repo
         .list(DATA)
         .await?
         .into_iter()
@@ -151,7 +181,6 @@ async fn run(
             Some((id, (m.size, m.last_modified)))
         })
         .collect();
-
     // Every indexed pack's entries (a pack may be in several index files: once each).
     let mut entries: HashMap<Id, (u64, Vec<PackEntry>)> = HashMap::new();
     for (_, f) in &index_files {
@@ -162,21 +191,92 @@ async fn run(
         }
     }
     // A used blob lives where the index finds it first; copies elsewhere are dead.
+    let canonical = |e: &PackEntry, pack: &Id| {
+        used.uses(&e.id)
+            && index
+                .get(&e.id)
+                .is_some_and(|l| index.pack_id(l.pack) == *pack)
+    };
+    let mut fates = decide(repo, opts, &entries, &stored, &canonical, &mut r)?;
+    hold_locked(repo, &mut fates, &stored, &mut r).await?;
+    let mut to_move: Vec<(usize, Id)> = Vec::new();
+    for (id, (_, es)) in &entries {
+        match fates.get(id) {
+            Some(Fate::Rewrite) => {
+                to_move.extend(es.iter().filter(|e| canonical(e, id)).map(|e| (0, e.id)))
+            }
+            Some(Fate::Keep) => {
+                r.unused_bytes_kept += es
+                    .iter()
+                    .filter(|e| !canonical(e, id))
+                    .map(|e| u64::from(e.length))
+                    .sum::<u64>()
+            }
+            _ => {}
+        }
+    }
+    let (unindexed, young_unindexed_bytes) =
+        unindexed_fates(repo, opts, &entries, &stored, &mut r).await?;
+    for (id, fate) in &fates {
+        let Some((size, _)) = stored.get(id) else {
+            continue;
+        };
+        match fate {
+            Fate::Keep => r.packs_kept += 1,
+            Fate::Rewrite => r.packs_rewritten += 1,
+            Fate::Delete => r.packs_deleted += 1,
+        }
+        if *fate != Fate::Keep {
+            r.bytes_freed += size;
+        }
+    }
+    r.blobs_moved = to_move.len();
+    r.bytes_moved = to_move
+        .iter()
+        .filter_map(|(_, id)| index.get(id).map(|l| u64::from(l.length)))
+        .sum();
+    r.packs_after = r.packs_before - r.packs_deleted - r.packs_rewritten - r.unindexed_deleted;
+    r.bytes_after = r.bytes_before - r.bytes_freed + r.bytes_moved;
+    let mut keep: Vec<IndexedPack> = entries
+        .into_iter()
+        .filter(|(id, _)| fates.get(id) == Some(&Fate::Keep) && stored.contains_key(id))
+        .map(|(id, (size, entries))| IndexedPack { id, size, entries })
+        .collect();
+    keep.sort_by_key(|p| p.id);
+    let doomed = (fates.iter())
+        .filter(|(id, f)| **f != Fate::Keep && stored.contains_key(id))
+        .map(|(id, _)| *id)
+        .chain(unindexed)
+        .collect();
+    Ok(PrunePlan {
+        report: r,
+        index,
+        index_names,
+        keep,
+        to_move,
+        doomed,
+        young_unindexed_bytes,
+    })
+}
+
+/// Each indexed pack's fate by its live share; the counts before go into `r`. An
+/// indexed pack that holds live blobs but is missing from the store stops prune.
+fn decide(
+    repo: &Repository,
+    opts: &PruneOptions,
+    entries: &HashMap<Id, (u64, Vec<PackEntry>)>,
+    stored: &Stored,
+    canonical: &dyn Fn(&PackEntry, &Id) -> bool,
+    r: &mut PruneReport,
+) -> Result<HashMap<Id, Fate>> {
     let archived_data = repo
         .config
         .storage
         .data_class
         .as_deref()
         .is_some_and(crate::store::class::is_archived);
-    let mut to_move: Vec<(usize, Id)> = Vec::new();
-    let canonical = |e: &PackEntry, pack: &Id| {
-        used.contains(&e.id)
-            && index
-                .get(&e.id)
-                .is_some_and(|l| index.pack_id(l.pack) == *pack)
-    };
     let mut fates: HashMap<Id, Fate> = HashMap::new();
-    for (id, (size, es)) in &entries {
+    for (id, (size, es)) in entries {
         let live: u64 = es
             .iter()
             .filter(|e| canonical(e, id))
@@ -208,112 +308,107 @@ async fn run(
         };
         fates.insert(*id, fate);
     }
-    // Under object lock, a pack is deleted or rewritten only once its lock has ended.
-    if repo.config.storage.lock.is_some() {
-        let now = repo.clock().now();
-        let doomed: Vec<Id> = fates
-            .iter()
-            .filter(|(id, f)| **f != Fate::Keep && stored.contains_key(id))
-            .map(|(id, _)| *id)
-            .collect();
-        for (id, until) in locked_until(repo, &doomed).await? {
-            if until > now {
-                fates.insert(id, Fate::Keep);
-                r.packs_locked += 1;
-                r.bytes_locked += stored.get(&id).map_or(0, |s| s.0);
-                r.next_unlock = Some(
-                    r.next_unlock
-                        .map_or(until, |n: chrono::DateTime<chrono::Utc>| n.min(until)),
-                );
-            }
-        }
-    }
-    for (id, (_, es)) in &entries {
-        match fates.get(id) {
-            Some(Fate::Rewrite) => {
-                to_move.extend(es.iter().filter(|e| canonical(e, id)).map(|e| (0, e.id)))
-            }
-            Some(Fate::Keep) => {
-                r.unused_bytes_kept += es
-                    .iter()
-                    .filter(|e| !canonical(e, id))
-                    .map(|e| u64::from(e.length))
-                    .sum::<u64>()
-            }
-            _ => {}
-        }
+    Ok(fates)
+}
+
+/// Under object lock, a pack is deleted or rewritten only once its lock has ended: the
+/// others are kept, and counted as locked.
+async fn hold_locked(
+    repo: &Repository,
+    fates: &mut HashMap<Id, Fate>,
+    stored: &Stored,
+    r: &mut PruneReport,
+) -> Result<()> {
+    if repo.config.storage.lock.is_none() {
+        return Ok(());
     }
     let now = repo.clock().now();
+    let doomed: Vec<Id> = fates
+        .iter()
+        .filter(|(id, f)| **f != Fate::Keep && stored.contains_key(id))
+        .map(|(id, _)| *id)
+        .collect();
+    for (id, until) in locked_until(repo, &doomed).await? {
+        if until > now {
+            fates.insert(id, Fate::Keep);
+            r.packs_locked += 1;
+            r.bytes_locked += stored.get(&id).map_or(0, |s| s.0);
+            r.next_unlock = Some(r.next_unlock.map_or(until, |n| n.min(until)));
+        }
+    }
+    Ok(())
+}
+
+/// The packs in no index: those past the grace period (and not locked) to delete, and
+/// the bytes of those within it; counted in `r`.
+async fn unindexed_fates(
+    repo: &Repository,
+    opts: &PruneOptions,
+    entries: &HashMap<Id, (u64, Vec<PackEntry>)>,
+    stored: &Stored,
+    r: &mut PruneReport,
+) -> Result<(Vec<Id>, u64)> {
+    let now = repo.clock().now();
     let grace = chrono::Duration::from_std(opts.grace).unwrap_or(chrono::Duration::MAX);
-    let mut unindexed = Vec::new();
     let old_unindexed: Vec<Id> = stored
         .iter()
         .filter(|(id, (_, m))| !entries.contains_key(id) && now - *m >= grace)
         .map(|(id, _)| *id)
         .collect();
-    let unindexed_locks: HashMap<Id, chrono::DateTime<chrono::Utc>> = match repo.config.storage.lock
-    {
+    let locks: HashMap<Id, chrono::DateTime<chrono::Utc>> = match repo.config.storage.lock {
         Some(_) => locked_until(repo, &old_unindexed)
             .await?
             .into_iter()
             .collect(),
         None => HashMap::new(),
     };
-    for (id, (size, modified)) in &stored {
+    let (mut doomed, mut young_bytes) = (Vec::new(), 0);
+    for (id, (size, modified)) in stored {
         if entries.contains_key(id) {
             continue;
         }
         r.packs_before += 1;
         r.bytes_before += size;
-        let locked = unindexed_locks.get(id).filter(|u| **u > now);
-        if let Some(until) = locked {
+        let young = now - *modified < grace;
+        young_bytes += if young { *size } else { 0 };
+        if let Some(until) = locks.get(id).filter(|u| **u > now) {
             r.unindexed_left += 1;
             r.packs_locked += 1;
             r.bytes_locked += size;
             r.next_unlock = Some(r.next_unlock.map_or(*until, |n| n.min(*until)));
-        } else if now - *modified >= grace {
-            unindexed.push(*id);
+        } else if !young {
+            doomed.push(*id);
             r.unindexed_deleted += 1;
             r.bytes_freed += size;
         } else {
             r.unindexed_left += 1;
         }
     }
-    for (id, fate) in &fates {
-        let Some((size, _)) = stored.get(id) else {
-            continue;
-        };
-        match fate {
-            Fate::Keep => r.packs_kept += 1,
-            Fate::Rewrite => r.packs_rewritten += 1,
-            Fate::Delete => r.packs_deleted += 1,
-        }
-        if *fate != Fate::Keep {
-            r.bytes_freed += size;
-        }
-    }
-    r.blobs_moved = to_move.len();
-    r.bytes_moved = to_move
-        .iter()
-        .filter_map(|(_, id)| index.get(id).map(|l| u64::from(l.length)))
-        .sum();
-    if opts.dry_run {
-        r.packs_after = r.packs_before - r.packs_deleted - r.packs_rewritten - r.unindexed_deleted;
-        r.bytes_after = r.bytes_before - r.bytes_freed + r.bytes_moved;
-        return Ok(r);
-    }
+    Ok((doomed, young_bytes))
+}
 
+/// Carries out `plan` in the crash-safe order: new packs, a complete new index, the old
+/// index files, then the packs no index names any more.
+pub async fn execute(
+    repo: &Arc<Repository>,
+    plan: PrunePlan,
+    progress: &Progress,
+) -> Result<PruneReport> {
+    let PrunePlan {
+        report: mut r,
+        index,
+        index_names,
+        mut keep,
+        to_move,
+        doomed,
+        young_unindexed_bytes,
+    } = plan;
+    r.dry_run = false;
     // 1. The live blobs of packs being rewritten, verified, into new packs.
     let reads = coalesce(&to_move, &[&index], 16 << 20);
     let written = move_blobs(repo, reads, progress).await?;
     r.packs_written = written.len();
     // 2. A complete new index: every kept pack and the new ones.
-    let mut keep: Vec<IndexedPack> = entries
-        .into_iter()
-        .filter(|(id, _)| fates.get(id) == Some(&Fate::Keep) && stored.contains_key(id))
-        .map(|(id, (size, entries))| IndexedPack { id, size, entries })
-        .collect();
-    keep.sort_by_key(|p| p.id);
     keep.extend(written);
     let new_names = repo.save_indexes(&keep).await?;
     r.index_files_written = new_names.len();
@@ -326,21 +421,10 @@ async fn run(
     r.index_files_deleted = old.len();
     repo.delete_all(old).await?;
     // 4. The packs no index names any more.
-    let doomed: Vec<String> = fates
-        .iter()
-        .filter(|(id, f)| **f != Fate::Keep && stored.contains_key(id))
-        .map(|(id, _)| *id)
-        .chain(unindexed)
-        .map(|id| pack_name(&id))
-        .collect();
-    repo.delete_all(doomed).await?;
+    repo.delete_all(doomed.iter().map(pack_name).collect())
+        .await?;
     r.packs_after = keep.len() + r.unindexed_left;
-    r.bytes_after = keep.iter().map(|p| p.size).sum::<u64>()
-        + stored
-            .iter()
-            .filter(|(id, (_, m))| !fates.contains_key(id) && now - *m < grace)
-            .map(|(_, (s, _))| s)
-            .sum::<u64>();
+    r.bytes_after = keep.iter().map(|p| p.size).sum::<u64>() + young_unindexed_bytes;
     Ok(r)
 }
 
@@ -358,30 +442,26 @@ async fn locked_until(
         .collect())
 }
 
-/// Every blob the points use: their tree blobs and every file's content. A point that
-/// cannot be read, or needs a blob no index has, stops prune.
+/// Every blob the points use (`repo::reach`). A point that cannot be read, or needs a
+/// blob no index has, stops prune.
 async fn used_blobs(
     repo: &Repository,
     index: &MasterIndex,
     points: &[(Id, crate::format::point::Point)],
-) -> Result<HashSet<Id>> {
-    let mut used = HashSet::new();
-    for (id, point) in points {
-        let name = point_name(id);
-        used.extend(point.tree.iter().copied());
-        for_each_node(repo, index, &name, point, async |node| {
-            used.extend(node.blobs.iter().copied());
-            Ok(())
-        })
-        .await
-        .map_err(|e| stop(&name, &e.to_string()))?;
-    }
-    if let Some(missing) = used.iter().find(|b| !index.contains(b)) {
+) -> Result<Reached> {
+    let all = points.iter().map(|(id, p)| (id, p));
+    let used = (reach(repo, index, all, Files::All).await).map_err(|e| {
+        stop(
+            e.object().unwrap_or("a restore point's tree"),
+            &e.to_string(),
+        )
+    })?;
+    if let Some(missing) = used.unindexed.first() {
         return Err(stop(
-            "index",
+            &point_name(&missing.point),
             &format!(
-                "a restore point needs blob {} which is in no index",
-                missing.short()
+                "the restore point needs blob {} which is in no index",
+                missing.blob.short()
             ),
         ));
     }
@@ -395,46 +475,21 @@ fn stop(object: &str, why: &str) -> Error {
     )
 }
 
-/// Reads `reads`, verifies each blob, and packs it as stored (same key: no re-sealing).
+/// Moves the blobs of `reads` into new packs (the mover: verified, kept as stored); a
+/// blob that does not verify stops prune.
 async fn move_blobs(
     repo: &Arc<Repository>,
     reads: Vec<Read>,
     progress: &Progress,
 ) -> Result<Vec<IndexedPack>> {
-    let packer = tokio::sync::Mutex::new(Packer::new(repo.clone()));
-    let key = repo.key().clone();
-    futures::stream::iter(reads.into_iter().map(|read| {
-        let (packer, key) = (&packer, key.clone());
-        async move {
-            let pack = pack_name(&read.pack);
-            repo.fetch_read(&read, 1 << 20, |blobs| {
-                let (key, pack) = (key.clone(), pack.clone());
-                async move {
-                    let checked = tokio::task::spawn_blocking(move || {
-                        for (e, sealed) in &blobs {
-                            blob::open(&key, &pack, &e.id, e.raw_length, sealed)?;
-                        }
-                        Ok::<_, Error>(blobs)
-                    })
-                    .await
-                    .map_err(|e| Error::Internal(format!("verifying task failed: {e}")))??;
-                    let mut p = packer.lock().await;
-                    for (e, sealed) in checked {
-                        p.add(e.kind, e.id, e.raw_length, &sealed).await?;
-                        progress.add_bytes(u64::from(e.length));
-                    }
-                    Ok(())
-                }
-            })
-            .await
-        }
-    }))
-    .buffer_unordered(IO_CONCURRENCY / 2)
-    .collect::<Vec<Result<()>>>()
-    .await
-    .into_iter()
-    .collect::<Result<Vec<()>>>()?;
-    packer.into_inner().finish().await
+    let repacker = Repacker::new(repo.clone());
+    let moved = repacker
+        .take(repo, reads, &Seal::between(repo, repo), progress)
+        .await?;
+    if let Some((_, e)) = moved.bad.into_iter().next() {
+        return Err(e);
+    }
+    repacker.finish().await
 }
 
 #[cfg(test)]

@@ -12,12 +12,12 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::format::pack::BlobKind;
+use crate::format::pack_name;
 use crate::format::point::Point;
-use crate::format::{pack_name, point_name};
 use crate::prices::{Prices, RetrievalQuote};
 use crate::progress::Progress;
 use crate::repo::immutable::LOOKS_IN_FLIGHT;
-use crate::repo::tree::for_each_node;
+use crate::repo::reach::{Files, reach};
 use crate::repo::{MasterIndex, Repository};
 use crate::restore::PathFilter;
 use crate::store::cloud::{ObjectState, Restore, RestoreAsked, RetrievalTier};
@@ -54,7 +54,7 @@ impl RetrievalPlan {
 }
 
 /// The data packs (and their sizes) holding the blobs of the files `filter` takes from
-/// `point`. Reads only the tree.
+/// `point` (`repo::reach`). Reads only the tree; a blob in no index is an error naming it.
 pub async fn needed_packs(
     repo: &Repository,
     index: &MasterIndex,
@@ -62,33 +62,14 @@ pub async fn needed_packs(
     point: &Point,
     filter: &PathFilter,
 ) -> Result<BTreeMap<Id, u64>> {
-    let mut packs = BTreeMap::new();
-    let name = point_name(point_id);
-    for_each_node(repo, index, &name, point, async |node| {
-        if !filter.is_everything() && !filter.takes(&node.path) {
-            return Ok(());
-        }
-        for b in &node.blobs {
-            let Some(loc) = index.get(b) else {
-                return Err(Error::corrupt(
-                    &name,
-                    format!(
-                        "blob {} of {:?} is in no index",
-                        b.short(),
-                        String::from_utf8_lossy(&node.path)
-                    ),
-                ));
-            };
-            if loc.kind == BlobKind::Data {
-                let id = index.pack_id(loc.pack);
-                let size = index.pack(&id).map_or(0, |p| p.size);
-                packs.insert(id, size);
-            }
-        }
-        Ok(())
-    })
-    .await?;
-    Ok(packs)
+    let takes = |path: &[u8]| filter.takes(path);
+    let files = match filter.is_everything() {
+        true => Files::All,
+        false => Files::Only(&takes),
+    };
+    let used = reach(repo, index, [(point_id, point)], files).await?;
+    used.all_indexed()?;
+    Ok(used.packs(index, Some(BlobKind::Data)))
 }
 
 /// Looks at each of `packs` (one HEAD each) and prices what must be retrieved.

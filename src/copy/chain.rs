@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio::sync::RwLock;
 
 use super::claims::Indexing;
-use super::commit::{commit_points, point_failures, points_to_write, write_points};
+use super::commit::{commit_index, commit_points, point_failures};
 use super::locks;
 use super::offload::{KeepPacks, Offload, OffloadRequest};
 use super::plan::{plan_chain, supplement};
@@ -21,7 +21,7 @@ use super::select::Candidate;
 use super::source::{Source, Sources};
 use super::target::TargetState;
 use super::transfer::transfer;
-use super::{ChainMode, CopyOptions, TransferOutcome};
+use super::{CopyOptions, TransferOutcome};
 use crate::Result;
 use crate::progress::Progress;
 use crate::repo::Repository;
@@ -194,27 +194,7 @@ async fn transfer_and_commit(
     }
     let all: Vec<&TransferOutcome> = outcomes.iter().collect();
     let failures = point_failures(&plan, &all);
-    let done = match plan.mode {
-        // Per-machine chains never share a machine, so each writes its points (and
-        // picks their parents) without holding the state.
-        ChainMode::PerMachine => {
-            // The points another run committed meanwhile, read as late as can be — after
-            // the index, however long that took — so none is written twice.
-            let news = TargetState::shared_news(ctx.state, target, false).await?;
-            ctx.state.write().await.apply(news);
-            let (mut done, todo) = points_to_write(&plan, failures, &*ctx.state.read().await);
-            let written = write_points(todo, target, &mut done).await?;
-            let mut state = ctx.state.write().await;
-            for (id, copy) in &written {
-                state.committed(*id, copy);
-            }
-            done
-        }
-        // Jobs may share machines: one job's points at a time.
-        ChainMode::PerJob => {
-            commit_points(&plan, failures, target, &mut *ctx.state.write().await).await?
-        }
-    };
+    let done = commit_points(&plan, failures, target, ctx.state).await?;
     chain.record(outcomes.iter().map(|o| o.blobs_written).sum(), done);
     let mut stages = StageTimes::default();
     for o in &outcomes {
@@ -302,17 +282,15 @@ async fn plan_here(
     .await
 }
 
-/// Writes the index of a transfer's packs (side by side with other chains' I/O) and
-/// notes it in the state; returns the run's claims.
+/// Indexes a transfer's packs (side by side with other chains' I/O); returns the run's
+/// claims.
 async fn index(
     ctx: &Ctx<'_>,
     target: &Repository,
     outcome: &TransferOutcome,
 ) -> Result<Arc<super::claims::Claims>> {
-    let names = target.save_indexes(&outcome.packs).await?;
-    let mut state = ctx.state.write().await;
-    state.indexed(names, &outcome.packs);
-    Ok(state.claims.clone())
+    commit_index(outcome, target, ctx.state).await?;
+    Ok(ctx.state.read().await.claims.clone())
 }
 
 #[cfg(test)]
@@ -466,7 +444,7 @@ mod tests {
         let mut srcs = Sources::open(vec![src.clone()], &all, Duration::ZERO)
             .await
             .unwrap();
-        let mut state = TargetState::default();
+        let state = TargetState::default();
         let mut cands = std::mem::take(&mut srcs.candidates);
         cands.retain(|c| c.point.machine != "c");
         let of = |m: &str| {
@@ -491,18 +469,19 @@ mod tests {
         state.claims.release("a");
         drop(lender);
 
+        let claims = state.claims.clone();
+        let state = RwLock::new(state);
         let out = testkit::transfer(&b, &srcs, &target).await.unwrap();
-        commit_index(&out, &target, &mut state).await.unwrap();
-        state.claims.clone().wait_for_lenders("b").await;
-        let extra = supplement(&b, &srcs.list, &state.known).expect("blobs to fetch");
+        commit_index(&out, &target, &state).await.unwrap();
+        claims.wait_for_lenders("b").await;
+        let known = state.read().await.known.clone();
+        let extra = supplement(&b, &srcs.list, &known).expect("blobs to fetch");
         let more = testkit::transfer(&extra, &srcs, &target).await.unwrap();
         assert_eq!(more.blobs_written as usize, b.points[0].borrowed.len());
-        commit_index(&more, &target, &mut state).await.unwrap();
-        assert!(supplement(&b, &srcs.list, &state.known).is_none());
+        commit_index(&more, &target, &state).await.unwrap();
+        assert!(supplement(&b, &srcs.list, &state.read().await.known).is_none());
         let failures = point_failures(&b, &[&out, &more]);
-        let done = commit_points(&b, failures, &target, &mut state)
-            .await
-            .unwrap();
+        let done = commit_points(&b, failures, &target, &state).await.unwrap();
         assert_eq!(done.copied.len(), 1);
         let check = testkit::check_read_data(&target).await;
         assert!(check.is_ok(), "{:?}", check.errors);

@@ -14,6 +14,8 @@ use super::report::{CopiedPoint, FailedPoint};
 use super::settings::ChainMode;
 use super::target::TargetState;
 use super::transfer::TransferOutcome;
+use tokio::sync::RwLock;
+
 use crate::format::point::{Point, Provenance};
 use crate::repo::Repository;
 use crate::{Id, Result};
@@ -34,21 +36,22 @@ pub async fn commit(
     plan: &ChainPlan,
     outcome: &TransferOutcome,
     target: &Repository,
-    state: &mut TargetState,
+    state: &RwLock<TargetState>,
 ) -> Result<Committed> {
     commit_index(outcome, target, state).await?;
     commit_points(plan, point_failures(plan, &[outcome]), target, state).await
 }
 
 /// Indexes the transfer's packs. They are whole and useful even when a point fails:
-/// indexed, the next run does not fetch their blobs again.
+/// indexed, the next run does not fetch their blobs again. The index is written without
+/// the state held (chains beside this one go on), then noted in it.
 pub async fn commit_index(
     outcome: &TransferOutcome,
     target: &Repository,
-    state: &mut TargetState,
+    state: &RwLock<TargetState>,
 ) -> Result<()> {
     let written = target.save_indexes(&outcome.packs).await?;
-    state.indexed(written, &outcome.packs);
+    state.write().await.indexed(written, &outcome.packs);
     Ok(())
 }
 
@@ -70,27 +73,49 @@ pub fn point_failures(plan: &ChainPlan, outcomes: &[&TransferOutcome]) -> Vec<Op
 }
 
 /// Writes the points whose blobs are all in the target (after [`commit_index`]),
-/// oldest first, each with provenance and parent; none of a per-job chain when any fails.
+/// oldest first, each with provenance and parent; none of a per-job chain when any
+/// fails. The points other runs committed meanwhile are read first — as late as can be,
+/// after the index however long that took — so none is written twice.
+///
+/// Per-machine chains never share a machine, so each writes its points (and picks their
+/// parents) without holding the state; per-job chains may share machines, so they
+/// write theirs one job at a time, holding it.
 pub async fn commit_points(
     plan: &ChainPlan,
     failures: Vec<Option<Failure>>,
     target: &Repository,
-    state: &mut TargetState,
+    state: &RwLock<TargetState>,
 ) -> Result<Committed> {
-    let news = state.news(target, false).await?;
-    state.apply(news);
-    let (mut done, todo) = points_to_write(plan, failures, state);
-    let written = write_points(todo, target, &mut done).await?;
-    for (id, copy) in &written {
-        state.committed(*id, copy);
+    match plan.mode {
+        ChainMode::PerMachine => {
+            let news = TargetState::shared_news(state, target, false).await?;
+            state.write().await.apply(news);
+            let (mut done, todo) = points_to_write(plan, failures, &*state.read().await);
+            let written = write_points(todo, target, &mut done).await?;
+            let mut state = state.write().await;
+            for (id, copy) in &written {
+                state.committed(*id, copy);
+            }
+            Ok(done)
+        }
+        ChainMode::PerJob => {
+            let mut state = state.write().await;
+            let news = state.news(target, false).await?;
+            state.apply(news);
+            let (mut done, todo) = points_to_write(plan, failures, &state);
+            let written = write_points(todo, target, &mut done).await?;
+            for (id, copy) in &written {
+                state.committed(*id, copy);
+            }
+            Ok(done)
+        }
     }
-    Ok(done)
 }
 
 /// The points of `plan` to write now, each with its provenance and its parent (the
 /// machine's newest point in `state`): those with a failure, or held by the target
 /// already, are recorded in the returned [`Committed`] instead.
-pub fn points_to_write(
+fn points_to_write(
     plan: &ChainPlan,
     failures: Vec<Option<Failure>>,
     state: &TargetState,
@@ -133,7 +158,7 @@ pub fn points_to_write(
 /// Writes `todo` (from [`points_to_write`]) oldest first; a later point of a machine
 /// gets the one written before it as parent. Returns the points written, with their ids,
 /// for the state to note.
-pub async fn write_points(
+async fn write_points(
     todo: Vec<Point>,
     target: &Repository,
     done: &mut Committed,

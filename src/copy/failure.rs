@@ -47,15 +47,14 @@ impl Failure {
     /// The failure an error of the library stands for.
     pub fn from_error(e: &Error) -> Failure {
         match e {
-            Error::Corrupt { object, what } => match blob_of(what) {
-                Some(blob) => Failure::Corrupt {
-                    object: object.clone(),
-                    blob,
-                    what: what.clone(),
-                },
-                None => Failure::Other {
-                    what: e.to_string(),
-                },
+            Error::Corrupt {
+                object,
+                what,
+                blob: Some(blob),
+            } => Failure::Corrupt {
+                object: object.clone(),
+                blob: *blob,
+                what: what.clone(),
             },
             Error::NotFound { object } => Failure::Missing {
                 object: object.clone(),
@@ -84,14 +83,6 @@ impl Failure {
     }
 }
 
-/// The blob a corruption message names (`blob <short id>: …` carries only a prefix, so
-/// this finds full ids only).
-fn blob_of(what: &str) -> Option<Id> {
-    what.split(|c: char| !c.is_ascii_hexdigit())
-        .find(|w| w.len() == 64)
-        .and_then(|w| w.parse().ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,7 +102,12 @@ mod tests {
         let locked = Failure::from_error(&Error::Locked("held".into()));
         assert!(matches!(locked, Failure::LockTimeout { .. }));
         let id = Id::hash(b"b");
-        let bad = Failure::from_error(&Error::corrupt("data/ab/x", format!("blob {id}: tag")));
+        let bad = Failure::from_error(&Error::corrupt_blob("data/ab/x", id, "blob: tag"));
+        let unnamed = Failure::from_error(&Error::corrupt("data/ab/x", format!("blob {id}: tag")));
+        assert!(
+            matches!(unnamed, Failure::Other { .. }),
+            "no blob is read out of prose"
+        );
         assert!(matches!(bad, Failure::Corrupt { blob, .. } if blob == id));
         let json = serde_json::to_value(&bad).unwrap();
         assert_eq!(json["kind"], "corrupt");

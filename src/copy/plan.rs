@@ -19,8 +19,8 @@ use super::target::TargetState;
 use crate::Id;
 use crate::format::point::Point;
 use crate::format::point_name;
+use crate::repo::reach::{self, Files, Role};
 use crate::repo::reads::{Read, coalesce};
-use crate::repo::tree::for_each_node;
 use crate::repo::{MULTIPART_PART, MasterIndex};
 
 /// No single read of a copy is longer than this (bounds memory per read in flight).
@@ -106,13 +106,18 @@ pub async fn plan_chain(
         let mut needs = HashSet::new();
         let mut borrowed = HashSet::new();
         let mut failure: Option<Failure> = None;
-        let mut note = |b: &Id,
-                        what: &str,
-                        (needs, borrowed): (&mut HashSet<Id>, &mut HashSet<Id>),
-                        failure: &mut Option<Failure>| {
-            if target.known.contains(b) {
-                present.insert(*b);
-            } else if s.index.get(b).is_none() {
+        // What the point uses (`repo::reach`), each blob sorted: the target has it, a
+        // chain beside this one brings it (borrowed), this chain brings it, or no source
+        // index has it (the point fails, by itself).
+        let walked = reach::walk(&s.repo, &s.index, &c.id, &c.point, Files::All, |u| {
+            let b = u.blob;
+            if target.known.contains(&b) {
+                present.insert(b);
+            } else if u.at.is_none() {
+                let what = match u.role {
+                    Role::Tree => "tree",
+                    Role::Data => "data",
+                };
                 failure.get_or_insert_with(|| Failure::Missing {
                     object: pname.clone(),
                     what: format!(
@@ -121,30 +126,20 @@ pub async fn plan_chain(
                         s.repo.url()
                     ),
                 });
-            } else if target.claims.claim(*b, chain) == Claim::Borrowed {
-                present.insert(*b);
-                borrowed.insert(*b);
+            } else if target.claims.claim(b, chain) == Claim::Borrowed {
+                present.insert(b);
+                borrowed.insert(b);
             } else {
-                needs.insert(*b);
-                if needed_set.insert(*b) {
-                    needed.push((c.source, *b));
+                needs.insert(b);
+                if needed_set.insert(b) {
+                    needed.push((c.source, b));
                 }
             }
-        };
-        for t in &c.point.tree {
-            note(t, "tree", (&mut needs, &mut borrowed), &mut failure);
-        }
-        if failure.is_none() {
-            let walked = for_each_node(&s.repo, &s.index, &pname, &c.point, async |node| {
-                for b in &node.blobs {
-                    note(b, "data", (&mut needs, &mut borrowed), &mut failure);
-                }
-                Ok(())
-            })
-            .await;
-            if let Err(e) = walked {
-                failure.get_or_insert(Failure::from_error(&e));
-            }
+            Ok(())
+        })
+        .await;
+        if let Err(e) = walked {
+            failure.get_or_insert(Failure::from_error(&e));
         }
         points.push(PlannedPoint {
             source: c.source,

@@ -21,12 +21,13 @@ use super::failure::Failure;
 use super::plan::{COPY_READ, ChainPlan};
 use super::report::StageTimes;
 use super::settings::{READS_CAP, READS_MOVING, TransferOptions};
-use super::transform::{Reseal, process_read};
+use super::transform::process_read;
 use crate::format::index::IndexedPack;
 use crate::format::pack_name;
 use crate::progress::{Busy, Progress};
 use crate::repo::Repository;
 use crate::repo::packer::Packer;
+use crate::repo::repack::Seal;
 use crate::store::Inflight;
 use crate::{Error, Id, Result};
 
@@ -201,7 +202,7 @@ fn resealers(
     sources: &[Arc<Repository>],
     target: &Repository,
     opts: &TransferOptions,
-) -> Result<Vec<(Arc<Repository>, Reseal)>> {
+) -> Result<Vec<(Arc<Repository>, Seal)>> {
     plan.sources
         .iter()
         .map(|id| {
@@ -216,7 +217,7 @@ fn resealers(
                 .resolve(repo.config.compression, target.config.compression);
             Ok((
                 repo.clone(),
-                Reseal {
+                Seal::Reseal {
                     src: repo.key().clone(),
                     dst: target.key().clone(),
                     pass_through,
@@ -257,7 +258,7 @@ mod tests {
 
         let (srcs, plans) = testkit::plans(&src, &target).await;
         assert_eq!(plans.len(), 2);
-        let mut state = TargetState::default();
+        let state = tokio::sync::RwLock::new(TargetState::default());
         for plan in &plans {
             let out = testkit::transfer(plan, &srcs, &target).await.unwrap();
             assert!(out.failed_blobs.is_empty(), "{:?}", out.failed_blobs);
@@ -269,7 +270,7 @@ mod tests {
                 let meta = flaky.head(&name.as_str().into()).await.unwrap();
                 assert_eq!(meta.size, p.size, "{name}");
             }
-            let done = commit(plan, &out, &target, &mut state).await.unwrap();
+            let done = commit(plan, &out, &target, &state).await.unwrap();
             assert_eq!(done.copied.len(), 1);
         }
         assert!(flaky.injected() >= 5, "{} faults", flaky.injected());

@@ -7,6 +7,7 @@ pub mod config;
 pub mod endpoint;
 pub mod interval;
 pub mod metrics;
+pub(crate) mod phases;
 pub mod plan;
 pub mod report;
 pub mod run;

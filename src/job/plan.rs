@@ -88,7 +88,7 @@ pub async fn plan(job: &Job, clock: Arc<dyn Clock>, prices: &Prices) -> Result<J
         },
     };
     for (spec, source) in job.sources.iter().zip(&sources) {
-        let mut opts = super::run::copy_options(job, spec, &sources, None, None);
+        let mut opts = super::phases::copy_options(job, spec, &sources, None, None);
         opts.dry_run = true;
         let report = copy::run(
             vec![source.clone()],

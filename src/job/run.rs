@@ -1,8 +1,9 @@
-//! One interval of a job, now (`offsite job run --once`): the job's lock in its target,
-//! then the phases in order — the pre-job script, transfer (each source's newest point
-//! of each machine that the target lacks, machines side by side up to `max_tasks`),
-//! retention (forget), prune when due, the post-job script — then the job's state saved
-//! in the target and a report per machine.
+//! One interval of a job, now (`offsite job run --once`): its repositories opened (the
+//! target made on the first run), the job's lock in its target, then the phases
+//! ([`super::phases`]: pre-job script, health check, transfer — each source's newest
+//! point of each machine that the target lacks, machines side by side up to
+//! `max_tasks` — active full, retention, prune, post-job script) under that lock, then
+//! the job's state saved in the target and a report per machine.
 //!
 //! Outside the job's copy windows the transfer waits for the next window (retention and
 //! prune still run); a window that closes mid-transfer, or a stop (SIGTERM), ends it at
@@ -10,21 +11,17 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::TimeZone;
 
 use super::config::{Job, SourceSpec};
-use super::interval::outcome;
 pub use super::interval::{IntervalReport, MachineReport, MachineResult, Outcome};
-use super::script::{self, OnFailure};
-use super::state::{JobState, MachineState};
+use super::phases::{self, Interval};
+use super::state::JobState;
 use crate::clock::Clock;
-use crate::copy::{self, ChainStatus, CopyOptions, CopyReport, PointsSpec, TransferOptions};
+use crate::copy;
 use crate::progress::Progress;
-use crate::prune::{PruneOptions, prune};
-use crate::remote::pool::Redispatch;
 use crate::repo::lock::LockGuard;
 use crate::repo::{Repository, WarmSpec};
-use crate::retention::{ForgetOptions, forget};
 use crate::stop::Stop;
 use crate::store::throttle::{Throttle, ThrottleReport};
 use crate::{Error, Result, store};
@@ -161,7 +158,7 @@ pub async fn run_once<Tz: TimeZone>(
         throttle: ThrottleReport::default(),
         archivers: None,
     };
-    let mut lock = lock_job(&target, &job.name).await?;
+    let lock = lock_job(&target, &job.name).await?;
     let mut state = match JobState::load(&target, &job.name).await {
         Ok(s) => s,
         Err(e) => {
@@ -169,153 +166,22 @@ pub async fn run_once<Tz: TimeZone>(
             return Err(e);
         }
     };
-
-    let interval = match &job.mode {
-        super::config::Mode::Periodic { intervals } => Some(intervals.around(started, tz)),
-        super::config::Mode::Immediate { .. } => None,
+    let iv = Interval {
+        job,
+        clock: &clock,
+        tz,
+        progress,
+        stop,
+        sources: &sources,
+        target: &target,
+        started,
+        bounds: match &job.mode {
+            super::config::Mode::Periodic { intervals } => Some(intervals.around(started, tz)),
+            super::config::Mode::Immediate { .. } => None,
+        },
+        job_lock: lock.name.clone(),
     };
-    let script_env = |phase: &str| {
-        let mut env = vec![
-            ("OFFSITE_JOB".to_string(), job.name.clone()),
-            ("OFFSITE_PHASE".to_string(), phase.to_string()),
-            ("OFFSITE_TARGET".to_string(), target.url().to_string()),
-            ("OFFSITE_RUN_STARTED".to_string(), started.to_rfc3339()),
-        ];
-        if let Some(i) = &interval {
-            env.push(("OFFSITE_INTERVAL_START".into(), i.start.to_rfc3339()));
-            env.push(("OFFSITE_INTERVAL_END".into(), i.end.to_rfc3339()));
-        }
-        env
-    };
-
-    // 1. The pre-job script; a failure it is told to fail on ends the interval here
-    //    (the post-job script still runs: it often undoes what the pre-job one did).
-    let mut go_on = true;
-    if let Some(pre) = &job.pre_script {
-        let r = script::run(pre, "pre", &script_env("pre")).await;
-        if let Some(e) = &r.error {
-            match r.on_failure {
-                OnFailure::Fail => {
-                    report.errors.push(e.clone());
-                    go_on = false;
-                }
-                OnFailure::Warn => report.warnings.push(e.clone()),
-            }
-        }
-        report.scripts.push(r);
-    }
-
-    // 2. The health check, when due: under the repository's exclusive lock, so the
-    //    job's own lock steps aside for it.
-    let health_due = job.health_check.as_ref().is_some_and(|h| {
-        let every = chrono::Duration::from_std(h.every).unwrap_or(chrono::Duration::MAX);
-        state
-            .last_health_check
-            .is_none_or(|last| clock.now() - last >= every)
-    });
-    if go_on && health_due && !stop.is_stopped() {
-        lock.release().await?;
-        match crate::health::check_and_heal(&target, &sources, &Progress::hidden()).await {
-            Ok(h) => {
-                for d in &h.damaged {
-                    report.errors.push(format!(
-                        "health check: point {} of {} is damaged: {}",
-                        d.point.short(),
-                        d.machine,
-                        d.reason
-                    ));
-                }
-                if h.archived_suspect > 0 {
-                    let said = h.findings.iter().filter(|f| f.starts_with("archived pack"));
-                    for f in said {
-                        report.errors.push(format!("health check: {f}"));
-                    }
-                }
-                state.last_health_check = Some(clock.now());
-                report.health = Some(h);
-            }
-            Err(e) => report.errors.push(format!("health check: {e}")),
-        }
-        lock = lock_job(&target, &job.name).await?;
-    }
-
-    // 3. Transfer, inside the copy windows; paused (at a pack boundary) when the window
-    //    closes or a stop is asked.
-    let mut looking = false;
-    if go_on {
-        let interval_start = interval.as_ref().map(|i| i.start);
-        transfer_phase(
-            job,
-            &sources,
-            &target,
-            (&clock, tz, progress, stop, interval_start),
-            &script_env("archivers"),
-            &mut report,
-            &mut state,
-        )
-        .await;
-        if let (Some(every), Some(iv)) = (job.look_forward, &interval)
-            && !report.stopped
-            && report.transfer_waits.is_none()
-        {
-            looking = look_forward(job, &sources, &clock, every, iv, &mut report).await;
-        }
-    }
-    // The job's lock goes before retention and prune, which take the repository's
-    // exclusive lock.
-    lock.release().await?;
-    if report.stopped {
-        // Asked to stop: what is whole is committed; retention and prune wait for the
-        // next run, and the interval is not done.
-        report
-            .errors
-            .push("stopped before the interval finished; the next run continues it".into());
-    } else if go_on && !looking {
-        // 3b. An active full, when due, once the transfer is done: the newest points
-        //     read again from the sources into fresh packs.
-        let due = job.active_full.is_some_and(|every| {
-            let every = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
-            state
-                .last_active_full
-                .is_none_or(|last| clock.now() - last >= every)
-        });
-        if due && report.transfer_waits.is_none() {
-            match crate::health::active_full(&target, &sources, progress).await {
-                Ok(a) => {
-                    state.last_active_full = Some(clock.now());
-                    report.active_full = Some(a);
-                }
-                Err(e) => report.errors.push(format!("active full: {e}")),
-            }
-        }
-        // 4. and 5. (a job looking forward keeps them for when its copies are done)
-        keep_phase(job, &target, &clock, tz, &mut report, &mut state).await;
-    }
-
-    report.outcome = outcome(&report);
-    // 6. The post-job script, told how the interval went.
-    if let Some(post) = &job.post_script {
-        let mut env = script_env("post");
-        env.push(("OFFSITE_RESULT".into(), report.outcome.to_string()));
-        let unprotected: Vec<&str> = report
-            .machines
-            .iter()
-            .filter(|m| m.result == MachineResult::Unprotected)
-            .map(|m| m.machine.as_str())
-            .collect();
-        env.push(("OFFSITE_UNPROTECTED".into(), unprotected.join(",")));
-        let copied: usize = report.machines.iter().map(|m| m.points_copied).sum();
-        env.push(("OFFSITE_POINTS_COPIED".into(), copied.to_string()));
-        let r = script::run(post, "post", &env).await;
-        if let Some(e) = &r.error {
-            match r.on_failure {
-                OnFailure::Fail => report.errors.push(e.clone()),
-                OnFailure::Warn => report.warnings.push(e.clone()),
-            }
-        }
-        report.scripts.push(r);
-        report.outcome = outcome(&report);
-    }
+    let halted = phases::drive(&iv, &mut state, &mut report).await;
 
     report.throttle = throttle.report();
     if report.throttle.decreases > 0 {
@@ -325,324 +191,22 @@ pub async fn run_once<Tz: TimeZone>(
         ));
     }
     state.last_run = Some(clock.now());
-    if go_on && !report.stopped && report.transfer_waits.is_none() {
+    if !halted && !report.stopped && report.transfer_waits.is_none() {
         state.last_interval = Some(started);
     }
     state.last_result = Some(report.outcome);
-    state.save(&target).await?;
+    // The state is saved, and the job's lock let go, however the phases went.
+    let saved = state.save(&target).await;
+    lock.release_after(saved).await?;
     report.seconds = timer.elapsed().as_secs_f64();
     Ok(report)
 }
 
-/// The transfer phase: each source's copy inside the copy windows, paused at a pack
-/// boundary when the window closes or `stop` is asked; the report says which.
-async fn transfer_phase<Tz: TimeZone>(
-    job: &Job,
-    sources: &[Arc<Repository>],
-    target: &Arc<Repository>,
-    (clock, tz, progress, stop, interval_start): (
-        &Arc<dyn Clock>,
-        &Tz,
-        &Progress,
-        &Stop,
-        Option<DateTime<Utc>>,
-    ),
-    env: &[(String, String)],
-    report: &mut IntervalReport,
-    state: &mut JobState,
-) {
-    let started = report.started;
-    if !job.windows.open_at(started, tz) {
-        let next = job.windows.next_open(started, tz);
-        report.waits_until = next;
-        report.transfer_waits = Some(match next {
-            Some(t) => format!("outside the copy windows; the next opens at {t}"),
-            None => "no copy window ever opens".into(),
-        });
-        return;
-    }
-    let closes = job.windows.closes_after(started, tz);
-    let window_end = async {
-        match closes {
-            Some(t) => clock.sleep(clock.until(t)).await,
-            None => std::future::pending().await,
-        }
-    };
-    let since = job.look_forward.and(interval_start);
-    // The archiver pool, started (when ephemeral) for this transfer only.
-    let mut via = None;
-    if let Some(spec) = &job.archivers {
-        let mut a = super::archivers::ArchiversReport::default();
-        match super::archivers::open(spec, env, clock, &mut a).await {
-            Ok(pool) => via = Some(pool),
-            Err(e) if spec.redispatch == Redispatch::Fail => {
-                report.errors.push(format!("archivers: {e}"));
-                a.error = Some(e.to_string());
-                super::archivers::close(spec, env, &mut a).await;
-                report.archivers = Some(a);
-                return;
-            }
-            Err(e) => {
-                report
-                    .warnings
-                    .push(format!("archivers: {e}; the runner transfers itself"));
-                a.error = Some(e.to_string());
-            }
-        }
-        report.archivers = Some(a);
-    }
-    let run = |stop: Stop| transfer(job, sources, target, since, stop, via.clone(), progress);
-    let results = stop.with(window_end, run).await;
-    if let (Some(spec), Some(a)) = (&job.archivers, report.archivers.as_mut()) {
-        super::archivers::close(spec, env, a).await;
-    }
-    for (spec, result) in results {
-        match result {
-            Ok(r) => {
-                note_copies(&r, report, state, clock.now());
-                report.copies.push(r);
-            }
-            Err(e) => report.errors.push(format!("{}: {e}", spec.url)),
-        }
-    }
-    if stop.is_stopped() {
-        report.stopped = true;
-    } else if let Some(t) = closes.filter(|t| clock.now() >= *t) {
-        // The window closed mid-transfer: what is whole is committed, the rest waits
-        // for the next window.
-        let next = job.windows.next_open(clock.now(), tz);
-        report.waits_until = next;
-        report.transfer_waits = Some(match next {
-            Some(n) => format!("the copy window closed at {t}; the transfer resumes at {n}"),
-            None => format!("the copy window closed at {t}"),
-        });
-    }
-}
-
-/// `look_forward`: the machines with no point made since the interval began are
-/// waiting — looked for again in `every`, or unprotected when the interval ends before
-/// that. Returns whether the job looks again in this interval.
-async fn look_forward(
-    job: &Job,
-    sources: &[Arc<Repository>],
-    clock: &Arc<dyn Clock>,
-    every: std::time::Duration,
-    interval: &std::ops::Range<DateTime<Utc>>,
-    report: &mut IntervalReport,
-) -> bool {
-    let mut all = std::collections::BTreeSet::new();
-    for (spec, source) in job.sources.iter().zip(sources) {
-        let points = match source.load_points().await {
-            Ok(p) => p,
-            Err(e) => {
-                report.errors.push(format!("{}: {e}", spec.url));
-                continue;
-            }
-        };
-        let candidates = points
-            .into_iter()
-            .map(|(id, point)| copy::Candidate {
-                source: 0,
-                id,
-                point,
-            })
-            .collect();
-        let every_point = copy::Selection {
-            points: PointsSpec::All,
-            ..job.selection(spec)
-        };
-        if let Ok(chosen) = every_point.apply(candidates) {
-            all.extend(chosen.into_iter().map(|c| c.point.machine));
-        }
-    }
-    let seen: std::collections::HashSet<&str> =
-        report.machines.iter().map(|m| m.machine.as_str()).collect();
-    let waiting: Vec<String> = all
-        .into_iter()
-        .filter(|m| !seen.contains(m.as_str()))
-        .collect();
-    if waiting.is_empty() {
-        return false;
-    }
-    let next = clock.now() + chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
-    let (result, reason, looking) = match next < interval.end {
-        true => (
-            MachineResult::Waiting,
-            format!(
-                "no point made since {} yet; looking again at {next}",
-                interval.start
-            ),
-            true,
-        ),
-        false => (
-            MachineResult::Unprotected,
-            format!(
-                "no point made since the interval began at {}",
-                interval.start
-            ),
-            false,
-        ),
-    };
-    if looking {
-        report.waits_until = Some(next);
-        report.transfer_waits = Some(format!(
-            "look_forward: waiting for a new point of {}; looking again at {next}",
-            waiting.join(", ")
-        ));
-    }
-    for machine in waiting {
-        report.machines.push(MachineReport {
-            machine,
-            result: result.clone(),
-            points_copied: 0,
-            reason: Some(reason.clone()),
-        });
-    }
-    looking
-}
-
-/// Retention, then prune when due.
-async fn keep_phase<Tz: TimeZone>(
-    job: &Job,
-    target: &Arc<Repository>,
-    clock: &Arc<dyn Clock>,
-    tz: &Tz,
-    report: &mut IntervalReport,
-    state: &mut JobState,
-) {
-    let forget_opts = ForgetOptions {
-        policy: job.retention.clone(),
-        ..Default::default()
-    };
-    match forget(target, &forget_opts, tz).await {
-        Ok(r) => report.retention = Some(r),
-        Err(e) => report.errors.push(format!("retention: {e}")),
-    }
-    let Some(p) = &job.prune else {
-        return;
-    };
-    let every = chrono::Duration::from_std(p.every).unwrap_or(chrono::Duration::MAX);
-    let due = state
-        .last_prune
-        .is_none_or(|last| clock.now() - last >= every);
-    if !due {
-        return;
-    }
-    let opts = PruneOptions {
-        repack_below: p.repack_below,
-        grace: p.grace,
-        dry_run: false,
-    };
-    match prune(target, &opts, &Progress::hidden()).await {
-        Ok(r) => {
-            report.prune = Some(r);
-            state.last_prune = Some(clock.now());
-        }
-        Err(e) => report.errors.push(format!("prune: {e}")),
-    }
-}
-
-/// The interval's transfer: each source in turn, its machines side by side up to
-/// `max_tasks`; per source, its copy's report or why it could not run.
-async fn transfer<'a>(
-    job: &'a Job,
-    sources: &[Arc<Repository>],
-    target: &Arc<Repository>,
-    since: Option<DateTime<Utc>>,
-    stop: Stop,
-    via: Option<Arc<crate::remote::pool::Pool>>,
-    progress: &Progress,
-) -> Vec<(&'a SourceSpec, Result<CopyReport>)> {
-    let mut out = Vec::new();
-    for (spec, source) in job.sources.iter().zip(sources) {
-        let mut opts = copy_options(job, spec, sources, since, via.clone());
-        opts.transfer.stop = stop.clone();
-        let r = copy::run(vec![source.clone()], target.clone(), &opts, progress).await;
-        out.push((spec, r));
-    }
-    out
-}
-
-/// The copy of `spec`'s points into the job's target as the runner makes it (and a
-/// job's plan projects it): the machines the source names, each one's latest point (or
-/// those since `since`), the target's pack size, chain, mapping and compression.
-pub(super) fn copy_options(
-    job: &Job,
-    spec: &SourceSpec,
-    sources: &[Arc<Repository>],
-    since: Option<DateTime<Utc>>,
-    via: Option<Arc<crate::remote::pool::Pool>>,
-) -> CopyOptions {
-    CopyOptions {
-        selection: copy::Selection {
-            points: since.map_or(PointsSpec::Latest, PointsSpec::LatestSince),
-            ..job.selection(spec)
-        },
-        pack_size: job.target.pack_size,
-        chain: job.target.chain,
-        map: job.target.map,
-        tasks: job.max_tasks,
-        transfer: TransferOptions {
-            compression: job.target.compression,
-            ..Default::default()
-        },
-        sibling_sources: sources.iter().map(|s| s.config.id).collect(),
-        via: via.map(|p| p as Arc<dyn copy::offload::Offload>),
-        ..Default::default()
-    }
-}
-
-/// Per machine of a copy: copied, up to date, or unprotected (and why); copied points
-/// go into the state.
-fn note_copies(
-    r: &CopyReport,
-    report: &mut IntervalReport,
-    state: &mut JobState,
-    now: DateTime<Utc>,
-) {
-    for c in &r.chains {
-        // A chain held whole, or skipped before it started, names no machines: its
-        // name is its machine's.
-        let machines = match c.machines.is_empty() {
-            true => std::slice::from_ref(&c.chain),
-            false => &c.machines[..],
-        };
-        for m in machines {
-            let copied: Vec<_> = c.copied.iter().filter(|p| &p.machine == m).collect();
-            for p in &copied {
-                state.machines.insert(
-                    m.clone(),
-                    MachineState {
-                        source_point: p.source_point,
-                        time: p.time,
-                        copied_at: now,
-                    },
-                );
-            }
-            let (result, reason) = match c.status {
-                ChainStatus::Copied => (MachineResult::Copied, None),
-                ChainStatus::UpToDate => (MachineResult::UpToDate, None),
-                _ => (
-                    MachineResult::Unprotected,
-                    c.failure
-                        .as_ref()
-                        .map(|f| f.to_string())
-                        .or_else(|| c.failed.first().map(|f| f.reason.clone()))
-                        .or_else(|| c.warnings.first().cloned()),
-                ),
-            };
-            report.machines.push(MachineReport {
-                machine: m.clone(),
-                result,
-                points_copied: copied.len(),
-                reason,
-            });
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use chrono::Utc;
+
+    use crate::job::script::{self, OnFailure};
 
     use super::*;
     use crate::clock::ManualClock;

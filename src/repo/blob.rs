@@ -79,7 +79,7 @@ pub fn open(
     raw_length: u32,
     sealed: &[u8],
 ) -> Result<Vec<u8>> {
-    let what = |w: String| Error::corrupt(pack_name, format!("blob {}: {w}", id.short()));
+    let what = |w: String| Error::corrupt_blob(pack_name, *id, format!("blob {}: {w}", id.short()));
     let plain = key
         .open_plain(b"", sealed, raw_length as usize)
         .map_err(|e| what(e.to_string()))?;

@@ -219,8 +219,12 @@ impl LockGuard {
         })
     }
 
-    pub async fn release(self) -> Result<()> {
+    pub async fn release(mut self) -> Result<()> {
         self.refresher.abort();
+        // A refresh in flight on another thread would land after the delete and bring
+        // the lock back (live for another TTL): the refresher has stopped before the
+        // delete is sent.
+        let _ = (&mut self.refresher).await;
         self.repo.delete(&self.name).await
     }
 
@@ -240,12 +244,29 @@ impl Drop for LockGuard {
     }
 }
 
+tokio::task_local! {
+    /// Locks the future running [`beside`] holds itself: a lock taken inside does not
+    /// conflict with them.
+    static BESIDE: Vec<String>;
+}
+
+/// Runs `fut` with the locks named in `held` — locks the caller holds, such as a job's
+/// own lock across its interval — treated as its own: a lock `fut` takes (retention's
+/// and prune's exclusive ones) is not refused because of them, so the caller need not
+/// let them go, and no other runner can slip in between. Other holders still conflict.
+pub async fn beside<F: std::future::Future>(held: Vec<String>, fut: F) -> F::Output {
+    BESIDE.scope(held, fut).await
+}
+
 async fn conflicts(repo: &Repository, kind: LockKind, mine: Option<&str>) -> Result<()> {
     let now = repo.clock().now();
+    let ours = |name: &str| {
+        Some(name) == mine || BESIDE.try_with(|b| b.iter().any(|h| h == name)) == Ok(true)
+    };
     let holders: Vec<String> = list_locks(repo)
         .await?
         .into_iter()
-        .filter(|l| Some(l.name.as_str()) != mine && !l.lock.is_stale(now))
+        .filter(|l| !ours(&l.name) && !l.lock.is_stale(now))
         .filter(|l| kind == LockKind::Exclusive || l.lock.kind == LockKind::Exclusive)
         .map(|l| l.describe(now))
         .collect();
@@ -274,4 +295,43 @@ pub async fn remove_locks(repo: &Repository, all: bool) -> Result<Vec<FoundLock>
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit;
+
+    /// An exclusive lock is refused beside a live shared one — unless taken `beside` it,
+    /// by its holder; a third holder's lock still refuses it.
+    #[tokio::test]
+    async fn an_exclusive_lock_goes_beside_the_takers_own_lock_only() {
+        let repo = testkit::repo(testkit::memory(), 1 << 20).await;
+        let job = LockGuard::acquire(&repo, LockKind::Shared, "job", Some("job:nightly"))
+            .await
+            .unwrap();
+        let refused = LockGuard::acquire(&repo, LockKind::Exclusive, "prune", None).await;
+        assert!(matches!(refused, Err(Error::Locked(_))));
+        let ours = vec![job.name.clone()];
+        let prune = beside(
+            ours.clone(),
+            LockGuard::acquire(&repo, LockKind::Exclusive, "prune", None),
+        )
+        .await
+        .unwrap();
+        prune.release().await.unwrap();
+
+        let other = LockGuard::acquire(&repo, LockKind::Shared, "backup", Some("web"))
+            .await
+            .unwrap();
+        let refused = beside(
+            ours,
+            LockGuard::acquire(&repo, LockKind::Exclusive, "prune", None),
+        )
+        .await;
+        assert!(matches!(refused, Err(Error::Locked(m)) if m.contains("backup")));
+        other.release().await.unwrap();
+        job.release().await.unwrap();
+        assert!(list_locks(&repo).await.unwrap().is_empty(), "all released");
+    }
 }

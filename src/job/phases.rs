@@ -1,0 +1,583 @@
+//! One interval of a job as phases, in order: the pre-job script, the health check,
+//! the transfer (with `look_forward`), the active full, retention, prune, the post-job
+//! script. Each phase says when it is due — from the job, its state and what the
+//! earlier phases reported — and writes its part of the [`IntervalReport`]; none ends
+//! the interval by an error, so the post-job script always runs and the caller always
+//! saves the state. The job's own lock is held across all of them: the health check,
+//! the active full, retention and prune take the repository's exclusive lock beside it
+//! (`repo::lock::beside`), so no other runner can start an interval in between.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::config::{Job, SourceSpec};
+use super::interval::{IntervalReport, MachineReport, MachineResult, outcome};
+use super::script::{self, OnFailure};
+use super::state::{JobState, MachineState};
+use crate::clock::Clock;
+use crate::copy::{self, ChainStatus, CopyOptions, CopyReport, PointsSpec, TransferOptions};
+use crate::progress::Progress;
+use crate::prune::{PruneOptions, prune};
+use crate::remote::pool::Redispatch;
+use crate::repo::Repository;
+use crate::repo::lock::beside;
+use crate::retention::{ForgetOptions, forget};
+use crate::stop::Stop;
+use crate::{Result, health};
+
+/// What every phase of one interval works with.
+pub(super) struct Interval<'a, Tz: TimeZone> {
+    pub job: &'a Job,
+    pub clock: &'a Arc<dyn Clock>,
+    pub tz: &'a Tz,
+    pub progress: &'a Progress,
+    pub stop: &'a Stop,
+    pub sources: &'a [Arc<Repository>],
+    pub target: &'a Arc<Repository>,
+    /// When the interval began.
+    pub started: DateTime<Utc>,
+    /// The interval's bounds (periodic jobs; an immediate job has none).
+    pub bounds: Option<Range<DateTime<Utc>>>,
+    /// The name of the job's own lock, held across the phases.
+    pub job_lock: String,
+}
+
+impl<Tz: TimeZone> Interval<'_, Tz> {
+    /// The environment of a script run in `phase`.
+    fn script_env(&self, phase: &str) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("OFFSITE_JOB".to_string(), self.job.name.clone()),
+            ("OFFSITE_PHASE".to_string(), phase.to_string()),
+            ("OFFSITE_TARGET".to_string(), self.target.url().to_string()),
+            ("OFFSITE_RUN_STARTED".to_string(), self.started.to_rfc3339()),
+        ];
+        if let Some(i) = &self.bounds {
+            env.push(("OFFSITE_INTERVAL_START".into(), i.start.to_rfc3339()));
+            env.push(("OFFSITE_INTERVAL_END".into(), i.end.to_rfc3339()));
+        }
+        env
+    }
+
+    /// Runs `fut` with the job's own lock counted as its own (see the module header).
+    async fn exclusively<F: std::future::Future>(&self, fut: F) -> F::Output {
+        beside(vec![self.job_lock.clone()], fut).await
+    }
+}
+
+/// The phases, in the order they run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    PreScript,
+    HealthCheck,
+    Transfer,
+    ActiveFull,
+    Retention,
+    Prune,
+    PostScript,
+}
+
+/// How the earlier phases leave the interval.
+#[derive(Debug, Default)]
+struct Flow {
+    /// The pre-job script failed and says to fail: only the post-job script runs.
+    halted: bool,
+    /// `look_forward` looks again within the interval: what follows the transfer waits
+    /// until its copies are done.
+    looking: bool,
+}
+
+/// Whether something done every `every` is due at `now`, last done at `last`.
+fn every_due(every: std::time::Duration, last: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    let every = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
+    last.is_none_or(|last| now - last >= every)
+}
+
+impl Phase {
+    pub const ORDER: [Phase; 7] = [
+        Phase::PreScript,
+        Phase::HealthCheck,
+        Phase::Transfer,
+        Phase::ActiveFull,
+        Phase::Retention,
+        Phase::Prune,
+        Phase::PostScript,
+    ];
+
+    /// Whether the phase runs in this interval, now.
+    fn due<Tz: TimeZone>(
+        self,
+        iv: &Interval<'_, Tz>,
+        state: &JobState,
+        report: &IntervalReport,
+        flow: &Flow,
+    ) -> bool {
+        let (job, now) = (iv.job, iv.clock.now());
+        // What comes after the transfer needs it to have finished, not stopped.
+        let after_transfer = !flow.halted && !flow.looking && !report.stopped;
+        match self {
+            Phase::PreScript => job.pre_script.is_some(),
+            Phase::HealthCheck => {
+                let h = job.health_check.as_ref();
+                !flow.halted
+                    && !iv.stop.is_stopped()
+                    && h.is_some_and(|h| every_due(h.every, state.last_health_check, now))
+            }
+            Phase::Transfer => !flow.halted,
+            Phase::ActiveFull => {
+                after_transfer
+                    && report.transfer_waits.is_none()
+                    && (job.active_full).is_some_and(|e| every_due(e, state.last_active_full, now))
+            }
+            Phase::Retention => after_transfer,
+            Phase::Prune => {
+                after_transfer
+                    && (job.prune.as_ref())
+                        .is_some_and(|p| every_due(p.every, state.last_prune, now))
+            }
+            Phase::PostScript => job.post_script.is_some(),
+        }
+    }
+
+    async fn run<Tz: TimeZone>(
+        self,
+        iv: &Interval<'_, Tz>,
+        state: &mut JobState,
+        report: &mut IntervalReport,
+        flow: &mut Flow,
+    ) {
+        match self {
+            Phase::PreScript => pre_script(iv, report, flow).await,
+            Phase::HealthCheck => health_check(iv, state, report).await,
+            Phase::Transfer => {
+                transfer_phase(iv, report, state).await;
+                if let (Some(every), Some(b)) = (iv.job.look_forward, &iv.bounds)
+                    && !report.stopped
+                    && report.transfer_waits.is_none()
+                {
+                    flow.looking =
+                        look_forward(iv.job, iv.sources, iv.clock, every, b, report).await;
+                }
+                if report.stopped {
+                    // What is whole is committed; retention and prune wait for the
+                    // next run, and the interval is not done.
+                    report.errors.push(
+                        "stopped before the interval finished; the next run continues it".into(),
+                    );
+                }
+            }
+            Phase::ActiveFull => {
+                let full = health::active_full(iv.target, iv.sources, iv.progress);
+                match iv.exclusively(full).await {
+                    Ok(a) => {
+                        state.last_active_full = Some(iv.clock.now());
+                        report.active_full = Some(a);
+                    }
+                    Err(e) => report.errors.push(format!("active full: {e}")),
+                }
+            }
+            Phase::Retention => {
+                let opts = ForgetOptions {
+                    policy: iv.job.retention.clone(),
+                    ..Default::default()
+                };
+                match iv.exclusively(forget(iv.target, &opts, iv.tz)).await {
+                    Ok(r) => report.retention = Some(r),
+                    Err(e) => report.errors.push(format!("retention: {e}")),
+                }
+            }
+            Phase::Prune => prune_phase(iv, state, report).await,
+            Phase::PostScript => post_script(iv, report).await,
+        }
+    }
+}
+
+/// Runs the interval's phases in order, each when it is due; the report's outcome is
+/// set at the end. Returns whether the pre-job script halted the interval.
+pub(super) async fn drive<Tz: TimeZone>(
+    iv: &Interval<'_, Tz>,
+    state: &mut JobState,
+    report: &mut IntervalReport,
+) -> bool {
+    let mut flow = Flow::default();
+    for phase in Phase::ORDER {
+        if phase.due(iv, state, report, &flow) {
+            phase.run(iv, state, report, &mut flow).await;
+        }
+    }
+    report.outcome = outcome(report);
+    flow.halted
+}
+
+/// The pre-job script; a failure it is told to fail on halts the interval (the post-job
+/// script still runs: it often undoes what the pre-job one did).
+async fn pre_script<Tz: TimeZone>(
+    iv: &Interval<'_, Tz>,
+    report: &mut IntervalReport,
+    flow: &mut Flow,
+) {
+    let Some(pre) = &iv.job.pre_script else {
+        return;
+    };
+    let r = script::run(pre, "pre", &iv.script_env("pre")).await;
+    if let Some(e) = &r.error {
+        match r.on_failure {
+            OnFailure::Fail => {
+                report.errors.push(e.clone());
+                flow.halted = true;
+            }
+            OnFailure::Warn => report.warnings.push(e.clone()),
+        }
+    }
+    report.scripts.push(r);
+}
+
+/// The health check: damaged points and archived packs of a wrong size are errors.
+async fn health_check<Tz: TimeZone>(
+    iv: &Interval<'_, Tz>,
+    state: &mut JobState,
+    report: &mut IntervalReport,
+) {
+    let hidden = Progress::hidden();
+    let check = health::check_and_heal(iv.target, iv.sources, &hidden);
+    match iv.exclusively(check).await {
+        Ok(h) => {
+            for d in &h.damaged {
+                report.errors.push(format!(
+                    "health check: point {} of {} is damaged: {}",
+                    d.point.short(),
+                    d.machine,
+                    d.reason
+                ));
+            }
+            let wrong_size =
+                |f: &&health::Finding| matches!(f, health::Finding::ArchivedPackSize { .. });
+            for f in h.findings.iter().filter(wrong_size) {
+                report.errors.push(format!("health check: {f}"));
+            }
+            state.last_health_check = Some(iv.clock.now());
+            report.health = Some(h);
+        }
+        Err(e) => report.errors.push(format!("health check: {e}")),
+    }
+}
+
+/// Prune, with the job's settings.
+async fn prune_phase<Tz: TimeZone>(
+    iv: &Interval<'_, Tz>,
+    state: &mut JobState,
+    report: &mut IntervalReport,
+) {
+    let Some(p) = &iv.job.prune else {
+        return;
+    };
+    let opts = PruneOptions {
+        repack_below: p.repack_below,
+        grace: p.grace,
+        dry_run: false,
+    };
+    match iv
+        .exclusively(prune(iv.target, &opts, &Progress::hidden()))
+        .await
+    {
+        Ok(r) => {
+            report.prune = Some(r);
+            state.last_prune = Some(iv.clock.now());
+        }
+        Err(e) => report.errors.push(format!("prune: {e}")),
+    }
+}
+
+/// The post-job script, told how the interval went.
+async fn post_script<Tz: TimeZone>(iv: &Interval<'_, Tz>, report: &mut IntervalReport) {
+    let Some(post) = &iv.job.post_script else {
+        return;
+    };
+    report.outcome = outcome(report);
+    let mut env = iv.script_env("post");
+    env.push(("OFFSITE_RESULT".into(), report.outcome.to_string()));
+    let unprotected: Vec<&str> = (report.machines.iter())
+        .filter(|m| m.result == MachineResult::Unprotected)
+        .map(|m| m.machine.as_str())
+        .collect();
+    env.push(("OFFSITE_UNPROTECTED".into(), unprotected.join(",")));
+    let copied: usize = report.machines.iter().map(|m| m.points_copied).sum();
+    env.push(("OFFSITE_POINTS_COPIED".into(), copied.to_string()));
+    let r = script::run(post, "post", &env).await;
+    if let Some(e) = &r.error {
+        match r.on_failure {
+            OnFailure::Fail => report.errors.push(e.clone()),
+            OnFailure::Warn => report.warnings.push(e.clone()),
+        }
+    }
+    report.scripts.push(r);
+}
+
+/// The transfer phase: each source's copy inside the copy windows, paused at a pack
+/// boundary when the window closes or `stop` is asked; the report says which.
+async fn transfer_phase<Tz: TimeZone>(
+    iv: &Interval<'_, Tz>,
+    report: &mut IntervalReport,
+    state: &mut JobState,
+) {
+    let Interval {
+        job,
+        sources,
+        target,
+        clock,
+        tz,
+        progress,
+        stop,
+        ..
+    } = *iv;
+    let interval_start = iv.bounds.as_ref().map(|b| b.start);
+    let env = &iv.script_env("archivers");
+    let started = report.started;
+    if !job.windows.open_at(started, tz) {
+        let next = job.windows.next_open(started, tz);
+        report.waits_until = next;
+        report.transfer_waits = Some(match next {
+            Some(t) => format!("outside the copy windows; the next opens at {t}"),
+            None => "no copy window ever opens".into(),
+        });
+        return;
+    }
+    let closes = job.windows.closes_after(started, tz);
+    let window_end = async {
+        match closes {
+            Some(t) => clock.sleep(clock.until(t)).await,
+            None => std::future::pending().await,
+        }
+    };
+    let since = job.look_forward.and(interval_start);
+    // The archiver pool, started (when ephemeral) for this transfer only.
+    let mut via = None;
+    if let Some(spec) = &job.archivers {
+        let mut a = crate::job::archivers::ArchiversReport::default();
+        match crate::job::archivers::open(spec, env, clock, &mut a).await {
+            Ok(pool) => via = Some(pool),
+            Err(e) if spec.redispatch == Redispatch::Fail => {
+                report.errors.push(format!("archivers: {e}"));
+                a.error = Some(e.to_string());
+                crate::job::archivers::close(spec, env, &mut a).await;
+                report.archivers = Some(a);
+                return;
+            }
+            Err(e) => {
+                report
+                    .warnings
+                    .push(format!("archivers: {e}; the runner transfers itself"));
+                a.error = Some(e.to_string());
+            }
+        }
+        report.archivers = Some(a);
+    }
+    let run = |stop: Stop| transfer(job, sources, target, since, stop, via.clone(), progress);
+    let results = stop.with(window_end, run).await;
+    if let (Some(spec), Some(a)) = (&job.archivers, report.archivers.as_mut()) {
+        crate::job::archivers::close(spec, env, a).await;
+    }
+    for (spec, result) in results {
+        match result {
+            Ok(r) => {
+                note_copies(&r, report, state, clock.now());
+                report.copies.push(r);
+            }
+            Err(e) => report.errors.push(format!("{}: {e}", spec.url)),
+        }
+    }
+    if stop.is_stopped() {
+        report.stopped = true;
+    } else if let Some(t) = closes.filter(|t| clock.now() >= *t) {
+        // The window closed mid-transfer: what is whole is committed, the rest waits
+        // for the next window.
+        let next = job.windows.next_open(clock.now(), tz);
+        report.waits_until = next;
+        report.transfer_waits = Some(match next {
+            Some(n) => format!("the copy window closed at {t}; the transfer resumes at {n}"),
+            None => format!("the copy window closed at {t}"),
+        });
+    }
+}
+
+/// `look_forward`: the machines with no point made since the interval began are
+/// waiting — looked for again in `every`, or unprotected when the interval ends before
+/// that. Returns whether the job looks again in this interval.
+async fn look_forward(
+    job: &Job,
+    sources: &[Arc<Repository>],
+    clock: &Arc<dyn Clock>,
+    every: std::time::Duration,
+    interval: &std::ops::Range<DateTime<Utc>>,
+    report: &mut IntervalReport,
+) -> bool {
+    let mut all = std::collections::BTreeSet::new();
+    for (spec, source) in job.sources.iter().zip(sources) {
+        let points = match source.load_points().await {
+            Ok(p) => p,
+            Err(e) => {
+                report.errors.push(format!("{}: {e}", spec.url));
+                continue;
+            }
+        };
+        let candidates = points
+            .into_iter()
+            .map(|(id, point)| copy::Candidate {
+                source: 0,
+                id,
+                point,
+            })
+            .collect();
+        let every_point = copy::Selection {
+            points: PointsSpec::All,
+            ..job.selection(spec)
+        };
+        if let Ok(chosen) = every_point.apply(candidates) {
+            all.extend(chosen.into_iter().map(|c| c.point.machine));
+        }
+    }
+    let seen: std::collections::HashSet<&str> =
+        report.machines.iter().map(|m| m.machine.as_str()).collect();
+    let waiting: Vec<String> = all
+        .into_iter()
+        .filter(|m| !seen.contains(m.as_str()))
+        .collect();
+    if waiting.is_empty() {
+        return false;
+    }
+    let next = clock.now() + chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
+    let (result, reason, looking) = match next < interval.end {
+        true => (
+            MachineResult::Waiting,
+            format!(
+                "no point made since {} yet; looking again at {next}",
+                interval.start
+            ),
+            true,
+        ),
+        false => (
+            MachineResult::Unprotected,
+            format!(
+                "no point made since the interval began at {}",
+                interval.start
+            ),
+            false,
+        ),
+    };
+    if looking {
+        report.waits_until = Some(next);
+        report.transfer_waits = Some(format!(
+            "look_forward: waiting for a new point of {}; looking again at {next}",
+            waiting.join(", ")
+        ));
+    }
+    for machine in waiting {
+        report.machines.push(MachineReport {
+            machine,
+            result: result.clone(),
+            points_copied: 0,
+            reason: Some(reason.clone()),
+        });
+    }
+    looking
+}
+
+/// The interval's transfer: each source in turn, its machines side by side up to
+/// `max_tasks`; per source, its copy's report or why it could not run.
+async fn transfer<'a>(
+    job: &'a Job,
+    sources: &[Arc<Repository>],
+    target: &Arc<Repository>,
+    since: Option<DateTime<Utc>>,
+    stop: Stop,
+    via: Option<Arc<crate::remote::pool::Pool>>,
+    progress: &Progress,
+) -> Vec<(&'a SourceSpec, Result<CopyReport>)> {
+    let mut out = Vec::new();
+    for (spec, source) in job.sources.iter().zip(sources) {
+        let mut opts = copy_options(job, spec, sources, since, via.clone());
+        opts.transfer.stop = stop.clone();
+        let r = copy::run(vec![source.clone()], target.clone(), &opts, progress).await;
+        out.push((spec, r));
+    }
+    out
+}
+
+/// The copy of `spec`'s points into the job's target as the runner makes it (and a
+/// job's plan projects it): the machines the source names, each one's latest point (or
+/// those since `since`), the target's pack size, chain, mapping and compression.
+pub(super) fn copy_options(
+    job: &Job,
+    spec: &SourceSpec,
+    sources: &[Arc<Repository>],
+    since: Option<DateTime<Utc>>,
+    via: Option<Arc<crate::remote::pool::Pool>>,
+) -> CopyOptions {
+    CopyOptions {
+        selection: copy::Selection {
+            points: since.map_or(PointsSpec::Latest, PointsSpec::LatestSince),
+            ..job.selection(spec)
+        },
+        pack_size: job.target.pack_size,
+        chain: job.target.chain,
+        map: job.target.map,
+        tasks: job.max_tasks,
+        transfer: TransferOptions {
+            compression: job.target.compression,
+            ..Default::default()
+        },
+        sibling_sources: sources.iter().map(|s| s.config.id).collect(),
+        via: via.map(|p| p as Arc<dyn copy::offload::Offload>),
+        ..Default::default()
+    }
+}
+
+/// Per machine of a copy: copied, up to date, or unprotected (and why); copied points
+/// go into the state.
+fn note_copies(
+    r: &CopyReport,
+    report: &mut IntervalReport,
+    state: &mut JobState,
+    now: DateTime<Utc>,
+) {
+    for c in &r.chains {
+        // A chain held whole, or skipped before it started, names no machines: its
+        // name is its machine's.
+        let machines = match c.machines.is_empty() {
+            true => std::slice::from_ref(&c.chain),
+            false => &c.machines[..],
+        };
+        for m in machines {
+            let copied: Vec<_> = c.copied.iter().filter(|p| &p.machine == m).collect();
+            for p in &copied {
+                state.machines.insert(
+                    m.clone(),
+                    MachineState {
+                        source_point: p.source_point,
+                        time: p.time,
+                        copied_at: now,
+                    },
+                );
+            }
+            let (result, reason) = match c.status {
+                ChainStatus::Copied => (MachineResult::Copied, None),
+                ChainStatus::UpToDate => (MachineResult::UpToDate, None),
+                _ => (
+                    MachineResult::Unprotected,
+                    c.failure
+                        .as_ref()
+                        .map(|f| f.to_string())
+                        .or_else(|| c.failed.first().map(|f| f.reason.clone()))
+                        .or_else(|| c.warnings.first().cloned()),
+                ),
+            };
+            report.machines.push(MachineReport {
+                machine: m.clone(),
+                result,
+                points_copied: copied.len(),
+                reason,
+            });
+        }
+    }
+}
