@@ -84,13 +84,50 @@ pub async fn run(
             r.warn(&l.name, l.describe(now));
         }
     }
-
     // Points are listed first: a point is written after its index, so every point
     // listed here has its index files in the listing below, even while a writer adds to
     // the repository during the check.
     let point_ids = repo.point_ids().await?;
+    let (index, pack_entries) = load_indexes(repo, &mut r).await?;
+    let stored = stored_packs(repo, &mut r).await?;
+    let mut bad_packs = compare_packs(&index, &stored, &mut r);
+    let bad_blobs = match opts.read_data {
+        true => {
+            read_data(
+                repo,
+                &stored,
+                &pack_entries,
+                &mut bad_packs,
+                &mut r,
+                progress,
+            )
+            .await
+        }
+        false => HashMap::new(),
+    };
+    // Points: every tree readable, every blob indexed and in a sound pack.
+    r.points = point_ids.len();
+    for id in point_ids {
+        let name = point_name(&id);
+        let point = match repo.load_point(&id).await {
+            Ok(p) => p,
+            Err(e) => {
+                r.error(&name, e.to_string());
+                continue;
+            }
+        };
+        check_point(repo, &index, &name, &point, &bad_packs, &bad_blobs, &mut r).await;
+    }
+    progress.finish();
+    Ok(r)
+}
 
-    // Indexes, one by one, so a damaged one is named and the rest still count.
+/// The index files, one by one, so a damaged one is named and the rest still count;
+/// with every indexed pack's entries.
+async fn load_indexes(
+    repo: &Repository,
+    r: &mut CheckReport,
+) -> Result<(MasterIndex, HashMap<Id, Vec<PackEntry>>)> {
     let mut index = MasterIndex::default();
     let mut pack_entries: HashMap<Id, Vec<PackEntry>> = HashMap::new();
     for m in repo.list(INDEX).await? {
@@ -114,8 +151,11 @@ pub async fn run(
         }
     }
     r.blobs = index.blob_count();
+    Ok((index, pack_entries))
+}
 
-    // Packs present in the store.
+/// The packs present in the store, with their sizes.
+async fn stored_packs(repo: &Repository, r: &mut CheckReport) -> Result<HashMap<Id, u64>> {
     let mut stored: HashMap<Id, u64> = HashMap::new();
     for m in repo.list(DATA).await? {
         let name = repo.loc.name_of(&m.location);
@@ -127,7 +167,16 @@ pub async fn run(
         }
     }
     r.packs = stored.len();
+    Ok(stored)
+}
 
+/// Indexed packs missing from the store or of another size (errors, returned as bad),
+/// and stored packs in no index (warnings).
+fn compare_packs(
+    index: &MasterIndex,
+    stored: &HashMap<Id, u64>,
+    r: &mut CheckReport,
+) -> HashMap<Id, String> {
     let mut bad_packs: HashMap<Id, String> = HashMap::new();
     for p in index.packs() {
         let name = pack_name(&p.id);
@@ -153,66 +202,60 @@ pub async fn run(
             );
         }
     }
+    bad_packs
+}
 
+/// `--read-data`: every stored pack read whole and each blob verified; unreadable packs
+/// join `bad_packs`, damaged blobs are returned.
+async fn read_data(
+    repo: &Repository,
+    stored: &HashMap<Id, u64>,
+    pack_entries: &HashMap<Id, Vec<PackEntry>>,
+    bad_packs: &mut HashMap<Id, String>,
+    r: &mut CheckReport,
+    progress: &Progress,
+) -> HashMap<Id, String> {
     let mut bad_blobs: HashMap<Id, String> = HashMap::new();
-    if opts.read_data {
-        let ids: Vec<Id> = stored.keys().copied().collect();
-        let pack_entries = &pack_entries;
-        // Whole packs in memory: a few moving, more on a link with latency, capped.
-        let mean = stored.values().sum::<u64>() / stored.len().max(1) as u64;
-        let cap = (PACKS_BYTES / mean.max(1)).clamp(1, PACKS_CAP as u64) as usize;
-        let moving = PACKS_MOVING.min(cap);
-        let inflight = Inflight::new(repo.loc.link.clone(), mean, moving, cap);
-        let inflight = &inflight;
-        let mut reads = futures::stream::iter(ids.into_iter().map(|id| async move {
-            let _place = inflight.enter().await;
-            let name = pack_name(&id);
-            let expected = pack_entries.get(&id).cloned().unwrap_or_default();
-            // A pack that fails is read once more before it is called damaged, so a fault
-            // on the way (not in the store) is not reported as data loss.
-            let mut outcome = read_and_verify(repo, &id, &name, &expected).await;
-            if matches!(&outcome, Ok((_, v)) if !v.is_clean()) {
-                outcome = read_and_verify(repo, &id, &name, &expected).await;
-            }
-            (id, name, outcome)
-        }))
-        .buffer_unordered(PACKS_CAP);
-        while let Some((id, name, outcome)) = reads.next().await {
-            let (len, verdict) = match outcome {
-                Ok(o) => o,
-                Err(e) => {
-                    r.error(&name, e.to_string());
-                    bad_packs.insert(id, "unreadable".into());
-                    continue;
-                }
-            };
-            r.bytes_read += len;
-            progress.add_bytes(len);
-            for msg in verdict.whole {
-                r.error(&name, &msg);
-            }
-            for (blob, msg) in verdict.blobs {
-                r.error(&name, format!("blob {blob}: {msg}"));
-                bad_blobs.insert(blob, format!("is damaged in {name}"));
-            }
+    let ids: Vec<Id> = stored.keys().copied().collect();
+    // Whole packs in memory: a few moving, more on a link with latency, capped.
+    let mean = stored.values().sum::<u64>() / stored.len().max(1) as u64;
+    let cap = (PACKS_BYTES / mean.max(1)).clamp(1, PACKS_CAP as u64) as usize;
+    let moving = PACKS_MOVING.min(cap);
+    let inflight = Inflight::new(repo.loc.link.clone(), mean, moving, cap);
+    let inflight = &inflight;
+    let mut reads = futures::stream::iter(ids.into_iter().map(|id| async move {
+        let _place = inflight.enter().await;
+        let name = pack_name(&id);
+        let expected = pack_entries.get(&id).cloned().unwrap_or_default();
+        // A pack that fails is read once more before it is called damaged, so a fault
+        // on the way (not in the store) is not reported as data loss.
+        let mut outcome = read_and_verify(repo, &id, &name, &expected).await;
+        if matches!(&outcome, Ok((_, v)) if !v.is_clean()) {
+            outcome = read_and_verify(repo, &id, &name, &expected).await;
         }
-    }
-
-    // Points: every tree readable, every blob indexed and in a sound pack.
-    r.points = point_ids.len();
-    for id in point_ids {
-        let name = point_name(&id);
-        let point = match repo.load_point(&id).await {
-            Ok(p) => p,
+        (id, name, outcome)
+    }))
+    .buffer_unordered(PACKS_CAP);
+    while let Some((id, name, outcome)) = reads.next().await {
+        let (len, verdict) = match outcome {
+            Ok(o) => o,
             Err(e) => {
                 r.error(&name, e.to_string());
+                bad_packs.insert(id, "unreadable".into());
                 continue;
             }
         };
-        check_point(repo, &index, &name, &point, &bad_packs, &bad_blobs, &mut r).await;
+        r.bytes_read += len;
+        progress.add_bytes(len);
+        for msg in verdict.whole {
+            r.error(&name, &msg);
+        }
+        for (blob, msg) in verdict.blobs {
+            r.error(&name, format!("blob {blob}: {msg}"));
+            bad_blobs.insert(blob, format!("is damaged in {name}"));
+        }
     }
-    progress.finish();
-    Ok(r)
+    bad_blobs
 }
 
 async fn check_point(

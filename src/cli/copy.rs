@@ -225,134 +225,9 @@ fn target_init_options(
 const MEASURABLE: f64 = 1.0;
 
 pub(super) fn print_report(r: &CopyReport) {
-    let reqs = |c: &ChainReport| {
-        let (s, t) = (&c.requests_source, &c.requests_target);
-        format!(
-            "{}G {}L {}H / {}P {}L {}H {}D",
-            s.get, s.list, s.head, t.put, t.list, t.head, t.delete
-        )
-    };
-    if r.dry_run {
-        let rows: Vec<Vec<String>> = r
-            .chains
-            .iter()
-            .map(|c| {
-                let p = c.plan.clone().unwrap_or_default();
-                vec![
-                    c.chain.clone(),
-                    p.points.to_string(),
-                    c.already_copied.to_string(),
-                    p.blobs.to_string(),
-                    size(p.bytes_to_read),
-                    p.get_requests.to_string(),
-                    p.target_objects.to_string(),
-                    p.put_requests.to_string(),
-                ]
-            })
-            .collect();
-        println!("dry run: nothing was written to {}", r.target);
-        table(
-            &[
-                "CHAIN", "POINTS", "ALREADY", "BLOBS", "TO READ", "GETS", "OBJECTS", "PUTS",
-            ],
-            &rows,
-        );
-        if let Some(c) = &r.cost {
-            println!(
-                "estimated cost: ${:.4} in requests, ${:.4} reading out of the source's region; \
-                 the new data stored in {} costs ${:.4} a month (prices: docs/prices.toml or --prices)",
-                c.requests_usd, c.transfer_usd, c.target_class, c.storage_month_usd
-            );
-        }
-    } else {
-        let rows: Vec<Vec<String>> = r
-            .chains
-            .iter()
-            .map(|c| {
-                vec![
-                    c.chain.clone(),
-                    c.status.to_string(),
-                    format!("{}/{}", c.copied.len(), c.copied.len() + c.failed.len()),
-                    c.already_copied.to_string(),
-                    format!("{} new, {} had", c.blobs_new, c.blobs_present),
-                    size(c.bytes_read),
-                    size(c.bytes_written),
-                    reqs(c),
-                    format!("{:.1} s", c.seconds),
-                    // Below a second, a rate says more about start-up than about speed.
-                    if c.seconds >= MEASURABLE && !c.copied.is_empty() {
-                        format!("{}/s", size(c.throughput as u64))
-                    } else {
-                        "-".into()
-                    },
-                    if c.seconds >= MEASURABLE && !c.copied.is_empty() {
-                        format!(
-                            "{} (read {:.0}% cpu {:.0}% write {:.0}%)",
-                            c.bottleneck.limiting,
-                            c.bottleneck.source_read * 100.0,
-                            c.bottleneck.processing * 100.0,
-                            c.bottleneck.target_write * 100.0
-                        )
-                    } else {
-                        String::new()
-                    },
-                ]
-            })
-            .collect();
-        table(
-            &[
-                "CHAIN",
-                "STATUS",
-                "COPIED",
-                "ALREADY",
-                "BLOBS",
-                "READ",
-                "WRITTEN",
-                "REQUESTS src/dst",
-                "TIME",
-                "SPEED",
-                "BOTTLENECK",
-            ],
-            &rows,
-        );
-        println!(
-            "REQUESTS: source G=GET L=LIST H=HEAD / target P=PUT (multipart parts included) L=LIST H=HEAD D=DELETE; \
-             BOTTLENECK: the stage busy most of the time, with each stage's busy share"
-        );
-        for c in &r.chains {
-            for l in &c.lost_appliances {
-                println!(
-                    "{}: archiver {} lost ({}); {} pack(s), {}, it wrote were kept",
-                    c.chain,
-                    l.appliance,
-                    l.why,
-                    l.packs_kept,
-                    size(l.bytes_kept)
-                );
-            }
-            if let Some(a) = &c.appliance {
-                println!("{}: transferred by archiver {a}", c.chain);
-            }
-        }
-        if r.adopted_packs > 0 {
-            println!(
-                "adopted {} pack(s), {}, left in the target by a run that died",
-                r.adopted_packs,
-                size(r.adopted_bytes)
-            );
-        }
-        let copied = r.points_copied();
-        if copied == 0 && !r.has_failures() {
-            let had: u64 = r.chains.iter().map(|c| c.already_copied).sum();
-            println!(
-                "nothing new to copy: all {had} selected restore point(s) are already in the target"
-            );
-        } else {
-            println!(
-                "{copied} restore point(s) copied to {} in {:.1} s",
-                r.target, r.seconds
-            );
-        }
+    match r.dry_run {
+        true => print_plan(r),
+        false => print_copies(r),
     }
     for c in &r.chains {
         for f in &c.failed {
@@ -367,5 +242,139 @@ pub(super) fn print_report(r: &CopyReport) {
         for w in &c.warnings {
             println!("warning: {}: {w}", c.chain);
         }
+    }
+}
+
+/// A dry run's plan per chain, and its estimated cost.
+fn print_plan(r: &CopyReport) {
+    let rows: Vec<Vec<String>> = r
+        .chains
+        .iter()
+        .map(|c| {
+            let p = c.plan.clone().unwrap_or_default();
+            vec![
+                c.chain.clone(),
+                p.points.to_string(),
+                c.already_copied.to_string(),
+                p.blobs.to_string(),
+                size(p.bytes_to_read),
+                p.get_requests.to_string(),
+                p.target_objects.to_string(),
+                p.put_requests.to_string(),
+            ]
+        })
+        .collect();
+    println!("dry run: nothing was written to {}", r.target);
+    table(
+        &[
+            "CHAIN", "POINTS", "ALREADY", "BLOBS", "TO READ", "GETS", "OBJECTS", "PUTS",
+        ],
+        &rows,
+    );
+    if let Some(c) = &r.cost {
+        println!(
+            "estimated cost: ${:.4} in requests, ${:.4} reading out of the source's region; \
+             the new data stored in {} costs ${:.4} a month (prices: docs/prices.toml or --prices)",
+            c.requests_usd, c.transfer_usd, c.target_class, c.storage_month_usd
+        );
+    }
+}
+
+/// Each chain's copy, what archivers did, and the run's total.
+fn print_copies(r: &CopyReport) {
+    let reqs = |c: &ChainReport| {
+        let (s, t) = (&c.requests_source, &c.requests_target);
+        format!(
+            "{}G {}L {}H / {}P {}L {}H {}D",
+            s.get, s.list, s.head, t.put, t.list, t.head, t.delete
+        )
+    };
+    let rows: Vec<Vec<String>> = r
+        .chains
+        .iter()
+        .map(|c| {
+            vec![
+                c.chain.clone(),
+                c.status.to_string(),
+                format!("{}/{}", c.copied.len(), c.copied.len() + c.failed.len()),
+                c.already_copied.to_string(),
+                format!("{} new, {} had", c.blobs_new, c.blobs_present),
+                size(c.bytes_read),
+                size(c.bytes_written),
+                reqs(c),
+                format!("{:.1} s", c.seconds),
+                // Below a second, a rate says more about start-up than about speed.
+                if c.seconds >= MEASURABLE && !c.copied.is_empty() {
+                    format!("{}/s", size(c.throughput as u64))
+                } else {
+                    "-".into()
+                },
+                if c.seconds >= MEASURABLE && !c.copied.is_empty() {
+                    format!(
+                        "{} (read {:.0}% cpu {:.0}% write {:.0}%)",
+                        c.bottleneck.limiting,
+                        c.bottleneck.source_read * 100.0,
+                        c.bottleneck.processing * 100.0,
+                        c.bottleneck.target_write * 100.0
+                    )
+                } else {
+                    String::new()
+                },
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "CHAIN",
+            "STATUS",
+            "COPIED",
+            "ALREADY",
+            "BLOBS",
+            "READ",
+            "WRITTEN",
+            "REQUESTS src/dst",
+            "TIME",
+            "SPEED",
+            "BOTTLENECK",
+        ],
+        &rows,
+    );
+    println!(
+        "REQUESTS: source G=GET L=LIST H=HEAD / target P=PUT (multipart parts included) L=LIST H=HEAD D=DELETE; \
+         BOTTLENECK: the stage busy most of the time, with each stage's busy share"
+    );
+    for c in &r.chains {
+        for l in &c.lost_appliances {
+            println!(
+                "{}: archiver {} lost ({}); {} pack(s), {}, it wrote were kept",
+                c.chain,
+                l.appliance,
+                l.why,
+                l.packs_kept,
+                size(l.bytes_kept)
+            );
+        }
+        if let Some(a) = &c.appliance {
+            println!("{}: transferred by archiver {a}", c.chain);
+        }
+    }
+    if r.adopted_packs > 0 {
+        println!(
+            "adopted {} pack(s), {}, left in the target by a run that died",
+            r.adopted_packs,
+            size(r.adopted_bytes)
+        );
+    }
+    let copied = r.points_copied();
+    if copied == 0 && !r.has_failures() {
+        let had: u64 = r.chains.iter().map(|c| c.already_copied).sum();
+        println!(
+            "nothing new to copy: all {had} selected restore point(s) are already in the target"
+        );
+    } else {
+        println!(
+            "{copied} restore point(s) copied to {} in {:.1} s",
+            r.target, r.seconds
+        );
     }
 }

@@ -94,28 +94,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
         } else {
             println!("\n4. nightly backups into the primary repository");
         }
-        let mut rows = Vec::new();
-        for m in ["web01", "db01"] {
-            let started = std::time::Instant::now();
-            let (id, p) = backup::run(
-                primary.clone(),
-                backup_options(&machines, m, nightly),
-                Progress::hidden(),
-            )
-            .await?;
-            rows.push(vec![
-                m.to_string(),
-                id.short(),
-                p.summary.files.to_string(),
-                size(p.summary.bytes),
-                size(p.summary.bytes_added),
-                format!("{:.2} s", started.elapsed().as_secs_f64()),
-            ]);
-        }
-        table(
-            &["MACHINE", "POINT", "FILES", "SIZE", "STORED", "TIME"],
-            &rows,
-        );
+        nightly_backups(&primary, &machines, nightly).await?;
         println!(
             "\n{}. backup copy job: offsite copy --from {} --to {} --points all",
             if round == 1 { 5 } else { 7 },
@@ -137,10 +116,65 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     }
 
     println!("\n8. restore the latest copied point of each machine from the offsite repository");
-    let restored = dir.join("restored");
+    restore_and_compare(&offsite_repo, &machines, &dir.join("restored")).await?;
+
+    println!("\n9. check --read-data of the offsite repository");
+    check_copy(&offsite_repo).await?;
+    // The binary that runs now, by its full path: it need not be on the PATH.
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "offsite".into());
+    println!(
+        "\nTry it yourself:\n  OFFSITE_PASSWORD=$(cat {op}) {exe} points {o}\n  OFFSITE_PASSWORD=$(cat {pp}) OFFSITE_TARGET_PASSWORD=$(cat {op}) {exe} copy --from {p} --to {o} --dry-run",
+        op = offsite_pw.display(),
+        pp = primary_pw.display(),
+        o = offsite_repo.url(),
+        p = primary.url(),
+    );
+    Ok(())
+}
+
+/// Each sample machine backed up into `primary` as of `nightly`, in a table.
+async fn nightly_backups(
+    primary: &Arc<Repository>,
+    machines: &Path,
+    nightly: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
     for m in ["web01", "db01"] {
-        let (id, p) = offsite_repo.find_point("latest", Some(m)).await?;
-        let stats = restore::run(&offsite_repo, &id, &p, &restored, &Progress::hidden()).await?;
+        let started = std::time::Instant::now();
+        let (id, p) = backup::run(
+            primary.clone(),
+            backup_options(machines, m, nightly),
+            Progress::hidden(),
+        )
+        .await?;
+        rows.push(vec![
+            m.to_string(),
+            id.short(),
+            p.summary.files.to_string(),
+            size(p.summary.bytes),
+            size(p.summary.bytes_added),
+            format!("{:.2} s", started.elapsed().as_secs_f64()),
+        ]);
+    }
+    table(
+        &["MACHINE", "POINT", "FILES", "SIZE", "STORED", "TIME"],
+        &rows,
+    );
+    Ok(())
+}
+
+/// The latest copied point of each machine restored into `restored` and compared with
+/// its source, bit for bit.
+async fn restore_and_compare(
+    copy: &Repository,
+    machines: &Path,
+    restored: &Path,
+) -> anyhow::Result<()> {
+    for m in ["web01", "db01"] {
+        let (id, p) = copy.find_point("latest", Some(m)).await?;
+        let stats = restore::run(copy, &id, &p, restored, &Progress::hidden()).await?;
         let same = digest(&machines.join(m))? == digest(&restored.join(m))?;
         println!(
             "   {m}: point {} -> {} files, {}: {}",
@@ -157,14 +191,12 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
             bail!("restored {m} differs from its source");
         }
     }
+    Ok(())
+}
 
-    println!("\n9. check --read-data of the offsite repository");
-    let report = check::run(
-        &offsite_repo,
-        &CheckOptions { read_data: true },
-        &Progress::hidden(),
-    )
-    .await?;
+/// `check --read-data` of the copy; its errors fail the demo.
+async fn check_copy(copy: &Repository) -> anyhow::Result<()> {
+    let report = check::run(copy, &CheckOptions { read_data: true }, &Progress::hidden()).await?;
     println!(
         "   {} packs, {} blobs, {} points, read {}: {}",
         report.packs,
@@ -180,17 +212,6 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     if !report.is_ok() {
         bail!("check found errors: {:?}", report.errors);
     }
-    // The binary that runs now, by its full path: it need not be on the PATH.
-    let exe = std::env::current_exe()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "offsite".into());
-    println!(
-        "\nTry it yourself:\n  OFFSITE_PASSWORD=$(cat {op}) {exe} points {o}\n  OFFSITE_PASSWORD=$(cat {pp}) OFFSITE_TARGET_PASSWORD=$(cat {op}) {exe} copy --from {p} --to {o} --dry-run",
-        op = offsite_pw.display(),
-        pp = primary_pw.display(),
-        o = offsite_repo.url(),
-        p = primary.url(),
-    );
     Ok(())
 }
 

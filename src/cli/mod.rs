@@ -1,17 +1,22 @@
 //! Argument parsing and the commands. Each command opens what it needs, calls the
 //! library, and prints a table (or `--json`, whose shape docs/CLI.md documents).
 
+mod backup;
+mod check;
 mod commands;
 mod copy;
 mod demo;
 mod forget;
+mod init;
 mod job;
 mod ls;
 mod output;
 mod password;
+mod points;
 mod progress;
 mod prune;
 mod repos;
+mod restore;
 mod retrieve;
 pub(crate) mod sample;
 mod target;
@@ -53,85 +58,13 @@ pub struct PasswordFile {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create a repository.
-    Init {
-        #[command(flatten)]
-        pw: PasswordFile,
-        /// s3://bucket/prefix, az://container/prefix, file:///path or a path, memory://name
-        repo: String,
-        /// zstd level for new data (0 = store raw).
-        #[arg(long, default_value_t = 3)]
-        compression: i32,
-        /// Target pack size, e.g. 16MiB.
-        #[arg(long, default_value = "16MiB", value_parser = output::parse_size)]
-        pack_size: u64,
-        /// Print the result as JSON (the shapes are in docs/CLI.md).
-        #[arg(long)]
-        json: bool,
-    },
+    Init(Box<init::InitArgs>),
     /// Back up files, folders and raw disk images as a new restore point.
-    Backup {
-        #[command(flatten)]
-        pw: PasswordFile,
-        repo: String,
-        /// The machine these files belong to.
-        #[arg(long)]
-        machine: String,
-        /// The backup job writing this point.
-        #[arg(long)]
-        job: Option<String>,
-        /// A tag KEY=VALUE (repeatable).
-        #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
-        tags: Vec<(String, String)>,
-        /// Store paths relative to this folder (default /).
-        #[arg(long, value_name = "DIR")]
-        base: Option<PathBuf>,
-        /// Record this host name instead of this machine's.
-        #[arg(long)]
-        host: Option<String>,
-        /// Print the result as JSON (the shapes are in docs/CLI.md).
-        #[arg(long)]
-        json: bool,
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-    },
+    Backup(Box<backup::BackupArgs>),
     /// List restore points (and points being written).
-    Points {
-        #[command(flatten)]
-        pw: PasswordFile,
-        repo: String,
-        #[arg(long)]
-        machine: Option<String>,
-        /// Print the result as JSON (the shapes are in docs/CLI.md).
-        #[arg(long)]
-        json: bool,
-    },
+    Points(Box<points::PointsArgs>),
     /// Restore a point into a folder, bit for bit.
-    Restore {
-        #[command(flatten)]
-        pw: PasswordFile,
-        repo: String,
-        /// `latest` or a point id (a unique prefix is enough).
-        point: String,
-        #[arg(long)]
-        machine: Option<String>,
-        #[arg(long, value_name = "DIR")]
-        to: PathBuf,
-        /// Ranged reads in flight (default: 8 for folders; for S3 and Azure 16, more on
-        /// a link with latency, up to 64).
-        #[arg(long, value_name = "N")]
-        connections: Option<usize>,
-        /// Restore only paths matching this glob, and what is under them (repeatable).
-        #[arg(long = "include", value_name = "PATH|GLOB")]
-        include: Vec<String>,
-        /// Leave out paths matching this glob, and what is under them (repeatable).
-        #[arg(long = "exclude", value_name = "PATH|GLOB")]
-        exclude: Vec<String>,
-        #[command(flatten)]
-        retrieve: retrieve::RetrieveArgs,
-        /// Print the result as JSON (the shapes are in docs/CLI.md).
-        #[arg(long)]
-        json: bool,
-    },
+    Restore(Box<restore::RestoreArgs>),
     /// List a point's files and folders without restoring them.
     Ls {
         #[command(flatten)]
@@ -149,18 +82,7 @@ pub enum Command {
     },
     /// Verify the repository; with --read-data, every blob (archived packs are planned
     /// and priced first, and retrieved with --retrieve).
-    Check {
-        #[command(flatten)]
-        pw: PasswordFile,
-        repo: String,
-        #[arg(long)]
-        read_data: bool,
-        #[command(flatten)]
-        retrieve: retrieve::RetrieveArgs,
-        /// Print the result as JSON (the shapes are in docs/CLI.md).
-        #[arg(long)]
-        json: bool,
-    },
+    Check(Box<check::CheckArgs>),
     /// Copy restore points into another repository, as an independent chain under its own key.
     Copy(Box<CopyArgs>),
     /// Forget restore points a retention policy does not keep (newest N, weekly, monthly,
@@ -357,13 +279,12 @@ impl Command {
     /// The `--password-file` given to this command, if it takes one.
     fn password_file(&self) -> Option<PathBuf> {
         let pw = match self {
-            Command::Init { pw, .. }
-            | Command::Backup { pw, .. }
-            | Command::Points { pw, .. }
-            | Command::Restore { pw, .. }
-            | Command::Ls { pw, .. }
-            | Command::Check { pw, .. }
-            | Command::Unlock { pw, .. } => pw,
+            Command::Init(a) => &a.pw,
+            Command::Backup(a) => &a.pw,
+            Command::Points(a) => &a.pw,
+            Command::Restore(a) => &a.pw,
+            Command::Check(a) => &a.pw,
+            Command::Ls { pw, .. } | Command::Unlock { pw, .. } => pw,
             Command::Copy(c) => &c.pw,
             Command::Forget(f) => &f.pw,
             Command::Prune(p) => &p.pw,

@@ -23,10 +23,12 @@ use super::report::StageTimes;
 use super::settings::{READS_CAP, READS_MOVING, TransferOptions};
 use super::transform::process_read;
 use crate::format::index::IndexedPack;
+use crate::format::pack::PackEntry;
 use crate::format::pack_name;
 use crate::progress::{Busy, Progress};
 use crate::repo::Repository;
 use crate::repo::packer::Packer;
+use crate::repo::reads::Read;
 use crate::repo::repack::Seal;
 use crate::store::Inflight;
 use crate::{Error, Id, Result};
@@ -73,13 +75,7 @@ pub async fn transfer(
     .reporting(progress.clone());
     let mut out = TransferOutcome::default();
     // Reads in flight per source, sized to its link unless fixed.
-    let inflight: Vec<Inflight> = how
-        .iter()
-        .map(|(repo, _)| match opts.reads_in_flight {
-            Some(n) => Inflight::fixed(n),
-            None => Inflight::new(repo.loc.link.clone(), COPY_READ, READS_MOVING, READS_CAP),
-        })
-        .collect();
+    let inflight: Vec<Inflight> = how.iter().map(|(repo, _)| read_limit(repo, opts)).collect();
     let most = inflight.iter().map(Inflight::cap).max().unwrap_or(1);
     // The budget is taken in read order, before a read starts: the reads holding it are
     // always the next to be consumed, so chains sharing it never wait on each other in a
@@ -132,32 +128,7 @@ pub async fn transfer(
             break;
         };
         consumed += 1;
-        match done {
-            Err(f) => {
-                for e in &read.blobs {
-                    out.failed_blobs.insert(e.id, f.clone());
-                }
-            }
-            Ok(blobs) => {
-                for (e, res) in blobs {
-                    match res {
-                        // The packer waits for an upload slot when a pack is full: a
-                        // stop asked meanwhile ends the transfer at that boundary.
-                        Ok(_) if opts.stop.is_stopped() => {
-                            out.failed_blobs.insert(e.id, interrupted(plan));
-                        }
-                        Ok(sealed) => {
-                            progress.add_bytes(u64::from(e.raw_length));
-                            packer.add(e.kind, e.id, e.raw_length, &sealed).await?;
-                            out.blobs_written += 1;
-                        }
-                        Err(f) => {
-                            out.failed_blobs.insert(e.id, f);
-                        }
-                    }
-                }
-            }
-        }
+        pack_read(read, done, &mut packer, &mut out, (plan, opts, progress)).await?;
     }
     drop(stream);
     // The open pack is finished either way: a stopped transfer leaves whole packs.
@@ -167,9 +138,7 @@ pub async fn transfer(
             .entry(e.id)
             .or_insert_with(|| interrupted(plan));
     }
-    out.points = plan
-        .points
-        .iter()
+    out.points = (plan.points.iter())
         .map(|p| {
             p.needs
                 .iter()
@@ -183,6 +152,56 @@ pub async fn transfer(
         target_write: write_busy.total().as_secs_f64(),
     };
     Ok(out)
+}
+
+/// A read's blobs, each sealed for the target or failed; or the read failed as one.
+type Processed =
+    std::result::Result<Vec<(PackEntry, std::result::Result<Vec<u8>, Failure>)>, Failure>;
+
+/// Reads in flight from `repo`: sized to its link, unless the options fix it.
+fn read_limit(repo: &Repository, opts: &TransferOptions) -> Inflight {
+    match opts.reads_in_flight {
+        Some(n) => Inflight::fixed(n),
+        None => Inflight::new(repo.loc.link.clone(), COPY_READ, READS_MOVING, READS_CAP),
+    }
+}
+
+/// One read's blobs, as they came back: each sealed one packed, each failed one noted
+/// (the whole read's when it failed as one).
+async fn pack_read(
+    read: &Read,
+    done: Processed,
+    packer: &mut Packer,
+    out: &mut TransferOutcome,
+    (plan, opts, progress): (&ChainPlan, &TransferOptions, &Progress),
+) -> Result<()> {
+    let blobs = match done {
+        Ok(blobs) => blobs,
+        Err(f) => {
+            for e in &read.blobs {
+                out.failed_blobs.insert(e.id, f.clone());
+            }
+            return Ok(());
+        }
+    };
+    for (e, res) in blobs {
+        match res {
+            // The packer waits for an upload slot when a pack is full: a stop asked
+            // meanwhile ends the transfer at that boundary.
+            Ok(_) if opts.stop.is_stopped() => {
+                out.failed_blobs.insert(e.id, interrupted(plan));
+            }
+            Ok(sealed) => {
+                progress.add_bytes(u64::from(e.raw_length));
+                packer.add(e.kind, e.id, e.raw_length, &sealed).await?;
+                out.blobs_written += 1;
+            }
+            Err(f) => {
+                out.failed_blobs.insert(e.id, f);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Why a blob the transfer did not reach is missing from the target.

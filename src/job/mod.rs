@@ -4,6 +4,7 @@
 
 pub mod archivers;
 pub mod config;
+mod decode;
 pub mod endpoint;
 pub mod interval;
 pub mod metrics;

@@ -154,22 +154,14 @@ pub async fn run_with(
         remove_if_symlink(&path)?;
         match node.kind {
             NodeKind::Dir => {
-                match std::fs::create_dir(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => {}
-                    Err(e) => return Err(Error::io(&path, e)),
-                }
+                make_dir(&path)?;
                 stats.dirs += 1;
                 node.blobs = Vec::new();
                 dirs.push((path, node));
             }
             NodeKind::Symlink => {
-                let target = node.target.as_deref().unwrap_or_default();
-                let _ = std::fs::remove_file(&path);
-                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &path)
-                    .map_err(|e| Error::io(&path, e))?;
+                make_symlink(&path, &node, as_root)?;
                 stats.symlinks += 1;
-                finish_node(&path, &node, as_root)?;
             }
             NodeKind::File => {
                 stats.files += 1;
@@ -208,17 +200,47 @@ pub async fn run_with(
     batch
         .restore(repo, &index, connections, only, progress)
         .await?;
-    let filtered = !opts.filter.is_everything();
+    finish_dirs(&dirs, &opts.filter, &above, as_root)?;
+    progress.finish();
+    Ok(stats)
+}
+
+/// A folder (one already there is fine).
+fn make_dir(path: &Path) -> Result<()> {
+    match std::fs::create_dir(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// A symlink to the node's target, with its owner and times.
+fn make_symlink(path: &Path, node: &Node, as_root: bool) -> Result<()> {
+    let target = node.target.as_deref().unwrap_or_default();
+    let _ = std::fs::remove_file(path);
+    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), path)
+        .map_err(|e| Error::io(path, e))?;
+    finish_node(path, node, as_root)
+}
+
+/// Folder modes and times, deepest first — with a filter, only of the folders taken
+/// and those above what was taken.
+fn finish_dirs(
+    dirs: &[(PathBuf, Node)],
+    filter: &PathFilter,
+    above: &HashSet<Vec<u8>>,
+    as_root: bool,
+) -> Result<()> {
+    let filtered = !filter.is_everything();
     for (path, node) in dirs.iter().rev() {
-        if filtered && !opts.filter.takes(&node.path) && !above.contains(&node.path) {
+        if filtered && !filter.takes(&node.path) && !above.contains(&node.path) {
             continue;
         }
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode))
             .map_err(|e| Error::io(path, e))?;
         finish_node(path, node, as_root)?;
     }
-    progress.finish();
-    Ok(stats)
+    Ok(())
 }
 
 /// Waits for a batch fetched by a task of its own.
