@@ -19,7 +19,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::format::index::{IndexFile, IndexedPack};
-use crate::format::lock::LockKind;
+use crate::format::lock::{LockKind, Purpose};
 use crate::format::mark::{Mark, MarkKind};
 use crate::format::pack_name;
 use crate::format::point::Point;
@@ -126,13 +126,13 @@ pub async fn check_and_heal(
     sources: &[Arc<Repository>],
     progress: &Progress,
 ) -> Result<HealthReport> {
-    exclusively(target, "health-check", run(target, sources, progress)).await
+    exclusively(target, Purpose::HealthCheck, run(target, sources, progress)).await
 }
 
 /// Runs `work` under the repository's exclusive lock, taken as `what`.
 async fn exclusively(
     target: &Arc<Repository>,
-    what: &str,
+    what: Purpose,
     work: impl Future<Output = Result<HealthReport>>,
 ) -> Result<HealthReport> {
     let lock = LockGuard::acquire(target, LockKind::Exclusive, what, None).await?;
@@ -239,7 +239,12 @@ pub async fn active_full(
     sources: &[Arc<Repository>],
     progress: &Progress,
 ) -> Result<HealthReport> {
-    exclusively(target, "active-full", refresh(target, sources, progress)).await
+    exclusively(
+        target,
+        Purpose::ActiveFull,
+        refresh(target, sources, progress),
+    )
+    .await
 }
 
 async fn refresh(

@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::format::index::IndexedPack;
-use crate::format::lock::LockKind;
+use crate::format::lock::{LockKind, Purpose};
 use crate::format::pack::{BlobKind, PackEntry};
 use crate::format::{DATA, pack_name, parse_pack_name, point_name};
 use crate::progress::Progress;
@@ -115,7 +115,7 @@ pub async fn prune(
         true => LockKind::Shared,
         false => LockKind::Exclusive,
     };
-    let lock = LockGuard::acquire(repo, kind, "prune", None).await?;
+    let lock = LockGuard::acquire(repo, kind, Purpose::Prune, None).await?;
     let result = run(repo, opts, progress).await;
     lock.release_after(result).await
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::chunker::{self, IncrementalChunker};
-use crate::format::lock::LockKind;
+use crate::format::lock::{Holder, LockKind, Purpose};
 use crate::format::pack::BlobKind;
 use crate::format::point::{Point, Summary, validate_name};
 use crate::format::tree::{Node, NodeKind};
@@ -81,7 +81,13 @@ pub async fn run(
     let base = opts.base.clone().unwrap_or_else(|| PathBuf::from("/"));
     let roots = walk::roots(&opts.paths, &base)?;
 
-    let lock = LockGuard::acquire(&repo, LockKind::Shared, "backup", Some(&opts.machine)).await?;
+    let lock = LockGuard::acquire(
+        &repo,
+        LockKind::Shared,
+        Purpose::Backup,
+        Some(Holder::Machine(opts.machine.clone())),
+    )
+    .await?;
     let result = run_locked(&repo, &lock.name, &opts, base, roots, progress).await;
     lock.release_after(result).await
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use offsite::check::{self, CheckOptions};
-use offsite::format::lock::LockKind;
+use offsite::format::lock::{LockKind, Purpose};
 
 use super::PasswordFile;
 use super::output::{json, size};
@@ -36,7 +36,8 @@ pub async fn run(a: CheckArgs, pwf: Option<&Path>) -> anyhow::Result<ExitCode> {
     if read_data && super::retrieve::worth_a_look(&r, &retrieve) {
         super::retrieve::prepare_check(&r, &retrieve).await?;
     }
-    let lock = offsite::repo::lock::LockGuard::acquire(&r, LockKind::Shared, "check", None).await?;
+    let lock =
+        offsite::repo::lock::LockGuard::acquire(&r, LockKind::Shared, Purpose::Check, None).await?;
     let progress = super::progress::for_terminal("check", None);
     let report = check::run(&r, &CheckOptions { read_data }, &progress).await;
     lock.release().await?;

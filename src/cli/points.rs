@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use offsite::format::lock::{Holder, Purpose};
 use offsite::repo::WarmSpec;
 use offsite::repo::lock::list_locks;
 use serde_json::json;
@@ -43,11 +44,14 @@ pub async fn run(a: PointsArgs, pwf: Option<&Path>) -> anyhow::Result<ExitCode> 
     let locks = list_locks(&r).await?;
     let writing: Vec<_> = locks
         .iter()
+        // Points being written: a backup's or a copy chain's (a job runner's own lock
+        // writes no point itself).
         .filter(|l| !l.lock.is_stale(now) && l.lock.machine.is_some())
+        .filter(|l| l.lock.operation != Purpose::Job)
         .filter(|l| {
             machine
                 .as_ref()
-                .is_none_or(|m| l.lock.machine.as_ref() == Some(m))
+                .is_none_or(|m| matches!(&l.lock.machine, Some(Holder::Machine(held)) if held == m))
         })
         .collect();
     let stale: Vec<_> = locks.iter().filter(|l| l.lock.is_stale(now)).collect();

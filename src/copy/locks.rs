@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Selection;
-use crate::format::lock::LockKind;
+use crate::format::lock::{Holder, LockKind, Purpose};
 use crate::repo::Repository;
 use crate::repo::lock::{LockGuard, list_locks};
 use crate::{Error, Result};
@@ -28,10 +28,10 @@ pub(super) async fn wait_for_writers(
         let now = clock.now();
         let mut writing = Vec::new();
         for l in list_locks(repo).await? {
-            if l.lock.is_stale(now) || l.lock.operation != "backup" {
+            if l.lock.is_stale(now) || l.lock.operation != Purpose::Backup {
                 continue;
             }
-            if let Some(m) = &l.lock.machine
+            if let Some(Holder::Machine(m)) = &l.lock.machine
                 && sel.machine_selected(m)?
             {
                 writing.push((m.clone(), l.describe(now)));
@@ -64,7 +64,7 @@ pub(super) async fn wait_for_writers(
 pub(super) async fn lock_sources(sources: &[Arc<Repository>]) -> Result<Vec<LockGuard>> {
     let tries = sources
         .iter()
-        .map(|s| LockGuard::acquire(s, LockKind::Shared, "copy-read", None));
+        .map(|s| LockGuard::acquire(s, LockKind::Shared, Purpose::CopyRead, None));
     let taken = futures::future::join_all(tries).await;
     let mut guards = Vec::new();
     let mut refused = None;
@@ -113,8 +113,8 @@ where
     loop {
         let (g, others, value) = LockGuard::acquire_shared_and_list(
             target,
-            "copy",
-            Some(chain),
+            Purpose::Copy,
+            Some(Holder::from(chain)),
             &|n| ours.has(n),
             &|n| ours.add(n),
             read(),
@@ -124,7 +124,7 @@ where
         let mine = (g.created, g.name.clone());
         let earlier: Vec<String> = others
             .iter()
-            .filter(|l| l.lock.operation == "copy" && l.lock.machine.as_deref() == Some(chain))
+            .filter(|l| l.lock.operation == Purpose::Copy && l.lock.machine == Some(chain.into()))
             .filter(|l| (l.lock.created, l.name.clone()) < mine)
             .map(|l| l.describe(now))
             .collect();
@@ -193,7 +193,7 @@ mod tests {
         let clock = Arc::new(ManualClock::new(t0));
         let repo = testkit::repo(testkit::memory(), 1 << 20).await;
         let repo = Arc::new(Arc::into_inner(repo).unwrap().with_clock(clock.clone()));
-        let holder = LockGuard::acquire(&repo, LockKind::Shared, "copy", Some("web"))
+        let holder = LockGuard::acquire(&repo, LockKind::Shared, Purpose::Copy, Some("web".into()))
             .await
             .unwrap();
         // The holder's lock is the older one (equal times would be settled by name).
@@ -238,9 +238,10 @@ mod tests {
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
         let repo = testkit::repo(testkit::memory(), 1 << 20).await;
         let repo = Arc::new(Arc::into_inner(repo).unwrap().with_clock(clock.clone()));
-        let backup = LockGuard::acquire(&repo, LockKind::Shared, "backup", Some("db"))
-            .await
-            .unwrap();
+        let backup =
+            LockGuard::acquire(&repo, LockKind::Shared, Purpose::Backup, Some("db".into()))
+                .await
+                .unwrap();
         let all = Selection::default();
         let r = repo.clone();
         let sel = all.clone();

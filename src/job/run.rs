@@ -19,6 +19,7 @@ use super::phases::{self, Interval};
 use super::state::JobState;
 use crate::clock::Clock;
 use crate::copy;
+use crate::format::lock::{Holder, Purpose};
 use crate::progress::Progress;
 use crate::repo::lock::LockGuard;
 use crate::repo::{Repository, WarmSpec};
@@ -86,11 +87,11 @@ async fn open_target(
 /// The job's own lock in its target: one runner per job. Another runner's live lock for
 /// the job stops this one.
 async fn lock_job(target: &Arc<Repository>, job: &str) -> Result<LockGuard> {
-    let chain = format!("job:{job}");
+    let holder = Holder::Job(job.to_string());
     let (g, others, ()) = LockGuard::acquire_shared_and_list(
         target,
-        "job",
-        Some(&chain),
+        Purpose::Job,
+        Some(holder.clone()),
         &|_| false,
         &|_| {},
         async { Ok(()) },
@@ -99,7 +100,7 @@ async fn lock_job(target: &Arc<Repository>, job: &str) -> Result<LockGuard> {
     let now = target.clock().now();
     let running: Vec<String> = others
         .iter()
-        .filter(|l| l.lock.operation == "job" && l.lock.machine.as_deref() == Some(&chain))
+        .filter(|l| l.lock.operation == Purpose::Job && l.lock.machine.as_ref() == Some(&holder))
         .map(|l| l.describe(now))
         .collect();
     if running.is_empty() {
@@ -349,18 +350,21 @@ mod tests {
         let (read, puts) = chains.fold((0, 0), |(b, n), c| {
             (b + c.bytes_read, n + c.requests_target.put)
         });
-        // Within 5 %, or one request: how many packs the transfer closes varies by one
-        // from run to run (its packers work side by side).
-        let near = |projected: u64, actual: u64| {
-            (projected as f64 - actual as f64).abs() <= (0.05 * actual as f64).max(1.0)
+        // Within 5 %, or one request per chain: how many packs a chain's transfer closes
+        // varies by one from run to run (its packers work side by side), so with two
+        // chains the PUTs vary by two (measured on the code before and after the issue 19
+        // refactor alike: 10, 11 or 12 for a projection of 12).
+        let chains = p.sources[0].chains as f64;
+        let near = |projected: u64, actual: u64, slack: f64| {
+            (projected as f64 - actual as f64).abs() <= (0.05 * actual as f64).max(slack)
         };
         assert!(
-            near(p.total.bytes_to_read, read),
+            near(p.total.bytes_to_read, read, 1.0),
             "{} vs {read}",
             p.total.bytes_to_read
         );
         assert!(
-            near(p.total.put_requests, puts),
+            near(p.total.put_requests, puts, chains),
             "{} vs {puts}",
             p.total.put_requests
         );

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
 use super::Repository;
-use crate::format::lock::{Lock, LockKind};
+use crate::format::lock::{Holder, Lock, LockKind, Purpose};
 use crate::format::{LOCKS, lock_name};
 use crate::{Error, Result};
 
@@ -29,7 +29,7 @@ impl FoundLock {
         let l = &self.lock;
         let what = match &l.machine {
             Some(m) => format!("{} of {m}", l.operation),
-            None => l.operation.clone(),
+            None => l.operation.to_string(),
         };
         let state = if l.holder_is_gone() && l.expires >= now {
             "STALE: its process is gone from this host (remove with `offsite unlock`)".to_string()
@@ -111,8 +111,8 @@ impl LockGuard {
     pub async fn acquire(
         repo: &Arc<Repository>,
         kind: LockKind,
-        operation: &str,
-        machine: Option<&str>,
+        operation: Purpose,
+        machine: Option<Holder>,
     ) -> Result<LockGuard> {
         conflicts(repo, kind, None).await?;
         let g = Self::put(repo, kind, operation, machine).await?;
@@ -136,8 +136,8 @@ impl LockGuard {
     /// must see the repository as it is under the lock costs no round trip of its own.
     pub async fn acquire_shared_and_list<T, F>(
         repo: &Arc<Repository>,
-        operation: &str,
-        machine: Option<&str>,
+        operation: Purpose,
+        machine: Option<Holder>,
         ours: &(dyn Fn(&str) -> bool + Sync),
         written: &(dyn Fn(&str) + Sync),
         alongside: F,
@@ -178,14 +178,14 @@ impl LockGuard {
     async fn put(
         repo: &Arc<Repository>,
         kind: LockKind,
-        operation: &str,
-        machine: Option<&str>,
+        operation: Purpose,
+        machine: Option<Holder>,
     ) -> Result<LockGuard> {
         let now = repo.clock().now();
         let lock = Lock {
             kind,
-            operation: operation.to_string(),
-            machine: machine.map(str::to_string),
+            operation,
+            machine,
             host: gethostname::gethostname().to_string_lossy().into_owned(),
             pid: std::process::id(),
             created: now,
@@ -307,26 +307,32 @@ mod tests {
     #[tokio::test]
     async fn an_exclusive_lock_goes_beside_the_takers_own_lock_only() {
         let repo = testkit::repo(testkit::memory(), 1 << 20).await;
-        let job = LockGuard::acquire(&repo, LockKind::Shared, "job", Some("job:nightly"))
-            .await
-            .unwrap();
-        let refused = LockGuard::acquire(&repo, LockKind::Exclusive, "prune", None).await;
+        let job = LockGuard::acquire(
+            &repo,
+            LockKind::Shared,
+            Purpose::Job,
+            Some("job:nightly".into()),
+        )
+        .await
+        .unwrap();
+        let refused = LockGuard::acquire(&repo, LockKind::Exclusive, Purpose::Prune, None).await;
         assert!(matches!(refused, Err(Error::Locked(_))));
         let ours = vec![job.name.clone()];
         let prune = beside(
             ours.clone(),
-            LockGuard::acquire(&repo, LockKind::Exclusive, "prune", None),
+            LockGuard::acquire(&repo, LockKind::Exclusive, Purpose::Prune, None),
         )
         .await
         .unwrap();
         prune.release().await.unwrap();
 
-        let other = LockGuard::acquire(&repo, LockKind::Shared, "backup", Some("web"))
-            .await
-            .unwrap();
+        let other =
+            LockGuard::acquire(&repo, LockKind::Shared, Purpose::Backup, Some("web".into()))
+                .await
+                .unwrap();
         let refused = beside(
             ours,
-            LockGuard::acquire(&repo, LockKind::Exclusive, "prune", None),
+            LockGuard::acquire(&repo, LockKind::Exclusive, Purpose::Prune, None),
         )
         .await;
         assert!(matches!(refused, Err(Error::Locked(m)) if m.contains("backup")));

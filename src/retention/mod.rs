@@ -18,7 +18,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
-use crate::format::lock::LockKind;
+use crate::format::lock::{LockKind, Purpose};
 use crate::format::mark::Mark;
 use crate::format::point::Point;
 use crate::format::point_name;
@@ -119,7 +119,7 @@ pub async fn forget<Tz: TimeZone>(
         .collect::<Result<Vec<_>>>()?;
     let lock = match opts.dry_run {
         true => None,
-        false => Some(LockGuard::acquire(repo, LockKind::Exclusive, "forget", None).await?),
+        false => Some(LockGuard::acquire(repo, LockKind::Exclusive, Purpose::Forget, None).await?),
     };
     let result = decide_and_delete(repo, opts, &patterns, tz).await;
     match lock {

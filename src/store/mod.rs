@@ -7,7 +7,9 @@ pub mod azure;
 pub mod class;
 pub mod cloud;
 pub mod diagnose;
+#[cfg(any(test, feature = "testkit"))]
 pub mod flaky;
+#[cfg(any(test, feature = "testkit"))]
 pub mod gated;
 pub mod link;
 pub mod metered;

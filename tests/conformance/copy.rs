@@ -10,7 +10,7 @@ use offsite::copy::{
     self, ChainMode, ChainStatus, Compression, CopyOptions, CopyReport, Failure, PointsSpec,
     Selection, Shard,
 };
-use offsite::format::lock::LockKind;
+use offsite::format::lock::{LockKind, Purpose};
 use offsite::progress::Progress;
 use offsite::repo::Repository;
 use offsite::repo::lock::LockGuard;
@@ -266,7 +266,7 @@ pub async fn copy_adopts_after_crash(mk: &MakeLocation) {
 pub async fn copy_respects_locks(mk: &MakeLocation) {
     let (src, _dir) = source(mk).await;
     let dst = init_target(mk).await;
-    let writer = LockGuard::acquire(&src, LockKind::Shared, "backup", Some("db01"))
+    let writer = LockGuard::acquire(&src, LockKind::Shared, Purpose::Backup, Some("db01".into()))
         .await
         .unwrap();
     let opts = CopyOptions {
@@ -293,7 +293,7 @@ pub async fn copy_respects_locks(mk: &MakeLocation) {
     writer.release().await.unwrap();
 
     // Another copy of db01 holds the chain lock in the target.
-    let other = LockGuard::acquire(&dst, LockKind::Shared, "copy", Some("db01"))
+    let other = LockGuard::acquire(&dst, LockKind::Shared, Purpose::Copy, Some("db01".into()))
         .await
         .unwrap();
     let r = run(&src, &dst, &all()).await;

@@ -33,7 +33,7 @@ use offsite::backup::{self, BackupOptions};
 use offsite::check::{self, CheckOptions, CheckReport};
 use offsite::clock::{Clock, ManualClock};
 use offsite::format::keyfile::KdfParams;
-use offsite::format::lock::LockKind;
+use offsite::format::lock::{Holder, LockKind, Purpose};
 use offsite::format::{self, pack_name};
 use offsite::progress::Progress;
 use offsite::repo::lock::{LockGuard, list_locks, remove_locks};
@@ -631,18 +631,28 @@ pub async fn locks(mk: &MakeLocation) {
             .with_clock(clock.clone()),
     );
 
-    let g = LockGuard::acquire(&repo, LockKind::Shared, "backup", Some("web01"))
-        .await
-        .unwrap();
+    let g = LockGuard::acquire(
+        &repo,
+        LockKind::Shared,
+        Purpose::Backup,
+        Some("web01".into()),
+    )
+    .await
+    .unwrap();
     let found = list_locks(&repo).await.unwrap();
     assert_eq!(found.len(), 1);
-    assert_eq!(found[0].lock.machine.as_deref(), Some("web01"));
+    assert_eq!(found[0].lock.machine, Some(Holder::Machine("web01".into())));
     assert!(!found[0].lock.is_stale(clock.now()));
     // A second shared lock is fine; an exclusive one is refused, naming the holder.
-    let g2 = LockGuard::acquire(&repo, LockKind::Shared, "backup", Some("db01"))
-        .await
-        .unwrap();
-    let e = LockGuard::acquire(&repo, LockKind::Exclusive, "prune", None)
+    let g2 = LockGuard::acquire(
+        &repo,
+        LockKind::Shared,
+        Purpose::Backup,
+        Some("db01".into()),
+    )
+    .await
+    .unwrap();
+    let e = LockGuard::acquire(&repo, LockKind::Exclusive, Purpose::Prune, None)
         .await
         .err()
         .unwrap();
@@ -660,7 +670,7 @@ pub async fn locks(mk: &MakeLocation) {
         "{:?}",
         r.warnings
     );
-    LockGuard::acquire(&repo, LockKind::Exclusive, "prune", None)
+    LockGuard::acquire(&repo, LockKind::Exclusive, Purpose::Prune, None)
         .await
         .unwrap()
         .release()
