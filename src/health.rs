@@ -18,7 +18,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::format::index::{IndexFile, IndexedPack};
+use crate::format::index::IndexedPack;
 use crate::format::lock::{LockKind, Purpose};
 use crate::format::mark::{Mark, MarkKind};
 use crate::format::pack_name;
@@ -29,6 +29,7 @@ use crate::repo::immutable::LOOKS_IN_FLIGHT;
 use crate::repo::lock::LockGuard;
 use crate::repo::reach::{Files, reach};
 use crate::repo::reads::{Read, coalesce};
+use crate::repo::reindex::Rewrite;
 use crate::repo::repack::{Repacker, Seal};
 use crate::repo::{IO_CONCURRENCY, MasterIndex, Repository, blob};
 use crate::retrieval;
@@ -518,7 +519,7 @@ async fn fetch_verified(target: &Repository, read: &Read) -> Checked {
 
 /// Indexes the new packs, then rewrites every index file that names a `replaced` pack
 /// (dropped) or a `placed` blob elsewhere (the entry dropped), and deletes the files it
-/// replaced.
+/// replaced (`Repository::rewrite_index`, only the files touched).
 async fn repair_index(
     target: &Repository,
     packs: &[IndexedPack],
@@ -528,37 +529,15 @@ async fn repair_index(
     if packs.is_empty() && replaced.is_empty() {
         return Ok(());
     }
-    let fresh: HashSet<Id> = packs.iter().map(|p| p.id).collect();
-    let names = target.index_names().await?;
-    let files = target.load_index_files(names).await?;
-    target.save_indexes(packs).await?;
-    let stale = |p: &IndexedPack| {
-        !fresh.contains(&p.id)
-            && (replaced.contains(&p.id) || p.entries.iter().any(|e| placed.contains(&e.id)))
+    let files = target.load_index_files(target.index_names().await?).await?;
+    let rw = Rewrite {
+        added: packs,
+        dropped: replaced,
+        moved: placed,
+        whole: false,
     };
-    let mut old = Vec::new();
-    for (name, file) in files {
-        if !file.packs.iter().any(stale) {
-            continue;
-        }
-        let packs: Vec<IndexedPack> = file
-            .packs
-            .into_iter()
-            .filter(|p| !replaced.contains(&p.id) || fresh.contains(&p.id))
-            .map(|mut p| {
-                if !fresh.contains(&p.id) {
-                    p.entries.retain(|e| !placed.contains(&e.id));
-                }
-                p
-            })
-            .filter(|p| !p.entries.is_empty())
-            .collect();
-        if !packs.is_empty() {
-            target.save_index(&IndexFile { packs }).await?;
-        }
-        old.push(name);
-    }
-    target.delete_all(old).await
+    target.rewrite_index(files, rw).await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::format::index::IndexedPack;
+use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::lock::{LockKind, Purpose};
 use crate::format::pack::{BlobKind, PackEntry};
 use crate::format::{DATA, pack_name, parse_pack_name, point_name};
@@ -28,6 +28,7 @@ use crate::progress::Progress;
 use crate::repo::lock::LockGuard;
 use crate::repo::reach::{Files, Reached, reach};
 use crate::repo::reads::{Read, coalesce};
+use crate::repo::reindex::Rewrite;
 use crate::repo::repack::{Repacker, Seal};
 use crate::repo::{MasterIndex, Repository};
 use crate::{Error, Id, Result};
@@ -139,9 +140,11 @@ pub struct PrunePlan {
     pub report: PruneReport,
     index: MasterIndex,
     /// The index files read: all replaced by the new index.
-    index_names: Vec<String>,
-    /// The packs kept, as indexed, by id.
-    keep: Vec<IndexedPack>,
+    index_files: Vec<(String, IndexFile)>,
+    /// Indexed packs that no index may name any more (deleted or rewritten).
+    dropped: HashSet<Id>,
+    /// The packs kept, and their bytes.
+    kept: (usize, u64),
     /// The live blobs of the packs rewritten.
     to_move: Vec<(usize, Id)>,
     /// Packs deleted or rewritten, and unindexed packs past the grace period: deleted
@@ -162,8 +165,7 @@ pub async fn plan(repo: &Arc<Repository>, opts: &PruneOptions) -> Result<PrunePl
         dry_run: opts.dry_run,
         ..Default::default()
     };
-    let index_names = repo.index_names().await?;
-    let index_files = repo.load_index_files(index_names.clone()).await?;
+    let index_files = repo.load_index_files(repo.index_names().await?).await?;
     let mut index = MasterIndex::default();
     for (name, f) in &index_files {
         index.add_file(name, f);
@@ -237,12 +239,13 @@ pub async fn plan(repo: &Arc<Repository>, opts: &PruneOptions) -> Result<PrunePl
         .sum();
     r.packs_after = r.packs_before - r.packs_deleted - r.packs_rewritten - r.unindexed_deleted;
     r.bytes_after = r.bytes_before - r.bytes_freed + r.bytes_moved;
-    let mut keep: Vec<IndexedPack> = entries
-        .into_iter()
+    let kept = (entries.iter())
         .filter(|(id, _)| fates.get(id) == Some(&Fate::Keep) && stored.contains_key(id))
-        .map(|(id, (size, entries))| IndexedPack { id, size, entries })
+        .fold((0, 0), |(n, b), (_, (size, _))| (n + 1, b + size));
+    let dropped = (fates.iter())
+        .filter(|(_, f)| **f != Fate::Keep)
+        .map(|(id, _)| *id)
         .collect();
-    keep.sort_by_key(|p| p.id);
     let doomed = (fates.iter())
         .filter(|(id, f)| **f != Fate::Keep && stored.contains_key(id))
         .map(|(id, _)| *id)
@@ -251,8 +254,9 @@ pub async fn plan(repo: &Arc<Repository>, opts: &PruneOptions) -> Result<PrunePl
     Ok(PrunePlan {
         report: r,
         index,
-        index_names,
-        keep,
+        index_files,
+        dropped,
+        kept,
         to_move,
         doomed,
         young_unindexed_bytes,
@@ -397,8 +401,9 @@ pub async fn execute(
     let PrunePlan {
         report: mut r,
         index,
-        index_names,
-        mut keep,
+        index_files,
+        dropped,
+        kept,
         to_move,
         doomed,
         young_unindexed_bytes,
@@ -408,23 +413,23 @@ pub async fn execute(
     let reads = coalesce(&to_move, &[&index], 16 << 20);
     let written = move_blobs(repo, reads, progress).await?;
     r.packs_written = written.len();
-    // 2. A complete new index: every kept pack and the new ones.
-    keep.extend(written);
-    let new_names = repo.save_indexes(&keep).await?;
-    r.index_files_written = new_names.len();
-    // 3. The old index files (never one just written: names are content hashes).
-    let new: HashSet<&String> = new_names.iter().collect();
-    let old: Vec<String> = index_names
-        .into_iter()
-        .filter(|n| !new.contains(n))
-        .collect();
-    r.index_files_deleted = old.len();
-    repo.delete_all(old).await?;
+    // 2. and 3. A complete new index (every kept pack and the new ones), then the old
+    //    index files.
+    let rw = Rewrite {
+        added: &written,
+        dropped: &dropped,
+        moved: &HashSet::new(),
+        whole: true,
+    };
+    let rewritten = repo.rewrite_index(index_files, rw).await?;
+    r.index_files_written = rewritten.written;
+    r.index_files_deleted = rewritten.deleted;
     // 4. The packs no index names any more.
     repo.delete_all(doomed.iter().map(pack_name).collect())
         .await?;
-    r.packs_after = keep.len() + r.unindexed_left;
-    r.bytes_after = keep.iter().map(|p| p.size).sum::<u64>() + young_unindexed_bytes;
+    let written_bytes: u64 = written.iter().map(|p| p.size).sum();
+    r.packs_after = kept.0 + written.len() + r.unindexed_left;
+    r.bytes_after = kept.1 + written_bytes + young_unindexed_bytes;
     Ok(r)
 }
 

@@ -256,7 +256,7 @@ impl KeepPacks for Keeper<'_, '_> {
             packs,
             ..Default::default()
         };
-        index(self.ctx, self.target, &kept).await.map(|_| ())
+        commit_index(&kept, self.target, self.ctx.state).await
     }
 }
 

@@ -14,7 +14,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::config::{Job, SourceSpec};
 use super::interval::{IntervalReport, MachineReport, MachineResult, outcome};
-use super::script::{self, OnFailure};
+use super::script::{self, OnFailure, ScriptReport};
 use super::state::{JobState, MachineState};
 use crate::clock::Clock;
 use crate::copy::{self, ChainStatus, CopyOptions, CopyReport, PointsSpec, TransferOptions};
@@ -221,16 +221,21 @@ async fn pre_script<Tz: TimeZone>(
         return;
     };
     let r = script::run(pre, "pre", &iv.script_env("pre")).await;
+    flow.halted = note_script(report, r);
+}
+
+/// A script's run in the interval's report: its failure an error or a warning, as the
+/// script is told; returns whether it failed and is told to fail.
+fn note_script(report: &mut IntervalReport, r: ScriptReport) -> bool {
+    let fails = r.error.is_some() && r.on_failure == OnFailure::Fail;
     if let Some(e) = &r.error {
         match r.on_failure {
-            OnFailure::Fail => {
-                report.errors.push(e.clone());
-                flow.halted = true;
-            }
+            OnFailure::Fail => report.errors.push(e.clone()),
             OnFailure::Warn => report.warnings.push(e.clone()),
         }
     }
     report.scripts.push(r);
+    fails
 }
 
 /// The health check: damaged points and archived packs of a wrong size are errors.
@@ -305,13 +310,7 @@ async fn post_script<Tz: TimeZone>(iv: &Interval<'_, Tz>, report: &mut IntervalR
     let copied: usize = report.machines.iter().map(|m| m.points_copied).sum();
     env.push(("OFFSITE_POINTS_COPIED".into(), copied.to_string()));
     let r = script::run(post, "post", &env).await;
-    if let Some(e) = &r.error {
-        match r.on_failure {
-            OnFailure::Fail => report.errors.push(e.clone()),
-            OnFailure::Warn => report.warnings.push(e.clone()),
-        }
-    }
-    report.scripts.push(r);
+    note_script(report, r);
 }
 
 /// The transfer phase: each source's copy inside the copy windows, paused at a pack

@@ -13,6 +13,7 @@ pub mod packer;
 mod points;
 pub mod reach;
 pub mod reads;
+pub mod reindex;
 pub mod repack;
 pub mod retry;
 pub mod tree;
