@@ -23,7 +23,9 @@ trap 'bash "$here/stop.sh" >/dev/null 2>&1 || true' EXIT
 . "$OFFSITE_RUN/env"
 echo "run-tests: S3 server is $OFFSITE_TEST_S3_SERVER; Azure server is Azurite $AZURITE_VERSION"
 
-junit=${CARGO_TARGET_DIR:-target}/nextest/default/junit.xml
+# nextest keeps its files under the workspace's own target/nextest, whatever
+# CARGO_TARGET_DIR says (its store.dir).
+junit=target/nextest/default/junit.xml
 rm -f "$junit"
 tests=0
 cargo nextest run --workspace --all-targets --no-fail-fast "$@" || tests=$?

@@ -67,7 +67,8 @@ impl Health {
         });
     }
 
-    fn snapshot(&self) -> BTreeMap<String, JobHealth> {
+    /// Each job's health now.
+    pub fn snapshot(&self) -> BTreeMap<String, JobHealth> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }

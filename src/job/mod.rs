@@ -4,6 +4,7 @@
 
 pub mod archivers;
 pub mod config;
+pub mod daemon;
 mod decode;
 pub mod endpoint;
 pub mod interval;

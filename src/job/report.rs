@@ -111,6 +111,36 @@ pub async fn send(
     (WEBHOOK_TRIES, last)
 }
 
+/// Sends an interval's report where `spec` wants it besides the runner's output: the
+/// report files (`summary` is their readable text) and the webhook — in the background;
+/// its task is returned so a one-shot run can wait for it before exiting.
+pub fn deliver(
+    job: &str,
+    spec: &ReportSpec,
+    r: &IntervalReport,
+    summary: &str,
+    clock: &Arc<dyn Clock>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if let Some(dir) = &spec.dir {
+        match write_files(dir, r, summary) {
+            Ok(path) => tracing::debug!("{job}: report written to {}", path.display()),
+            Err(e) => tracing::warn!("{job}: cannot write the report into {}: {e}", dir.display()),
+        }
+    }
+    let hook = spec.webhook.clone().filter(|h| wants(h, r))?;
+    let body = serde_json::to_string(r).ok()?;
+    let (clock, job) = (clock.clone(), job.to_string());
+    Some(tokio::spawn(async move {
+        let env = |v: &str| std::env::var(v).ok();
+        match send(&hook, body, &clock, &env).await {
+            (_, None) => tracing::debug!("{job}: report sent to {}", hook.url),
+            (tries, Some(e)) => {
+                tracing::warn!("{job}: report not delivered after {tries} tries: {e}")
+            }
+        }
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use wiremock::matchers::{header, method, path};

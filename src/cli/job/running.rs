@@ -10,8 +10,7 @@ use serde_json::json;
 
 use offsite::clock::Clock;
 use offsite::job::config::Job;
-use offsite::job::endpoint::Health;
-use offsite::job::metrics::Metrics;
+use offsite::job::daemon::{Daemon, Reporter};
 use offsite::job::report;
 use offsite::job::run::{IntervalReport, Outcome, run_once};
 use offsite::stop::Stop;
@@ -58,7 +57,13 @@ pub(super) async fn once(
                 if !as_json {
                     print!("{}", summary(&r));
                 }
-                hooks.extend(deliver(j, &r, &clock));
+                hooks.extend(report::deliver(
+                    &j.name,
+                    &j.report,
+                    &r,
+                    &summary(&r),
+                    &clock,
+                ));
                 reports.push(serde_json::to_value(&r)?);
             }
             Err(e) => {
@@ -161,41 +166,6 @@ fn summary(r: &IntervalReport) -> String {
     out
 }
 
-/// Sends an interval's report where the job wants it besides the output: the report
-/// files, and the webhook (in the background; its task is returned so a one-shot run
-/// can wait for it before exiting).
-fn deliver(
-    j: &Job,
-    r: &IntervalReport,
-    clock: &Arc<dyn Clock>,
-) -> Option<tokio::task::JoinHandle<()>> {
-    if let Some(dir) = &j.report.dir {
-        match report::write_files(dir, r, &summary(r)) {
-            Ok(path) => tracing::debug!("{}: report written to {}", j.name, path.display()),
-            Err(e) => tracing::warn!(
-                "{}: cannot write the report into {}: {e}",
-                j.name,
-                dir.display()
-            ),
-        }
-    }
-    let hook = j.report.webhook.clone().filter(|h| report::wants(h, r))?;
-    let body = serde_json::to_string(r).ok()?;
-    let (clock, job) = (clock.clone(), j.name.clone());
-    Some(tokio::spawn(async move {
-        let env = |v: &str| std::env::var(v).ok();
-        match report::send(&hook, body, &clock, &env).await {
-            (_, None) => tracing::debug!("{job}: report sent to {}", hook.url),
-            (tries, Some(e)) => {
-                tracing::warn!("{job}: report not delivered after {tries} tries: {e}")
-            }
-        }
-    }))
-}
-
-/// An interval that could not run is tried again this many minutes later.
-const RETRY_MINUTES: i64 = 10;
-
 /// A stop asked on SIGTERM or Ctrl-C (saying `why` on stderr).
 fn stop_on_signal(why: &'static str) -> Stop {
     let stop = Stop::new();
@@ -219,10 +189,9 @@ fn stop_on_signal(why: &'static str) -> Stop {
     stop
 }
 
-/// Runs `jobs` until SIGTERM or Ctrl-C, printing each interval's report (a JSON line
-/// each with `--json`), delivering it where each job wants it, and — with
-/// `metrics_listen` — serving metrics and health, the copy lag refreshed by a look at
-/// the sources every `refresh`.
+/// Runs `jobs` until SIGTERM or Ctrl-C (`job::daemon`), printing each interval's report
+/// (a JSON line each with `--json`) and — with `metrics_listen` — serving metrics and
+/// health, the copy lag refreshed every `refresh`.
 pub(super) async fn continuous(
     jobs: Vec<Job>,
     as_json: bool,
@@ -232,12 +201,7 @@ pub(super) async fn continuous(
     let clock: Arc<dyn Clock> = Arc::new(offsite::clock::SystemClock);
     let stop =
         stop_on_signal("stopping: the packs in flight are finished and what is whole is committed");
-    let metrics = Metrics::new(clock.clone());
-    let health = Health::default();
-    for j in &jobs {
-        metrics.add_job(j);
-        health.add_job(&j.name);
-    }
+    let daemon = Daemon::new(jobs, clock, metrics_listen.map(|_| refresh));
     let runner_done = Stop::new();
     let mut server = None;
     if let Some(addr) = metrics_listen {
@@ -251,71 +215,19 @@ pub(super) async fn continuous(
         let done = runner_done.clone();
         server = Some(tokio::spawn(offsite::job::endpoint::serve(
             listener,
-            metrics.clone(),
-            health.clone(),
+            daemon.metrics.clone(),
+            daemon.health.clone(),
             stop.clone(),
             async move { done.stopped().await },
         )));
-        // The copy lag between intervals: a look at the sources every `refresh`.
-        let (jobs, clock, metrics, stop) =
-            (jobs.clone(), clock.clone(), metrics.clone(), stop.clone());
-        tokio::spawn(async move {
-            while !stop.is_stopped() {
-                for j in &jobs {
-                    look(j, &clock, &metrics).await;
-                }
-                tokio::select! {
-                    _ = clock.sleep(refresh) => {}
-                    _ = stop.stopped() => {}
-                }
-            }
-        });
     }
-    let memory = futures::future::join_all(
-        jobs.iter()
-            .map(|j| offsite::job::runner::remember(j, &clock)),
-    )
-    .await;
-    eprintln!("running {} job(s); SIGTERM or Ctrl-C stops", jobs.len());
-    let interval = |j: &Job, _at| {
-        let (j, clock, stop) = (j.clone(), clock.clone(), stop.clone());
-        let (metrics, health) = (metrics.clone(), health.clone());
-        async move {
-            health.started(&j.name);
-            let progress = metrics.progress(&j.name);
-            match run_once(&j, clock.clone(), &chrono::Local, &progress, &stop).await {
-                Ok(r) => {
-                    match as_json {
-                        true => println!("{}", serde_json::to_string(&r).unwrap_or_default()),
-                        false => print!("{}", summary(&r)),
-                    }
-                    metrics.interval(&r);
-                    health.interval(&r);
-                    deliver(&j, &r, &clock);
-                    if metrics_listen.is_some() && !stop.is_stopped() {
-                        look(&j, &clock, &metrics).await;
-                    }
-                    r.waits_until
-                }
-                Err(e) => {
-                    health.could_not_run(&j.name);
-                    // Tried again in a while, within the interval.
-                    let retry = clock.now() + chrono::Duration::minutes(RETRY_MINUTES);
-                    eprintln!("job {}: {e}; trying again at {retry}", j.name);
-                    Some(retry)
-                }
-            }
-        }
-    };
-    let runner = offsite::job::runner::run_forever(
-        &jobs,
-        memory,
-        clock.clone(),
-        &chrono::Local,
-        interval,
-        stop.clone(),
+    eprintln!(
+        "running {} job(s); SIGTERM or Ctrl-C stops",
+        daemon.jobs.len()
     );
-    runner.await;
+    daemon
+        .run(&chrono::Local, stop.clone(), &Printer { as_json })
+        .await;
     runner_done.stop();
     if let Some(s) = server {
         match s.await {
@@ -327,11 +239,25 @@ pub(super) async fn continuous(
     Ok(ExitCode::SUCCESS)
 }
 
-/// A status look at one job for its metrics; a look that fails is logged, and the
-/// next one tries again.
-async fn look(j: &Job, clock: &Arc<dyn Clock>, metrics: &Metrics) {
-    match offsite::job::status::status(j, clock).await {
-        Ok(s) => metrics.status(&s),
-        Err(e) => tracing::warn!("{}: cannot look at the copy lag: {e}", j.name),
+/// The continuous runner's output: each interval's report as its summary, or a JSON
+/// line each with `--json`.
+struct Printer {
+    as_json: bool,
+}
+
+impl Reporter for Printer {
+    fn report(&self, _job: &Job, r: &IntervalReport) {
+        match self.as_json {
+            true => println!("{}", serde_json::to_string(r).unwrap_or_default()),
+            false => print!("{}", summary(r)),
+        }
+    }
+
+    fn could_not_run(&self, job: &Job, e: &offsite::Error, retry: chrono::DateTime<chrono::Utc>) {
+        eprintln!("job {}: {e}; trying again at {retry}", job.name);
+    }
+
+    fn summary(&self, r: &IntervalReport) -> String {
+        summary(r)
     }
 }
