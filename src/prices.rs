@@ -16,13 +16,12 @@ pub const DEFAULT: &str = include_str!("../docs/prices.toml");
 
 const GB: f64 = 1e9;
 
+/// The table: per provider, by the name the store registration gives it
+/// (`StoreKind::PROVIDERS`: `s3`, `azure`).
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(transparent)]
 pub struct Prices {
-    #[serde(default)]
-    pub s3: Provider,
-    #[serde(default)]
-    pub azure: Provider,
+    pub providers: BTreeMap<String, Provider>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -82,7 +81,14 @@ impl Prices {
         let p: Prices = toml::from_str(text).map_err(|e| {
             Error::Invalid(format!("{what}: {e}(the keys are in docs/prices.toml)"))
         })?;
-        for (name, c) in p.s3.classes.iter().chain(&p.azure.classes) {
+        let known: Vec<&str> = StoreKind::PROVIDERS.iter().map(|(_, n, _)| *n).collect();
+        if let Some(other) = p.providers.keys().find(|n| !known.contains(&n.as_str())) {
+            return Err(Error::Invalid(format!(
+                "{what}: [{other}] is no provider offsite knows ({}); the keys are in docs/prices.toml",
+                known.join(", ")
+            )));
+        }
+        for (name, c) in p.providers.values().flat_map(|p| &p.classes) {
             let figures = [c.storage_gb_month, c.put_per_1000, c.get_per_1000];
             let tiers = c
                 .retrieval
@@ -103,21 +109,13 @@ impl Prices {
 
     /// The provider of a store (`None` for folders and memory: free, as far as we know).
     pub fn provider(&self, kind: StoreKind) -> Option<&Provider> {
-        match kind {
-            StoreKind::S3 => Some(&self.s3),
-            StoreKind::Azure => Some(&self.azure),
-            StoreKind::File | StoreKind::Memory => None,
-        }
+        self.providers.get(kind.provider_name()?)
     }
 
     /// The class `class` (the default class when `None`) of a store of `kind`.
     pub fn class(&self, kind: StoreKind, class: Option<&str>) -> Option<&Class> {
         let p = self.provider(kind)?;
-        let name = class.unwrap_or(match kind {
-            StoreKind::Azure => "Hot",
-            _ => "STANDARD",
-        });
-        p.classes.get(name)
+        p.classes.get(class.or(kind.default_class())?)
     }
 }
 
@@ -244,5 +242,12 @@ mod tests {
         assert!(e.to_string().contains("mine.toml"), "{e}");
         let e = Prices::parse("[s3.STANDARD]\nstorage = 1\n", "mine.toml").unwrap_err();
         assert!(e.to_string().contains("storage"), "{e}");
+        // A provider the registration does not name (a typo, or one not supported).
+        let e = Prices::parse("[gcs.STANDARD]\nstorage_gb_month = 1\n", "mine.toml").unwrap_err();
+        assert!(e.to_string().contains("[gcs]"), "{e}");
+        // Each provider by its name.
+        let p = Prices::parse("[azure.Cool]\nstorage_gb_month = 0.01\n", "mine.toml").unwrap();
+        assert_eq!(p.providers.keys().collect::<Vec<_>>(), ["azure"]);
+        assert!(p.class(StoreKind::S3, None).is_none());
     }
 }

@@ -57,6 +57,31 @@ pub enum StoreKind {
     Memory,
 }
 
+impl StoreKind {
+    /// The cloud providers offsite knows, by the name their price table and messages
+    /// use, with the class a data pack gets when none is set.
+    pub const PROVIDERS: [(StoreKind, &'static str, &'static str); 2] = [
+        (StoreKind::S3, "s3", "STANDARD"),
+        (StoreKind::Azure, "azure", "Hot"),
+    ];
+
+    /// The provider's name (`None` for folders and memory).
+    pub fn provider_name(self) -> Option<&'static str> {
+        Self::PROVIDERS
+            .iter()
+            .find(|(k, _, _)| *k == self)
+            .map(|(_, name, _)| *name)
+    }
+
+    /// The class a store of this kind stores in when none is set.
+    pub fn default_class(self) -> Option<&'static str> {
+        Self::PROVIDERS
+            .iter()
+            .find(|(k, _, _)| *k == self)
+            .map(|(_, _, class)| *class)
+    }
+}
+
 impl Location {
     /// A location over an existing store (tests, and callers that build their own).
     pub fn new(store: Arc<dyn ObjectStore>, prefix: &str, url: &str, kind: StoreKind) -> Self {
