@@ -81,7 +81,7 @@ impl Prices {
         let p: Prices = toml::from_str(text).map_err(|e| {
             Error::Invalid(format!("{what}: {e}(the keys are in docs/prices.toml)"))
         })?;
-        let known: Vec<&str> = StoreKind::PROVIDERS.iter().map(|(_, n, _)| *n).collect();
+        let known: Vec<&str> = StoreKind::PROVIDERS.iter().map(|p| p.name).collect();
         if let Some(other) = p.providers.keys().find(|n| !known.contains(&n.as_str())) {
             return Err(Error::Invalid(format!(
                 "{what}: [{other}] is no provider offsite knows ({}); the keys are in docs/prices.toml",

@@ -1,50 +1,41 @@
-//! Storage classes (S3) and access tiers (Azure) offsite may put data packs in, and
-//! which of them are archived: not readable until restored (S3 RestoreObject) or
-//! rehydrated (Azure tier change), hours later and at a price.
+//! Storage classes (S3) and access tiers (Azure) offsite may put data packs in, as each
+//! provider's registration lists them (`StoreKind::PROVIDERS`), and which of them are
+//! archived: not readable until restored (S3 RestoreObject) or rehydrated (Azure tier
+//! change), hours later and at a price.
 
 use super::StoreKind;
 
-/// S3 classes for data packs, as the S3 API spells them.
-pub const S3_CLASSES: &[&str] = &[
-    "STANDARD",
-    "STANDARD_IA",
-    "ONEZONE_IA",
-    "INTELLIGENT_TIERING",
-    "GLACIER_IR",
-    "GLACIER",
-    "DEEP_ARCHIVE",
-];
-
-/// Azure access tiers for data packs.
-pub const AZURE_TIERS: &[&str] = &["Hot", "Cool", "Cold", "Archive"];
-
-/// Whether objects in `class` must be restored before they can be read.
+/// Whether `class` (as a provider spells it) is archived: readable only after a retrieval.
 pub fn is_archived(class: &str) -> bool {
-    matches!(class, "GLACIER" | "DEEP_ARCHIVE" | "Archive")
+    StoreKind::PROVIDERS
+        .iter()
+        .any(|p| p.archived.contains(&class))
 }
 
-/// Checks that a store of `kind` can put data packs in `class`, returning the class as
-/// the provider spells it (`deep_archive` → `DEEP_ARCHIVE`, `archive` → `Archive`).
+/// `class` checked against the store's provider, and spelt as the provider does
+/// (`deep_archive` → `DEEP_ARCHIVE`); in memory (tests), any provider's class.
 pub fn check(kind: StoreKind, class: &str) -> Result<String, String> {
-    let s3 = S3_CLASSES.iter().find(|c| c.eq_ignore_ascii_case(class));
-    let azure = AZURE_TIERS.iter().find(|c| c.eq_ignore_ascii_case(class));
-    match (kind, s3, azure) {
-        (StoreKind::S3, Some(c), _) | (StoreKind::Azure, _, Some(c)) => Ok(c.to_string()),
-        // Tests put classes on the in-memory store, which keeps them as attributes.
-        (StoreKind::Memory, Some(c), _) | (StoreKind::Memory, None, Some(c)) => Ok(c.to_string()),
-        (StoreKind::File, ..) => Err(
+    let spelt = |classes: &[&str]| {
+        (classes.iter())
+            .find(|c| c.eq_ignore_ascii_case(class))
+            .map(|c| c.to_string())
+    };
+    match (kind, kind.provider()) {
+        (StoreKind::File, _) => Err(
             "a folder has no storage classes: keep the target in a folder without \
              --data-class, or put it in a bucket"
                 .to_string(),
         ),
-        (StoreKind::S3, ..) => Err(format!(
-            "{class:?} is not an S3 storage class: one of {}",
-            S3_CLASSES.join(", ")
-        )),
-        (StoreKind::Azure, ..) | (StoreKind::Memory, ..) => Err(format!(
-            "{class:?} is not an Azure access tier: one of {}",
-            AZURE_TIERS.join(", ")
-        )),
+        (_, Some(p)) => spelt(p.classes).ok_or_else(|| {
+            format!(
+                "{class:?} is not {}: one of {}",
+                p.class_word,
+                p.classes.join(", ")
+            )
+        }),
+        (_, None) => (StoreKind::PROVIDERS.iter())
+            .find_map(|p| spelt(p.classes))
+            .ok_or_else(|| format!("{class:?} is no provider's storage class or tier")),
     }
 }
 

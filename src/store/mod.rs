@@ -57,28 +57,60 @@ pub enum StoreKind {
     Memory,
 }
 
+/// A cloud provider as offsite registers it — the one place a new provider is named
+/// besides its folder: the name its prices are kept under, the classes (or tiers) its
+/// data packs may go to, spelt as it does (the first is where objects go when none is
+/// set), which of those are archived (read only after a retrieval), and what it calls
+/// them in messages.
+#[derive(Debug)]
+pub struct ProviderInfo {
+    pub kind: StoreKind,
+    pub name: &'static str,
+    pub classes: &'static [&'static str],
+    pub archived: &'static [&'static str],
+    pub class_word: &'static str,
+}
+
 impl StoreKind {
-    /// The cloud providers offsite knows, by the name their price table and messages
-    /// use, with the class a data pack gets when none is set.
-    pub const PROVIDERS: [(StoreKind, &'static str, &'static str); 2] = [
-        (StoreKind::S3, "s3", "STANDARD"),
-        (StoreKind::Azure, "azure", "Hot"),
+    /// The cloud providers offsite knows.
+    pub const PROVIDERS: [ProviderInfo; 2] = [
+        ProviderInfo {
+            kind: StoreKind::S3,
+            name: "s3",
+            classes: &[
+                "STANDARD",
+                "STANDARD_IA",
+                "ONEZONE_IA",
+                "INTELLIGENT_TIERING",
+                "GLACIER_IR",
+                "GLACIER",
+                "DEEP_ARCHIVE",
+            ],
+            archived: &["GLACIER", "DEEP_ARCHIVE"],
+            class_word: "an S3 storage class",
+        },
+        ProviderInfo {
+            kind: StoreKind::Azure,
+            name: "azure",
+            classes: &["Hot", "Cool", "Cold", "Archive"],
+            archived: &["Archive"],
+            class_word: "an Azure access tier",
+        },
     ];
+
+    /// The provider a store of this kind is (`None` for folders and memory).
+    pub fn provider(self) -> Option<&'static ProviderInfo> {
+        Self::PROVIDERS.iter().find(|p| p.kind == self)
+    }
 
     /// The provider's name (`None` for folders and memory).
     pub fn provider_name(self) -> Option<&'static str> {
-        Self::PROVIDERS
-            .iter()
-            .find(|(k, _, _)| *k == self)
-            .map(|(_, name, _)| *name)
+        self.provider().map(|p| p.name)
     }
 
     /// The class a store of this kind stores in when none is set.
     pub fn default_class(self) -> Option<&'static str> {
-        Self::PROVIDERS
-            .iter()
-            .find(|(k, _, _)| *k == self)
-            .map(|(_, _, class)| *class)
+        self.provider().and_then(|p| p.classes.first().copied())
     }
 }
 
