@@ -45,7 +45,40 @@ pub struct TargetSpec {
     pub line: usize,
 }
 
+#[cfg(test)]
+impl SourceSpec {
+    /// Every point of every machine of the repository at `url`, for tests.
+    pub(crate) fn plain(url: &str, password: Secret) -> SourceSpec {
+        SourceSpec {
+            url: url.to_string(),
+            password,
+            machines: Vec::new(),
+            jobs: Vec::new(),
+            tags: Vec::new(),
+            line: 1,
+        }
+    }
+}
+
 impl TargetSpec {
+    /// A target at `url` (`URL/JOB` per job) with every optional part at its default,
+    /// for tests.
+    #[cfg(test)]
+    pub(crate) fn plain(url: &str, password: Secret) -> TargetSpec {
+        TargetSpec {
+            url: url.to_string(),
+            map: false,
+            password,
+            pack_size: None,
+            compression: crate::copy::Compression::Target,
+            chain: crate::copy::ChainMode::PerMachine,
+            line: 1,
+            data_class: None,
+            lock: None,
+            lock_margin_days: 7,
+        }
+    }
+
     /// The repository the job `job` writes.
     pub fn repository_url(&self, job: &str) -> String {
         match self.map {

@@ -186,26 +186,8 @@ mod tests {
         let t0 = Utc::now();
         let clock: Arc<dyn Clock> = Arc::new(ManualClock::auto_advance(t0));
         let secret = Secret::Env("OFFSITE_DAEMON_TEST_UNSET".into());
-        let source = SourceSpec {
-            url: "memory://daemon-test-nothing-here/repo".into(),
-            password: secret.clone(),
-            machines: Vec::new(),
-            jobs: Vec::new(),
-            tags: Vec::new(),
-            line: 1,
-        };
-        let target = TargetSpec {
-            url: "memory://daemon-test-target/jobs".into(),
-            map: false,
-            password: secret,
-            pack_size: None,
-            compression: crate::copy::Compression::Target,
-            chain: crate::copy::ChainMode::PerMachine,
-            line: 1,
-            data_class: None,
-            lock: None,
-            lock_margin_days: 7,
-        };
+        let source = SourceSpec::plain("memory://daemon-test-nothing-here/repo", secret.clone());
+        let target = TargetSpec::plain("memory://daemon-test-target/jobs", secret);
         let job = Job::plain("nightly", vec![source], target);
         let daemon = Daemon::new(vec![job], clock.clone(), None);
         let stop = Stop::new();

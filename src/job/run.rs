@@ -241,25 +241,10 @@ mod tests {
             testkit::backup_machine_sized(&src, files.path(), m, i as u64, big).await;
         }
         let secret = Secret::File(pw.path().join("pw"));
-        let sources = vec![SourceSpec {
-            url: src_url,
-            password: secret.clone(),
-            machines: Vec::new(),
-            jobs: Vec::new(),
-            tags: Vec::new(),
-            line: 1,
-        }];
+        let sources = vec![SourceSpec::plain(&src_url, secret.clone())];
         let target = TargetSpec {
-            url: format!("memory://{name}-dst/jobs"),
-            map: false,
-            password: secret,
             pack_size: Some(1 << 20),
-            compression: copy::Compression::Target,
-            chain: copy::ChainMode::PerMachine,
-            line: 1,
-            data_class: None,
-            lock: None,
-            lock_margin_days: 7,
+            ..TargetSpec::plain(&format!("memory://{name}-dst/jobs"), secret)
         };
         let job = Job {
             max_tasks: 2,

@@ -149,18 +149,7 @@ mod tests {
     use crate::schedule::{Intervals, Window, Windows};
 
     fn job(mode: Mode, windows: &[&str]) -> Job {
-        let target = TargetSpec {
-            url: "memory://x".into(),
-            map: false,
-            password: Secret::Env("X".into()),
-            pack_size: None,
-            compression: crate::copy::Compression::Target,
-            chain: crate::copy::ChainMode::PerMachine,
-            line: 1,
-            data_class: None,
-            lock: None,
-            lock_margin_days: 7,
-        };
+        let target = TargetSpec::plain("memory://x", Secret::Env("X".into()));
         Job {
             mode,
             max_tasks: 1,

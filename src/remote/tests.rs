@@ -523,25 +523,10 @@ async fn a_job_runs_its_transfer_on_an_ephemeral_pool() {
         ))),
         ready_timeout: Duration::from_secs(10),
     };
-    let source = SourceSpec {
-        url: f.specs[0].url.clone(),
-        password: f.specs[0].password.clone(),
-        machines: Vec::new(),
-        jobs: Vec::new(),
-        tags: Vec::new(),
-        line: 1,
-    };
+    let source = SourceSpec::plain(&f.specs[0].url, f.specs[0].password.clone());
     let target = TargetSpec {
-        url: f.specs[1].url.clone(),
         map: true,
-        password: f.specs[1].password.clone(),
-        pack_size: None,
-        compression: Compression::Target,
-        chain: ChainMode::PerMachine,
-        line: 1,
-        data_class: None,
-        lock: None,
-        lock_margin_days: 7,
+        ..TargetSpec::plain(&f.specs[1].url, f.specs[1].password.clone())
     };
     let job = Job {
         archivers: Some(pools),
