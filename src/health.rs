@@ -413,6 +413,10 @@ async fn heal(
     let moved = (repacker.take(target, reads, &Seal::between(target, target), progress)).await?;
     placed.extend(moved.blobs);
     bad.extend(moved.bad.into_iter().map(|(b, e)| (b, e.to_string())));
+    for f in moved.failed_reads {
+        let why = format!("{}: {}", pack_name(&f.pack), f.error);
+        bad.extend(f.blobs.into_iter().map(|b| (b, why.clone())));
+    }
     // The bad blobs from the sources, in order, re-sealed with the target's key (the
     // payload passed through when the two compress alike).
     let mut wanted: HashSet<Id> = bad.keys().copied().collect();
@@ -436,6 +440,10 @@ async fn heal(
                 b.short(),
                 source.url()
             );
+        }
+        for f in &moved.failed_reads {
+            let (pack, from) = (pack_name(&f.pack), source.url());
+            tracing::warn!("health check: reading {pack} from {from}: {}", f.error);
         }
         for id in moved.blobs {
             wanted.remove(&id);

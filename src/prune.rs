@@ -491,6 +491,9 @@ async fn move_blobs(
     let moved = repacker
         .take(repo, reads, &Seal::between(repo, repo), progress)
         .await?;
+    if let Some(f) = moved.failed_reads.into_iter().next() {
+        return Err(f.error);
+    }
     if let Some((_, e)) = moved.bad.into_iter().next() {
         return Err(e);
     }

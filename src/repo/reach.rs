@@ -132,15 +132,17 @@ impl Unindexed {
 
 impl Reached {
     fn note(&mut self, point: &Id, u: Used<'_>) {
-        if u.at.is_none() && !self.unindexed.iter().any(|x| x.blob == u.blob) {
+        // Each blob once: its first use names it (and, in no index, its point and file).
+        if !self.seen.insert(u.blob) {
+            return;
+        }
+        self.blobs.push(u.blob);
+        if u.at.is_none() {
             self.unindexed.push(Unindexed {
                 point: *point,
                 blob: u.blob,
                 path: u.path.map(<[u8]>::to_vec),
             });
-        }
-        if self.seen.insert(u.blob) {
-            self.blobs.push(u.blob);
         }
     }
 

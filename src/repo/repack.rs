@@ -85,8 +85,19 @@ impl Seal {
 pub struct Moved {
     /// Blobs packed.
     pub blobs: Vec<Id>,
-    /// Blobs not packed: they did not verify, or their read failed.
+    /// Blobs not packed because they did not verify, with why.
     pub bad: Vec<(Id, Error)>,
+    /// Reads that failed (after their retries) and the blobs they did not hand over:
+    /// not damage, so kept apart from `bad` with the store's own error.
+    pub failed_reads: Vec<FailedRead>,
+}
+
+/// A read of the mover that failed.
+#[derive(Debug)]
+pub struct FailedRead {
+    pub pack: Id,
+    pub blobs: Vec<Id>,
+    pub error: Error,
 }
 
 /// Packs blobs into one repository, from reads of it or of others.
@@ -126,11 +137,14 @@ impl Repacker {
                     .chain(moved.bad.iter().map(|(b, _)| b))
                     .copied()
                     .collect();
-                let why = e.to_string();
-                for b in read.blobs.iter().filter(|b| !handed.contains(&b.id)) {
-                    let err = Error::corrupt_blob(pack.clone(), b.id, why.clone());
-                    moved.bad.push((b.id, err));
-                }
+                moved.failed_reads.push(FailedRead {
+                    pack: read.pack,
+                    blobs: (read.blobs.iter())
+                        .map(|b| b.id)
+                        .filter(|b| !handed.contains(b))
+                        .collect(),
+                    error: e,
+                });
             }
             moved
         }))
@@ -141,6 +155,7 @@ impl Repacker {
         for m in results {
             all.blobs.extend(m.blobs);
             all.bad.extend(m.bad);
+            all.failed_reads.extend(m.failed_reads);
         }
         Ok(all)
     }
