@@ -185,11 +185,12 @@ impl Error {
     }
 
     fn from_store(object: String, source: object_store::Error, write: bool) -> Error {
-        use crate::store::diagnose::Problem;
-        let archived = if write { None } else { archived_class(&source) };
+        use crate::store::diagnose::{Problem, Said};
+        let said = Said::of(&source);
+        let archived = if write { None } else { said.archived_class() };
         match source {
             object_store::Error::NotFound { .. }
-                if !write && Problem::of(&source) != Some(Problem::NoBucket) =>
+                if !write && said.problem() != Some(Problem::NoBucket) =>
             {
                 Error::NotFound { object }
             }
@@ -204,18 +205,5 @@ impl Error {
                 write,
             },
         }
-    }
-}
-
-/// The archive class a failed read names: S3 answers 403 InvalidObjectState, Azure 409
-/// BlobArchived, for an object in an archive class that has not been restored.
-fn archived_class(source: &object_store::Error) -> Option<&'static str> {
-    let said = format!("{source:?}");
-    if said.contains("BlobArchived") {
-        Some("Archive")
-    } else if said.contains("InvalidObjectState") {
-        Some("an S3 archive class")
-    } else {
-        None
     }
 }

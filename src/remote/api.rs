@@ -8,15 +8,32 @@
 //! runner commits. `GET /v1/tasks/{id}?packs_from=N` answers a [`TaskStatus`] with the
 //! packs written from the Nth on, so a runner that loses the appliance knows which
 //! whole packs it may index instead of sending them again.
+//!
+//! The wire has its own version ([`API_VERSION`], in `/v1/health`) and its own result
+//! type ([`TaskResult`]), apart from the engine's plan and outcome: the engine may
+//! change its insides (the reads it plans, the claims between chains) without an
+//! appliance of the same API answering in a shape the runner misreads. The parts it
+//! shares with the engine are stored or reported words already: ids, points, indexed
+//! packs, failures and the projection.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use crate::Id;
-use crate::copy::plan::ChainPlan;
+use crate::copy::failure::Failure;
+use crate::copy::plan::{ChainPlan, PlannedPoint};
+use crate::copy::report::{Plan as Projection, StageTimes};
 use crate::copy::transfer::TransferOutcome;
 use crate::copy::{ChainMode, Compression};
 use crate::format::index::IndexedPack;
+use crate::format::point::Point;
+
+/// The version of this API. A runner works only with appliances of its own version
+/// (`/v1/health` says which): a change to any type here that an older peer would
+/// misread raises it.
+pub const API_VERSION: u32 = 1;
 
 /// Largest request body the appliance reads.
 pub const MAX_BODY: usize = 4 << 20;
@@ -159,21 +176,123 @@ pub struct TaskStatus {
     pub packs_done: usize,
     pub packs_from: usize,
     pub packs: Vec<IndexedPack>,
-    /// When finished: the plan made (its reads left out: the runner commits by its
-    /// points) and the transfer's outcome (its packs are those reported in `packs`).
+    /// When done: what the runner commits (its packs are those reported in `packs`).
     #[serde(default)]
-    pub plan: Option<ChainPlan>,
-    #[serde(default)]
-    pub outcome: Option<TransferOutcome>,
+    pub result: Option<TaskResult>,
     /// Why the task failed as a whole.
     #[serde(default)]
     pub error: Option<String>,
+}
+
+/// What a finished task planned and did, for the runner to commit: the points it
+/// copied (each with what it needed and why it failed, if it did), the figures of the
+/// plan and of the transfer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskResult {
+    /// The source repositories' ids; points name them by position.
+    pub sources: Vec<Id>,
+    pub points: Vec<ResultPoint>,
+    pub pack_size: u64,
+    pub already_copied: u64,
+    pub blobs_present: u64,
+    pub projection: Projection,
+    pub blobs_written: u64,
+    pub failed_blobs: BTreeMap<Id, Failure>,
+    pub stages: StageTimes,
+}
+
+/// A point of a finished task.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultPoint {
+    pub source: usize,
+    pub id: Id,
+    pub point: Point,
+    /// The blobs of the point the task brought (the target lacked them).
+    pub needs: Vec<Id>,
+    /// Why the point cannot be committed: found while planning or while transferring.
+    #[serde(default)]
+    pub failure: Option<Failure>,
+}
+
+impl TaskResult {
+    /// The wire's form of a plan and the outcome of its transfer (its packs go apart,
+    /// one by one as they land).
+    pub fn new(plan: ChainPlan, outcome: TransferOutcome) -> TaskResult {
+        let mut failures = outcome.points.into_iter();
+        let points = (plan.points.into_iter())
+            .map(|p| {
+                let late = failures.next().flatten();
+                ResultPoint {
+                    source: p.source,
+                    id: p.id,
+                    point: p.point,
+                    needs: p.needs,
+                    failure: p.failure.or(late),
+                }
+            })
+            .collect();
+        TaskResult {
+            sources: plan.sources,
+            points,
+            pack_size: plan.pack_size,
+            already_copied: plan.already_copied,
+            blobs_present: plan.blobs_present,
+            projection: plan.projection,
+            blobs_written: outcome.blobs_written,
+            failed_blobs: outcome.failed_blobs,
+            stages: outcome.stages,
+        }
+    }
+
+    /// The engine's plan and outcome for the runner's commit, with the packs reported.
+    pub fn into_engine(
+        self,
+        chain: &str,
+        mode: ChainMode,
+        packs: Vec<IndexedPack>,
+    ) -> (ChainPlan, TransferOutcome) {
+        let failures = self.points.iter().map(|p| p.failure.clone()).collect();
+        let points = (self.points.into_iter())
+            .map(|p| PlannedPoint {
+                source: p.source,
+                id: p.id,
+                point: p.point,
+                needs: p.needs,
+                borrowed: Vec::new(),
+                failure: None,
+            })
+            .collect();
+        let plan = ChainPlan {
+            chain: chain.to_string(),
+            mode,
+            sources: self.sources,
+            points,
+            reads: Vec::new(),
+            pack_size: self.pack_size,
+            already_copied: self.already_copied,
+            blobs_present: self.blobs_present,
+            projection: self.projection,
+        };
+        let outcome = TransferOutcome {
+            packs,
+            blobs_written: self.blobs_written,
+            failed_blobs: self.failed_blobs,
+            points: failures,
+            stages: self.stages,
+        };
+        (plan, outcome)
+    }
 }
 
 /// `GET /v1/health`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Health {
     pub version: String,
+    /// The API version it speaks ([`API_VERSION`]; 0: from before the API had one).
+    #[serde(default)]
+    pub api: u32,
     /// The repository format it writes.
     pub format: u16,
     pub slots: usize,
@@ -288,6 +407,78 @@ mod tests {
             let e = r.validate().unwrap_err();
             assert!(e.contains(what), "{e} (wanted {what})");
         }
+    }
+
+    /// A plan with two points, one failed while planning and one in the transfer,
+    /// crosses the wire and comes back as the runner commits it.
+    #[test]
+    fn a_result_crosses_the_wire_as_the_commit_needs_it() {
+        let point = |machine: &str| Point {
+            machine: machine.into(),
+            job: None,
+            time: chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+            host: "h".into(),
+            tags: Default::default(),
+            parent: None,
+            paths: vec!["/srv".into()],
+            tree: vec![Id([7; 32])],
+            summary: Default::default(),
+            source: None,
+        };
+        let planned = |n: u8, failure: Option<Failure>| PlannedPoint {
+            source: 0,
+            id: Id([n; 32]),
+            point: point("web"),
+            needs: vec![Id([n + 100; 32])],
+            borrowed: vec![Id([9; 32])],
+            failure,
+        };
+        let gone = Failure::Missing {
+            object: "data/aa".into(),
+            what: "gone".into(),
+        };
+        let late = Failure::Transient {
+            object: "data/bb".into(),
+            what: "503".into(),
+        };
+        let plan = ChainPlan {
+            chain: "web".into(),
+            mode: ChainMode::PerMachine,
+            sources: vec![Id([5; 32])],
+            points: vec![
+                planned(1, Some(gone.clone())),
+                planned(2, None),
+                planned(3, None),
+            ],
+            reads: Vec::new(),
+            pack_size: 1 << 20,
+            already_copied: 4,
+            blobs_present: 6,
+            projection: Projection {
+                points: 3,
+                ..Default::default()
+            },
+        };
+        let outcome = TransferOutcome {
+            packs: Vec::new(),
+            blobs_written: 2,
+            failed_blobs: BTreeMap::from([(Id([102; 32]), late.clone())]),
+            points: vec![None, Some(late.clone()), None],
+            stages: StageTimes::default(),
+        };
+        let json = serde_json::to_string(&TaskResult::new(plan, outcome)).unwrap();
+        let wire: TaskResult = serde_json::from_str(&json).unwrap();
+        let (plan, outcome) = wire.into_engine("web", ChainMode::PerMachine, Vec::new());
+        assert_eq!(plan.sources, vec![Id([5; 32])]);
+        let ids: Vec<Id> = plan.points.iter().map(|p| p.id).collect();
+        assert_eq!(ids, vec![Id([1; 32]), Id([2; 32]), Id([3; 32])]);
+        assert_eq!(plan.points[1].point, point("web"));
+        assert_eq!(plan.points[1].needs, vec![Id([102; 32])]);
+        assert!(plan.points.iter().all(|p| p.borrowed.is_empty()));
+        assert_eq!(outcome.points, vec![Some(gone), Some(late), None]);
+        assert_eq!((plan.already_copied, plan.blobs_present), (4, 6));
+        assert_eq!((plan.projection.points, outcome.blobs_written), (3, 2));
+        assert_eq!(outcome.failed_blobs.len(), 1);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::{Mutex, Semaphore};
 
-use super::api::{TaskRequest, TaskState};
+use super::api::{API_VERSION, TaskRequest, TaskState};
 use super::client::{Appliance, RemoteError, Submitted};
 use crate::clock::Clock;
 use crate::copy::plan::ChainPlan;
@@ -133,6 +133,15 @@ impl Pool {
                         h.version,
                         h.slots
                     );
+                    if h.api != API_VERSION {
+                        problems.push(format!(
+                            "{}: speaks archiver API version {}, this runner {API_VERSION}: run \
+                             the same release on both",
+                            app.url(),
+                            h.api,
+                        ));
+                        continue;
+                    }
                     if h.format != crate::format::VERSION {
                         problems.push(format!(
                             "{}: writes repository format {}, this runner {}",
@@ -271,7 +280,7 @@ impl Pool {
                 };
                 match m.app.submit(&req).await {
                     Ok(Submitted::Taken(id)) => {
-                        let out = self.follow(m, &id, progress).await;
+                        let out = self.follow(m, &id, &req, progress).await;
                         drop(permit);
                         return out;
                     }
@@ -300,7 +309,13 @@ impl Pool {
     }
 
     /// Follows task `id` on `m` to its end, collecting its packs as they land.
-    async fn follow(&self, m: &Member, id: &str, progress: &Progress) -> Attempt {
+    async fn follow(
+        &self,
+        m: &Member,
+        id: &str,
+        task: &TaskRequest,
+        progress: &Progress,
+    ) -> Attempt {
         let mut packs: Vec<IndexedPack> = Vec::new();
         let (mut total, mut done) = (0u64, 0u64);
         let mut failures = 0;
@@ -346,9 +361,9 @@ impl Pool {
                 continue;
             }
             let appliance = m.app.url().to_string();
-            return match (st.state, st.plan, st.outcome) {
-                (TaskState::Done, Some(plan), Some(mut outcome)) => {
-                    outcome.packs = packs;
+            return match (st.state, st.result) {
+                (TaskState::Done, Some(result)) => {
+                    let (plan, outcome) = result.into_engine(&task.chain, task.mode, packs);
                     Attempt::Finished(Box::new(Finished {
                         appliance,
                         plan,
@@ -357,12 +372,12 @@ impl Pool {
                 }
                 // This runner cancels nothing: a cancelled task is an appliance shutting
                 // down, and what it did not bring goes elsewhere like a lost one's.
-                (TaskState::Cancelled, _, _) => Attempt::Lost {
+                (TaskState::Cancelled, _) => Attempt::Lost {
                     why: "the archiver stopped the task (shutting down)".into(),
                     appliance,
                     packs,
                 },
-                (_, _, _) => Attempt::Lost {
+                (_, _) => Attempt::Lost {
                     why: st
                         .error
                         .unwrap_or_else(|| "the task ended without an outcome".into()),

@@ -28,7 +28,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
 
-use super::api::{Accepted, ApiError, Health, MAX_BODY, TaskRequest};
+use super::api::{API_VERSION, Accepted, ApiError, Health, MAX_BODY, TaskRequest};
 use super::tasks::{NotTaken, Tasks};
 use super::workshop::Refusal;
 
@@ -156,6 +156,7 @@ async fn list(State(s): State<Shared>) -> Response {
 async fn health(State(s): State<Shared>) -> Response {
     axum::Json(Health {
         version: env!("CARGO_PKG_VERSION").to_string(),
+        api: API_VERSION,
         format: crate::format::VERSION,
         slots: s.tasks.slots(),
         busy: s.tasks.busy(),

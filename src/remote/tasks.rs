@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::api::{TaskRequest, TaskState, TaskStatus};
+use super::api::{TaskRequest, TaskResult, TaskState, TaskStatus};
 use super::workshop::{Refusal, Workshop};
 use crate::clock::Clock;
 use crate::format::index::IndexedPack;
@@ -137,8 +137,7 @@ impl Tasks {
                         packs_done: 0,
                         packs_from: 0,
                         packs: Vec::new(),
-                        plan: None,
-                        outcome: None,
+                        result: None,
                         error: None,
                     },
                     packs: Vec::new(),
@@ -209,8 +208,7 @@ impl Tasks {
                     // is the same, in full.
                     e.packs = std::mem::take(&mut outcome.packs);
                     e.status.packs_done = e.packs.len();
-                    e.status.plan = Some(plan);
-                    e.status.outcome = Some(outcome);
+                    e.status.result = Some(TaskResult::new(plan, outcome));
                 }
                 Err(err) => {
                     e.status.state = TaskState::Failed;
@@ -240,7 +238,7 @@ impl Tasks {
         Some(s)
     }
 
-    /// Every task, without packs, plan or outcome.
+    /// Every task, without packs or result.
     pub fn list(&self) -> Vec<TaskStatus> {
         let t = self.table();
         let mut all: Vec<(u64, TaskStatus)> = t
@@ -248,8 +246,7 @@ impl Tasks {
             .values()
             .map(|e| {
                 let mut s = e.status.clone();
-                s.plan = None;
-                s.outcome = None;
+                s.result = None;
                 (e.seq, s)
             })
             .collect();

@@ -371,14 +371,14 @@ async fn slots_bound_tasks_and_status_reports_packs_as_they_land() {
         later.packs.is_empty(),
         "packs_from skips what was collected"
     );
-    assert!(
-        st.plan.unwrap().reads.is_empty(),
-        "the plan's reads stay home"
-    );
+    let result = st.result.expect("a done task answers its result");
+    assert!(!result.points.is_empty());
+    assert!(result.points.iter().all(|p| p.failure.is_none()));
     let e = app.status("no-such-task", 0).await.unwrap_err();
     assert!(matches!(e, RemoteError::Gone { .. }), "{e}");
     let health = app.health().await.unwrap();
     assert_eq!((health.slots, health.busy), (1, 0));
+    assert_eq!(health.api, super::api::API_VERSION);
 }
 
 /// An appliance whose target uploads stop after two packs, and whose service then
@@ -608,14 +608,14 @@ async fn a_cancelled_task_stops_at_a_pack_boundary() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     assert_eq!(st.state, super::api::TaskState::Cancelled, "{st:?}");
-    let outcome = st.outcome.unwrap();
+    let result = st.result.clone().unwrap();
     assert!(
         matches!(
-            outcome.points[0],
+            result.points[0].failure,
             Some(crate::copy::Failure::Interrupted { .. })
         ),
         "{:?}",
-        outcome.points
+        result.points
     );
     assert!(st.packs_done >= 1 && st.packs.len() == st.packs_done);
     for p in &st.packs {
@@ -696,4 +696,34 @@ async fn readiness_needs_no_token_and_fails_while_stopping() {
     let r = http.get(&url).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 503);
     assert_eq!(r.text().await.unwrap(), "stopping\n");
+}
+
+/// An appliance of another API version is left out of the pool, by name: the runner
+/// would misread its answers.
+#[tokio::test]
+async fn an_appliance_of_another_api_version_is_left_out() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let f = fixture().await;
+    let (good, _served) = appliance(f.specs.clone(), 1).await;
+    let old = MockServer::start().await;
+    let health = serde_json::json!({
+        "version": "0.0.1", "api": super::api::API_VERSION + 1,
+        "format": crate::format::VERSION, "slots": 4, "busy": 0, "stopping": false,
+    });
+    Mock::given(method("GET"))
+        .and(path("/v1/health"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(health))
+        .mount(&old)
+        .await;
+    let apps = [good, old.uri()]
+        .iter()
+        .map(|u| Appliance::new(u, TOKEN, None).unwrap())
+        .collect();
+    let pool = Pool::connect(apps, fast(), Arc::new(SystemClock))
+        .await
+        .unwrap();
+    assert_eq!(pool.len(), 1);
+    let urls = format!("{pool:?}");
+    assert!(!urls.contains(&old.uri()), "{urls}");
 }

@@ -236,7 +236,7 @@ impl Workshop {
         // Planned alone, its claims dropped at once: a chain here never borrows from
         // another task, as the runner commits each task's points on its outcome alone
         // (two tasks may both bring a blob their machines share; prune frees the spare).
-        let mut plan = {
+        let plan = {
             let state = state.write().await;
             let threshold = target.multipart_threshold as u64;
             let (chain, mode) = (&req.chain, req.mode);
@@ -262,7 +262,6 @@ impl Workshop {
         };
         let repos: Vec<Arc<Repository>> = sources.iter().map(|s| s.repo.clone()).collect();
         let outcome = transfer(&plan, &repos, &target, &opts, progress).await?;
-        plan.reads.clear();
         Ok((plan, outcome))
     }
 }

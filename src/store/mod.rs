@@ -69,34 +69,13 @@ pub struct ProviderInfo {
     pub classes: &'static [&'static str],
     pub archived: &'static [&'static str],
     pub class_word: &'static str,
+    /// What its errors say, and what to tell the operator about them.
+    pub vocabulary: diagnose::Vocabulary,
 }
 
 impl StoreKind {
     /// The cloud providers offsite knows.
-    pub const PROVIDERS: [ProviderInfo; 2] = [
-        ProviderInfo {
-            kind: StoreKind::S3,
-            name: "s3",
-            classes: &[
-                "STANDARD",
-                "STANDARD_IA",
-                "ONEZONE_IA",
-                "INTELLIGENT_TIERING",
-                "GLACIER_IR",
-                "GLACIER",
-                "DEEP_ARCHIVE",
-            ],
-            archived: &["GLACIER", "DEEP_ARCHIVE"],
-            class_word: "an S3 storage class",
-        },
-        ProviderInfo {
-            kind: StoreKind::Azure,
-            name: "azure",
-            classes: &["Hot", "Cool", "Cold", "Archive"],
-            archived: &["Archive"],
-            class_word: "an Azure access tier",
-        },
-    ];
+    pub const PROVIDERS: [ProviderInfo; 2] = [s3::info::INFO, azure::info::INFO];
 
     /// The provider a store of this kind is (`None` for folders and memory).
     pub fn provider(self) -> Option<&'static ProviderInfo> {

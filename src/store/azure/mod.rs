@@ -12,6 +12,7 @@
 //! or workload identity, client secret, CLI) the bearer token object_store's credential
 //! provider fetches and renews.
 
+pub mod info;
 mod provider;
 
 use azure_core::headers::{HeaderName, Headers};

@@ -8,6 +8,7 @@
 //! (`AWS_*`, `AWS_ENDPOINT_URL`, path-style unless `AWS_VIRTUAL_HOSTED_STYLE_REQUEST`),
 //! through aws-config's default chain (environment, profile, web identity, ECS, IMDS).
 
+pub mod info;
 mod provider;
 
 use std::sync::Arc;
