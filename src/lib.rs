@@ -30,8 +30,8 @@ pub mod secret;
 pub mod stop;
 pub mod store;
 pub mod target;
-#[cfg(test)]
-pub(crate) mod testkit;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod units;
 
 pub use error::{Error, Result};

@@ -45,10 +45,10 @@ pub struct TargetSpec {
     pub line: usize,
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "testkit"))]
 impl SourceSpec {
     /// Every point of every machine of the repository at `url`, for tests.
-    pub(crate) fn plain(url: &str, password: Secret) -> SourceSpec {
+    pub fn plain(url: &str, password: Secret) -> SourceSpec {
         SourceSpec {
             url: url.to_string(),
             password,
@@ -63,8 +63,8 @@ impl SourceSpec {
 impl TargetSpec {
     /// A target at `url` (`URL/JOB` per job) with every optional part at its default,
     /// for tests.
-    #[cfg(test)]
-    pub(crate) fn plain(url: &str, password: Secret) -> TargetSpec {
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn plain(url: &str, password: Secret) -> TargetSpec {
         TargetSpec {
             url: url.to_string(),
             map: false,
@@ -170,8 +170,8 @@ impl Job {
 
     /// A daily job from `sources` into `target` with every optional part at its
     /// default, for tests to change what they exercise.
-    #[cfg(test)]
-    pub(crate) fn plain(name: &str, sources: Vec<SourceSpec>, target: TargetSpec) -> Job {
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn plain(name: &str, sources: Vec<SourceSpec>, target: TargetSpec) -> Job {
         Job {
             name: name.into(),
             mode: Mode::Periodic {

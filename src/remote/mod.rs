@@ -13,6 +13,3 @@ pub mod pool;
 pub mod server;
 pub mod tasks;
 pub mod workshop;
-
-#[cfg(test)]
-mod tests;

@@ -155,8 +155,8 @@ static MEMORY: LazyLock<Mutex<HashMap<String, Arc<dyn ObjectStore>>>> =
 
 /// Puts `store` under `memory://name`, so code that opens repositories by URL (a job)
 /// can be run over a store a test controls (gated, flaky).
-#[cfg(test)]
-pub(crate) fn register_memory(name: &str, store: Arc<dyn ObjectStore>) {
+#[cfg(any(test, feature = "testkit"))]
+pub fn register_memory(name: &str, store: Arc<dyn ObjectStore>) {
     let mut m = MEMORY.lock().expect("memory registry lock");
     m.insert(name.to_string(), store);
 }

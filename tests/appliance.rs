@@ -4,20 +4,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::api::{TaskPoint, TaskRequest};
-use super::client::{Appliance, RemoteError, Submitted};
-use super::pool::{Pool, PoolOptions, Redispatch};
-use super::server::{router, token_hash};
-use super::tasks::Tasks;
-use super::workshop::{RepoSpec, Workshop};
-use crate::clock::{Clock, SystemClock};
-use crate::copy::{ChainMode, Compression, CopyOptions, PointsSpec, Selection};
-use crate::progress::Progress;
-use crate::repo::{InitOptions, Repository};
-use crate::secret::Secret;
-use crate::store::gated::{GatedStore, Op};
-use crate::store::{Location, StoreKind};
-use crate::{Id, testkit};
+use offsite::clock::{Clock, SystemClock};
+use offsite::copy::{ChainMode, Compression, CopyOptions, PointsSpec, Selection};
+use offsite::progress::Progress;
+use offsite::remote::api::{TaskPoint, TaskRequest};
+use offsite::remote::client::{Appliance, RemoteError, Submitted};
+use offsite::remote::pool::{Pool, PoolOptions, Redispatch};
+use offsite::remote::server::{router, token_hash};
+use offsite::remote::tasks::Tasks;
+use offsite::remote::workshop::{RepoSpec, Workshop};
+use offsite::repo::{InitOptions, Repository};
+use offsite::secret::Secret;
+use offsite::store::gated::{GatedStore, Op};
+use offsite::store::{Location, StoreKind};
+use offsite::{Id, testkit};
 
 const TOKEN: &str = "a-long-random-token-for-tests";
 
@@ -25,12 +25,12 @@ const TOKEN: &str = "a-long-random-token-for-tests";
 async fn repo_at(name: &str) -> (Arc<Repository>, String) {
     let url = format!(
         "memory://{name}-{}",
-        hex::encode(crate::crypto::random_bytes::<4>())
+        hex::encode(offsite::crypto::random_bytes::<4>())
     );
-    let loc = crate::store::open(&url, true).unwrap();
+    let loc = offsite::store::open(&url, true).unwrap();
     let opts = InitOptions {
         pack_size: 256 << 10,
-        kdf: crate::keys::DRY_RUN_KDF,
+        kdf: offsite::keys::DRY_RUN_KDF,
         ..Default::default()
     };
     let r = Repository::init(loc, testkit::PW, opts).await.unwrap();
@@ -88,7 +88,7 @@ async fn serve(workshop: Workshop, slots: usize) -> (String, tokio::task::JoinHa
 
 /// The routes over `tasks` on a free loopback port.
 async fn serve_tasks(tasks: Arc<Tasks>) -> (String, tokio::task::JoinHandle<()>) {
-    let hash = super::server::parse_token_hash(&token_hash(TOKEN)).unwrap();
+    let hash = offsite::remote::server::parse_token_hash(&token_hash(TOKEN)).unwrap();
     let app = router(tasks, vec![hash]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -123,10 +123,10 @@ async fn gated_appliance(
 ) -> (
     String,
     tokio::task::JoinHandle<()>,
-    Arc<crate::store::gated::Gate>,
+    Arc<offsite::store::gated::Gate>,
 ) {
     let dst_url = &f.specs[1].url;
-    let under = crate::store::open(dst_url, false).unwrap().store;
+    let under = offsite::store::open(dst_url, false).unwrap().store;
     let gated = Arc::new(GatedStore::new(under));
     let uploads = gated.gate(Op::Put, "data/");
     uploads.release(passing);
@@ -139,9 +139,9 @@ async fn gated_appliance(
 }
 
 /// The fixture's source copied into its target with `opts`.
-async fn copy(f: &Fixture, opts: &CopyOptions) -> crate::copy::CopyReport {
+async fn copy(f: &Fixture, opts: &CopyOptions) -> offsite::copy::CopyReport {
     let (s, t) = (f.source.clone(), f.target.clone());
-    crate::copy::run(vec![s], t, opts, &Progress::hidden())
+    offsite::copy::run(vec![s], t, opts, &Progress::hidden())
         .await
         .unwrap()
 }
@@ -159,13 +159,13 @@ async fn files_machine(f: &Fixture, name: &str, files: u64) -> (Id, tempfile::Te
         let body = testkit::bytes(900 + n, 100 << 10);
         std::fs::write(root.join(format!("f{n}")), body).unwrap();
     }
-    let opts = crate::backup::BackupOptions {
+    let opts = offsite::backup::BackupOptions {
         machine: name.into(),
         paths: vec![root],
         base: Some(dir.path().to_path_buf()),
         ..Default::default()
     };
-    let (point, _) = crate::backup::run(f.source.clone(), opts, Progress::hidden())
+    let (point, _) = offsite::backup::run(f.source.clone(), opts, Progress::hidden())
         .await
         .unwrap();
     (point, dir)
@@ -299,7 +299,7 @@ async fn the_api_refuses_what_it_must_and_writes_nothing() {
             400,
             "malformed task",
         ),
-        (Some(TOKEN), vec![b' '; super::api::MAX_BODY + 1], 413, ""),
+        (Some(TOKEN), vec![b' '; offsite::remote::api::MAX_BODY + 1], 413, ""),
     ];
     for (token, b, status, says) in cases {
         let resp = post(token, b).await.unwrap();
@@ -323,7 +323,7 @@ async fn the_api_refuses_what_it_must_and_writes_nothing() {
     let r = http.get(format!("{url}/v1/ready")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(r.text().await.unwrap(), "ready\n");
-    let data = f.target.list(crate::format::DATA).await.unwrap();
+    let data = f.target.list(offsite::format::DATA).await.unwrap();
     assert!(data.is_empty(), "a refused request wrote to the target");
     // The repositories' list names them and gives ids, never URLs or passwords.
     let app = Appliance::new(&url, TOKEN, None).unwrap();
@@ -378,13 +378,13 @@ async fn slots_bound_tasks_and_status_reports_packs_as_they_land() {
     assert!(matches!(e, RemoteError::Gone { .. }), "{e}");
     let health = app.health().await.unwrap();
     assert_eq!((health.slots, health.busy), (1, 0));
-    assert_eq!(health.api, super::api::API_VERSION);
+    assert_eq!(health.api, offsite::remote::api::API_VERSION);
 }
 
 /// An appliance whose target uploads stop after two packs, and whose service then
 /// vanishes: the two packs it reported are kept (indexed), and the chain goes on where
 /// `policy` says — another appliance, this process, or nowhere.
-async fn lose_an_appliance(policy: Redispatch) -> (Fixture, crate::copy::CopyReport, String) {
+async fn lose_an_appliance(policy: Redispatch) -> (Fixture, offsite::copy::CopyReport, String) {
     let f = fixture().await;
     // 24 blobs of 100 KiB in 256 KiB packs: 8 data packs, so a third always comes.
     let (_, _dir) = files_machine(&f, "many", 24).await;
@@ -496,9 +496,9 @@ async fn with_redispatch_fail_the_chain_fails_and_keeps_what_arrived() {
 /// appliance's URL, the transfer runs there, and the stop command gets the URLs.
 #[tokio::test]
 async fn a_job_runs_its_transfer_on_an_ephemeral_pool() {
-    use crate::job::archivers::ArchiversSpec;
-    use crate::job::config::{Job, SourceSpec, TargetSpec};
-    use crate::job::script::{OnFailure, ScriptSpec};
+    use offsite::job::archivers::ArchiversSpec;
+    use offsite::job::config::{Job, SourceSpec, TargetSpec};
+    use offsite::job::script::{OnFailure, ScriptSpec};
 
     let f = fixture().await;
     let (url, _s) = appliance(f.specs.clone(), 2).await;
@@ -533,8 +533,8 @@ async fn a_job_runs_its_transfer_on_an_ephemeral_pool() {
         ..Job::plain("nightly", vec![source], target)
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let stop = crate::stop::Stop::new();
-    let r = crate::job::run::run_once(&job, clock, &chrono::Utc, &Progress::hidden(), &stop)
+    let stop = offsite::stop::Stop::new();
+    let r = offsite::job::run::run_once(&job, clock, &chrono::Utc, &Progress::hidden(), &stop)
         .await
         .unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
@@ -607,12 +607,16 @@ async fn a_cancelled_task_stops_at_a_pack_boundary() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
-    assert_eq!(st.state, super::api::TaskState::Cancelled, "{st:?}");
+    assert_eq!(
+        st.state,
+        offsite::remote::api::TaskState::Cancelled,
+        "{st:?}"
+    );
     let result = st.result.clone().unwrap();
     assert!(
         matches!(
             result.points[0].failure,
-            Some(crate::copy::Failure::Interrupted { .. })
+            Some(offsite::copy::Failure::Interrupted { .. })
         ),
         "{:?}",
         result.points
@@ -621,7 +625,7 @@ async fn a_cancelled_task_stops_at_a_pack_boundary() {
     for p in &st.packs {
         assert!(
             f.target
-                .exists(&crate::format::pack_name(&p.id))
+                .exists(&offsite::format::pack_name(&p.id))
                 .await
                 .unwrap()
         );
@@ -708,8 +712,8 @@ async fn an_appliance_of_another_api_version_is_left_out() {
     let (good, _served) = appliance(f.specs.clone(), 1).await;
     let old = MockServer::start().await;
     let health = serde_json::json!({
-        "version": "0.0.1", "api": super::api::API_VERSION + 1,
-        "format": crate::format::VERSION, "slots": 4, "busy": 0, "stopping": false,
+        "version": "0.0.1", "api": offsite::remote::api::API_VERSION + 1,
+        "format": offsite::format::VERSION, "slots": 4, "busy": 0, "stopping": false,
     });
     Mock::given(method("GET"))
         .and(path("/v1/health"))
