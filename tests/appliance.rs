@@ -20,6 +20,8 @@ use offsite::store::{Location, StoreKind};
 use offsite::{Id, testkit};
 
 const TOKEN: &str = "a-long-random-token-for-tests";
+/// How long a test waits for an answer.
+const T: Duration = Duration::from_secs(10);
 
 /// A new repository at `memory://NAME` (reachable by URL, as an appliance opens it).
 async fn repo_at(name: &str) -> (Arc<Repository>, String) {
@@ -176,6 +178,7 @@ fn fast() -> PoolOptions {
         poll: Duration::from_millis(20),
         lost_after: 3,
         redispatch: Redispatch::Pool,
+        ..PoolOptions::default()
     }
 }
 
@@ -250,6 +253,7 @@ fn request(point: Id) -> TaskRequest {
         map: false,
         reads_in_flight: None,
         uploads_in_flight: 2,
+        lease_secs: None,
     }
 }
 
@@ -351,11 +355,11 @@ async fn slots_bound_tasks_and_status_reports_packs_as_they_land() {
     let second = app.submit(&request(ids[1])).await.unwrap();
     // The first may have finished already on a fast machine; either way, no error.
     if let Submitted::Taken(_) = second {
-        let st = app.status(&first, 0).await.unwrap();
+        let st = app.status(&first, 0, T).await.unwrap();
         assert!(st.state.is_finished(), "two tasks ran in one slot");
     }
     let st = loop {
-        let st = app.status(&first, 0).await.unwrap();
+        let st = app.status(&first, 0, T).await.unwrap();
         if st.state.is_finished() {
             break st;
         }
@@ -366,7 +370,7 @@ async fn slots_bound_tasks_and_status_reports_packs_as_they_land() {
         st.packs_done > 0 && st.packs.len() == st.packs_done,
         "{st:?}"
     );
-    let later = app.status(&first, st.packs_done).await.unwrap();
+    let later = app.status(&first, st.packs_done, T).await.unwrap();
     assert!(
         later.packs.is_empty(),
         "packs_from skips what was collected"
@@ -374,7 +378,7 @@ async fn slots_bound_tasks_and_status_reports_packs_as_they_land() {
     let result = st.result.expect("a done task answers its result");
     assert!(!result.points.is_empty());
     assert!(result.points.iter().all(|p| p.failure.is_none()));
-    let e = app.status("no-such-task", 0).await.unwrap_err();
+    let e = app.status("no-such-task", 0, T).await.unwrap_err();
     assert!(matches!(e, RemoteError::Gone { .. }), "{e}");
     let health = app.health().await.unwrap();
     assert_eq!((health.slots, health.busy), (1, 0));
@@ -522,6 +526,7 @@ async fn a_job_runs_its_transfer_on_an_ephemeral_pool() {
             stopped.display()
         ))),
         ready_timeout: Duration::from_secs(10),
+        lease: Duration::from_secs(15),
     };
     let source = SourceSpec::plain(&f.specs[0].url, f.specs[0].password.clone());
     let target = TargetSpec {
@@ -595,13 +600,13 @@ async fn a_cancelled_task_stops_at_a_pack_boundary() {
         panic!("taken");
     };
     uploads.wait_for(2).await;
-    app.cancel(&id).await.unwrap();
+    app.cancel(&id, T).await.unwrap();
     // The task's own thread takes the stop at its next wake-up; only then let the held
     // upload go (else the rest could pack in one go before it looks).
     tokio::time::sleep(Duration::from_millis(200)).await;
     uploads.open();
     let st = loop {
-        let st = app.status(&id, 0).await.unwrap();
+        let st = app.status(&id, 0, T).await.unwrap();
         if st.state.is_finished() {
             break st;
         }
@@ -630,7 +635,7 @@ async fn a_cancelled_task_stops_at_a_pack_boundary() {
                 .unwrap()
         );
     }
-    let e = app.cancel("no-such-task").await.unwrap_err();
+    let e = app.cancel("no-such-task", T).await.unwrap_err();
     assert!(matches!(e, RemoteError::Gone { .. }), "{e}");
     let metrics = reqwest::Client::new()
         .get(format!("{url}/metrics"))
@@ -699,7 +704,13 @@ async fn readiness_needs_no_token_and_fails_while_stopping() {
     tasks.stopping.stop();
     let r = http.get(&url).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 503);
-    assert_eq!(r.text().await.unwrap(), "stopping\n");
+    assert_eq!(
+        r.headers()[offsite::remote::api::INSTANCE_HEADER],
+        tasks.instance.as_str()
+    );
+    let body: offsite::remote::api::ApiError =
+        serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(body.error, "stopping");
 }
 
 /// An appliance of another API version is left out of the pool, by name: the runner
@@ -730,4 +741,248 @@ async fn an_appliance_of_another_api_version_is_left_out() {
     assert_eq!(pool.len(), 1);
     let urls = format!("{pool:?}");
     assert!(!urls.contains(&old.uri()), "{urls}");
+}
+
+/// Packs in the target that no index names (what a lost or unfinished task leaves).
+async fn unindexed(repo: &Repository) -> usize {
+    let names = repo.index_names().await.unwrap();
+    let mut indexed = std::collections::HashSet::new();
+    for (_, f) in repo.load_index_files(names).await.unwrap() {
+        indexed.extend(f.packs.iter().map(|p| p.id));
+    }
+    let stored = repo.list(offsite::format::DATA).await.unwrap();
+    stored
+        .iter()
+        .filter_map(|m| m.location.as_ref().rsplit('/').next()?.parse::<Id>().ok())
+        .filter(|id| !indexed.contains(id))
+        .count()
+}
+
+/// The routes over `tasks` at `addr`; as `serve_tasks`.
+async fn serve_at(tasks: Arc<Tasks>, addr: std::net::SocketAddr) -> tokio::task::JoinHandle<()> {
+    let hash = offsite::remote::server::parse_token_hash(&token_hash(TOKEN)).unwrap();
+    let app = router(tasks, vec![hash]);
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+            tokio::spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, svc)
+                    .await;
+            });
+        }
+    })
+}
+
+/// A per-connection balancer: each connection it accepts goes to the next of
+/// `backends` (`host:port`), round robin — a Kubernetes Service or a cloud load
+/// balancer in front of replicas.
+async fn balancer(backends: Vec<String>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        for n in 0.. {
+            let Ok((mut down, _)) = listener.accept().await else {
+                continue;
+            };
+            let to = backends[n % backends.len()].clone();
+            tokio::spawn(async move {
+                if let Ok(mut up) = tokio::net::TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                }
+            });
+        }
+    });
+    url
+}
+
+/// One address in front of two appliances loses tasks (a poll reaches the other): the
+/// pool refuses it when it is made, saying what to do, and nothing is copied — not
+/// even by the runner.
+#[tokio::test]
+async fn one_address_in_front_of_two_appliances_is_refused_by_name() {
+    let f = fixture().await;
+    let (a, _sa) = appliance(f.specs.clone(), 2).await;
+    let (b, _sb) = appliance(f.specs.clone(), 2).await;
+    let hosts = [&a, &b].map(|u| u.trim_start_matches("http://").to_string());
+    let front = balancer(hosts.to_vec()).await;
+    let apps = vec![Appliance::new(&front, TOKEN, None).unwrap()];
+    let e = Pool::connect(apps, fast(), Arc::new(SystemClock))
+        .await
+        .unwrap_err();
+    let said = e.to_string();
+    assert!(said.contains(&front), "{said}");
+    assert!(said.contains("reaches several appliances"), "{said}");
+    assert!(said.contains("dns+https://"), "{said}");
+    assert!(f.target.point_ids().await.unwrap().is_empty());
+}
+
+/// `dns+http://NAME:PORT` with NAME resolving to two loopback addresses: one appliance
+/// each, and the chains spread over both.
+#[tokio::test]
+async fn a_dns_name_is_every_appliance_it_resolves_to() {
+    struct Two(Vec<std::net::SocketAddr>);
+    #[async_trait::async_trait]
+    impl offsite::remote::address::Resolve for Two {
+        async fn resolve(&self, host: &str, _: u16) -> std::io::Result<Vec<std::net::SocketAddr>> {
+            assert_eq!(host, "archivers.backup.svc");
+            Ok(self.0.clone())
+        }
+    }
+    let f = fixture().await;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let tasks = || {
+        Tasks::new(
+            1,
+            Arc::new(Workshop::new(f.specs.clone(), clock.clone())),
+            clock.clone(),
+        )
+    };
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let addrs: Vec<std::net::SocketAddr> = ["127.0.0.1", "127.0.0.2"]
+        .iter()
+        .map(|ip| format!("{ip}:{port}").parse().unwrap())
+        .collect();
+    let _a = serve_at(tasks(), addrs[0]).await;
+    let _b = serve_at(tasks(), addrs[1]).await;
+    let name = format!("dns+http://archivers.backup.svc:{port}");
+    let apps = offsite::remote::address::appliances(&[name], TOKEN, None, &Two(addrs))
+        .await
+        .unwrap();
+    assert_eq!(apps.len(), 2);
+    let pool = Arc::new(Pool::connect(apps, fast(), clock.clone()).await.unwrap());
+    assert_eq!(pool.len(), 2);
+    let report = copy(&f, &via(pool)).await;
+    assert_eq!(report.points_copied(), 3, "{report:#?}");
+    let used: std::collections::HashSet<&str> = (report.chains.iter())
+        .map(|c| c.appliance.as_deref().expect("an appliance ran the chain"))
+        .collect();
+    assert_eq!(used.len(), 2, "both addresses had work: {used:?}");
+    assert!(report.chains.iter().all(|c| c.fallback.is_none()));
+    let check = testkit::check_read_data(&f.target).await;
+    assert!(check.is_ok(), "{:?}", check.errors);
+}
+
+/// A runner asked to stop mid-task cancels the appliance's task, indexes every pack it
+/// wrote, reports the chain interrupted; nothing is left unindexed, and the next run
+/// brings the rest without sending a blob twice.
+#[tokio::test]
+async fn a_stopped_runner_cancels_its_task_and_keeps_what_it_wrote() {
+    let f = fixture().await;
+    let (_, _dir) = files_machine(&f, "many", 24).await;
+    let (a, _sa, uploads) = gated_appliance(&f, 2).await;
+    let pool = pool(&[&a], fast()).await;
+    let stop = offsite::stop::Stop::new();
+    let mut opts = CopyOptions {
+        selection: Selection {
+            machines: vec!["many".into()],
+            points: PointsSpec::All,
+            ..Default::default()
+        },
+        pack_size: Some(256 << 10),
+        ..via(pool)
+    };
+    opts.transfer.stop = stop.clone();
+    let run = copy(&f, &opts);
+    let stop_it = async {
+        testkit::within(30, "a third pack upload", uploads.wait_for(3)).await;
+        stop.stop();
+        // The runner's cancel arrives while the third upload is held; let it land.
+        let app = Appliance::new(&a, TOKEN, None).unwrap();
+        let cancelled = async {
+            loop {
+                let t = app.tasks().await.unwrap();
+                if t.first().is_some_and(|t| t.state.is_finished()) {
+                    return t[0].state;
+                }
+                uploads.open();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        testkit::within(30, "the task to end", cancelled).await
+    };
+    let (report, state) =
+        testkit::within(60, "the copy", async { tokio::join!(run, stop_it) }).await;
+    assert_eq!(state, offsite::remote::api::TaskState::Cancelled);
+    let c = &report.chains[0];
+    assert!(
+        matches!(c.failure, Some(offsite::copy::Failure::Interrupted { .. })),
+        "{c:#?}"
+    );
+    assert_eq!(report.points_copied(), 0);
+    assert_eq!(
+        unindexed(&f.target).await,
+        0,
+        "a pack the task wrote is in no index"
+    );
+    assert!(testkit::check_read_data(&f.target).await.is_ok());
+
+    let (b, _sb) = appliance(f.specs.clone(), 1).await;
+    let mut next = opts.clone();
+    next.transfer.stop = offsite::stop::Stop::new();
+    next.via = Some(self::pool(&[&b], fast()).await);
+    let again = copy(&f, &next).await;
+    assert_eq!(again.points_copied(), 1, "{again:#?}");
+    assert_eq!(indexed_twice(&f.target).await, 0, "a blob was sent twice");
+    assert_eq!(unindexed(&f.target).await, 0);
+}
+
+/// A task whose runner stops polling (killed, or it lost the address) is stopped by
+/// the appliance once its lease runs out, at a pack boundary.
+#[tokio::test]
+async fn a_task_nobody_polls_is_cancelled_when_its_lease_runs_out() {
+    let f = fixture().await;
+    let (many, _dir) = files_machine(&f, "many", 24).await;
+    let (a, _sa, uploads) = gated_appliance(&f, 1).await;
+    let app = Appliance::new(&a, TOKEN, None).unwrap();
+    let req = TaskRequest {
+        chain: "many".into(),
+        pack_size: 256 << 10,
+        lease_secs: Some(2),
+        ..request(many)
+    };
+    let Submitted::Taken(id) = app.submit(&req).await.unwrap() else {
+        panic!("busy")
+    };
+    testkit::within(30, "a second pack upload", uploads.wait_for(2)).await;
+    // Nobody polls (listing tasks renews nothing): the lease runs out, the appliance
+    // counts it, and the task stops at its pack boundary once the held upload lands.
+    let http = reqwest::Client::new();
+    let expired = async {
+        loop {
+            let m = (http.get(format!("{a}/metrics")).bearer_auth(TOKEN))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if m.contains("offsite_archiver_leases_expired_total 1") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    testkit::within(20, "the lease to run out", expired).await;
+    uploads.open();
+    let ended = async {
+        loop {
+            let t = app.tasks().await.unwrap();
+            if let Some(t) = t.into_iter().find(|t| t.id == id && t.state.is_finished()) {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let t = testkit::within(20, "the task to stop", ended).await;
+    assert_eq!(t.state, offsite::remote::api::TaskState::Cancelled, "{t:?}");
+    let all = 8;
+    assert!(t.packs_done < all, "the task ran to its end: {t:?}");
 }

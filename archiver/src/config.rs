@@ -26,6 +26,10 @@ struct File {
     tokens_file: Option<PathBuf>,
     tls: Option<Tls>,
     throttle: Option<Throttle>,
+    /// How long a task whose runner asks for no lease lives without a poll.
+    lease: Option<String>,
+    /// How long a stopping appliance keeps answering for its runners' last packs.
+    drain_timeout: Option<String>,
     #[serde(default, rename = "repository")]
     repositories: Vec<Repo>,
 }
@@ -79,6 +83,26 @@ pub struct Config {
     pub tls: Option<Tls>,
     pub rates: offsite::store::throttle::Rates,
     pub repositories: Vec<RepoSpec>,
+    pub lease: std::time::Duration,
+    pub drain_timeout: std::time::Duration,
+}
+
+/// `key = "90s"`, within `range`, or `default`.
+fn duration(
+    key: &str,
+    v: &Option<String>,
+    default: std::time::Duration,
+    range: std::ops::RangeInclusive<u64>,
+) -> anyhow::Result<std::time::Duration> {
+    let Some(v) = v else { return Ok(default) };
+    match offsite::units::parse_duration(v) {
+        Ok(d) if range.contains(&d.as_secs()) => Ok(d),
+        _ => bail!(
+            "{key} = {v:?}: a duration such as \"60s\" or \"2m\", {} to {} seconds",
+            range.start(),
+            range.end()
+        ),
+    }
 }
 
 impl Config {
@@ -155,7 +179,21 @@ impl Config {
             },
             None => Default::default(),
         };
+        let lease = duration(
+            "lease",
+            &f.lease,
+            offsite::remote::tasks::DEFAULT_LEASE,
+            offsite::remote::api::LEASES,
+        )?;
+        let drain_timeout = duration(
+            "drain_timeout",
+            &f.drain_timeout,
+            std::time::Duration::from_secs(120),
+            0..=3600,
+        )?;
         Ok(Config {
+            lease,
+            drain_timeout,
             listen: f.listen,
             task_slots: f.task_slots,
             tokens,
@@ -193,6 +231,8 @@ mod tests {
         let cases = [
             (with("colour = 1"), "unknown field `colour`"),
             (with("task_slots = 0"), "task_slots"),
+            (with("lease = \"1s\""), "lease"),
+            (with("drain_timeout = \"soon\""), "drain_timeout"),
             (with("[throttle]\nwrite = \"fast\""), "throttle.write"),
             (
                 "listen = \"127.0.0.1:1\"\ntokens = [\"hunter2\"]".to_string(),

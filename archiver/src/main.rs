@@ -134,17 +134,13 @@ async fn serve(path: &std::path::Path, insecure_http: bool) -> anyhow::Result<()
         }
     });
     let tasks = Tasks::new(config.task_slots, workshop, clock);
+    tasks.set_default_lease(config.lease);
     let app = router(tasks.clone(), config.tokens);
     let tcp = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = tcp.local_addr()?;
-    let stopping = tasks.stopping.clone();
-    let shutdown = async move {
-        wait_for_signal().await;
-        tracing::info!("stopping: running tasks finish their pack and stop");
-        stopping.stop();
-    };
+    let shutdown = drain(tasks.clone(), config.drain_timeout);
     match &config.tls {
         Some(t) => {
             let listener = tls::TlsListener::new(tcp, tls::acceptor(&t.cert, &t.key)?)?;
@@ -160,14 +156,32 @@ async fn serve(path: &std::path::Path, insecure_http: bool) -> anyhow::Result<()
                 .await?;
         }
     }
-    // The service is closed; let the tasks reach their pack boundary.
-    for _ in 0..600 {
-        if tasks.busy() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     Ok(())
+}
+
+/// Waits for SIGTERM (or Ctrl-C), then drains: `/v1/ready` and new tasks answer 503 at
+/// once, running tasks stop at their next pack boundary, and the service goes on
+/// answering status until every runner has collected what its task wrote (or its lease
+/// ran out unasked), for at most `timeout`. Returns when the service may close.
+async fn drain(tasks: Arc<Tasks>, timeout: Duration) {
+    wait_for_signal().await;
+    tracing::info!(
+        "stopping: no new task; running tasks stop at a pack boundary; their runners have up \
+         to {timeout:?} to collect them"
+    );
+    tasks.stopping.stop();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !tasks.drained() {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                "stopping with {} task(s) not collected by their runners (drain_timeout)",
+                tasks.outstanding()
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tracing::info!("drained: every task's packs were collected; closing");
 }
 
 async fn wait_for_signal() {

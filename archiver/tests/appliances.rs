@@ -238,7 +238,10 @@ async fn a_copy_survives_an_appliance_killed_mid_task() {
             {
                 // Let the runner's next poll collect the packs that landed.
                 tokio::time::sleep(Duration::from_millis(300)).await;
-                let t = a_client.status(&t.id, 0).await.unwrap();
+                let t = a_client
+                    .status(&t.id, 0, Duration::from_secs(10))
+                    .await
+                    .unwrap();
                 assert!(!t.state.is_finished(), "A finished before it was killed");
                 a.child.kill().unwrap();
                 let _ = a.child.wait();
@@ -313,6 +316,117 @@ async fn a_copy_survives_an_appliance_killed_mid_task() {
     for secret in [SOURCE_PW, TARGET_PW, TOKEN] {
         assert!(!said.contains(secret), "{secret:?} leaked");
     }
+}
+
+/// An appliance told to stop (SIGTERM) mid-task drains: `/v1/ready` answers 503 at
+/// once (it does not refuse connections), its task stops at a pack boundary, and it
+/// answers status until the runner has every pack it wrote; the runner keeps them and
+/// the chain finishes on the other appliance. Nothing is orphaned or sent twice, and
+/// the stopped appliance exits by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopping_appliance_hands_every_pack_to_its_runner() {
+    let (Some(s3), Some(az)) = (base("OFFSITE_TEST_S3"), base("OFFSITE_TEST_AZURE")) else {
+        return;
+    };
+    let run = unique();
+    let (src_url, dst_url) = (format!("{s3}/{run}/src"), format!("{az}/{run}/dst"));
+    let source = init(&src_url, SOURCE_PW, 16 << 20).await;
+    let _files = backups(&source, &[("big", 12 << 20), ("web", 4 << 20)]).await;
+    let target = init(&dst_url, TARGET_PW, 512 << 10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (spw, tpw) = (dir.path().join("src.pw"), dir.path().join("dst.pw"));
+    std::fs::write(&spw, SOURCE_PW).unwrap();
+    std::fs::write(&tpw, TARGET_PW).unwrap();
+    let repos = [
+        ("primary", src_url.as_str(), spw.as_path()),
+        ("offsite", dst_url.as_str(), tpw.as_path()),
+    ];
+    let mut a = start(
+        dir.path(),
+        "a",
+        &repos,
+        "task_slots = 1\n[throttle]\nwrite = \"3MB/s\"",
+    );
+    let b = start(dir.path(), "b", &repos, "task_slots = 2");
+    let apps = vec![
+        Appliance::new(&a.url, TOKEN, None).unwrap(),
+        Appliance::new(&b.url, TOKEN, None).unwrap(),
+    ];
+    let opts = PoolOptions {
+        poll: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let pool = Arc::new(
+        Pool::connect(apps, opts, Arc::new(SystemClock))
+            .await
+            .unwrap(),
+    );
+    let copy = CopyOptions {
+        selection: Selection {
+            points: PointsSpec::All,
+            ..Default::default()
+        },
+        pack_size: Some(512 << 10),
+        via: Some(pool),
+        ..Default::default()
+    };
+    let hidden = Progress::hidden();
+    let copying = offsite::copy::run(vec![source.clone()], target.clone(), &copy, &hidden);
+    let a_client = Appliance::new(&a.url, TOKEN, None).unwrap();
+    let http = reqwest::Client::new();
+    let stop_a = async {
+        loop {
+            let tasks = a_client.tasks().await.unwrap();
+            if let Some(t) = tasks
+                .iter()
+                .find(|t| !t.state.is_finished() && t.packs_done >= 2)
+            {
+                let pid = a.child.id().to_string();
+                let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+                assert!(killed.success());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let ready = http.get(format!("{}/v1/ready", a.url)).send().await;
+                let status = ready.expect("a stopping appliance still answers").status();
+                return (t.chain.clone(), status.as_u16());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let (report, (chain, ready)) = tokio::join!(copying, stop_a);
+    let report = report.unwrap();
+    assert_eq!(ready, 503, "/v1/ready while stopping");
+    assert_eq!(report.points_copied(), 2, "{report:#?}");
+    let c = report.chains.iter().find(|c| c.chain == chain).unwrap();
+    assert_eq!(c.lost_appliances.len(), 1, "{c:#?}");
+    assert!(c.lost_appliances[0].why.contains("shutting down"), "{c:#?}");
+    assert!(c.lost_appliances[0].packs_kept >= 2, "{c:#?}");
+    assert_eq!(c.appliance.as_deref(), Some(b.url.as_str()));
+    assert_eq!(
+        sent_twice(&target).await,
+        0,
+        "a pack orphaned or a blob sent twice"
+    );
+    let check = offsite::check::run(
+        &target,
+        &offsite::check::CheckOptions { read_data: true },
+        &hidden,
+    )
+    .await
+    .unwrap();
+    assert!(check.is_ok(), "{:?}", check.errors);
+    // Drained: it exits by itself, successfully.
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Some(st) = a.child.try_wait().unwrap() {
+            exited = Some(st);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let st = exited.expect("the stopped appliance exits once drained");
+    assert!(st.success(), "{st:?}");
+    let log = std::fs::read_to_string(&a.log).unwrap();
+    assert!(log.contains("drained"), "{log}");
 }
 
 /// An appliance refuses plain HTTP beyond loopback unless told, and serves HTTPS with

@@ -11,7 +11,6 @@ use offsite::copy::{
     self, ChainReport, ChainStatus, Compression, CopyOptions, CopyReport, Selection,
     TransferOptions,
 };
-use offsite::remote::client::Appliance;
 use offsite::remote::pool::{Pool, PoolOptions};
 use offsite::repo::{InitOptions, Repository, WarmSpec};
 use offsite::{keys, store};
@@ -68,6 +67,10 @@ pub async fn run(a: CopyArgs, pwf: Option<&std::path::Path>) -> anyhow::Result<E
         transfer: TransferOptions {
             compression: a.compression.unwrap_or(Compression::Target),
             reads_in_flight: a.connections.map(usize::from),
+            stop: super::signals::stop_on_signal(
+                "stopping: the packs in flight are finished, what is whole is committed and \
+                 archivers' tasks are cancelled",
+            ),
             ..Default::default()
         },
         sibling_sources: Vec::new(),
@@ -136,13 +139,12 @@ async fn pool(a: &CopyArgs) -> anyhow::Result<Option<Arc<Pool>>> {
         Some(f) => Some(std::fs::read(f).with_context(|| format!("reading {}", f.display()))?),
         None => None,
     };
-    let apps = a
-        .via
-        .iter()
-        .map(|u| Appliance::new(u, &token, ca.as_deref()))
-        .collect::<offsite::Result<Vec<_>>>()?;
+    let resolver = offsite::remote::address::SystemResolver;
+    let apps =
+        offsite::remote::address::appliances(&a.via, &token, ca.as_deref(), &resolver).await?;
     let opts = PoolOptions {
         redispatch: a.redispatch,
+        lease: Duration::from_secs(a.via_lease),
         ..Default::default()
     };
     let clock: Arc<dyn offsite::clock::Clock> = Arc::new(offsite::clock::SystemClock);

@@ -19,6 +19,7 @@ mod repos;
 mod restore;
 mod retrieve;
 pub(crate) mod sample;
+mod signals;
 mod target;
 
 use std::path::PathBuf;
@@ -188,9 +189,15 @@ pub struct CopyArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub connections: Option<u16>,
     /// Run the transfers on archiver appliances (repeatable: a pool); each chain goes to
-    /// one with a free task slot. Without it, this process transfers.
+    /// one with a free task slot. A URL is one appliance; dns+https://NAME:PORT is every
+    /// address NAME resolves to (a headless Service). Without it, this process transfers.
     #[arg(long = "via", value_name = "URL")]
     pub via: Vec<String>,
+    /// How long an archiver keeps a task this process stopped asking for (it then
+    /// stops the task at a pack boundary), in seconds.
+    #[arg(long, default_value_t = 15, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub via_lease: u64,
     /// The archivers' token: a file holding it (default: OFFSITE_ARCHIVER_TOKEN).
     #[arg(long, value_name = "FILE")]
     pub via_token_file: Option<std::path::PathBuf>,

@@ -14,7 +14,7 @@ use tokio::sync::RwLock;
 use super::claims::Indexing;
 use super::commit::{commit_index, commit_points, point_failures};
 use super::locks;
-use super::offload::{KeepPacks, Offload, OffloadRequest};
+use super::offload::{KeepPacks, Offload, OffloadRequest, Offloaded};
 use super::plan::{plan_chain, supplement};
 use super::report::{ChainReport, ChainStatus, Meter, StageTimes};
 use super::select::Candidate;
@@ -146,11 +146,16 @@ async fn transfer_and_commit(
         // a source pack. It claims nothing, so no chain waits on it.
         (Some(elsewhere), false) => {
             match offload(ctx, view, name, &candidates, &**elsewhere, chain).await? {
-                Some(done) => done,
-                None => {
+                Offloaded::Done(done) => *done,
+                Offloaded::Here => {
                     let plan = plan_here(ctx, view, name, candidates).await;
                     let outcome = transfer(&plan, &view.repos, target, opts, progress).await?;
                     (plan, outcome)
+                }
+                Offloaded::Stopped(what) => {
+                    chain.status = ChainStatus::Failed;
+                    chain.failure = Some(super::Failure::Interrupted { what });
+                    return Ok(StageTimes::default());
                 }
             }
         }
@@ -214,7 +219,7 @@ async fn offload(
     candidates: &[Candidate],
     elsewhere: &dyn Offload,
     chain: &mut ChainReport,
-) -> Result<Option<(super::ChainPlan, TransferOutcome)>> {
+) -> Result<Offloaded> {
     // The sources this chain reads, in the order the request names them.
     let mut used: Vec<usize> = candidates.iter().map(|c| c.source).collect();
     used.sort_unstable();
@@ -235,6 +240,7 @@ async fn offload(
         map: ctx.opts.map,
         reads_in_flight: ctx.opts.transfer.reads_in_flight,
         uploads_in_flight: ctx.opts.transfer.uploads_in_flight,
+        stop: ctx.opts.transfer.stop.clone(),
     };
     let keeper = Keeper {
         ctx,

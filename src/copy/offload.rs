@@ -12,6 +12,7 @@ use super::settings::{ChainMode, Compression};
 use super::transfer::TransferOutcome;
 use crate::format::index::IndexedPack;
 use crate::progress::Progress;
+use crate::stop::Stop;
 use crate::{Id, Result};
 
 /// One chain's transfer, as it is handed over.
@@ -30,6 +31,21 @@ pub struct OffloadRequest {
     pub map: bool,
     pub reads_in_flight: Option<usize>,
     pub uploads_in_flight: usize,
+    /// The copy's stop: the transfer elsewhere is cancelled when it is asked.
+    pub stop: Stop,
+}
+
+/// How a chain's transfer elsewhere ended.
+#[derive(Debug)]
+pub enum Offloaded {
+    /// Transferred: the plan and outcome to commit.
+    Done(Box<(ChainPlan, TransferOutcome)>),
+    /// To be transferred by this process (what lost attempts kept is indexed already;
+    /// the chain's report says why).
+    Here,
+    /// The copy was asked to stop: the transfer was cancelled and what it wrote whole
+    /// is indexed; the chain is interrupted, and why.
+    Stopped(String),
 }
 
 /// Indexes packs that a transfer elsewhere wrote whole before it was lost, at once — so
@@ -42,15 +58,14 @@ pub trait KeepPacks: Sync {
 /// Where a chain's transfer can run instead of this process.
 #[async_trait]
 pub trait Offload: Send + Sync + std::fmt::Debug {
-    /// Transfers the chain elsewhere: `Some` with the plan and outcome to commit, or
-    /// `None` when this process should transfer it itself (what was kept of lost
-    /// attempts is indexed already through `keep`). Lost attempts and warnings go into
-    /// `chain`; an error fails the chain.
+    /// Transfers the chain elsewhere (what was kept of lost or stopped attempts is
+    /// indexed through `keep`). Lost attempts, and why the chain falls back to this
+    /// process, go into `chain`; an error fails the chain.
     async fn transfer(
         &self,
         req: &OffloadRequest,
         keep: &dyn KeepPacks,
         chain: &mut ChainReport,
         progress: &Progress,
-    ) -> Result<Option<(ChainPlan, TransferOutcome)>>;
+    ) -> Result<Offloaded>;
 }

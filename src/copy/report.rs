@@ -207,8 +207,30 @@ pub struct ChainReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub appliance: Option<String>,
     /// Archivers lost while they had the chain, and the packs of theirs kept.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub lost_appliances: Vec<LostAppliance>,
+    /// What the archiver that transferred the chain read from the sources (as planned)
+    /// and wrote to the target; `bytes_read` and `bytes_written` include it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by_appliance: Option<ApplianceWork>,
+    /// Meant for an archiver, copied by this process instead, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
+}
+
+/// Bytes an archiver moved for a chain.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct ApplianceWork {
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+}
+
+/// A chain meant for an archiver that this process copied itself: every byte of it
+/// crossed the runner's link.
+#[derive(Clone, Debug, Serialize)]
+pub struct Fallback {
+    pub why: String,
+    /// The operator chose it (`redispatch = "local"`): said, but not a problem.
+    pub chosen: bool,
 }
 
 /// An archiver lost mid-task: the chain went on elsewhere, keeping its packs.
@@ -307,8 +329,9 @@ impl Meter {
         let secs = self.started.elapsed().as_secs_f64();
         chain.requests_source = src;
         chain.requests_target = dst;
-        chain.bytes_read = src.bytes_in;
-        chain.bytes_written = dst.bytes_out;
+        let by = chain.by_appliance.unwrap_or_default();
+        chain.bytes_read = src.bytes_in + by.bytes_read;
+        chain.bytes_written = dst.bytes_out + by.bytes_written;
         chain.seconds = secs;
         chain.throughput = chain.bytes_logical as f64 / secs.max(1e-9);
         chain.bottleneck = Bottleneck::new(
@@ -361,6 +384,7 @@ impl CopyReport {
             || self.chains.iter().any(|c| {
                 !c.failed.is_empty()
                     || matches!(c.status, ChainStatus::Failed | ChainStatus::Skipped)
+                    || c.fallback.as_ref().is_some_and(|f| !f.chosen)
             })
     }
 }

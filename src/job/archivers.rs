@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::Secret;
 use super::script::{self, ScriptReport, ScriptSpec};
 use crate::clock::Clock;
-use crate::remote::client::Appliance;
+use crate::remote::address::{self, SystemResolver};
 use crate::remote::pool::{Pool, PoolOptions, Redispatch};
 use crate::{Error, Result};
 
@@ -33,6 +33,8 @@ pub struct ArchiversSpec {
     pub stop: Option<ScriptSpec>,
     /// How long the pool has to answer `/v1/health` once started.
     pub ready_timeout: Duration,
+    /// How long an appliance keeps a task the runner stopped asking for.
+    pub lease: Duration,
 }
 
 /// What the pool was, for the interval's report.
@@ -63,7 +65,11 @@ pub async fn open(
             .output
             .lines()
             .map(str::trim)
-            .filter(|l| l.starts_with("http://") || l.starts_with("https://"))
+            .filter(|l| {
+                ["http://", "https://", "dns+http://", "dns+https://"]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+            })
             .map(String::from)
             .collect();
         let why = r.error.clone();
@@ -91,10 +97,7 @@ pub async fn open(
         Some(f) => Some(std::fs::read(f).map_err(|e| Error::io(f, e))?),
         None => None,
     };
-    let apps = urls
-        .iter()
-        .map(|u| Appliance::new(u, &token, ca.as_deref()))
-        .collect::<Result<Vec<_>>>()?;
+    let apps = address::appliances(&urls, &token, ca.as_deref(), &SystemResolver).await?;
     // Ready: every appliance answers, or the time is up and at least one does.
     let deadline = clock.now() + chrono::Duration::from_std(spec.ready_timeout).unwrap_or_default();
     loop {
@@ -116,6 +119,7 @@ pub async fn open(
     }
     let opts = PoolOptions {
         redispatch: spec.redispatch,
+        lease: spec.lease,
         ..Default::default()
     };
     let pool = Pool::connect(apps, opts, clock.clone()).await?;

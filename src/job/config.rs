@@ -325,7 +325,7 @@ redispatch = "sometimes"
         at(30, "pre_script: on_failure = \"ignore\": fail or warn");
         at(32, "throttle.read = \"20MB\": a rate such as \"20MB/s\"");
         at(33, "no when");
-        at(36, "\"ftp://archiver\" is not an http(s):// URL");
+        at(36, "\"ftp://archiver\" is neither an http(s):// URL");
         at(37, "redispatch is pool, local or fail");
         at(35, "no token_env or token_file");
     }

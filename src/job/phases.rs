@@ -541,6 +541,14 @@ fn note_copies(
     now: DateTime<Utc>,
 ) {
     for c in &r.chains {
+        // Meant for an archiver and copied here: the machines are protected, but the
+        // pool did not do its work, and the operator hears of it.
+        if let Some(f) = c.fallback.as_ref().filter(|f| !f.chosen) {
+            report.warnings.push(format!(
+                "{}: copied by the runner, not an archiver: {}",
+                c.chain, f.why
+            ));
+        }
         // A chain held whole, or skipped before it started, names no machines: its
         // name is its machine's.
         let machines = match c.machines.is_empty() {

@@ -33,7 +33,18 @@ use crate::format::point::Point;
 /// The version of this API. A runner works only with appliances of its own version
 /// (`/v1/health` says which): a change to any type here that an older peer would
 /// misread raises it.
-pub const API_VERSION: u32 = 1;
+pub const API_VERSION: u32 = 2;
+
+/// The header every answer carries with the appliance's instance id: a runner tells by
+/// it that one address reaches several appliances.
+pub const INSTANCE_HEADER: &str = "x-offsite-instance";
+
+/// Leases a task may ask for, in seconds: the appliance cancels a task whose runner has
+/// not asked for it for this long.
+pub const LEASES: std::ops::RangeInclusive<u64> = 2..=3600;
+
+/// Zstd levels a task may ask for.
+pub const ZSTD_LEVELS: std::ops::RangeInclusive<i32> = 0..=22;
 
 /// Largest request body the appliance reads.
 pub const MAX_BODY: usize = 4 << 20;
@@ -70,6 +81,11 @@ pub struct TaskRequest {
     pub reads_in_flight: Option<usize>,
     #[serde(default = "two")]
     pub uploads_in_flight: usize,
+    /// Seconds without a poll after which the appliance cancels the task (at a pack
+    /// boundary): a runner that dies, or forgets the task, does not leave it writing
+    /// packs no index will name. `None`: the appliance's default.
+    #[serde(default)]
+    pub lease_secs: Option<u64>,
 }
 
 fn two() -> usize {
@@ -128,6 +144,22 @@ impl TaskRequest {
         }
         if self.reads_in_flight.is_some_and(|r| !(1..=64).contains(&r)) {
             return Err("reads_in_flight: 1 to 64".into());
+        }
+        if self.lease_secs.is_some_and(|l| !LEASES.contains(&l)) {
+            return Err(format!(
+                "lease_secs: {} to {} seconds",
+                LEASES.start(),
+                LEASES.end()
+            ));
+        }
+        if let Compression::Zstd(l) = self.compression
+            && !ZSTD_LEVELS.contains(&l)
+        {
+            return Err(format!(
+                "compression: zstd level {l}; levels are {} to {}",
+                ZSTD_LEVELS.start(),
+                ZSTD_LEVELS.end()
+            ));
         }
         Ok(())
     }
@@ -289,6 +321,9 @@ impl TaskResult {
 /// `GET /v1/health`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Health {
+    /// This process's id, also in every answer's [`INSTANCE_HEADER`].
+    #[serde(default)]
+    pub instance: String,
     pub version: String,
     /// The API version it speaks ([`API_VERSION`]; 0: from before the API had one).
     #[serde(default)]
@@ -336,6 +371,7 @@ mod tests {
             map: false,
             reads_in_flight: None,
             uploads_in_flight: 2,
+            lease_secs: None,
         }
     }
 
@@ -401,6 +437,20 @@ mod tests {
                     ..request()
                 },
                 "chain",
+            ),
+            (
+                TaskRequest {
+                    lease_secs: Some(1),
+                    ..request()
+                },
+                "lease_secs",
+            ),
+            (
+                TaskRequest {
+                    compression: Compression::Zstd(23),
+                    ..request()
+                },
+                "zstd level",
             ),
         ];
         for (r, what) in bad {

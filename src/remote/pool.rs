@@ -4,6 +4,14 @@
 //! its outcome — or, when the appliance stops answering or forgets the task, says it
 //! was lost with the packs it had reported, which the caller indexes before it tries
 //! again elsewhere ([`Redispatch`]). Waits run on the injected clock.
+//!
+//! Each task is asked for at every poll, which renews its lease on the appliance; a
+//! runner that stops cancels its tasks and collects what they wrote, and a task whose
+//! follower is dropped (an error elsewhere in the copy) is cancelled on the way out.
+//! An address that reaches more than one appliance (a balancer) is refused when the
+//! pool is made — probes on new connections meet each backend — and, should a later
+//! answer come from another appliance, the chain fails saying so: it is never moved
+//! silently.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,13 +20,14 @@ use std::time::Duration;
 
 use tokio::sync::{Mutex, Semaphore};
 
-use super::api::{API_VERSION, TaskRequest, TaskState};
+use super::api::{API_VERSION, LEASES, TaskRequest, TaskState};
 use super::client::{Appliance, RemoteError, Submitted};
 use crate::clock::Clock;
 use crate::copy::plan::ChainPlan;
 use crate::copy::transfer::TransferOutcome;
 use crate::format::index::IndexedPack;
 use crate::progress::Progress;
+use crate::stop::Stop;
 use crate::{Error, Id, Result};
 
 /// What to do with a chain whose appliance was lost.
@@ -53,6 +62,11 @@ pub struct PoolOptions {
     /// Failed polls in a row after which an appliance counts as lost.
     pub lost_after: u32,
     pub redispatch: Redispatch,
+    /// How long an appliance keeps a task its runner stopped asking for.
+    pub lease: Duration,
+    /// Health requests on new connections to each address when the pool is made, to
+    /// find an address that reaches several appliances.
+    pub probes: usize,
 }
 
 impl Default for PoolOptions {
@@ -61,7 +75,22 @@ impl Default for PoolOptions {
             poll: Duration::from_millis(500),
             lost_after: 4,
             redispatch: Redispatch::Pool,
+            lease: Duration::from_secs(15),
+            probes: 4,
         }
+    }
+}
+
+impl PoolOptions {
+    /// How long a poll may wait for its answer: a few polls, within 2 to 10 seconds, so
+    /// a hung appliance is lost in seconds (`lost_after` of them).
+    pub fn request_timeout(&self) -> Duration {
+        (self.poll * 4).clamp(Duration::from_secs(2), Duration::from_secs(10))
+    }
+
+    /// The lease asked for, in the range the API allows.
+    pub fn lease_secs(&self) -> u64 {
+        self.lease.as_secs().clamp(*LEASES.start(), *LEASES.end())
     }
 }
 
@@ -109,11 +138,22 @@ pub enum Attempt {
     /// No live appliance of the pool can take the chain (none left, or none knows its
     /// repositories).
     NoAppliance(String),
+    /// The runner was asked to stop: the task was cancelled, and the packs it wrote
+    /// are whole in the target.
+    Stopped {
+        appliance: String,
+        packs: Vec<IndexedPack>,
+    },
+    /// An answer came from another appliance than the one that took the task: the
+    /// address reaches several. The chain must fail, loudly.
+    Misrouted(String),
 }
 
 impl Pool {
-    /// Reaches each appliance's `/v1/health` for its slots; those that do not answer
-    /// are left out (and said so). At least one must answer.
+    /// Reaches each appliance's `/v1/health` for its slots; those that do not answer,
+    /// or speak another API version or format, are left out (and said so); at least one
+    /// must answer. An address that reaches several appliances fails the whole pool:
+    /// the configuration is wrong, and copying through it would lose tasks.
     pub async fn connect(
         apps: Vec<Appliance>,
         opts: PoolOptions,
@@ -122,44 +162,32 @@ impl Pool {
         if apps.is_empty() {
             return Err(Error::Invalid("no archiver to dispatch to".into()));
         }
-        let mut members = Vec::new();
+        let mut members: Vec<Member> = Vec::new();
         let mut problems = Vec::new();
         for app in apps {
-            match app.health().await {
-                Ok(h) => {
-                    tracing::info!(
-                        "archiver {}: version {}, {} task slot(s)",
-                        app.url(),
-                        h.version,
-                        h.slots
-                    );
-                    if h.api != API_VERSION {
-                        problems.push(format!(
-                            "{}: speaks archiver API version {}, this runner {API_VERSION}: run \
-                             the same release on both",
-                            app.url(),
-                            h.api,
-                        ));
-                        continue;
-                    }
-                    if h.format != crate::format::VERSION {
-                        problems.push(format!(
-                            "{}: writes repository format {}, this runner {}",
-                            app.url(),
-                            h.format,
-                            crate::format::VERSION
-                        ));
-                        continue;
-                    }
-                    members.push(Member {
-                        app,
-                        slots: Arc::new(Semaphore::new(h.slots.max(1))),
-                        down: AtomicBool::new(false),
-                        names: Mutex::default(),
-                    });
+            let slots = match admit(&app, &opts).await {
+                Ok(slots) => slots,
+                Err(Admission::LeftOut(why)) => {
+                    problems.push(why);
+                    continue;
                 }
-                Err(e) => problems.push(e.to_string()),
+                Err(Admission::Several(e)) => return Err(Error::Invalid(e.to_string())),
+            };
+            let instance = app.instance().unwrap_or_default();
+            if let Some(other) = Pool::same_instance(&members, &instance) {
+                tracing::warn!(
+                    "archiver {} is the same appliance as {} (instance {instance}); taken once",
+                    app.url(),
+                    other.app.url()
+                );
+                continue;
             }
+            members.push(Member {
+                app,
+                slots: Arc::new(Semaphore::new(slots.max(1))),
+                down: AtomicBool::new(false),
+                names: Mutex::default(),
+            });
         }
         for p in &problems {
             tracing::warn!("archiver left out: {p}");
@@ -188,6 +216,13 @@ impl Pool {
 
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
+    }
+
+    /// The member already taken that is `instance`.
+    fn same_instance<'a>(members: &'a [Member], instance: &str) -> Option<&'a Member> {
+        members
+            .iter()
+            .find(|m| m.app.instance().as_deref() == Some(instance))
     }
 
     /// Appliances not lost.
@@ -228,7 +263,8 @@ impl Pool {
         for id in ids {
             if let Some(n) = names.get(id).filter(|n| n.len() > 1) {
                 tracing::warn!(
-                    "archiver {} knows repository {} by {} names ({}): a task cannot tell                      which is meant, so it gets none of this repository's chains",
+                    "archiver {} knows repository {} by {} names ({}): a task cannot tell \
+                     which is meant, so it gets none of this repository's chains",
                     m.app.url(),
                     id.short(),
                     n.len(),
@@ -242,12 +278,14 @@ impl Pool {
     }
 
     /// Runs `req` (its `sources` and `target` are filled in here, from the appliance's
-    /// names for `source_ids` and `target_id`) on one appliance of the pool.
+    /// names for `source_ids` and `target_id`, and its lease from the options) on one
+    /// appliance of the pool. `stop` cancels it.
     pub async fn attempt(
         &self,
         req: &TaskRequest,
         source_ids: &[Id],
         target_id: Id,
+        stop: &Stop,
         progress: &Progress,
     ) -> Attempt {
         let mut ids = source_ids.to_vec();
@@ -276,16 +314,20 @@ impl Pool {
                 let req = TaskRequest {
                     sources: names,
                     target,
+                    lease_secs: Some(self.opts.lease_secs()),
                     ..req.clone()
                 };
                 match m.app.submit(&req).await {
                     Ok(Submitted::Taken(id)) => {
-                        let out = self.follow(m, &id, &req, progress).await;
+                        let out = self.follow(m, &id, &req, stop, progress).await;
                         drop(permit);
                         return out;
                     }
                     // Another runner took the slot: try the others, then wait.
                     Ok(Submitted::Busy) => continue,
+                    Err(e @ RemoteError::Elsewhere { .. }) => {
+                        return Attempt::Misrouted(e.to_string());
+                    }
                     Err(RemoteError::Unreachable { what, .. }) => {
                         self.lose(m, &what);
                     }
@@ -298,6 +340,12 @@ impl Pool {
                     _ => "no live archiver knows the chain's repositories".to_string(),
                 });
             }
+            if stop.is_stopped() {
+                return Attempt::Stopped {
+                    appliance: String::new(),
+                    packs: Vec::new(),
+                };
+            }
             self.clock.sleep(self.opts.poll).await;
         }
     }
@@ -308,83 +356,214 @@ impl Pool {
         }
     }
 
-    /// Follows task `id` on `m` to its end, collecting its packs as they land.
+    /// Follows task `id` on `m` to its end, collecting its packs as they land; cancels
+    /// it when `stop` is asked (and collects what it wrote until then), and when this
+    /// future is dropped before the task ended.
     async fn follow(
         &self,
         m: &Member,
         id: &str,
         task: &TaskRequest,
+        stop: &Stop,
         progress: &Progress,
     ) -> Attempt {
-        let mut packs: Vec<IndexedPack> = Vec::new();
-        let (mut total, mut done) = (0u64, 0u64);
+        let timeout = self.opts.request_timeout();
+        let mut guard = CancelOnDrop::new(&m.app, id, timeout);
+        let mut seen = Seen::default();
         let mut failures = 0;
+        let mut cancelled = false;
+        let appliance = m.app.url().to_string();
         loop {
-            self.clock.sleep(self.opts.poll).await;
-            let st = match m.app.status(id, packs.len()).await {
+            tokio::select! {
+                _ = self.clock.sleep(self.opts.poll) => {}
+                _ = stop.stopped(), if !cancelled => {}
+            }
+            if stop.is_stopped() && !cancelled {
+                cancelled = true;
+                tracing::info!(
+                    "{}: stopping; cancelling its task on {appliance}",
+                    task.chain
+                );
+                if let Err(e) = m.app.cancel(id, timeout).await {
+                    tracing::warn!("{}: the cancel did not reach {appliance}: {e}", task.chain);
+                }
+            }
+            let st = match m.app.status(id, seen.packs.len(), timeout).await {
                 Ok(st) => st,
-                Err(RemoteError::Unreachable { what, .. }) => {
+                Err(e @ RemoteError::Elsewhere { .. }) => return Attempt::Misrouted(e.to_string()),
+                Err(RemoteError::Unreachable { what, .. })
+                    if failures + 1 < self.opts.lost_after =>
+                {
                     failures += 1;
-                    if failures < self.opts.lost_after {
-                        continue;
-                    }
-                    self.lose(m, &what);
-                    return Attempt::Lost {
-                        appliance: m.app.url().to_string(),
-                        why: what,
-                        packs,
-                    };
+                    tracing::debug!("{appliance}: poll failed ({what}); trying again");
+                    continue;
                 }
                 Err(e) => {
-                    let why = e.to_string();
+                    let why = match e {
+                        RemoteError::Unreachable { what, .. } => what,
+                        e => e.to_string(),
+                    };
                     self.lose(m, &why);
-                    return Attempt::Lost {
-                        appliance: m.app.url().to_string(),
-                        why,
-                        packs,
+                    let packs = seen.packs;
+                    return match cancelled {
+                        true => Attempt::Stopped { appliance, packs },
+                        false => Attempt::Lost {
+                            appliance,
+                            why,
+                            packs,
+                        },
                     };
                 }
             };
             failures = 0;
-            if st.packs_from == packs.len() {
-                packs.extend(st.packs);
-            }
-            if st.bytes_total > total {
-                progress.add_total(st.bytes_total - total);
-                total = st.bytes_total;
-            }
-            if st.bytes_done > done {
-                progress.add_bytes(st.bytes_done - done);
-                done = st.bytes_done;
-            }
+            seen.take(&st, progress);
             if !st.state.is_finished() {
                 continue;
             }
-            let appliance = m.app.url().to_string();
+            guard.disarm();
             return match (st.state, st.result) {
+                _ if cancelled => Attempt::Stopped {
+                    appliance,
+                    packs: seen.packs,
+                },
                 (TaskState::Done, Some(result)) => {
-                    let (plan, outcome) = result.into_engine(&task.chain, task.mode, packs);
+                    let (plan, outcome) = result.into_engine(&task.chain, task.mode, seen.packs);
                     Attempt::Finished(Box::new(Finished {
                         appliance,
                         plan,
                         outcome,
                     }))
                 }
-                // This runner cancels nothing: a cancelled task is an appliance shutting
-                // down, and what it did not bring goes elsewhere like a lost one's.
+                // A task cancelled that this runner did not cancel: the appliance is
+                // shutting down, and what it did not bring goes elsewhere like a lost
+                // one's.
                 (TaskState::Cancelled, _) => Attempt::Lost {
                     why: "the archiver stopped the task (shutting down)".into(),
                     appliance,
-                    packs,
+                    packs: seen.packs,
                 },
                 (_, _) => Attempt::Lost {
                     why: st
                         .error
                         .unwrap_or_else(|| "the task ended without an outcome".into()),
                     appliance,
-                    packs,
+                    packs: seen.packs,
                 },
             };
         }
     }
+}
+
+/// What a follower has seen of its task: the packs so far, and the bytes reported.
+#[derive(Default)]
+struct Seen {
+    packs: Vec<IndexedPack>,
+    total: u64,
+    done: u64,
+}
+
+impl Seen {
+    fn take(&mut self, st: &super::api::TaskStatus, progress: &Progress) {
+        if st.packs_from == self.packs.len() {
+            self.packs.extend(st.packs.iter().cloned());
+        }
+        if st.bytes_total > self.total {
+            progress.add_total(st.bytes_total - self.total);
+            self.total = st.bytes_total;
+        }
+        if st.bytes_done > self.done {
+            progress.add_bytes(st.bytes_done - self.done);
+            self.done = st.bytes_done;
+        }
+    }
+}
+
+/// Cancels a task whose follower is dropped before the task ended (the copy failed or
+/// was dropped elsewhere): best effort, on the runtime, without waiting; the task's
+/// lease ends it should the cancel not arrive.
+struct CancelOnDrop {
+    app: Option<Appliance>,
+    id: String,
+    timeout: Duration,
+}
+
+impl CancelOnDrop {
+    fn new(app: &Appliance, id: &str, timeout: Duration) -> CancelOnDrop {
+        CancelOnDrop {
+            app: Some(app.clone()),
+            id: id.to_string(),
+            timeout,
+        }
+    }
+
+    fn disarm(&mut self) {
+        self.app = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(app) = self.app.take() else { return };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (id, timeout) = (std::mem::take(&mut self.id), self.timeout);
+        rt.spawn(async move {
+            if let Err(e) = app.cancel(&id, timeout).await {
+                tracing::debug!("task {id}: cancel on the way out did not arrive: {e}");
+            }
+        });
+    }
+}
+
+/// Why an appliance is not taken into the pool.
+enum Admission {
+    /// Unreachable, or of another version: the others may do.
+    LeftOut(String),
+    /// Its address reaches several appliances.
+    Several(RemoteError),
+}
+
+/// Health, version and format of `app`, and probes on new connections that must all
+/// meet the instance its health answer came from; its task slots.
+async fn admit(app: &Appliance, opts: &PoolOptions) -> std::result::Result<usize, Admission> {
+    let h = app
+        .health()
+        .await
+        .map_err(|e| Admission::LeftOut(e.to_string()))?;
+    tracing::info!(
+        "archiver {}: version {}, instance {}, {} task slot(s)",
+        app.url(),
+        h.version,
+        h.instance,
+        h.slots
+    );
+    if h.api != API_VERSION {
+        return Err(Admission::LeftOut(format!(
+            "{}: speaks archiver API version {}, this runner {API_VERSION}: run the same \
+             release on both",
+            app.url(),
+            h.api,
+        )));
+    }
+    if h.format != crate::format::VERSION {
+        return Err(Admission::LeftOut(format!(
+            "{}: writes repository format {}, this runner {}",
+            app.url(),
+            h.format,
+            crate::format::VERSION
+        )));
+    }
+    let met = app
+        .probe(opts.probes)
+        .await
+        .map_err(|e| Admission::LeftOut(e.to_string()))?;
+    if let Some(other) = met.into_iter().find(|i| *i != h.instance) {
+        return Err(Admission::Several(RemoteError::Elsewhere {
+            url: app.url().to_string(),
+            expected: h.instance,
+            got: other,
+        }));
+    }
+    Ok(h.slots)
 }

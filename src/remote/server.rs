@@ -12,6 +12,9 @@
 //! | `GET /v1/ready` | 200 `ready`, 503 `stopping`; the one route without a token (orchestrators probe it) |
 //! | `GET /v1/repositories` | the names a task may use, with their ids |
 //! | `GET /metrics` | Prometheus (OpenMetrics text) |
+//!
+//! Every answer carries the appliance's instance id ([`INSTANCE_HEADER`]), and every
+//! error answer — the router's own 404, 405 and 413 included — is a JSON [`ApiError`].
 
 use std::sync::Arc;
 
@@ -28,7 +31,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
 
-use super::api::{API_VERSION, Accepted, ApiError, Health, MAX_BODY, TaskRequest};
+use super::api::{API_VERSION, Accepted, ApiError, Health, INSTANCE_HEADER, MAX_BODY, TaskRequest};
 use super::tasks::{NotTaken, Tasks};
 use super::workshop::Refusal;
 
@@ -69,7 +72,45 @@ pub fn router(tasks: Arc<Tasks>, tokens: Vec<TokenHash>) -> Router {
         // Added after the token layer, so outside it: an orchestrator's readiness probe
         // has no token. It says only ready (200) or stopping (503).
         .route("/v1/ready", get(ready))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(shared.clone(), every_answer))
         .with_state(shared)
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such route")
+}
+
+/// Marks every answer with the instance id, and makes an error answer that is not JSON
+/// yet (the router's 405, a body over the limit, a query that does not parse) JSON.
+async fn every_answer(State(s): State<Shared>, req: Request, next: Next) -> Response {
+    let mut r = next.run(req).await;
+    let status = r.status();
+    let json = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if (status.is_client_error() || status.is_server_error()) && !json {
+        let said = axum::body::to_bytes(std::mem::take(r.body_mut()), 4096)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+            .unwrap_or_default();
+        let what = match said.is_empty() {
+            true => status.canonical_reason().unwrap_or("error").to_lowercase(),
+            false => said,
+        };
+        let headers = std::mem::take(r.headers_mut());
+        r = error(status, what);
+        for (k, v) in headers.iter() {
+            if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+                r.headers_mut().insert(k.clone(), v.clone());
+            }
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&s.tasks.instance) {
+        r.headers_mut().insert(INSTANCE_HEADER, v);
+    }
+    r
 }
 
 /// Serves the routes over `tasks` on `tcp` (plain HTTP) until the task is dropped.
@@ -94,7 +135,7 @@ async fn authenticate(State(s): State<Shared>, req: Request, next: Next) -> Resp
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer)
         .map(|t| blake3::hash(t.trim().as_bytes()));
     let ok = given.is_some_and(|h| s.tokens.iter().fold(false, |any, t| any | (*t == h)));
     if !ok {
@@ -107,6 +148,13 @@ async fn authenticate(State(s): State<Shared>, req: Request, next: Next) -> Resp
         return r;
     }
     next.run(req).await
+}
+
+/// The token of an `Authorization: Bearer TOKEN` value; the scheme's name is not case
+/// sensitive (RFC 7235).
+fn bearer(v: &str) -> Option<&str> {
+    let (scheme, token) = v.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
 async fn submit(State(s): State<Shared>, body: Bytes) -> Response {
@@ -155,6 +203,7 @@ async fn list(State(s): State<Shared>) -> Response {
 
 async fn health(State(s): State<Shared>) -> Response {
     axum::Json(Health {
+        instance: s.tasks.instance.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         api: API_VERSION,
         format: crate::format::VERSION,
@@ -213,6 +262,12 @@ async fn metrics(State(s): State<Shared>) -> Response {
         "pack_bytes_written",
         "Bytes of packs uploaded",
         t.pack_bytes,
+    );
+    counter(
+        &mut reg,
+        "leases_expired",
+        "Tasks stopped because their runner stopped polling",
+        t.leases_expired,
     );
     reg.register(
         "task_slots",

@@ -3,9 +3,18 @@
 //! task, reports bytes and the packs it wrote as they land, and can be cancelled — it
 //! then stops at a pack boundary. Finished tasks are kept (the newest [`KEEP_FINISHED`])
 //! so the runner can collect their outcome.
+//!
+//! A task lives while its runner polls: each status request renews its lease, and a
+//! task whose lease runs out (its runner died, was stopped, or lost the address) is
+//! cancelled at a pack boundary by [`Tasks::expire_leases`]. A stopping appliance
+//! takes no task, stops the running ones at a pack boundary and keeps answering their
+//! status until every runner has collected what its task wrote ([`Tasks::drained`]).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use super::api::{TaskRequest, TaskResult, TaskState, TaskStatus};
 use super::workshop::{Refusal, Workshop};
@@ -16,6 +25,9 @@ use crate::stop::Stop;
 
 /// Finished tasks remembered for their runner.
 pub const KEEP_FINISHED: usize = 256;
+
+/// The lease of a task that asks for none.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 
 /// Why a task was not taken.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +46,18 @@ struct Entry {
     stop: Stop,
     /// Order of submission, to forget the oldest finished first.
     seq: u64,
+    /// The runner's last poll (or the submission), and how long the task lives without one.
+    seen: DateTime<Utc>,
+    lease: Duration,
+    /// Finished, and its runner has had every pack and the result since.
+    collected: bool,
+}
+
+impl Entry {
+    fn lease_ran_out(&self, now: DateTime<Utc>) -> bool {
+        let lease = chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::MAX);
+        now.signed_duration_since(self.seen) > lease
+    }
 }
 
 #[derive(Default)]
@@ -51,9 +75,14 @@ pub struct Totals {
     pub bytes: u64,
     pub packs: u64,
     pub pack_bytes: u64,
+    /// Tasks cancelled because their runner stopped polling.
+    pub leases_expired: u64,
 }
 
 pub struct Tasks {
+    /// This process's id, in every answer: runners tell appliances behind one address
+    /// apart by it.
+    pub instance: String,
     slots: usize,
     workshop: Arc<Workshop>,
     clock: Arc<dyn Clock>,
@@ -61,18 +90,83 @@ pub struct Tasks {
     totals: Mutex<Totals>,
     /// Set when the appliance shuts down: running tasks stop at a pack boundary.
     pub stopping: Stop,
+    /// The lease of a task that asks for none, in seconds.
+    default_lease: std::sync::atomic::AtomicU64,
 }
 
 impl Tasks {
+    /// The task table; inside a tokio runtime it also starts the watch on leases (once
+    /// a second on `clock`, for as long as the table lives).
     pub fn new(slots: usize, workshop: Arc<Workshop>, clock: Arc<dyn Clock>) -> Arc<Tasks> {
-        Arc::new(Tasks {
+        let tasks = Arc::new(Tasks {
+            instance: instance_id(),
             slots: slots.max(1),
             workshop,
-            clock,
+            clock: clock.clone(),
             table: Mutex::default(),
             totals: Mutex::default(),
             stopping: Stop::new(),
-        })
+            default_lease: DEFAULT_LEASE.as_secs().into(),
+        });
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let weak: Weak<Tasks> = Arc::downgrade(&tasks);
+            rt.spawn(async move {
+                loop {
+                    clock.sleep(Duration::from_secs(1)).await;
+                    match weak.upgrade() {
+                        Some(t) => t.expire_leases(),
+                        None => break,
+                    }
+                }
+            });
+        }
+        tasks
+    }
+
+    /// The lease of tasks that ask for none (`DEFAULT_LEASE` unless set).
+    pub fn set_default_lease(&self, lease: Duration) {
+        let secs = lease.as_secs().max(1);
+        (self.default_lease).store(secs, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Cancels (at a pack boundary) every running task whose runner has not polled
+    /// within its lease.
+    pub fn expire_leases(&self) {
+        let now = self.clock.now();
+        let mut expired = 0;
+        for (id, e) in self.table().tasks.iter() {
+            if !e.status.state.is_finished() && !e.stop.is_stopped() && e.lease_ran_out(now) {
+                tracing::warn!(
+                    "task {id}: chain {}: no poll for {:?} (its lease); stopping it at a pack \
+                     boundary",
+                    e.status.chain,
+                    e.lease
+                );
+                e.stop.stop();
+                expired += 1;
+            }
+        }
+        if expired > 0 {
+            self.totals
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .leases_expired += expired;
+        }
+    }
+
+    /// Tasks a runner still has to collect: running, or finished but not yet asked for
+    /// since (unless its lease ran out unasked: its runner is gone).
+    pub fn outstanding(&self) -> usize {
+        let now = self.clock.now();
+        let t = self.table();
+        let open =
+            |e: &&Entry| !e.status.state.is_finished() || !(e.collected || e.lease_ran_out(now));
+        t.tasks.values().filter(open).count()
+    }
+
+    /// Nothing left for a runner ([`Tasks::outstanding`] is 0).
+    pub fn drained(&self) -> bool {
+        self.outstanding() == 0
     }
 
     fn table(&self) -> MutexGuard<'_, Table> {
@@ -143,6 +237,11 @@ impl Tasks {
                     packs: Vec::new(),
                     stop: stop.clone(),
                     seq,
+                    seen: self.clock.now(),
+                    lease: Duration::from_secs(req.lease_secs.unwrap_or_else(|| {
+                        (self.default_lease).load(std::sync::atomic::Ordering::Relaxed)
+                    })),
+                    collected: false,
                 },
             );
             forget_oldest_finished(&mut t);
@@ -228,13 +327,19 @@ impl Tasks {
         });
     }
 
-    /// The task's status with the packs from `packs_from` on.
+    /// The task's status with the packs from `packs_from` on; its runner's poll, which
+    /// renews the lease (and, once it is finished, collects it).
     pub fn status(&self, id: &str, packs_from: usize) -> Option<TaskStatus> {
-        let t = self.table();
-        let e = t.tasks.get(id)?;
+        let now = self.clock.now();
+        let mut t = self.table();
+        let e = t.tasks.get_mut(id)?;
+        e.seen = now;
         let mut s = e.status.clone();
         s.packs_from = packs_from.min(e.packs.len());
         s.packs = e.packs[s.packs_from..].to_vec();
+        if s.state.is_finished() {
+            e.collected = true;
+        }
         Some(s)
     }
 
@@ -265,6 +370,18 @@ impl Tasks {
             None => false,
         }
     }
+}
+
+/// `HOST-RANDOM`: the host name (a pod's or a container's) for the reader of logs, and
+/// random bits so two processes on one host differ.
+fn instance_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty() && h.len() <= 64 && h.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or_else(|| "archiver".into());
+    format!("{host}-{}", hex::encode(crate::crypto::random_bytes::<4>()))
 }
 
 fn forget_oldest_finished(t: &mut Table) {

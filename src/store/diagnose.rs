@@ -232,8 +232,13 @@ pub fn root_cause(e: &object_store::Error) -> String {
         }
         cur = s.source();
     }
-    let one_line: Vec<&str> = last.split_whitespace().collect();
-    let mut s = one_line.join(" ");
+    one_line(&last)
+}
+
+/// `text` on one line (whitespace runs made one space), cut at 300 bytes.
+pub fn one_line(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut s = words.join(" ");
     if s.len() > 300 {
         let mut cut = 300;
         while !s.is_char_boundary(cut) {

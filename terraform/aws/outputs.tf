@@ -4,8 +4,8 @@ output "target_url" {
 }
 
 output "archiver_url" {
-  description = "The archiver pool's address for [job.archivers] urls (every task answers on the DNS name)."
-  value       = var.archiver_image == null ? null : "https://archiver.${var.name}.internal:9443"
+  description = "The archiver pool for [job.archivers] urls: the Cloud Map name answers with one A record per task (MULTIVALUE), and dns+https makes each one appliance."
+  value       = var.archiver_image == null ? null : "dns+https://archiver.${var.name}.internal:9443"
 }
 
 output "runner_role_arn" {

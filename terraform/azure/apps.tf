@@ -95,9 +95,13 @@ resource "azurerm_container_app_job" "runner" {
   tags = var.tags
 }
 
+# One Container App per appliance, each with one replica: an app's ingress balances
+# connections over its replicas, and a task lives in the replica that took it, so
+# several replicas behind one name would lose tasks (the runner refuses such an
+# address). Each app's own name is one appliance in [job.archivers] urls.
 resource "azurerm_container_app" "archiver" {
-  count                        = var.archiver_image == null ? 0 : 1
-  name                         = "${var.name}-archiver"
+  count                        = var.archiver_image == null ? 0 : var.archiver_replicas
+  name                         = "${var.name}-archiver-${count.index}"
   resource_group_name          = var.resource_group_name
   container_app_environment_id = azurerm_container_app_environment.this.id
   revision_mode                = "Single"
@@ -132,8 +136,8 @@ resource "azurerm_container_app" "archiver" {
   }
 
   template {
-    min_replicas = var.archiver_replicas
-    max_replicas = var.archiver_replicas
+    min_replicas = 1
+    max_replicas = 1
     container {
       name    = "archiver"
       image   = var.archiver_image

@@ -8,9 +8,9 @@ output "storage_account_name" {
   value       = azurerm_storage_account.target.name
 }
 
-output "archiver_url" {
-  description = "The archiver pool's address inside the environment, for [job.archivers] urls."
-  value       = var.archiver_image == null ? null : "https://${azurerm_container_app.archiver[0].name}:9443"
+output "archiver_urls" {
+  description = "The archivers' addresses inside the environment, one per appliance, for [job.archivers] urls."
+  value       = [for a in azurerm_container_app.archiver : "https://${a.name}:9443"]
 }
 
 output "runner_identity_client_id" {

@@ -59,7 +59,7 @@ variable "archiver_image" {
 }
 
 variable "archiver_replicas" {
-  description = "Archiver replicas (the proxy pool)."
+  description = "Archivers in the pool: one Container App of one replica each."
   type        = number
   default     = 2
 }

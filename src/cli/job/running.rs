@@ -15,6 +15,8 @@ use offsite::job::report;
 use offsite::job::run::{IntervalReport, Outcome, run_once};
 use offsite::stop::Stop;
 
+use super::super::signals::stop_on_signal;
+
 use super::super::output::{json, size, table_text};
 use super::super::repos::PARTIAL;
 use super::load_valid;
@@ -164,29 +166,6 @@ fn summary(r: &IntervalReport) -> String {
     }
     let _ = writeln!(out, "{}: {} in {:.1} s", r.job, r.outcome, r.seconds);
     out
-}
-
-/// A stop asked on SIGTERM or Ctrl-C (saying `why` on stderr).
-fn stop_on_signal(why: &'static str) -> Stop {
-    let stop = Stop::new();
-    let asker = stop.clone();
-    tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!("cannot watch for SIGTERM: {e}");
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        eprintln!("{why}");
-        asker.stop();
-    });
-    stop
 }
 
 /// Runs `jobs` until SIGTERM or Ctrl-C (`job::daemon`), printing each interval's report

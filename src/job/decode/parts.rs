@@ -13,7 +13,9 @@ use super::super::report::{ReportSpec, Webhook};
 use super::super::script::{OnFailure, ScriptSpec};
 use super::super::toml_walk::{At, Doc, Table};
 use crate::copy::{ChainMode, Compression};
-use crate::remote::pool::Redispatch;
+use crate::remote::address::Address;
+use crate::remote::api::LEASES;
+use crate::remote::pool::{PoolOptions, Redispatch};
 use crate::retention::{MonthPoint, Policy};
 use crate::schedule::Window;
 use crate::secret::Secret;
@@ -333,11 +335,16 @@ pub(super) fn archivers(doc: &mut Doc<'_>, t: Option<Table<'_, '_>>) -> Option<A
     let mut t = t?;
     let mut urls = Vec::new();
     for u in t.strings(doc, "urls") {
-        match reqwest::Url::parse(&u.value) {
-            Ok(p) if matches!(p.scheme(), "http" | "https") => urls.push(u.value),
+        let plain = |s: &str| reqwest::Url::parse(s).is_ok_and(|p| p.scheme().starts_with("http"));
+        match Address::parse(&u.value) {
+            Ok(Address::Dns { .. }) => urls.push(u.value),
+            Ok(Address::Url(url)) if plain(&url) => urls.push(u.value),
             _ => doc.problem(
                 &u.span,
-                format!("{}: {:?} is not an http(s):// URL", t.path, u.value),
+                format!(
+                    "{}: {:?} is neither an http(s):// URL nor dns+https://NAME:PORT",
+                    t.path, u.value
+                ),
             ),
         }
     }
@@ -356,6 +363,8 @@ pub(super) fn archivers(doc: &mut Doc<'_>, t: Option<Table<'_, '_>>) -> Option<A
     let stop = script(doc, stop_table, OnFailure::Warn);
     let ready_timeout = duration(doc, &mut t, "ready_timeout", Duration::from_secs(1))
         .unwrap_or(Duration::from_secs(300));
+    let lease = duration(doc, &mut t, "lease", Duration::from_secs(*LEASES.start()))
+        .unwrap_or(PoolOptions::default().lease);
     if urls.is_empty() && start.is_none() {
         let span = t.span.clone();
         doc.problem(
@@ -375,6 +384,7 @@ pub(super) fn archivers(doc: &mut Doc<'_>, t: Option<Table<'_, '_>>) -> Option<A
         start,
         stop,
         ready_timeout,
+        lease,
     })
 }
 
