@@ -476,6 +476,10 @@ async fn with_redispatch_local_the_runner_finishes_the_chain_itself() {
     assert_eq!(report.points_copied(), 1, "{report:#?}");
     assert_eq!((c.lost_appliances.len(), c.appliance.as_deref()), (1, None));
     assert!(c.requests_source.get > 0, "this process read the rest");
+    // Said, but chosen: not a problem for the exit code.
+    let fallback = c.fallback.as_ref().expect("the report says the runner copied it");
+    assert!(fallback.chosen, "{fallback:?}");
+    assert!(!report.has_failures(), "{report:#?}");
     assert_eq!(indexed_twice(&f.target).await, 0);
     let check = testkit::check_read_data(&f.target).await;
     assert!(check.is_ok(), "{:?}", check.errors);
@@ -572,12 +576,15 @@ async fn a_repository_known_by_two_names_is_not_guessed() {
     assert_eq!(report.points_copied(), 3);
     for c in &report.chains {
         assert_eq!(c.appliance, None, "{c:?}");
-        let w = c.warnings.join(" ");
-        assert!(
-            w.contains("no live archiver knows the chain's repositories"),
-            "{w}"
+        let fallback = c.fallback.as_ref().expect("the fallback is reported");
+        assert!(!fallback.chosen, "{fallback:?}");
+        assert_eq!(
+            fallback.why,
+            "no live archiver knows the chain's repositories"
         );
     }
+    // The machines are protected, but the pool did not do its work: a problem (exit 3).
+    assert!(report.has_failures(), "{report:#?}");
 }
 
 /// `DELETE /v1/tasks/{id}` stops a task at a pack boundary: it ends `cancelled`, with
@@ -985,4 +992,52 @@ async fn a_task_nobody_polls_is_cancelled_when_its_lease_runs_out() {
     assert_eq!(t.state, offsite::remote::api::TaskState::Cancelled, "{t:?}");
     let all = 8;
     assert!(t.packs_done < all, "the task ran to its end: {t:?}");
+}
+
+/// A job whose archiver cannot take its chains (it knows the source by two names):
+/// the runner copies them, and the interval says so — a warning, not a success.
+#[tokio::test]
+async fn a_job_whose_chains_fall_back_to_the_runner_warns() {
+    use offsite::job::archivers::ArchiversSpec;
+    use offsite::job::config::{Job, SourceSpec, TargetSpec};
+    use offsite::job::interval::Outcome;
+
+    let f = fixture().await;
+    let mut specs = f.specs.clone();
+    specs.push(RepoSpec {
+        name: "primary-replica".into(),
+        ..specs[0].clone()
+    });
+    let (url, _s) = appliance(specs, 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    let pools = ArchiversSpec {
+        urls: vec![url],
+        token: Secret::File(token),
+        ca_file: None,
+        redispatch: Redispatch::Pool,
+        start: None,
+        stop: None,
+        ready_timeout: Duration::from_secs(10),
+        lease: Duration::from_secs(15),
+    };
+    let source = SourceSpec::plain(&f.specs[0].url, f.specs[0].password.clone());
+    let target = TargetSpec {
+        map: true,
+        ..TargetSpec::plain(&f.specs[1].url, f.specs[1].password.clone())
+    };
+    let job = Job {
+        archivers: Some(pools),
+        ..Job::plain("nightly", vec![source], target)
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let stop = offsite::stop::Stop::new();
+    let r = offsite::job::run::run_once(&job, clock, &chrono::Utc, &Progress::hidden(), &stop)
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Warning, "{r:#?}");
+    assert_eq!(r.warnings.len(), 3, "one per chain: {:?}", r.warnings);
+    let copied: usize = r.copies.iter().map(|c| c.points_copied()).sum();
+    assert_eq!(copied, 3, "the machines are protected all the same");
 }
