@@ -44,8 +44,8 @@ aws s3 cp --quiet --recursive "$WORK/src" "$S3/src"
 start_appliance() { # NAME -> sets url_NAME, pid_NAME
   local cfg="$WORK/$1.toml"
   { echo "listen = \"127.0.0.1:0\""; echo "task_slots = 4"; echo "tokens = [\"$HASH\"]"
-    printf '[[repository]]\nname = "src"\nurl = "%s/src"\npassword_file = "%s"\n' "$S3" "$WORK/spw"
-    for t in $targets; do printf '[[repository]]\nname = "%s"\nurl = "%s/%s"\npassword_file = "%s"\n' "$t" "$S3" "$t" "$WORK/tpw"; done
+    printf '[[repository]]\nname = "src"\nrole = "source"\nurl = "%s/src"\npassword_file = "%s"\n' "$S3" "$WORK/spw"
+    for t in $targets; do printf '[[repository]]\nname = "%s"\nrole = "target"\nurl = "%s/%s"\npassword_file = "%s"\n' "$t" "$S3" "$t" "$WORK/tpw"; done
   } > "$cfg"
   AWS_ENDPOINT_URL=$direct "$A" serve --config "$cfg" > "$WORK/$1.out" 2> "$WORK/$1.log" &
   eval "pid_$1=$!"

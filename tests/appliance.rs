@@ -12,7 +12,7 @@ use offsite::remote::client::{Appliance, RemoteError, Submitted};
 use offsite::remote::pool::{Pool, PoolOptions, Redispatch};
 use offsite::remote::server::{router, token_hash};
 use offsite::remote::tasks::Tasks;
-use offsite::remote::workshop::{RepoSpec, Workshop};
+use offsite::remote::workshop::{RepoSpec, Role, Workshop};
 use offsite::repo::{InitOptions, Repository};
 use offsite::secret::Secret;
 use offsite::store::gated::{GatedStore, Op};
@@ -60,11 +60,13 @@ async fn fixture() -> Fixture {
             name: "primary".into(),
             url: src_url,
             password: secret.clone(),
+            role: Role::Source,
         },
         RepoSpec {
             name: "offsite".into(),
             url: dst_url,
             password: secret,
+            role: Role::Target,
         },
     ];
     Fixture {
@@ -477,7 +479,10 @@ async fn with_redispatch_local_the_runner_finishes_the_chain_itself() {
     assert_eq!((c.lost_appliances.len(), c.appliance.as_deref()), (1, None));
     assert!(c.requests_source.get > 0, "this process read the rest");
     // Said, but chosen: not a problem for the exit code.
-    let fallback = c.fallback.as_ref().expect("the report says the runner copied it");
+    let fallback = c
+        .fallback
+        .as_ref()
+        .expect("the report says the runner copied it");
     assert!(fallback.chosen, "{fallback:?}");
     assert!(!report.has_failures(), "{report:#?}");
     assert_eq!(indexed_twice(&f.target).await, 0);
@@ -1040,4 +1045,310 @@ async fn a_job_whose_chains_fall_back_to_the_runner_warns() {
     assert_eq!(r.warnings.len(), 3, "one per chain: {:?}", r.warnings);
     let copied: usize = r.copies.iter().map(|c| c.points_copied()).sum();
     assert_eq!(copied, 3, "the machines are protected all the same");
+}
+
+/// 300 idle and slow connections (no request, or half a request head) do not keep a
+/// runner out: its `/v1/health` is answered within a second; the oldest of them are
+/// closed to make room, a half head is cut at the header deadline, and each refusal is
+/// counted by reason in `/metrics`.
+#[tokio::test]
+async fn a_crowd_of_idle_and_slow_connections_does_not_keep_a_runner_out() {
+    use offsite::remote::listen::{self, Guard, Limits, Plain};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let f = fixture().await;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let tasks = Tasks::new(
+        1,
+        Arc::new(Workshop::new(f.specs.clone(), clock.clone())),
+        clock,
+    );
+    let guard = Guard::new(Limits {
+        header_read: Duration::from_secs(2),
+        max_unauthenticated: 32,
+        ..Limits::default()
+    });
+    let hash = offsite::remote::server::parse_token_hash(&token_hash(TOKEN)).unwrap();
+    let app = offsite::remote::server::router_with(
+        tasks,
+        offsite::remote::tokens::Tokens::new(vec![offsite::remote::tokens::TokenSpec::unscoped(
+            1, hash,
+        )]),
+        guard.clone(),
+    );
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    tokio::spawn(listen::serve(
+        tcp,
+        Plain,
+        app,
+        guard.clone(),
+        std::future::pending(),
+    ));
+
+    let mut crowd = Vec::new();
+    for n in 0..300 {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        if n % 2 == 0 {
+            // Half a request head, and nothing more.
+            c.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
+        }
+        crowd.push(c);
+    }
+    let app = Appliance::new(&format!("http://{addr}"), TOKEN, None).unwrap();
+    let started = std::time::Instant::now();
+    let health = app.health().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "health took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(health.slots, 1);
+    // The last connection of the crowd, half a head sent, is cut at the deadline.
+    let mut last = crowd.pop().unwrap();
+    last.write_all(b"GET /v1/health HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let cut = tokio::time::timeout(Duration::from_secs(6), last.read(&mut buf)).await;
+    assert!(matches!(cut, Ok(Ok(0)) | Ok(Err(_))), "{cut:?}");
+    let refused = guard.refusals();
+    let count = |why| refused.get(&why).copied().unwrap_or(0);
+    assert!(
+        count(listen::TurnedAway::Evicted) >= 300 - 32,
+        "{refused:?}"
+    );
+    assert!(count(listen::TurnedAway::HeaderTimeout) >= 1, "{refused:?}");
+    let metrics = reqwest::Client::new()
+        .get(format!("http://{addr}/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("offsite_archiver_refusals_total{reason=\"evicted\"}"),
+        "{metrics}"
+    );
+}
+
+/// Failed authentications are limited per peer: past the budget, 429.
+#[tokio::test]
+async fn guessing_tokens_is_limited_per_peer() {
+    use offsite::remote::listen::{self, Guard, Limits, Plain};
+    let f = fixture().await;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let tasks = Tasks::new(
+        1,
+        Arc::new(Workshop::new(f.specs.clone(), clock.clone())),
+        clock,
+    );
+    let guard = Guard::new(Limits {
+        failed_auth_burst: 5.0,
+        failed_auth_rate: 0.1,
+        ..Limits::default()
+    });
+    let hash = offsite::remote::server::parse_token_hash(&token_hash(TOKEN)).unwrap();
+    let app = offsite::remote::server::router_with(
+        tasks,
+        offsite::remote::tokens::Tokens::new(vec![offsite::remote::tokens::TokenSpec::unscoped(
+            1, hash,
+        )]),
+        guard.clone(),
+    );
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    tokio::spawn(listen::serve(
+        tcp,
+        Plain,
+        app,
+        guard,
+        std::future::pending(),
+    ));
+    let http = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for n in 0..8 {
+        let r = http
+            .get(format!("http://{addr}/v1/health"))
+            .bearer_auth(format!("guess-{n}"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429, 429]);
+    // The right token still works (a runner is not locked out by a guesser).
+    let ok = http
+        .get(format!("http://{addr}/v1/health"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+}
+
+/// The routes over `tasks` with these tokens, on a free loopback port.
+async fn serve_tokens(
+    tasks: Arc<Tasks>,
+    tokens: Vec<offsite::remote::tokens::TokenSpec>,
+) -> String {
+    use offsite::remote::listen::{self, Guard, Limits, Plain};
+    let guard = Guard::new(Limits::default());
+    let tokens = offsite::remote::tokens::Tokens::new(tokens);
+    let app = offsite::remote::server::router_with(tasks, tokens, guard.clone());
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", tcp.local_addr().unwrap());
+    tokio::spawn(listen::serve(
+        tcp,
+        Plain,
+        app,
+        guard,
+        std::future::pending(),
+    ));
+    url
+}
+
+fn named(
+    name: &str,
+    token: &str,
+    repositories: Option<&[&str]>,
+) -> offsite::remote::tokens::TokenSpec {
+    offsite::remote::tokens::TokenSpec {
+        name: name.into(),
+        hash: offsite::remote::server::parse_token_hash(&token_hash(token)).unwrap(),
+        repositories: repositories.map(|r| r.iter().map(|s| s.to_string()).collect()),
+        admin: false,
+    }
+}
+
+/// A task naming a source as its target (with `map`, which would let it write there)
+/// is refused with 403, and the source is not touched.
+#[tokio::test]
+async fn nothing_is_ever_written_into_a_source() {
+    let f = fixture().await;
+    let (url, _s) = appliance(f.specs.clone(), 1).await;
+    let app = Appliance::new(&url, TOKEN, None).unwrap();
+    let before = f.source.list(offsite::format::DATA).await.unwrap().len();
+    let target_point = f.target.point_ids().await.unwrap();
+    let any = f.source.point_ids().await.unwrap()[0];
+    let reversed = TaskRequest {
+        sources: vec!["offsite".into()],
+        target: "primary".into(),
+        map: true,
+        ..request(any)
+    };
+    let e = app.submit(&reversed).await.unwrap_err();
+    assert!(matches!(e, RemoteError::Refused { status: 403, .. }), "{e}");
+    assert!(e.to_string().contains("never writes into a source"), "{e}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        f.source.list(offsite::format::DATA).await.unwrap().len(),
+        before
+    );
+    assert_eq!(f.target.point_ids().await.unwrap(), target_point);
+}
+
+/// Named tokens: one limited to other repositories cannot name these (403) nor see
+/// them listed; a token sees and cancels only its own tasks; an admin sees them all.
+#[tokio::test]
+async fn a_token_sees_only_its_own_tasks_and_repositories() {
+    let f = fixture().await;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let tasks = Tasks::new(
+        2,
+        Arc::new(Workshop::new(f.specs.clone(), clock.clone())),
+        clock,
+    );
+    let mut admin = named("ops", "ops-token-0123456789abcdef", None);
+    admin.admin = true;
+    let tokens = vec![
+        named(
+            "eu",
+            "eu-token-0123456789abcdef",
+            Some(&["primary", "offsite"]),
+        ),
+        named("us", "us-token-0123456789abcdef", Some(&["elsewhere"])),
+        admin,
+    ];
+    let url = serve_tokens(tasks, tokens).await;
+    let as_ = |t: &str| Appliance::new(&url, t, None).unwrap();
+    let (eu, us, ops) = (
+        as_("eu-token-0123456789abcdef"),
+        as_("us-token-0123456789abcdef"),
+        as_("ops-token-0123456789abcdef"),
+    );
+    let point = f.source.point_ids().await.unwrap()[0];
+    let e = us.submit(&request(point)).await.unwrap_err();
+    assert!(matches!(e, RemoteError::Refused { status: 403, .. }), "{e}");
+    assert!(us.repositories().await.unwrap().is_empty());
+    assert_eq!(eu.repositories().await.unwrap().len(), 2);
+    let Submitted::Taken(id) = eu.submit(&request(point)).await.unwrap() else {
+        panic!("busy")
+    };
+    assert_eq!(eu.tasks().await.unwrap().len(), 1);
+    assert!(us.tasks().await.unwrap().is_empty());
+    assert!(matches!(
+        us.status(&id, 0, T).await,
+        Err(RemoteError::Gone { .. })
+    ));
+    assert!(us.cancel(&id, T).await.is_err());
+    assert_eq!(ops.tasks().await.unwrap().len(), 1);
+    assert!(ops.status(&id, 0, T).await.is_ok());
+}
+
+/// A repository whose password is wrong: `/v1/health` says `degraded` and which, the
+/// appliance does not derive keys again on every request (the last error stands until
+/// its backoff ends), and a copy through it falls back to the runner saying why.
+#[tokio::test]
+async fn a_repository_that_does_not_open_is_reported_not_hidden() {
+    use offsite::remote::api::{HealthStatus, RepositoryState};
+    let f = fixture().await;
+    let wrong = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(wrong.path(), "not the password").unwrap();
+    let mut specs = f.specs.clone();
+    specs[1].password = Secret::File(wrong.path().to_path_buf());
+    let (url, _s) = appliance(specs, 1).await;
+    let app = Appliance::new(&url, TOKEN, None).unwrap();
+    let first = app.repositories().await.unwrap();
+    let offsite = first.iter().find(|r| r.name == "offsite").unwrap();
+    assert!(offsite.id.is_none() && offsite.error.is_some(), "{first:?}");
+    let again = app.repositories().await.unwrap();
+    let said = again
+        .iter()
+        .find(|r| r.name == "offsite")
+        .unwrap()
+        .error
+        .clone();
+    assert!(
+        said.unwrap().contains("does not open (since"),
+        "the last error stands"
+    );
+    let health = app.health().await.unwrap();
+    assert_eq!(health.status, HealthStatus::Degraded);
+    let state = |n: &str| {
+        health
+            .repositories
+            .iter()
+            .find(|r| r.name == n)
+            .unwrap()
+            .state
+    };
+    assert_eq!(
+        (state("primary"), state("offsite")),
+        (RepositoryState::Open, RepositoryState::Failing)
+    );
+
+    let pool = pool(&[&url], fast()).await;
+    let report = copy(&f, &via(pool)).await;
+    assert_eq!(report.points_copied(), 3);
+    for c in &report.chains {
+        let fallback = c.fallback.as_ref().expect("the fallback is reported");
+        assert!(!fallback.chosen);
+        assert!(fallback.why.contains("not open there"), "{fallback:?}");
+    }
+    assert!(report.has_failures());
 }

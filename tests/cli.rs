@@ -1099,11 +1099,13 @@ fn copy_via_an_archiver() {
                 name: "primary".into(),
                 url: s.into(),
                 password: offsite::secret::Secret::File(spw.clone()),
+                role: offsite::remote::workshop::Role::Source,
             },
             RepoSpec {
                 name: "copy".into(),
                 url: t.into(),
                 password: offsite::secret::Secret::File(tpw.clone()),
+                role: offsite::remote::workshop::Role::Target,
             },
         ];
         let clock: std::sync::Arc<dyn offsite::clock::Clock> =

@@ -15,8 +15,10 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use offsite::clock::{Clock, SystemClock};
-use offsite::remote::server::{router, token_hash};
+use offsite::remote::listen::{self, Guard, Plain};
+use offsite::remote::server::{router_with, token_hash};
 use offsite::remote::tasks::Tasks;
+use offsite::remote::tokens::Tokens;
 use offsite::remote::workshop::Workshop;
 
 #[derive(Parser, Debug)]
@@ -43,6 +45,12 @@ enum Command {
     },
     /// Read a token on standard input and print the hash the configuration holds.
     HashToken,
+    /// Check a configuration file: its keys, its TLS files, and each repository opened
+    /// with its password (exit 1 when anything is wrong, saying what).
+    Check {
+        #[arg(long, env = "OFFSITE_ARCHIVER_CONFIG")]
+        config: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -62,6 +70,7 @@ fn main() -> ExitCode {
                 insecure_http,
             } => serve(&config, insecure_http).await,
             Command::HashToken => hash_token(),
+            Command::Check { config } => check(&config).await,
         }
     });
     match result {
@@ -77,8 +86,10 @@ fn logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OFFSITE_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("offsite=info,offsite_archiver=info,warn")
     });
+    // Colours only on a terminal: a log file or collector gets plain text.
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         "json" => fmt.json().init(),
@@ -95,6 +106,46 @@ fn hash_token() -> anyhow::Result<()> {
         bail!("a token of at least 16 characters, please (e.g. `openssl rand -hex 32`)");
     }
     println!("{}", token_hash(&token));
+    Ok(())
+}
+
+/// `check`: the file parses and holds together, the TLS files load, and each repository
+/// opens with its password; one line per repository.
+async fn check(path: &std::path::Path) -> anyhow::Result<()> {
+    let config = config::Config::load(path)?;
+    if let Some(t) = &config.tls {
+        tls::acceptor(&t.cert, &t.key)?;
+        println!("tls: {} and {} load", t.cert.display(), t.key.display());
+    }
+    println!(
+        "listen {}; {} token(s); {} task slot(s)",
+        config.listen,
+        config.tokens.len(),
+        config.task_slots
+    );
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let names: Vec<(String, offsite::remote::workshop::Role)> = (config.repositories.iter())
+        .map(|r| (r.name.clone(), r.role))
+        .collect();
+    let workshop = Workshop::new(config.repositories, clock);
+    let mut bad = 0;
+    for (name, role) in names {
+        let role = format!("{role:?}").to_lowercase();
+        match workshop.repository(&name).await {
+            Ok(r) => println!(
+                "repository {name} ({role}): opens, id {}",
+                r.config.id.short()
+            ),
+            Err(e) => {
+                bad += 1;
+                println!("repository {name} ({role}): does not open: {e}");
+            }
+        }
+    }
+    if bad > 0 {
+        bail!("{bad} repository(ies) do not open (see above)");
+    }
+    println!("{}: good", path.display());
     Ok(())
 }
 
@@ -118,24 +169,21 @@ async fn serve(path: &std::path::Path, insecure_http: bool) -> anyhow::Result<()
             workshop.with_throttle(offsite::store::throttle::Throttle::new(spec, clock.clone()));
     }
     let workshop = Arc::new(workshop);
-    // Open the repositories now (key derivation is slow by design), not on the first task;
-    // one that does not open yet (a target not made) is tried again when asked for.
+    // Open the repositories now (key derivation is slow by design), not on the first
+    // task; those that do not open are tried again, each after its backoff, so health
+    // says when a password or a grant is fixed.
     let opening = workshop.clone();
     tokio::spawn(async move {
-        for r in opening.repositories().await {
-            match (r.id, r.error) {
-                (Some(id), _) => tracing::info!("repository {}: {}", r.name, id.short()),
-                (None, e) => tracing::info!(
-                    "repository {}: not open yet: {}",
-                    r.name,
-                    e.unwrap_or_default()
-                ),
-            }
+        loop {
+            opening.repositories().await;
+            tokio::time::sleep(Duration::from_secs(15)).await;
         }
     });
     let tasks = Tasks::new(config.task_slots, workshop, clock);
     tasks.set_default_lease(config.lease);
-    let app = router(tasks.clone(), config.tokens);
+    let guard = Guard::new(config.limits.clone());
+    let tokens = Tokens::new(config.tokens.clone());
+    let app = router_with(tasks.clone(), tokens.clone(), guard.clone());
     let tcp = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -143,20 +191,61 @@ async fn serve(path: &std::path::Path, insecure_http: bool) -> anyhow::Result<()
     let shutdown = drain(tasks.clone(), config.drain_timeout);
     match &config.tls {
         Some(t) => {
-            let listener = tls::TlsListener::new(tcp, tls::acceptor(&t.cert, &t.key)?)?;
+            let tls = tls::Tls::new(tls::acceptor(&t.cert, &t.key)?);
+            tokio::spawn(reload_on_hangup(
+                path.to_path_buf(),
+                tokens,
+                Some(tls.clone()),
+            ));
             println!("offsite-archiver listening on https://{addr}");
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await?;
+            listen::serve(tcp, tls, app, guard, shutdown).await;
         }
         None => {
+            tokio::spawn(reload_on_hangup(path.to_path_buf(), tokens, None));
             println!("offsite-archiver listening on http://{addr}");
-            axum::serve(tcp, app)
-                .with_graceful_shutdown(shutdown)
-                .await?;
+            listen::serve(tcp, Plain, app, guard, shutdown).await;
         }
     }
     Ok(())
+}
+
+/// On each SIGHUP: reads the configuration again and puts its tokens and TLS
+/// certificate in force for new requests and connections. Running tasks are not
+/// touched; a configuration that does not load changes nothing (and says why). Other
+/// settings take a restart.
+async fn reload_on_hangup(path: std::path::PathBuf, tokens: Tokens, tls: Option<tls::Tls>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot watch for SIGHUP: reloading needs a restart");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let loaded = config::Config::load(&path).and_then(|c| {
+            let acceptor = match (&c.tls, &tls) {
+                (Some(t), Some(_)) => Some(tls::acceptor(&t.cert, &t.key)?),
+                _ => None,
+            };
+            Ok((c.tokens, acceptor))
+        });
+        match loaded {
+            Ok((new_tokens, acceptor)) => {
+                let n = new_tokens.len();
+                tokens.replace(new_tokens);
+                if let (Some(a), Some(t)) = (acceptor, &tls) {
+                    t.replace(a);
+                }
+                tracing::info!(
+                    "reloaded: {n} token(s){}",
+                    if tls.is_some() {
+                        " and the TLS certificate"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Err(e) => tracing::warn!("reload refused, nothing changed: {e:#}"),
+        }
+    }
 }
 
 /// Waits for SIGTERM (or Ctrl-C), then drains: `/v1/ready` and new tasks answer 503 at

@@ -1,23 +1,17 @@
-//! HTTPS for the appliance: a listener for axum that accepts TCP connections and hands
-//! on those whose TLS handshake (rustls, the certificate and key from the configuration)
-//! completes. Handshakes run on tasks of their own, so a slow or silent client holds up
-//! no other.
+//! HTTPS for the appliance: the TLS handshake (rustls, the certificate and key from the
+//! configuration) as the accept loop's [`Handshake`]. Each runs in its connection's own
+//! task under the header deadline, so a slow or silent client holds up no other.
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
+use offsite::remote::listen::Handshake;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
-
-/// How long a client has to finish its handshake.
-const HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// Reads the PEM certificate chain and private key into a TLS acceptor.
 pub fn acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
@@ -40,55 +34,26 @@ pub fn acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Connections whose handshake completed.
-pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    addr: SocketAddr,
-}
+/// HTTPS: the handshake with the configured certificate, run by the accept loop
+/// (`offsite::remote::listen`) inside each connection's task and deadline. The
+/// certificate can be replaced while serving (SIGHUP); connections open keep theirs.
+#[derive(Clone)]
+pub struct Tls(Arc<RwLock<TlsAcceptor>>);
 
-impl TlsListener {
-    pub fn new(tcp: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<TlsListener> {
-        let addr = tcp.local_addr()?;
-        let (tx, ready) = mpsc::channel(64);
-        tokio::spawn(async move {
-            loop {
-                let (stream, peer) = match tcp.accept().await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!("accepting a connection: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!("TLS handshake with {peer}: {e}"),
-                        Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
-                    }
-                });
-            }
-        });
-        Ok(TlsListener { ready, addr })
+impl Tls {
+    pub fn new(acceptor: TlsAcceptor) -> Tls {
+        Tls(Arc::new(RwLock::new(acceptor)))
+    }
+
+    pub fn replace(&self, acceptor: TlsAcceptor) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = acceptor;
     }
 }
 
-impl axum::serve::Listener for TlsListener {
+impl Handshake for Tls {
     type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(c) => c,
-            // The accept loop never ends while the listener lives.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.addr)
+    async fn handshake(&self, tcp: TcpStream) -> std::io::Result<Self::Io> {
+        let acceptor = self.0.read().unwrap_or_else(|e| e.into_inner()).clone();
+        acceptor.accept(tcp).await
     }
 }

@@ -67,7 +67,8 @@ fn start(dir: &Path, name: &str, repos: &[(&str, &str, &Path)], extra: &str) -> 
     );
     for (n, url, pw) in repos {
         cfg.push_str(&format!(
-            "[[repository]]\nname = \"{n}\"\nurl = \"{url}\"\npassword_file = \"{}\"\n",
+            "[[repository]]\nname = \"{n}\"\nrole = \"{}\"\nurl = \"{url}\"\npassword_file = \"{}\"\n",
+            if *n == "primary" { "source" } else { "target" },
             pw.display()
         ));
     }
@@ -437,7 +438,7 @@ async fn tls_or_loopback_unless_told_otherwise() {
     let pw = dir.path().join("pw");
     std::fs::write(&pw, "x").unwrap();
     let repo = format!(
-        "[[repository]]\nname = \"r\"\nurl = \"{}\"\npassword_file = \"{}\"\n",
+        "[[repository]]\nname = \"r\"\nrole = \"source\"\nurl = \"{}\"\npassword_file = \"{}\"\n",
         dir.path().join("repo").display(),
         pw.display()
     );
@@ -620,4 +621,152 @@ fn hash_token_prints_what_the_configuration_holds() {
     let short = run("abc");
     assert!(!short.status.success());
     assert!(String::from_utf8_lossy(&short.stderr).contains("at least 16"));
+}
+
+/// `check` opens each repository and says which does not; a running appliance takes new
+/// tokens on SIGHUP (a task submitted before the reload still finishes and is
+/// collected); and every request is in the access log, refusals included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reload_and_access_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let (src_url, dst_url) = (
+        p("src").display().to_string(),
+        p("dst").display().to_string(),
+    );
+    let source = init(&src_url, SOURCE_PW, 1 << 20).await;
+    let _files = backups(&source, &[("web", 300 << 10)]).await;
+    init(&dst_url, TARGET_PW, 1 << 20).await;
+    std::fs::write(p("src.pw"), SOURCE_PW).unwrap();
+    std::fs::write(p("dst.pw"), TARGET_PW).unwrap();
+    std::fs::write(p("bad.pw"), "wrong").unwrap();
+    let (t1, t2) = (
+        "first-token-0123456789abcdef",
+        "second-token-0123456789abcdef",
+    );
+    let config = |tokens: &str, dst_pw: &str| {
+        format!(
+            "listen = \"127.0.0.1:0\"\n{tokens}\n\
+             [[repository]]\nname = \"primary\"\nrole = \"source\"\nurl = \"{src_url}\"\npassword_file = \"{}\"\n\
+             [[repository]]\nname = \"offsite\"\nrole = \"target\"\nurl = \"{dst_url}\"\npassword_file = \"{}\"\n",
+            p("src.pw").display(),
+            p(dst_pw).display()
+        )
+    };
+    let only = |t: &str| format!("tokens = [\"{}\"]", token_hash(t));
+    let cfg = p("archiver.toml");
+    let check = || {
+        Command::new(env!("CARGO_BIN_EXE_offsite-archiver"))
+            .args(["check", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap()
+    };
+    std::fs::write(&cfg, config(&only(t1), "bad.pw")).unwrap();
+    let out = check();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("repository offsite (target): does not open"),
+        "{said}"
+    );
+    assert!(
+        said.contains("repository primary (source): opens"),
+        "{said}"
+    );
+    std::fs::write(&cfg, config(&only(t1), "dst.pw")).unwrap();
+    let out = check();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let a = spawn(&cfg, "a", &[]);
+    let client = |t: &str| Appliance::new(&a.url, t, None).unwrap();
+    assert!(client(t1).health().await.is_ok());
+    assert!(client(t2).health().await.is_err());
+    // A task before the reload.
+    let point = source.point_ids().await.unwrap()[0];
+    let req = offsite::remote::api::TaskRequest {
+        chain: "web".into(),
+        mode: offsite::copy::ChainMode::PerMachine,
+        sources: vec!["primary".into()],
+        target: "offsite".into(),
+        points: vec![offsite::remote::api::TaskPoint {
+            source: 0,
+            id: point,
+        }],
+        pack_size: 1 << 20,
+        compression: offsite::copy::Compression::Target,
+        map: false,
+        reads_in_flight: None,
+        uploads_in_flight: 2,
+        lease_secs: None,
+    };
+    let offsite::remote::client::Submitted::Taken(id) = client(t1).submit(&req).await.unwrap()
+    else {
+        panic!("busy")
+    };
+    let both = format!(
+        "{}\n[[token]]\nname = \"rotated\"\nhash = \"{}\"\nrepositories = [\"primary\", \"offsite\"]\n",
+        only(t1),
+        token_hash(t2)
+    );
+    std::fs::write(&cfg, config(&both, "dst.pw")).unwrap();
+    let hup = |pid: u32| {
+        let s = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(s.success());
+    };
+    hup(a.child.id());
+    let mut took = false;
+    for _ in 0..50 {
+        if client(t2).health().await.is_ok() {
+            took = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(took, "the new token works after SIGHUP");
+    let mut done = None;
+    for _ in 0..100 {
+        let st = client(t1)
+            .status(&id, 0, Duration::from_secs(5))
+            .await
+            .unwrap();
+        if st.state.is_finished() {
+            done = Some(st.state);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(done, Some(offsite::remote::api::TaskState::Done));
+    // Only the new token now.
+    let rotated = format!(
+        "[[token]]\nname = \"rotated\"\nhash = \"{}\"\n",
+        token_hash(t2)
+    );
+    std::fs::write(&cfg, config(&rotated, "dst.pw")).unwrap();
+    hup(a.child.id());
+    let mut refused = false;
+    for _ in 0..50 {
+        if client(t1).health().await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused, "the old token is refused after the second SIGHUP");
+    assert!(client(t2).health().await.is_ok());
+    let log = std::fs::read_to_string(&a.log).unwrap();
+    let access: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("offsite::access"))
+        .collect();
+    assert!(access.iter().any(|l| l.contains("status=401")), "{log}");
+    assert!(access.iter().any(|l| l.contains("token=rotated")), "{log}");
+    assert!(log.contains("reloaded"), "{log}");
 }

@@ -103,22 +103,38 @@ pub async fn run(spec: &ScriptSpec, phase: &str, env: &[(String, String)]) -> Sc
     };
     let pgid = child.id();
     let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
-    let read_all = async {
+    let waited = async {
         let (mut o, mut e) = (Vec::new(), Vec::new());
-        let read_out = async {
-            if let Some(s) = out.as_mut() {
-                let _ = s.read_to_end(&mut o).await;
+        let status = {
+            let read_out = async {
+                if let Some(s) = out.as_mut() {
+                    let _ = s.read_to_end(&mut o).await;
+                }
+            };
+            let read_err = async {
+                if let Some(s) = err.as_mut() {
+                    let _ = s.read_to_end(&mut e).await;
+                }
+            };
+            let read = async { tokio::join!(read_out, read_err) };
+            tokio::pin!(read);
+            let mut read_done = false;
+            let status = loop {
+                tokio::select! {
+                    st = child.wait() => break st,
+                    _ = &mut read, if !read_done => read_done = true,
+                }
+            };
+            // The script ended. A process it started in the background (an ephemeral
+            // appliance, say) may hold its output open for ever: take what is there
+            // within a moment, not the end of the pipe.
+            if !read_done {
+                let _ = tokio::time::timeout(Duration::from_millis(500), &mut read).await;
             }
+            status
         };
-        let read_err = async {
-            if let Some(s) = err.as_mut() {
-                let _ = s.read_to_end(&mut e).await;
-            }
-        };
-        tokio::join!(read_out, read_err);
-        (o, e)
+        (status, (o, e))
     };
-    let waited = async { tokio::join!(child.wait(), read_all) };
     let (status, (o, e)) = match tokio::time::timeout(spec.timeout, waited).await {
         Ok((status, output)) => (status.ok(), output),
         Err(_) => {
@@ -189,6 +205,25 @@ mod tests {
             timeout,
             on_failure: OnFailure::Fail,
         }
+    }
+
+    #[tokio::test]
+    async fn a_script_that_leaves_a_process_holding_its_output_is_not_waited_for() {
+        // An ephemeral pool's start command: starts an appliance in the background
+        // (which inherits stdout), prints its URL, exits.
+        let spec = sh(
+            "sleep 30 & echo http://127.0.0.1:9443",
+            Duration::from_secs(20),
+        );
+        let started = Instant::now();
+        let r = run(&spec, "archivers-start", &[]).await;
+        assert!(r.ok, "{r:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(r.output.trim(), "http://127.0.0.1:9443");
     }
 
     #[tokio::test]

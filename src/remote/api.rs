@@ -334,6 +334,57 @@ pub struct Health {
     pub busy: usize,
     /// Shutting down: it takes no new task.
     pub stopping: bool,
+    /// `ok`, or `degraded` when a repository does not open.
+    #[serde(default)]
+    pub status: HealthStatus,
+    /// Each configured repository's state.
+    #[serde(default)]
+    pub repositories: Vec<RepositoryHealth>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    #[default]
+    Ok,
+    /// Some repository does not open: tasks naming it are not possible.
+    Degraded,
+}
+
+/// What the appliance may do with a repository. A source is only ever read: a task
+/// naming it as its target is refused, whatever the task says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read from, never written.
+    Source,
+    /// Written into (and may be read as the source of another copy).
+    Target,
+}
+
+/// A configured repository as `/v1/health` shows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RepositoryHealth {
+    pub name: String,
+    pub role: Role,
+    pub state: RepositoryState,
+    /// Why it does not open, and since when.
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub since: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RepositoryState {
+    Open,
+    /// Tried and failed (a wrong password, a store not reachable, a target not made).
+    Failing,
+    /// Being opened now.
+    Opening,
+    /// Not asked for yet.
+    NotTried,
 }
 
 /// `GET /v1/repositories`: the names a task may use, with each repository's id (from

@@ -240,7 +240,14 @@ impl Pool {
 
     /// The names `m` knows the repositories `ids` by; `None` if it lacks one, or knows
     /// one by two names (said once in the log: its configuration should name it once).
-    async fn names(&self, m: &Member, ids: &[Id]) -> Option<Vec<String>> {
+    /// Why it does not, when its repositories say (one that does not open goes into
+    /// `unopened`).
+    async fn names(
+        &self,
+        m: &Member,
+        ids: &[Id],
+        unopened: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
         let lookup = |names: &HashMap<Id, Vec<String>>| -> Option<Vec<String>> {
             ids.iter()
                 .map(|id| match names.get(id).map(Vec::as_slice) {
@@ -256,8 +263,10 @@ impl Pool {
         let infos = m.app.repositories().await.ok()?;
         let mut names: HashMap<Id, Vec<String>> = HashMap::new();
         for i in infos {
-            if let Some(id) = i.id {
-                names.entry(id).or_default().push(i.name);
+            match (i.id, i.error) {
+                (Some(id), _) => names.entry(id).or_default().push(i.name),
+                (None, Some(e)) => unopened.push(format!("{}: {e}", m.app.url())),
+                (None, None) => {}
             }
         }
         for id in ids {
@@ -292,6 +301,7 @@ impl Pool {
         ids.push(target_id);
         loop {
             let mut candidates = 0;
+            let mut unopened = Vec::new();
             let mut tried = vec![false; self.members.len()];
             // The appliance with the most free slots first (looked at afresh for each
             // pick, so chains dispatched together spread over the pool).
@@ -306,7 +316,7 @@ impl Pool {
                     candidates += 1;
                     continue;
                 };
-                let Some(mut names) = self.names(m, &ids).await else {
+                let Some(mut names) = self.names(m, &ids, &mut unopened).await else {
                     continue;
                 };
                 candidates += 1;
@@ -335,10 +345,14 @@ impl Pool {
                 }
             }
             if candidates == 0 {
-                return Attempt::NoAppliance(match self.alive() {
+                let mut why = match self.alive() {
                     0 => "every archiver of the pool was lost".to_string(),
                     _ => "no live archiver knows the chain's repositories".to_string(),
-                });
+                };
+                if !unopened.is_empty() {
+                    why.push_str(&format!(" (not open there: {})", unopened.join("; ")));
+                }
+                return Attempt::NoAppliance(why);
             }
             if stop.is_stopped() {
                 return Attempt::Stopped {

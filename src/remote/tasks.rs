@@ -17,6 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::api::{TaskRequest, TaskResult, TaskState, TaskStatus};
+use super::tokens::TokenSpec;
 use super::workshop::{Refusal, Workshop};
 use crate::clock::Clock;
 use crate::format::index::IndexedPack;
@@ -42,6 +43,8 @@ pub enum NotTaken {
 
 struct Entry {
     status: TaskStatus,
+    /// The token that submitted it: only it (or an admin) sees and cancels it.
+    owner: String,
     packs: Vec<IndexedPack>,
     stop: Stop,
     /// Order of submission, to forget the oldest finished first.
@@ -197,12 +200,16 @@ impl Tasks {
             .count()
     }
 
-    /// Takes a task if a slot is free; returns its id.
-    pub fn submit(self: &Arc<Self>, req: TaskRequest) -> Result<String, NotTaken> {
+    /// Takes a task from `caller` if a slot is free; returns its id.
+    pub fn submit(
+        self: &Arc<Self>,
+        req: TaskRequest,
+        caller: &TokenSpec,
+    ) -> Result<String, NotTaken> {
         if self.stopping.is_stopped() {
             return Err(NotTaken::Stopping);
         }
-        self.workshop.check_names(&req)?;
+        self.workshop.check_names(&req, caller)?;
         let id = hex::encode(crate::crypto::random_bytes::<12>());
         let stop = Stop::new();
         {
@@ -220,6 +227,7 @@ impl Tasks {
             t.tasks.insert(
                 id.clone(),
                 Entry {
+                    owner: caller.name.clone(),
                     status: TaskStatus {
                         id: id.clone(),
                         chain: req.chain.clone(),
@@ -329,10 +337,10 @@ impl Tasks {
 
     /// The task's status with the packs from `packs_from` on; its runner's poll, which
     /// renews the lease (and, once it is finished, collects it).
-    pub fn status(&self, id: &str, packs_from: usize) -> Option<TaskStatus> {
+    pub fn status(&self, id: &str, packs_from: usize, caller: &TokenSpec) -> Option<TaskStatus> {
         let now = self.clock.now();
         let mut t = self.table();
-        let e = t.tasks.get_mut(id)?;
+        let e = t.tasks.get_mut(id).filter(|e| caller.may_see(&e.owner))?;
         e.seen = now;
         let mut s = e.status.clone();
         s.packs_from = packs_from.min(e.packs.len());
@@ -343,12 +351,13 @@ impl Tasks {
         Some(s)
     }
 
-    /// Every task, without packs or result.
-    pub fn list(&self) -> Vec<TaskStatus> {
+    /// Every task `caller` may see, without packs or result.
+    pub fn list(&self, caller: &TokenSpec) -> Vec<TaskStatus> {
         let t = self.table();
         let mut all: Vec<(u64, TaskStatus)> = t
             .tasks
             .values()
+            .filter(|e| caller.may_see(&e.owner))
             .map(|e| {
                 let mut s = e.status.clone();
                 s.result = None;
@@ -359,10 +368,11 @@ impl Tasks {
         all.into_iter().map(|(_, s)| s).collect()
     }
 
-    /// Asks a task to stop at its next pack boundary; `false` if there is no such task.
-    pub fn cancel(&self, id: &str) -> bool {
+    /// Asks a task to stop at its next pack boundary; `false` if there is no such task
+    /// that `caller` may see.
+    pub fn cancel(&self, id: &str, caller: &TokenSpec) -> bool {
         let t = self.table();
-        match t.tasks.get(id) {
+        match t.tasks.get(id).filter(|e| caller.may_see(&e.owner)) {
             Some(e) => {
                 e.stop.stop();
                 true

@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, RwLock};
 
-use super::api::{RepositoryInfo, TaskRequest};
+use super::api::{RepositoryHealth, RepositoryInfo, RepositoryState, TaskRequest};
+use super::tokens::TokenSpec;
 use crate::clock::Clock;
 use crate::copy::plan::{ChainPlan, plan_chain};
 use crate::copy::select::Candidate;
@@ -33,7 +34,10 @@ pub struct RepoSpec {
     pub name: String,
     pub url: String,
     pub password: Secret,
+    pub role: Role,
 }
+
+pub use super::api::Role;
 
 /// A source index and the index files it was read from.
 struct CachedIndex {
@@ -44,11 +48,21 @@ struct CachedIndex {
 /// A target's name, its sources' ids and `map`: what a target state is planned for.
 type TargetKey = (String, Vec<Id>, bool);
 
+/// A repository that did not open: why, since when, and when to try again.
+#[derive(Clone, Debug)]
+struct Failed {
+    error: String,
+    since: chrono::DateTime<chrono::Utc>,
+    retry_at: chrono::DateTime<chrono::Utc>,
+    tries: u32,
+}
+
 /// The repositories and what is kept of them between tasks.
 pub struct Workshop {
     specs: BTreeMap<String, RepoSpec>,
     clock: Arc<dyn Clock>,
     opened: Mutex<HashMap<String, Arc<Repository>>>,
+    failures: std::sync::Mutex<BTreeMap<String, Failed>>,
     indexes: Mutex<HashMap<String, CachedIndex>>,
     /// Per target name, sources and `map`: its state as planning sees it.
     targets: Mutex<HashMap<TargetKey, Arc<RwLock<TargetState>>>>,
@@ -65,6 +79,13 @@ pub enum Refusal {
     UnknownRepository(String),
     #[error("{0}")]
     Invalid(String),
+    #[error(
+        "repository {0:?} is a source on this appliance (role = \"source\"): an appliance \
+         never writes into a source"
+    )]
+    NotATarget(String),
+    #[error("this token may not use repository {0:?}")]
+    NotAllowed(String),
 }
 
 impl Workshop {
@@ -73,6 +94,7 @@ impl Workshop {
             specs: specs.into_iter().map(|s| (s.name.clone(), s)).collect(),
             clock,
             opened: Mutex::default(),
+            failures: Default::default(),
             indexes: Mutex::default(),
             targets: Mutex::default(),
             budget: ReadBudget::default(),
@@ -93,25 +115,43 @@ impl Workshop {
             name: name.to_string(),
             url: repo.url().to_string(),
             password: Secret::Env(String::new()),
+            role: Role::Target,
         };
         self.specs.insert(name.to_string(), spec);
         self.opened.get_mut().insert(name.to_string(), repo);
         self
     }
 
-    /// Checks that every repository a request names is configured here.
-    pub fn check_names(&self, req: &TaskRequest) -> std::result::Result<(), Refusal> {
+    /// Checks that every repository a request names is configured here, that `caller`
+    /// may use it, and that its target is one (a source is never written).
+    pub fn check_names(
+        &self,
+        req: &TaskRequest,
+        caller: &TokenSpec,
+    ) -> std::result::Result<(), Refusal> {
         req.validate().map_err(Refusal::Invalid)?;
         for n in req.sources.iter().chain([&req.target]) {
+            if !caller.may_use(n) {
+                return Err(Refusal::NotAllowed(n.clone()));
+            }
             if !self.specs.contains_key(n) {
                 return Err(Refusal::UnknownRepository(n.clone()));
             }
         }
+        if self
+            .specs
+            .get(&req.target)
+            .is_some_and(|t| t.role != Role::Target)
+        {
+            return Err(Refusal::NotATarget(req.target.clone()));
+        }
         Ok(())
     }
 
-    /// The repository `name`, opened once (a target not made yet is opened again on
-    /// each try until it exists).
+    /// The repository `name`, opened once. One that does not open (a wrong password, a
+    /// store not reachable, a target not made yet) is tried again only after a backoff
+    /// (5 s, doubling to a minute): until then its last error is the answer, so no
+    /// request makes the appliance derive keys again.
     pub async fn repository(&self, name: &str) -> Result<Arc<Repository>> {
         // Held while opening: the key derivation (Argon2, by design slow and memory-hard)
         // is done once, not by every task and listing that asks at the same moment.
@@ -122,15 +162,89 @@ impl Workshop {
         let spec = self.specs.get(name).ok_or_else(|| {
             Error::Invalid(format!("no repository named {name:?} on this appliance"))
         })?;
+        let now = self.clock.now();
+        if let Some(failed) = self.opening(name).filter(|a| now < a.retry_at) {
+            return Err(Error::Invalid(format!(
+                "repository {name} does not open (since {}): {}",
+                failed.since.format("%Y-%m-%d %H:%M:%S UTC"),
+                failed.error
+            )));
+        }
         let (url, pw, clock) = (&spec.url, &spec.password, &self.clock);
         let throttle = self.throttle.as_ref();
-        let found =
-            crate::repo::open_repository_with(url, pw, clock, WarmSpec::NOTHING, throttle).await?;
-        let repo = Arc::new(found.ok_or_else(|| Error::NoRepository {
-            url: spec.url.clone(),
-        })?);
-        opened.insert(name.to_string(), repo.clone());
-        Ok(repo)
+        let found = crate::repo::open_repository_with(url, pw, clock, WarmSpec::NOTHING, throttle)
+            .await
+            .and_then(|f| f.ok_or_else(|| Error::NoRepository { url: url.clone() }));
+        match found {
+            Ok(repo) => {
+                let repo = Arc::new(repo);
+                opened.insert(name.to_string(), repo.clone());
+                self.attempts().remove(name);
+                tracing::info!("repository {name}: open ({})", repo.config.id.short());
+                Ok(repo)
+            }
+            Err(e) => {
+                self.failed(name, &e);
+                Err(e)
+            }
+        }
+    }
+
+    fn attempts(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Failed>> {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn opening(&self, name: &str) -> Option<Failed> {
+        self.attempts().get(name).cloned()
+    }
+
+    /// Notes a failed opening and when to try again.
+    fn failed(&self, name: &str, e: &Error) {
+        let now = self.clock.now();
+        let mut all = self.attempts();
+        let f = all.entry(name.to_string()).or_insert(Failed {
+            error: String::new(),
+            since: now,
+            retry_at: now,
+            tries: 0,
+        });
+        f.tries += 1;
+        let wait = (5i64 << (f.tries - 1).min(4)).min(60);
+        f.retry_at = now + chrono::Duration::seconds(wait);
+        let said = e.to_string();
+        if f.error != said {
+            tracing::warn!("repository {name} does not open: {said}");
+        }
+        f.error = said;
+    }
+
+    /// Each repository's state as far as known, without opening any: for health.
+    pub async fn states(&self) -> Vec<RepositoryHealth> {
+        let opened: HashSet<String> = self.opened.try_lock().map_or_else(
+            // Busy opening one: those open are still open; say what is known.
+            |_| HashSet::new(),
+            |o| o.keys().cloned().collect(),
+        );
+        let busy = opened.is_empty() && self.opened.try_lock().is_err();
+        let failures = self.attempts().clone();
+        (self.specs.values())
+            .map(|s| {
+                let failed = failures.get(&s.name);
+                let state = match (opened.contains(&s.name), failed) {
+                    (true, _) => RepositoryState::Open,
+                    (false, Some(_)) => RepositoryState::Failing,
+                    (false, None) if busy => RepositoryState::Opening,
+                    (false, None) => RepositoryState::NotTried,
+                };
+                RepositoryHealth {
+                    name: s.name.clone(),
+                    role: s.role,
+                    state,
+                    error: failed.map(|f| f.error.clone()),
+                    since: failed.map(|f| f.since),
+                }
+            })
+            .collect()
     }
 
     /// Every configured repository with its id, or why it does not open (now).
