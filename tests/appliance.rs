@@ -92,9 +92,17 @@ async fn serve(workshop: Workshop, slots: usize) -> (String, tokio::task::JoinHa
 
 /// The routes over `tasks` on a free loopback port.
 async fn serve_tasks(tasks: Arc<Tasks>) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve_on(tasks, listener)
+}
+
+/// The routes over `tasks` on `listener`; aborting the task ends every connection.
+fn serve_on(
+    tasks: Arc<Tasks>,
+    listener: tokio::net::TcpListener,
+) -> (String, tokio::task::JoinHandle<()>) {
     let hash = offsite::remote::server::parse_token_hash(&token_hash(TOKEN)).unwrap();
     let app = router(tasks, vec![hash]);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     // Not axum::serve: its connections outlive an aborted server task, so a runner
     // polling over a kept-alive connection would never see the appliance vanish. Here
@@ -1351,4 +1359,49 @@ async fn a_repository_that_does_not_open_is_reported_not_hidden() {
         assert!(fallback.why.contains("not open there"), "{fallback:?}");
     }
     assert!(report.has_failures());
+}
+
+/// An appliance that was lost and comes back at its address (restarted: a new instance)
+/// takes tasks again once asked anew, instead of staying lost for the rest of the run.
+#[tokio::test]
+async fn a_restarted_appliance_rejoins_the_pool() {
+    let f = fixture().await;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let tasks = || {
+        Tasks::new(
+            2,
+            Arc::new(Workshop::new(f.specs.clone(), clock.clone())),
+            clock.clone(),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (url, first) = serve_on(tasks(), listener);
+    let pool = pool(&[&url], fast()).await;
+    first.abort();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Down: the chains go to the runner, saying why.
+    let web = CopyOptions {
+        selection: Selection {
+            machines: vec!["web".into()],
+            points: PointsSpec::All,
+            ..Default::default()
+        },
+        ..via(pool.clone())
+    };
+    let report = copy(&f, &web).await;
+    assert!(
+        report.chains.iter().all(|c| c.fallback.is_some()),
+        "{report:#?}"
+    );
+    // Back, as a new process at the same address.
+    let (_, _second) = serve_on(tasks(), tokio::net::TcpListener::bind(addr).await.unwrap());
+    tokio::time::sleep(offsite::remote::pool::REVIVE_AFTER + Duration::from_millis(200)).await;
+    let rest = copy(&f, &via(pool.clone())).await;
+    assert_eq!(rest.points_copied(), 2, "{rest:#?}");
+    for c in rest.chains.iter().filter(|c| !c.copied.is_empty()) {
+        assert_eq!(c.appliance.as_deref(), Some(url.as_str()), "{c:#?}");
+        assert!(c.fallback.is_none(), "{c:#?}");
+    }
+    assert_eq!(pool.alive(), 1);
 }

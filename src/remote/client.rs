@@ -158,6 +158,12 @@ impl Appliance {
             .clone()
     }
 
+    /// Forgets the instance that answered so far: the next answer's becomes this
+    /// appliance's (one that restarted is a new instance at the same address).
+    pub fn forget_instance(&self) {
+        *self.instance.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     /// The instance ids `probes` health requests meet, each on a new connection (with
     /// the first answer's, they say whether one address reaches several appliances).
     pub async fn probe(&self, probes: usize) -> Result<Vec<String>, RemoteError> {

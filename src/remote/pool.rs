@@ -30,6 +30,9 @@ use crate::progress::Progress;
 use crate::stop::Stop;
 use crate::{Error, Id, Result};
 
+/// How long a lost appliance is left alone before it is asked again.
+pub const REVIVE_AFTER: Duration = Duration::from_secs(5);
+
 /// What to do with a chain whose appliance was lost.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -98,6 +101,10 @@ struct Member {
     app: Appliance,
     slots: Arc<Semaphore>,
     down: AtomicBool,
+    /// When it was lost, or last looked at since: a lost appliance is asked again now
+    /// and then, and one that answers (restarted, say) takes tasks again.
+    looked: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
+    reviving: Mutex<()>,
     /// Repository id → the names this appliance knows it by (more than one: a copy of
     /// a repository under another prefix, which a task cannot tell apart by id).
     names: Mutex<HashMap<Id, Vec<String>>>,
@@ -186,6 +193,8 @@ impl Pool {
                 app,
                 slots: Arc::new(Semaphore::new(slots.max(1))),
                 down: AtomicBool::new(false),
+                looked: std::sync::Mutex::new(None),
+                reviving: Mutex::new(()),
                 names: Mutex::default(),
             });
         }
@@ -260,7 +269,16 @@ impl Pool {
             return Some(found);
         }
         // Asked again each time one is missing: a target made since is found.
-        let infos = m.app.repositories().await.ok()?;
+        let infos = match m.app.repositories().await {
+            Ok(i) => i,
+            Err(RemoteError::Elsewhere { .. }) if self.restarted(m).await => {
+                m.app.repositories().await.ok()?
+            }
+            Err(e) => {
+                self.lose(m, &e.to_string());
+                return None;
+            }
+        };
         let mut names: HashMap<Id, Vec<String>> = HashMap::new();
         for i in infos {
             match (i.id, i.error) {
@@ -300,6 +318,7 @@ impl Pool {
         let mut ids = source_ids.to_vec();
         ids.push(target_id);
         loop {
+            self.revive().await;
             let mut candidates = 0;
             let mut unopened = Vec::new();
             let mut tried = vec![false; self.members.len()];
@@ -335,6 +354,8 @@ impl Pool {
                     }
                     // Another runner took the slot: try the others, then wait.
                     Ok(Submitted::Busy) => continue,
+                    // Restarted since: a whole new appliance at the address; try again.
+                    Err(RemoteError::Elsewhere { .. }) if self.restarted(m).await => continue,
                     Err(e @ RemoteError::Elsewhere { .. }) => {
                         return Attempt::Misrouted(e.to_string());
                     }
@@ -365,8 +386,76 @@ impl Pool {
     }
 
     fn lose(&self, m: &Member, why: &str) {
+        *m.looked.lock().unwrap_or_else(|e| e.into_inner()) = Some(self.clock.now());
         if !m.down.swap(true, Ordering::SeqCst) {
             tracing::warn!("archiver {} lost: {why}", m.app.url());
+        }
+    }
+
+    /// Whether another instance answering at `m`'s address is the appliance restarted
+    /// (probes on new connections meet only it: it is taken as `m` from now on) rather
+    /// than a balancer in front of several.
+    async fn restarted(&self, m: &Member) -> bool {
+        let before = m.app.instance();
+        m.app.forget_instance();
+        match admit(&m.app, &self.opts).await {
+            Ok(_) => {
+                m.names.lock().await.clear();
+                let now = m.app.instance().unwrap_or_default();
+                tracing::info!(
+                    "archiver {} restarted (instance {} now, {} before)",
+                    m.app.url(),
+                    now,
+                    before.unwrap_or_default()
+                );
+                true
+            }
+            Err(Admission::Several(e)) => {
+                tracing::warn!("{e}");
+                false
+            }
+            Err(Admission::LeftOut(why)) => {
+                self.lose(m, &why);
+                false
+            }
+        }
+    }
+
+    /// Asks lost appliances again, each at most once per [`REVIVE_AFTER`]: one that
+    /// answers as a whole appliance (it restarted, or its network came back) takes
+    /// tasks again — as a new instance, which the probes check like a new one.
+    async fn revive(&self) {
+        let now = self.clock.now();
+        let after = chrono::Duration::from_std(REVIVE_AFTER).unwrap_or_default();
+        for m in self
+            .members
+            .iter()
+            .filter(|m| m.down.load(Ordering::SeqCst))
+        {
+            // One chain asks; the others wait for its answer rather than give up on
+            // an appliance that is coming back.
+            let _asking = m.reviving.lock().await;
+            if !m.down.load(Ordering::SeqCst) {
+                continue;
+            }
+            {
+                let mut looked = m.looked.lock().unwrap_or_else(|e| e.into_inner());
+                if looked.is_some_and(|t| now.signed_duration_since(t) < after) {
+                    continue;
+                }
+                *looked = Some(now);
+            }
+            m.app.forget_instance();
+            match admit(&m.app, &self.opts).await {
+                Ok(_) => {
+                    m.names.lock().await.clear();
+                    m.down.store(false, Ordering::SeqCst);
+                    let instance = m.app.instance().unwrap_or_default();
+                    tracing::info!("archiver {} is back (instance {instance})", m.app.url());
+                }
+                Err(Admission::LeftOut(why)) => tracing::debug!("archiver still lost: {why}"),
+                Err(Admission::Several(e)) => tracing::warn!("archiver not taken back: {e}"),
+            }
         }
     }
 
@@ -404,6 +493,15 @@ impl Pool {
             }
             let st = match m.app.status(id, seen.packs.len(), timeout).await {
                 Ok(st) => st,
+                Err(RemoteError::Elsewhere { .. }) if self.restarted(m).await => {
+                    let why = "the archiver restarted (a new instance answers there); the task \
+                               is gone";
+                    return Attempt::Lost {
+                        appliance,
+                        why: why.into(),
+                        packs: seen.packs,
+                    };
+                }
                 Err(e @ RemoteError::Elsewhere { .. }) => return Attempt::Misrouted(e.to_string()),
                 Err(RemoteError::Unreachable { what, .. })
                     if failures + 1 < self.opts.lost_after =>
