@@ -93,7 +93,8 @@ fn dir_size(p: &Path) -> u64 {
     let mut n = 0;
     if let Ok(rd) = std::fs::read_dir(p) {
         for e in rd.flatten() {
-            let m = e.metadata().unwrap();
+            // A staging file renamed into place between the listing and this look.
+            let Ok(m) = e.metadata() else { continue };
             n += if m.is_dir() {
                 dir_size(&e.path())
             } else {

@@ -403,7 +403,7 @@ impl Pool {
                 m.names.lock().await.clear();
                 let now = m.app.instance().unwrap_or_default();
                 tracing::info!(
-                    "archiver {} restarted (instance {} now, {} before)",
+                    "archiver {} answers again (instance {} now, {} before)",
                     m.app.url(),
                     now,
                     before.unwrap_or_default()
@@ -445,16 +445,8 @@ impl Pool {
                 }
                 *looked = Some(now);
             }
-            m.app.forget_instance();
-            match admit(&m.app, &self.opts).await {
-                Ok(_) => {
-                    m.names.lock().await.clear();
-                    m.down.store(false, Ordering::SeqCst);
-                    let instance = m.app.instance().unwrap_or_default();
-                    tracing::info!("archiver {} is back (instance {instance})", m.app.url());
-                }
-                Err(Admission::LeftOut(why)) => tracing::debug!("archiver still lost: {why}"),
-                Err(Admission::Several(e)) => tracing::warn!("archiver not taken back: {e}"),
+            if self.restarted(m).await {
+                m.down.store(false, Ordering::SeqCst);
             }
         }
     }

@@ -209,7 +209,12 @@ impl Workshop {
             tries: 0,
         });
         f.tries += 1;
-        let wait = (5i64 << (f.tries - 1).min(4)).min(60);
+        // A target not made yet costs one GET to look for (no key to derive), and the
+        // runner that makes it asks at once: no backoff for that.
+        let wait = match e {
+            Error::NoRepository { .. } => 0,
+            _ => (5i64 << (f.tries - 1).min(4)).min(60),
+        };
         f.retry_at = now + chrono::Duration::seconds(wait);
         let said = e.to_string();
         if f.error != said {
