@@ -1145,3 +1145,153 @@ fn copy_via_an_archiver() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
     drop(rt);
 }
+
+/// SIGTERM on `offsite copy --via` mid-task: the runner cancels its appliance's task,
+/// indexes what it wrote, prints its report (the chain interrupted) and exits with a
+/// code of its own, not killed; no lock is left in the target; the next copy finishes
+/// and leaves no pack in no index.
+#[test]
+fn sigterm_on_a_copy_through_an_appliance_cancels_its_task() {
+    use offsite::remote::client::Appliance;
+    use offsite::remote::server::{parse_token_hash, serve, token_hash};
+    use offsite::remote::tasks::Tasks;
+    use offsite::remote::workshop::{RepoSpec, Role, Workshop};
+    use offsite::store::gated::{GatedStore, Op};
+
+    let d = tempfile::tempdir().unwrap();
+    let (src, dst) = (d.path().join("primary"), d.path().join("copy"));
+    let (s, t) = (src.to_str().unwrap(), dst.to_str().unwrap());
+    ok(&["init", s]);
+    // 24 incompressible files of 100 KiB: one blob each, several packs of 256 KiB.
+    let files = d.path().join("many");
+    std::fs::create_dir_all(&files).unwrap();
+    for n in 0..24u64 {
+        let mut body = vec![0u8; 100 << 10];
+        let mut h = blake3::Hasher::new();
+        h.update(&n.to_le_bytes());
+        h.finalize_xof().fill(&mut body);
+        std::fs::write(files.join(format!("f{n}")), body).unwrap();
+    }
+    let base = d.path().to_str().unwrap();
+    ok(&[
+        "backup",
+        s,
+        "--machine",
+        "many",
+        "--base",
+        base,
+        files.to_str().unwrap(),
+    ]);
+    let made = with_env(&["init", t], &[("OFFSITE_PASSWORD", "tpw")]);
+    assert!(made.status.success());
+    let spw = d.path().join("spw");
+    std::fs::write(&spw, "pw").unwrap();
+    let token = "cli-sigterm-token-0123456789abcdef";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // The appliance's target uploads stop after one pack until the test opens them.
+    let (url, uploads) = rt.block_on(async {
+        let loc = offsite::store::open(t, false).unwrap();
+        let gated = std::sync::Arc::new(GatedStore::new(loc.store.clone()));
+        let uploads = gated.gate(Op::Put, "data/");
+        uploads.release(1);
+        let loc = offsite::store::Location::new(gated, "", t, offsite::store::StoreKind::File);
+        let target =
+            std::sync::Arc::new(offsite::repo::Repository::open(loc, b"tpw").await.unwrap());
+        let specs = vec![RepoSpec {
+            name: "primary".into(),
+            url: s.into(),
+            password: offsite::secret::Secret::File(spw.clone()),
+            role: Role::Source,
+        }];
+        let clock: std::sync::Arc<dyn offsite::clock::Clock> =
+            std::sync::Arc::new(offsite::clock::SystemClock);
+        let workshop = Workshop::new(specs, clock.clone()).with_opened("copy", target);
+        let tasks = Tasks::new(1, std::sync::Arc::new(workshop), clock);
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", tcp.local_addr().unwrap());
+        let hash = parse_token_hash(&token_hash(token)).unwrap();
+        tokio::spawn(serve(tcp, tasks, vec![hash]));
+        (url, uploads)
+    });
+    let child = Command::new(BIN)
+        .args([
+            "copy",
+            "--from",
+            s,
+            "--to",
+            t,
+            "--via",
+            &url,
+            "--pack-size",
+            "256KiB",
+            "--json",
+        ])
+        .env("OFFSITE_KDF", "256,1,1")
+        .env("OFFSITE_PASSWORD", "pw")
+        .env("OFFSITE_TARGET_PASSWORD", "tpw")
+        .env("OFFSITE_ARCHIVER_TOKEN", token)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let app = Appliance::new(&url, token, None).unwrap();
+    rt.block_on(async {
+        let second = uploads.wait_for(2);
+        tokio::time::timeout(std::time::Duration::from_secs(60), second)
+            .await
+            .expect("the appliance's second upload");
+        // Let the runner's poll see the first pack.
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    });
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    rt.block_on(async {
+        // The cancel reaches the task while its upload is held; then let it land.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        uploads.open();
+    });
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code().is_some(), "killed by a signal: {err}");
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a report");
+    let chain = &r["chains"][0];
+    assert_eq!(chain["failure"]["kind"], "interrupted", "{chain}");
+    let task = rt.block_on(app.tasks()).unwrap();
+    assert_eq!(
+        task[0].state,
+        offsite::remote::api::TaskState::Cancelled,
+        "{task:?}"
+    );
+    let locks: Vec<_> = std::fs::read_dir(dst.join("locks"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(locks.is_empty(), "a lock was left: {locks:?}");
+    // The next run (in-process) brings the rest; nothing is left in no index.
+    let env = [
+        ("OFFSITE_PASSWORD", "pw"),
+        ("OFFSITE_TARGET_PASSWORD", "tpw"),
+    ];
+    let again = with_env(&["copy", "--from", s, "--to", t, "--json"], &env);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let o = with_env(
+        &["prune", t, "--dry-run", "--json"],
+        &[("OFFSITE_PASSWORD", "tpw")],
+    );
+    let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        p["unindexed_deleted"].as_u64().unwrap() + p["unindexed_left"].as_u64().unwrap(),
+        0,
+        "{p}"
+    );
+    let o = with_env(&["check", t, "--read-data"], &[("OFFSITE_PASSWORD", "tpw")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    drop(rt);
+}
