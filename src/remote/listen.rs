@@ -35,6 +35,10 @@ pub struct Limits {
     /// Failed authentications a peer address may make per second, and at once.
     pub failed_auth_rate: f64,
     pub failed_auth_burst: f64,
+    /// Requests of any kind a peer address may make per second, and at once (a runner
+    /// polls a few tasks a second; this bounds a peer that floods).
+    pub request_rate: f64,
+    pub request_burst: f64,
 }
 
 impl Default for Limits {
@@ -46,6 +50,8 @@ impl Default for Limits {
             max_unauthenticated: 64,
             failed_auth_rate: 2.0,
             failed_auth_burst: 20.0,
+            request_rate: 200.0,
+            request_burst: 400.0,
         }
     }
 }
@@ -115,6 +121,7 @@ pub struct Guard {
     /// Connections without a valid token yet, oldest first, with what closes each.
     unauthenticated: Mutex<VecDeque<(u64, Arc<Notify>)>>,
     failed: Mutex<HashMap<IpAddr, Bucket>>,
+    requests: Mutex<HashMap<IpAddr, Bucket>>,
     refused: Mutex<BTreeMap<TurnedAway, u64>>,
 }
 
@@ -126,6 +133,7 @@ impl Guard {
             open: AtomicUsize::new(0),
             unauthenticated: Mutex::default(),
             failed: Mutex::default(),
+            requests: Mutex::default(),
             refused: Mutex::default(),
         })
     }
@@ -183,26 +191,45 @@ impl Guard {
     /// (the answer is then 429).
     pub fn failed_auth(&self, peer: IpAddr) -> bool {
         let (rate, burst) = (self.limits.failed_auth_rate, self.limits.failed_auth_burst);
-        let now = Instant::now();
-        let mut all = Guard::lock(&self.failed);
-        if all.len() > 10_000 {
-            // Forget peers whose budget is full again.
-            all.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
-        }
-        let b = all.entry(peer).or_insert(Bucket {
-            tokens: burst,
-            at: now,
+        let within = take(&self.failed, peer, rate, burst);
+        self.refuse(match within {
+            true => TurnedAway::Unauthorized,
+            false => TurnedAway::RateLimited,
         });
-        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            self.refuse(TurnedAway::Unauthorized);
-            true
-        } else {
+        within
+    }
+
+    /// A request from `peer`; `false` when the peer is over its request budget.
+    pub fn request(&self, peer: IpAddr) -> bool {
+        let (rate, burst) = (self.limits.request_rate, self.limits.request_burst);
+        let within = take(&self.requests, peer, rate, burst);
+        if !within {
             self.refuse(TurnedAway::RateLimited);
-            false
         }
+        within
+    }
+}
+
+/// Takes one from `peer`'s bucket (refilled at `rate` a second up to `burst`); `false`
+/// when it is empty.
+fn take(buckets: &Mutex<HashMap<IpAddr, Bucket>>, peer: IpAddr, rate: f64, burst: f64) -> bool {
+    let now = Instant::now();
+    let mut all = Guard::lock(buckets);
+    if all.len() > 10_000 {
+        // Forget peers whose budget is full again.
+        all.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
+    }
+    let b = all.entry(peer).or_insert(Bucket {
+        tokens: burst,
+        at: now,
+    });
+    b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
+    b.at = now;
+    if b.tokens >= 1.0 {
+        b.tokens -= 1.0;
+        true
+    } else {
+        false
     }
 }
 
@@ -283,5 +310,30 @@ async fn connection<H: Handshake>(stream: TcpStream, handshake: &H, app: Router,
         && e.is_timeout()
     {
         guard.refuse(TurnedAway::HeaderTimeout);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_per_peer() {
+        let guard = Guard::new(Limits {
+            request_rate: 0.001,
+            request_burst: 3.0,
+            failed_auth_rate: 0.001,
+            failed_auth_burst: 2.0,
+            ..Limits::default()
+        });
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let asked: Vec<bool> = (0..4).map(|_| guard.request(a)).collect();
+        assert_eq!(asked, [true, true, true, false]);
+        assert!(guard.request(b), "another peer has its own budget");
+        let failed: Vec<bool> = (0..3).map(|_| guard.failed_auth(a)).collect();
+        assert_eq!(failed, [true, true, false]);
+        let refused = guard.refusals();
+        assert_eq!(refused.get(&TurnedAway::RateLimited), Some(&2));
+        assert_eq!(refused.get(&TurnedAway::Unauthorized), Some(&2));
     }
 }

@@ -110,7 +110,13 @@ async fn every_answer(State(s): State<Shared>, req: Request, next: Next) -> Resp
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let peer = req.extensions().get::<Connection>().map(|c| c.peer);
-    let mut r = next.run(req).await;
+    let mut r = match peer.is_none_or(|p| s.guard.request(p.ip())) {
+        true => next.run(req).await,
+        false => error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many requests from this address; slow down",
+        ),
+    };
     let status = r.status();
     let json = r
         .headers()
