@@ -62,6 +62,8 @@ pub struct Workshop {
     specs: BTreeMap<String, RepoSpec>,
     clock: Arc<dyn Clock>,
     opened: Mutex<HashMap<String, Arc<Repository>>>,
+    /// The names in `opened`, readable while an opening holds it (for health).
+    open_names: std::sync::Mutex<HashSet<String>>,
     failures: std::sync::Mutex<BTreeMap<String, Failed>>,
     indexes: Mutex<HashMap<String, CachedIndex>>,
     /// Per target name, sources and `map`: its state as planning sees it.
@@ -94,6 +96,7 @@ impl Workshop {
             specs: specs.into_iter().map(|s| (s.name.clone(), s)).collect(),
             clock,
             opened: Mutex::default(),
+            open_names: Default::default(),
             failures: Default::default(),
             indexes: Mutex::default(),
             targets: Mutex::default(),
@@ -119,6 +122,7 @@ impl Workshop {
         };
         self.specs.insert(name.to_string(), spec);
         self.opened.get_mut().insert(name.to_string(), repo);
+        self.open_names().insert(name.to_string());
         self
     }
 
@@ -179,6 +183,7 @@ impl Workshop {
             Ok(repo) => {
                 let repo = Arc::new(repo);
                 opened.insert(name.to_string(), repo.clone());
+                self.open_names().insert(name.to_string());
                 self.attempts().remove(name);
                 tracing::info!("repository {name}: open ({})", repo.config.id.short());
                 Ok(repo)
@@ -188,6 +193,10 @@ impl Workshop {
                 Err(e)
             }
         }
+    }
+
+    fn open_names(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.open_names.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn attempts(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Failed>> {
@@ -225,12 +234,9 @@ impl Workshop {
 
     /// Each repository's state as far as known, without opening any: for health.
     pub async fn states(&self) -> Vec<RepositoryHealth> {
-        let opened: HashSet<String> = self.opened.try_lock().map_or_else(
-            // Busy opening one: those open are still open; say what is known.
-            |_| HashSet::new(),
-            |o| o.keys().cloned().collect(),
-        );
-        let busy = opened.is_empty() && self.opened.try_lock().is_err();
+        let opened = self.open_names().clone();
+        // Held while a repository is being opened (its keys derived).
+        let busy = self.opened.try_lock().is_err();
         let failures = self.attempts().clone();
         (self.specs.values())
             .map(|s| {
