@@ -172,23 +172,25 @@ async fn sent_twice(target: &Repository) -> u64 {
     twice
 }
 
-/// Two appliances next to an S3 source copy three machines into Azurite; the one with a
-/// task is SIGKILLed once two of its packs landed. The copy finishes on the other,
-/// sends again under a quarter of the killed task's bytes, the runner reads no source
-/// pack, and the target checks clean and restores bit for bit. No password or token
-/// shows in the appliances' logs or answers.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_copy_survives_an_appliance_killed_mid_task() {
-    let (Some(s3), Some(az)) = (base("OFFSITE_TEST_S3"), base("OFFSITE_TEST_AZURE")) else {
-        return;
-    };
+/// A source in the local S3 server holding `machines`, an empty target in Azurite, and
+/// two appliances next to them: A slow (its uploads capped at 3 MB/s, one slot, so it
+/// is caught mid-task), B not. With the copy of every point through both, ready to run.
+struct TwoAppliances {
+    source: Arc<Repository>,
+    target: Arc<Repository>,
+    files: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+    a: Proc,
+    b: Proc,
+    copy: CopyOptions,
+}
+
+async fn two_appliances(s3: &str, az: &str, machines: &[(&str, usize)]) -> TwoAppliances {
     let run = unique();
     let (src_url, dst_url) = (format!("{s3}/{run}/src"), format!("{az}/{run}/dst"));
     let source = init(&src_url, SOURCE_PW, 16 << 20).await;
-    let machines = [("big", 12 << 20), ("db", 6 << 20), ("web", 6 << 20)];
-    let files = backups(&source, &machines).await;
+    let files = backups(&source, machines).await;
     let target = init(&dst_url, TARGET_PW, 512 << 10).await;
-
     let dir = tempfile::tempdir().unwrap();
     let (spw, tpw) = (dir.path().join("src.pw"), dir.path().join("dst.pw"));
     std::fs::write(&spw, SOURCE_PW).unwrap();
@@ -197,8 +199,7 @@ async fn a_copy_survives_an_appliance_killed_mid_task() {
         ("primary", src_url.as_str(), spw.as_path()),
         ("offsite", dst_url.as_str(), tpw.as_path()),
     ];
-    // A is slow (its uploads capped), so it is caught mid-task.
-    let mut a = start(
+    let a = start(
         dir.path(),
         "a",
         &repos,
@@ -213,20 +214,49 @@ async fn a_copy_survives_an_appliance_killed_mid_task() {
         poll: Duration::from_millis(100),
         ..Default::default()
     };
-    let pool = Arc::new(
-        Pool::connect(apps, opts, Arc::new(SystemClock))
-            .await
-            .unwrap(),
-    );
+    let pool = Pool::connect(apps, opts, Arc::new(SystemClock))
+        .await
+        .unwrap();
     let copy = CopyOptions {
         selection: Selection {
             points: PointsSpec::All,
             ..Default::default()
         },
         pack_size: Some(512 << 10),
-        via: Some(pool),
+        via: Some(Arc::new(pool)),
         ..Default::default()
     };
+    TwoAppliances {
+        source,
+        target,
+        files,
+        _dir: dir,
+        a,
+        b,
+        copy,
+    }
+}
+
+/// Two appliances next to an S3 source copy three machines into Azurite; the one with a
+/// task is SIGKILLed once two of its packs landed. The copy finishes on the other,
+/// sends again under a quarter of the killed task's bytes, the runner reads no source
+/// pack, and the target checks clean and restores bit for bit. No password or token
+/// shows in the appliances' logs or answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_copy_survives_an_appliance_killed_mid_task() {
+    let (Some(s3), Some(az)) = (base("OFFSITE_TEST_S3"), base("OFFSITE_TEST_AZURE")) else {
+        return;
+    };
+    let machines = [("big", 12 << 20), ("db", 6 << 20), ("web", 6 << 20)];
+    let TwoAppliances {
+        source,
+        target,
+        files,
+        _dir,
+        mut a,
+        b,
+        copy,
+    } = two_appliances(&s3, &az, &machines).await;
     let hidden = Progress::hidden();
     let copying = offsite::copy::run(vec![source.clone()], target.clone(), &copy, &hidden);
     let a_client = Appliance::new(&a.url, TOKEN, None).unwrap();
@@ -329,48 +359,16 @@ async fn a_stopping_appliance_hands_every_pack_to_its_runner() {
     let (Some(s3), Some(az)) = (base("OFFSITE_TEST_S3"), base("OFFSITE_TEST_AZURE")) else {
         return;
     };
-    let run = unique();
-    let (src_url, dst_url) = (format!("{s3}/{run}/src"), format!("{az}/{run}/dst"));
-    let source = init(&src_url, SOURCE_PW, 16 << 20).await;
-    let _files = backups(&source, &[("big", 12 << 20), ("web", 4 << 20)]).await;
-    let target = init(&dst_url, TARGET_PW, 512 << 10).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (spw, tpw) = (dir.path().join("src.pw"), dir.path().join("dst.pw"));
-    std::fs::write(&spw, SOURCE_PW).unwrap();
-    std::fs::write(&tpw, TARGET_PW).unwrap();
-    let repos = [
-        ("primary", src_url.as_str(), spw.as_path()),
-        ("offsite", dst_url.as_str(), tpw.as_path()),
-    ];
-    let mut a = start(
-        dir.path(),
-        "a",
-        &repos,
-        "task_slots = 1\n[throttle]\nwrite = \"3MB/s\"",
-    );
-    let b = start(dir.path(), "b", &repos, "task_slots = 2");
-    let apps = vec![
-        Appliance::new(&a.url, TOKEN, None).unwrap(),
-        Appliance::new(&b.url, TOKEN, None).unwrap(),
-    ];
-    let opts = PoolOptions {
-        poll: Duration::from_millis(100),
-        ..Default::default()
-    };
-    let pool = Arc::new(
-        Pool::connect(apps, opts, Arc::new(SystemClock))
-            .await
-            .unwrap(),
-    );
-    let copy = CopyOptions {
-        selection: Selection {
-            points: PointsSpec::All,
-            ..Default::default()
-        },
-        pack_size: Some(512 << 10),
-        via: Some(pool),
-        ..Default::default()
-    };
+    let machines = [("big", 12 << 20), ("web", 4 << 20)];
+    let TwoAppliances {
+        source,
+        target,
+        _dir,
+        mut a,
+        b,
+        copy,
+        ..
+    } = two_appliances(&s3, &az, &machines).await;
     let hidden = Progress::hidden();
     let copying = offsite::copy::run(vec![source.clone()], target.clone(), &copy, &hidden);
     let a_client = Appliance::new(&a.url, TOKEN, None).unwrap();
