@@ -513,12 +513,34 @@ async fn with_redispatch_fail_the_chain_fails_and_keeps_what_arrived() {
     assert!(!kept.is_empty(), "the lost appliance's packs are indexed");
 }
 
+/// One interval of a daily job copying the fixture's source into its target through
+/// `pools`.
+async fn job_through(
+    f: &Fixture,
+    pools: offsite::job::archivers::ArchiversSpec,
+) -> offsite::job::interval::IntervalReport {
+    use offsite::job::config::{Job, SourceSpec, TargetSpec};
+    let source = SourceSpec::plain(&f.specs[0].url, f.specs[0].password.clone());
+    let target = TargetSpec {
+        map: true,
+        ..TargetSpec::plain(&f.specs[1].url, f.specs[1].password.clone())
+    };
+    let job = Job {
+        archivers: Some(pools),
+        ..Job::plain("nightly", vec![source], target)
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let stop = offsite::stop::Stop::new();
+    offsite::job::run::run_once(&job, clock, &chrono::Utc, &Progress::hidden(), &stop)
+        .await
+        .unwrap()
+}
+
 /// A job whose `[job.archivers]` pool is ephemeral: the start command prints the
 /// appliance's URL, the transfer runs there, and the stop command gets the URLs.
 #[tokio::test]
 async fn a_job_runs_its_transfer_on_an_ephemeral_pool() {
     use offsite::job::archivers::ArchiversSpec;
-    use offsite::job::config::{Job, SourceSpec, TargetSpec};
     use offsite::job::script::{OnFailure, ScriptSpec};
 
     let f = fixture().await;
@@ -545,20 +567,7 @@ async fn a_job_runs_its_transfer_on_an_ephemeral_pool() {
         ready_timeout: Duration::from_secs(10),
         lease: Duration::from_secs(15),
     };
-    let source = SourceSpec::plain(&f.specs[0].url, f.specs[0].password.clone());
-    let target = TargetSpec {
-        map: true,
-        ..TargetSpec::plain(&f.specs[1].url, f.specs[1].password.clone())
-    };
-    let job = Job {
-        archivers: Some(pools),
-        ..Job::plain("nightly", vec![source], target)
-    };
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let stop = offsite::stop::Stop::new();
-    let r = offsite::job::run::run_once(&job, clock, &chrono::Utc, &Progress::hidden(), &stop)
-        .await
-        .unwrap();
+    let r = job_through(&f, pools).await;
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     let a = r.archivers.as_ref().expect("the pool is in the report");
     assert_eq!((a.urls.clone(), a.ready), (vec![url.clone()], 1));
@@ -1012,7 +1021,6 @@ async fn a_task_nobody_polls_is_cancelled_when_its_lease_runs_out() {
 #[tokio::test]
 async fn a_job_whose_chains_fall_back_to_the_runner_warns() {
     use offsite::job::archivers::ArchiversSpec;
-    use offsite::job::config::{Job, SourceSpec, TargetSpec};
     use offsite::job::interval::Outcome;
 
     let f = fixture().await;
@@ -1035,20 +1043,7 @@ async fn a_job_whose_chains_fall_back_to_the_runner_warns() {
         ready_timeout: Duration::from_secs(10),
         lease: Duration::from_secs(15),
     };
-    let source = SourceSpec::plain(&f.specs[0].url, f.specs[0].password.clone());
-    let target = TargetSpec {
-        map: true,
-        ..TargetSpec::plain(&f.specs[1].url, f.specs[1].password.clone())
-    };
-    let job = Job {
-        archivers: Some(pools),
-        ..Job::plain("nightly", vec![source], target)
-    };
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let stop = offsite::stop::Stop::new();
-    let r = offsite::job::run::run_once(&job, clock, &chrono::Utc, &Progress::hidden(), &stop)
-        .await
-        .unwrap();
+    let r = job_through(&f, pools).await;
     assert_eq!(r.outcome, Outcome::Warning, "{r:#?}");
     assert_eq!(r.warnings.len(), 3, "one per chain: {:?}", r.warnings);
     let copied: usize = r.copies.iter().map(|c| c.points_copied()).sum();
