@@ -720,12 +720,7 @@ async fn chains_wait_for_a_free_slot() {
 #[tokio::test]
 async fn readiness_needs_no_token_and_fails_while_stopping() {
     let f = fixture().await;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let tasks = Tasks::new(
-        1,
-        Arc::new(Workshop::new(f.specs.clone(), clock.clone())),
-        clock,
-    );
+    let tasks = tasks_of(&f, 1);
     let (base, _served) = serve_tasks(tasks.clone()).await;
     let url = format!("{base}/v1/ready");
     let http = reqwest::Client::new();
@@ -865,13 +860,7 @@ async fn a_dns_name_is_every_appliance_it_resolves_to() {
     }
     let f = fixture().await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let tasks = || {
-        Tasks::new(
-            1,
-            Arc::new(Workshop::new(f.specs.clone(), clock.clone())),
-            clock.clone(),
-        )
-    };
+    let tasks = || tasks_of(&f, 1);
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = free.local_addr().unwrap().port();
     drop(free);
@@ -1056,38 +1045,16 @@ async fn a_job_whose_chains_fall_back_to_the_runner_warns() {
 /// counted by reason in `/metrics`.
 #[tokio::test]
 async fn a_crowd_of_idle_and_slow_connections_does_not_keep_a_runner_out() {
-    use offsite::remote::listen::{self, Guard, Limits, Plain};
+    use offsite::remote::listen::{self, Guard, Limits};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let f = fixture().await;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let tasks = Tasks::new(
-        1,
-        Arc::new(Workshop::new(f.specs.clone(), clock.clone())),
-        clock,
-    );
     let guard = Guard::new(Limits {
         header_read: Duration::from_secs(2),
         max_unauthenticated: 32,
         ..Limits::default()
     });
-    let hash = offsite::remote::server::parse_token_hash(&token_hash(TOKEN)).unwrap();
-    let app = offsite::remote::server::router_with(
-        tasks,
-        offsite::remote::tokens::Tokens::new(vec![offsite::remote::tokens::TokenSpec::unscoped(
-            1, hash,
-        )]),
-        guard.clone(),
-    );
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = tcp.local_addr().unwrap();
-    tokio::spawn(listen::serve(
-        tcp,
-        Plain,
-        app,
-        guard.clone(),
-        std::future::pending(),
-    ));
+    let addr = serve_guarded(tasks_of(&f, 1), vec![unscoped()], guard.clone()).await;
 
     let mut crowd = Vec::new();
     for n in 0..300 {
@@ -1142,36 +1109,14 @@ async fn a_crowd_of_idle_and_slow_connections_does_not_keep_a_runner_out() {
 /// Failed authentications are limited per peer: past the budget, 429.
 #[tokio::test]
 async fn guessing_tokens_is_limited_per_peer() {
-    use offsite::remote::listen::{self, Guard, Limits, Plain};
+    use offsite::remote::listen::{Guard, Limits};
     let f = fixture().await;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let tasks = Tasks::new(
-        1,
-        Arc::new(Workshop::new(f.specs.clone(), clock.clone())),
-        clock,
-    );
     let guard = Guard::new(Limits {
         failed_auth_burst: 5.0,
         failed_auth_rate: 0.1,
         ..Limits::default()
     });
-    let hash = offsite::remote::server::parse_token_hash(&token_hash(TOKEN)).unwrap();
-    let app = offsite::remote::server::router_with(
-        tasks,
-        offsite::remote::tokens::Tokens::new(vec![offsite::remote::tokens::TokenSpec::unscoped(
-            1, hash,
-        )]),
-        guard.clone(),
-    );
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = tcp.local_addr().unwrap();
-    tokio::spawn(listen::serve(
-        tcp,
-        Plain,
-        app,
-        guard,
-        std::future::pending(),
-    ));
+    let addr = serve_guarded(tasks_of(&f, 1), vec![unscoped()], guard).await;
     let http = reqwest::Client::new();
     let mut statuses = Vec::new();
     for n in 0..8 {
@@ -1194,17 +1139,18 @@ async fn guessing_tokens_is_limited_per_peer() {
     assert_eq!(ok.status().as_u16(), 200);
 }
 
-/// The routes over `tasks` with these tokens, on a free loopback port.
-async fn serve_tokens(
+/// The routes over `tasks` with these tokens, on a free loopback port, through the
+/// appliance's own accept loop bounded by `guard`.
+async fn serve_guarded(
     tasks: Arc<Tasks>,
     tokens: Vec<offsite::remote::tokens::TokenSpec>,
-) -> String {
-    use offsite::remote::listen::{self, Guard, Limits, Plain};
-    let guard = Guard::new(Limits::default());
+    guard: Arc<offsite::remote::listen::Guard>,
+) -> std::net::SocketAddr {
+    use offsite::remote::listen::{self, Plain};
     let tokens = offsite::remote::tokens::Tokens::new(tokens);
     let app = offsite::remote::server::router_with(tasks, tokens, guard.clone());
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", tcp.local_addr().unwrap());
+    let addr = tcp.local_addr().unwrap();
     tokio::spawn(listen::serve(
         tcp,
         Plain,
@@ -1212,7 +1158,23 @@ async fn serve_tokens(
         guard,
         std::future::pending(),
     ));
-    url
+    addr
+}
+
+/// A task table of `slots` over the fixture's repositories (a new appliance process).
+fn tasks_of(f: &Fixture, slots: usize) -> Arc<Tasks> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    Tasks::new(
+        slots,
+        Arc::new(Workshop::new(f.specs.clone(), clock.clone())),
+        clock,
+    )
+}
+
+/// The test token, unscoped.
+fn unscoped() -> offsite::remote::tokens::TokenSpec {
+    let hash = offsite::remote::server::parse_token_hash(&token_hash(TOKEN)).unwrap();
+    offsite::remote::tokens::TokenSpec::unscoped(1, hash)
 }
 
 fn named(
@@ -1260,12 +1222,7 @@ async fn nothing_is_ever_written_into_a_source() {
 #[tokio::test]
 async fn a_token_sees_only_its_own_tasks_and_repositories() {
     let f = fixture().await;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let tasks = Tasks::new(
-        2,
-        Arc::new(Workshop::new(f.specs.clone(), clock.clone())),
-        clock,
-    );
+    let tasks = tasks_of(&f, 2);
     let mut admin = named("ops", "ops-token-0123456789abcdef", None);
     admin.admin = true;
     let tokens = vec![
@@ -1277,7 +1234,8 @@ async fn a_token_sees_only_its_own_tasks_and_repositories() {
         named("us", "us-token-0123456789abcdef", Some(&["elsewhere"])),
         admin,
     ];
-    let url = serve_tokens(tasks, tokens).await;
+    let guard = offsite::remote::listen::Guard::new(Default::default());
+    let url = format!("http://{}", serve_guarded(tasks, tokens, guard).await);
     let as_ = |t: &str| Appliance::new(&url, t, None).unwrap();
     let (eu, us, ops) = (
         as_("eu-token-0123456789abcdef"),
@@ -1361,14 +1319,7 @@ async fn a_repository_that_does_not_open_is_reported_not_hidden() {
 #[tokio::test]
 async fn a_restarted_appliance_rejoins_the_pool() {
     let f = fixture().await;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let tasks = || {
-        Tasks::new(
-            2,
-            Arc::new(Workshop::new(f.specs.clone(), clock.clone())),
-            clock.clone(),
-        )
-    };
+    let tasks = || tasks_of(&f, 2);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (url, first) = serve_on(tasks(), listener);
