@@ -82,11 +82,11 @@ async fn dispatch(
             Attempt::Stopped { appliance, packs } => {
                 let kept = packs.len();
                 keep_packs(keep, packs).await?;
-                return Ok(Offloaded::Stopped(match appliance.is_empty() {
-                    true => {
+                return Ok(Offloaded::Stopped(match appliance {
+                    None => {
                         format!("{name}: the copy was asked to stop before an archiver took it")
                     }
-                    false => format!(
+                    Some(appliance) => format!(
                         "{name}: the copy was asked to stop; the task on {appliance} was \
                          cancelled and its {kept} whole pack(s) are indexed"
                     ),

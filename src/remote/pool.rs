@@ -146,9 +146,9 @@ pub enum Attempt {
     /// repositories).
     NoAppliance(String),
     /// The runner was asked to stop: the task was cancelled, and the packs it wrote
-    /// are whole in the target.
+    /// are whole in the target. `None`: asked before any appliance took the chain.
     Stopped {
-        appliance: String,
+        appliance: Option<String>,
         packs: Vec<IndexedPack>,
     },
     /// An answer came from another appliance than the one that took the task: the
@@ -377,7 +377,7 @@ impl Pool {
             }
             if stop.is_stopped() {
                 return Attempt::Stopped {
-                    appliance: String::new(),
+                    appliance: None,
                     packs: Vec::new(),
                 };
             }
@@ -510,7 +510,10 @@ impl Pool {
                     self.lose(m, &why);
                     let packs = seen.packs;
                     return match cancelled {
-                        true => Attempt::Stopped { appliance, packs },
+                        true => Attempt::Stopped {
+                            appliance: Some(appliance),
+                            packs,
+                        },
                         false => Attempt::Lost {
                             appliance,
                             why,
@@ -527,7 +530,7 @@ impl Pool {
             guard.disarm();
             return match (st.state, st.result) {
                 _ if cancelled => Attempt::Stopped {
-                    appliance,
+                    appliance: Some(appliance),
                     packs: seen.packs,
                 },
                 (TaskState::Done, Some(result)) => {

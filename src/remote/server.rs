@@ -285,7 +285,7 @@ async fn list(State(s): State<Shared>, Extension(caller): Extension<TokenSpec>) 
 }
 
 async fn health(State(s): State<Shared>) -> Response {
-    let repositories = s.tasks.workshop().states().await;
+    let repositories = s.tasks.workshop().states();
     let failing = |r: &RepositoryHealth| r.state == RepositoryState::Failing;
     let status = match repositories.iter().any(failing) {
         true => HealthStatus::Degraded,
@@ -385,7 +385,7 @@ async fn metrics(State(s): State<Shared>) -> Response {
         Vec<(&'static str, String)>,
         prometheus_client::metrics::gauge::Gauge,
     >::default();
-    for r in s.tasks.workshop().states().await {
+    for r in s.tasks.workshop().states() {
         let up = i64::from(r.state == RepositoryState::Open);
         open.get_or_create(&vec![("repository", r.name)]).set(up);
     }

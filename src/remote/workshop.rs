@@ -233,7 +233,7 @@ impl Workshop {
     }
 
     /// Each repository's state as far as known, without opening any: for health.
-    pub async fn states(&self) -> Vec<RepositoryHealth> {
+    pub fn states(&self) -> Vec<RepositoryHealth> {
         let opened = self.open_names().clone();
         // Held while a repository is being opened (its keys derived).
         let busy = self.opened.try_lock().is_err();
