@@ -237,6 +237,26 @@ async fn two_appliances(s3: &str, az: &str, machines: &[(&str, usize)]) -> TwoAp
     }
 }
 
+/// A task running on `app` that has written two packs, waited for (at most two
+/// minutes: A, one slot next to B's two, takes one of three chains).
+async fn mid_task(app: &Appliance) -> offsite::remote::api::TaskStatus {
+    let found = async {
+        loop {
+            let tasks = app.tasks().await.unwrap();
+            if let Some(t) = tasks
+                .into_iter()
+                .find(|t| !t.state.is_finished() && t.packs_done >= 2)
+            {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), found)
+        .await
+        .expect("appliance A running a task with two packs written")
+}
+
 /// Two appliances next to an S3 source copy three machines into Azurite; the one with a
 /// task is SIGKILLed once two of its packs landed. The copy finishes on the other,
 /// sends again under a quarter of the killed task's bytes, the runner reads no source
@@ -261,25 +281,17 @@ async fn a_copy_survives_an_appliance_killed_mid_task() {
     let copying = offsite::copy::run(vec![source.clone()], target.clone(), &copy, &hidden);
     let a_client = Appliance::new(&a.url, TOKEN, None).unwrap();
     let kill_a = async {
-        loop {
-            let tasks = a_client.tasks().await.unwrap();
-            if let Some(t) = tasks
-                .iter()
-                .find(|t| !t.state.is_finished() && t.packs_done >= 2)
-            {
-                // Let the runner's next poll collect the packs that landed.
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                let t = a_client
-                    .status(&t.id, 0, Duration::from_secs(10))
-                    .await
-                    .unwrap();
-                assert!(!t.state.is_finished(), "A finished before it was killed");
-                a.child.kill().unwrap();
-                let _ = a.child.wait();
-                return t;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let t = mid_task(&a_client).await;
+        // Let the runner's next poll collect the packs that landed.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let t = a_client
+            .status(&t.id, 0, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert!(!t.state.is_finished(), "A finished before it was killed");
+        a.child.kill().unwrap();
+        let _ = a.child.wait();
+        t
     };
     let (report, killed) = tokio::join!(copying, kill_a);
     let report = report.unwrap();
@@ -359,7 +371,7 @@ async fn a_stopping_appliance_hands_every_pack_to_its_runner() {
     let (Some(s3), Some(az)) = (base("OFFSITE_TEST_S3"), base("OFFSITE_TEST_AZURE")) else {
         return;
     };
-    let machines = [("big", 12 << 20), ("web", 4 << 20)];
+    let machines = [("big", 12 << 20), ("db", 6 << 20), ("web", 6 << 20)];
     let TwoAppliances {
         source,
         target,
@@ -374,27 +386,19 @@ async fn a_stopping_appliance_hands_every_pack_to_its_runner() {
     let a_client = Appliance::new(&a.url, TOKEN, None).unwrap();
     let http = reqwest::Client::new();
     let stop_a = async {
-        loop {
-            let tasks = a_client.tasks().await.unwrap();
-            if let Some(t) = tasks
-                .iter()
-                .find(|t| !t.state.is_finished() && t.packs_done >= 2)
-            {
-                let pid = a.child.id().to_string();
-                let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-                assert!(killed.success());
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                let ready = http.get(format!("{}/v1/ready", a.url)).send().await;
-                let status = ready.expect("a stopping appliance still answers").status();
-                return (t.chain.clone(), status.as_u16());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let t = mid_task(&a_client).await;
+        let pid = a.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let ready = http.get(format!("{}/v1/ready", a.url)).send().await;
+        let status = ready.expect("a stopping appliance still answers").status();
+        (t.chain.clone(), status.as_u16())
     };
     let (report, (chain, ready)) = tokio::join!(copying, stop_a);
     let report = report.unwrap();
     assert_eq!(ready, 503, "/v1/ready while stopping");
-    assert_eq!(report.points_copied(), 2, "{report:#?}");
+    assert_eq!(report.points_copied(), 3, "{report:#?}");
     let c = report.chains.iter().find(|c| c.chain == chain).unwrap();
     assert_eq!(c.lost_appliances.len(), 1, "{c:#?}");
     assert!(c.lost_appliances[0].why.contains("shutting down"), "{c:#?}");
