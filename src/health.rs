@@ -73,6 +73,9 @@ pub struct HealthReport {
     pub archived_bytes: u64,
     /// Of those, packs whose size differs from the index's.
     pub archived_suspect: usize,
+    /// The damaged packs replaced (their bad blobs fetched again, the rest moved).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub healed: Vec<HealedPack>,
     /// What retrieving the archived packs (to read them) would cost, per tier.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retrieval: Option<Vec<crate::prices::RetrievalQuote>>,
@@ -115,6 +118,39 @@ impl Serialize for Finding {
 impl HealthReport {
     pub fn is_healthy(&self) -> bool {
         self.damaged.is_empty() && self.archived_suspect == 0
+    }
+}
+
+/// A damaged pack the health check replaced.
+#[derive(Clone, Debug, Serialize)]
+pub struct HealedPack {
+    pub pack: Id,
+    /// Its blobs that did not verify.
+    pub bad_blobs: usize,
+    /// The points checked (each machine's newest) that use a blob it held.
+    pub points: usize,
+    /// The sources its bad blobs were copied again from.
+    pub sources: Vec<String>,
+    /// Every blob it held (to count the points that used it).
+    #[serde(skip)]
+    blobs: HashSet<Id>,
+}
+
+impl std::fmt::Display for HealedPack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (n, p) = (self.bad_blobs, self.points);
+        write!(
+            f,
+            "pack {} was damaged ({n} bad blob{}); {p} of the points checked used it; \
+             its bad blobs were copied again from {} and it was replaced",
+            self.pack.short(),
+            if n == 1 { "" } else { "s" },
+            match self.sources.as_slice() {
+                [] => "no source".to_string(),
+                [one] => format!("source {one}"),
+                many => format!("sources {}", many.join(", ")),
+            }
+        )
     }
 }
 
@@ -163,7 +199,7 @@ async fn run(
     let trees: Vec<Id> = unique(points.iter().flat_map(|(_, p)| p.tree.iter().copied()));
     let index = target.load_index().await?;
     let bad = verify(target, &index, &trees, &mut r).await;
-    heal(target, sources, bad, &mut r, &mut lost, progress).await?;
+    let mut healed = heal(target, sources, bad, &mut r, &mut lost, progress).await?;
 
     // Then the data each point's tree names (per point, to say which points break).
     let index = target.load_index().await?;
@@ -189,7 +225,13 @@ async fn run(
         false => data,
     };
     let bad = verify(target, &index, &data, &mut r).await;
-    heal(target, sources, bad, &mut r, &mut lost, progress).await?;
+    healed.extend(heal(target, sources, bad, &mut r, &mut lost, progress).await?);
+    for h in &mut healed {
+        h.points = (points.iter().zip(&per_point))
+            .filter(|((_, p), data)| p.tree.iter().chain(*data).any(|b| h.blobs.contains(b)))
+            .count();
+    }
+    r.healed = healed;
 
     // What stays broken, per point: marked damaged (and a mark set by an earlier check
     // taken back from a point that is whole again).
@@ -268,7 +310,8 @@ async fn refresh(
         .collect();
     r.blobs_checked = fresh.len();
     let mut lost = HashMap::new();
-    heal(target, sources, fresh, &mut r, &mut lost, progress).await?;
+    // Refreshed, not damaged: which packs it replaced is not news.
+    let _replaced = heal(target, sources, fresh, &mut r, &mut lost, progress).await?;
     for (b, why) in lost {
         let why = format!("blob {}: {why}", b.short());
         r.findings.push(Finding::Blob { blob: b, why });
@@ -383,7 +426,7 @@ async fn verify(target: &Repository, index: &MasterIndex, ids: &[Id], r: &mut He
 /// packs, its bad ones are fetched from the sources that have them (re-sealed); the
 /// index then names the new packs instead and the damaged pack is deleted. A pack with
 /// a blob no source has is kept (indexed less what was healed), and the blob goes into
-/// `lost`.
+/// `lost`. Returns the packs replaced.
 async fn heal(
     target: &Arc<Repository>,
     sources: &[Arc<Repository>],
@@ -391,9 +434,9 @@ async fn heal(
     r: &mut HealthReport,
     lost: &mut HashMap<Id, String>,
     progress: &Progress,
-) -> Result<()> {
+) -> Result<Vec<HealedPack>> {
     if bad.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let index = target.load_index().await?;
     let damaged: HashSet<Id> = bad
@@ -420,6 +463,7 @@ async fn heal(
     // The bad blobs from the sources, in order, re-sealed with the target's key (the
     // payload passed through when the two compress alike).
     let mut wanted: HashSet<Id> = bad.keys().copied().collect();
+    let mut came_from: HashMap<Id, String> = HashMap::new();
     for source in sources {
         if wanted.is_empty() {
             break;
@@ -448,6 +492,7 @@ async fn heal(
         for id in moved.blobs {
             wanted.remove(&id);
             placed.insert(id);
+            came_from.insert(id, source.url().to_string());
             r.blobs_healed += 1;
         }
     }
@@ -465,7 +510,33 @@ async fn heal(
     let replaced: HashSet<Id> = damaged.difference(&keep_pack).copied().collect();
     repair_index(target, &packs, &replaced, &placed).await?;
     let doomed: Vec<String> = replaced.iter().map(pack_name).collect();
-    target.delete_all(doomed).await
+    target.delete_all(doomed).await?;
+    let in_pack = |pack: &Id| {
+        let held = index
+            .blobs()
+            .filter(|(_, l)| index.pack_id(l.pack) == *pack);
+        held.map(|(id, _)| *id).collect::<HashSet<Id>>()
+    };
+    Ok(replaced
+        .iter()
+        .map(|pack| {
+            let blobs = in_pack(pack);
+            let bad_here: Vec<&Id> = bad.keys().filter(|b| blobs.contains(b)).collect();
+            let mut from: Vec<String> = bad_here
+                .iter()
+                .filter_map(|b| came_from.get(*b).cloned())
+                .collect();
+            from.sort();
+            from.dedup();
+            HealedPack {
+                pack: *pack,
+                bad_blobs: bad_here.len(),
+                points: 0,
+                sources: from,
+                blobs,
+            }
+        })
+        .collect())
 }
 
 /// What a read of the target found.
@@ -476,6 +547,16 @@ struct Checked {
     /// The ones that do not (all not handed over when the pack cannot be read), and why.
     bad: Bad,
     bytes: u64,
+}
+
+/// What is wrong with a blob, as a finding says it: a damaged object is named with what
+/// is wrong (not the error's advice for a reader that left it alone — the health
+/// check goes on to replace it).
+fn damage(e: &Error) -> String {
+    match e {
+        Error::Corrupt { object, what, .. } => format!("{object} is damaged: {what}"),
+        e => e.to_string(),
+    }
 }
 
 /// Reads `read` from the target and verifies each blob as stored.
@@ -493,7 +574,7 @@ async fn fetch_verified(target: &Repository, read: &Read) -> Checked {
                         .map(|(e, sealed)| {
                             let len = sealed.len() as u64;
                             let opened = blob::open(&key, &name, &e.id, e.raw_length, &sealed);
-                            (len, e.id, opened.err().map(|err| err.to_string()))
+                            (len, e.id, opened.err().map(|err| damage(&err)))
                         })
                         .collect::<Vec<_>>()
                 })

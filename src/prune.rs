@@ -89,6 +89,10 @@ pub struct PruneReport {
     pub next_unlock: Option<chrono::DateTime<chrono::Utc>>,
     /// Packs in an archive class that would have been rewritten but are kept whole.
     pub archived_kept: usize,
+    /// A folder's staging files left by killed writers (no listing shows them): found,
+    /// and removed (not in a dry run); their bytes count as freed.
+    pub staging_files: u64,
+    pub staging_bytes: u64,
 }
 
 /// A pack's fate.
@@ -126,11 +130,18 @@ async fn run(
     opts: &PruneOptions,
     progress: &Progress,
 ) -> Result<PruneReport> {
-    let plan = plan(repo, opts).await?;
+    let mut plan = plan(repo, opts).await?;
+    (plan.report.staging_files, plan.report.staging_bytes) = repo.count_staging().await;
     if opts.dry_run {
         return Ok(plan.report);
     }
-    execute(repo, plan, progress).await
+    let mut r = execute(repo, plan, progress).await?;
+    // Under the exclusive lock no writer is alive: every staging file is a dead
+    // writer's (but one a disagreeing clock makes look new).
+    let cutoff = repo.clock().now() - crate::repo::adopt::CLOCK_MARGIN;
+    (r.staging_files, r.staging_bytes) = repo.sweep_staging(cutoff).await;
+    r.bytes_freed += r.staging_bytes;
+    Ok(r)
 }
 
 /// What prune will do, decided from what it read; nothing is changed yet. A dry run

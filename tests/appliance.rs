@@ -531,9 +531,7 @@ async fn job_through(
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let stop = offsite::stop::Stop::new();
-    offsite::job::run::run_once(&job, clock, &chrono::Utc, &Progress::hidden(), &stop)
-        .await
-        .unwrap()
+    offsite::job::run::run_once(&job, clock, &chrono::Utc, &Progress::hidden(), &stop).await
 }
 
 /// A job whose `[job.archivers]` pool is ephemeral: the start command prints the

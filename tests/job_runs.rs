@@ -86,17 +86,26 @@ async fn transfer_waits_for_the_copy_window() {
     // Saturday 28 November 2026, noon UTC.
     let sat = Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap();
     let clock = Arc::new(ManualClock::new(sat));
-    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &Stop::new())
-        .await
-        .unwrap();
+    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &Stop::new()).await;
     assert!(r.copies.is_empty(), "{r:?}");
+    assert_eq!(r.outcome, Outcome::Deferred, "{r:?}");
+    // Every machine is in the table, deferred to the window's opening.
+    assert_eq!(r.machines.len(), 2, "{r:?}");
+    for m in &r.machines {
+        assert_eq!(m.result, MachineResult::Deferred, "{r:?}");
+        assert!(
+            m.reason
+                .as_ref()
+                .unwrap()
+                .contains("2026-11-30 01:00:00 UTC"),
+            "{m:?}"
+        );
+    }
     let waits = r.transfer_waits.unwrap();
     assert!(waits.contains("2026-11-30 01:00:00 UTC"), "{waits}");
 
     clock.advance(chrono::Duration::hours(38)); // Monday 02:00
-    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &Stop::new())
-        .await
-        .unwrap();
+    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &Stop::new()).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     let copied: Vec<_> = r
         .machines
@@ -135,9 +144,7 @@ async fn a_job_plan_projects_the_transfer_and_writes_nothing() {
         "the plan made the target"
     );
 
-    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &Stop::new())
-        .await
-        .unwrap();
+    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &Stop::new()).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     let chains = r.copies.iter().flat_map(|c| &c.chains);
     let (read, puts) = chains.fold((0, 0), |(b, n), c| {
@@ -190,7 +197,7 @@ async fn a_closing_window_pauses_the_transfer_and_the_next_resumes_it() {
         gate.open();
     };
     let (r, ()) = tokio::join!(run, closer);
-    let r = r.unwrap();
+
     assert!(
         r.machines
             .iter()
@@ -214,9 +221,7 @@ async fn a_closing_window_pauses_the_transfer_and_the_next_resumes_it() {
     let target = unfinished_but_clean(&job).await;
 
     clock.set(next + chrono::Duration::hours(1));
-    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &Stop::new())
-        .await
-        .unwrap();
+    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &Stop::new()).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     let second: u64 = r
         .copies
@@ -253,7 +258,7 @@ async fn a_stop_ends_the_interval_at_a_pack_boundary() {
         gate.open();
     };
     let (r, ()) = tokio::join!(run, asker);
-    let r = r.unwrap();
+
     assert!(r.stopped, "{r:?}");
     assert!(r.retention.is_none(), "{r:?}");
     assert_eq!(r.outcome, Outcome::Warning);
@@ -291,9 +296,7 @@ async fn scripts_run_around_the_interval_and_a_failing_pre_script_stops_it() {
     let t0 = Utc.with_ymd_and_hms(2026, 11, 29, 10, 0, 0).unwrap();
     let clock = Arc::new(ManualClock::new(t0));
     let never = Stop::new();
-    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never)
-        .await
-        .unwrap();
+    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert_eq!(r.scripts.len(), 2);
     let text = std::fs::read_to_string(&log).unwrap();
@@ -307,9 +310,7 @@ async fn scripts_run_around_the_interval_and_a_failing_pre_script_stops_it() {
     std::fs::write(format!("{l}.fail"), "").unwrap();
     std::fs::remove_file(&log).unwrap();
     clock.advance(chrono::Duration::days(1));
-    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never)
-        .await
-        .unwrap();
+    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never).await;
     assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
     assert!(r.copies.is_empty() && r.retention.is_none(), "{r:?}");
     assert!(r.errors[0].contains("pre-job script"), "{r:?}");
@@ -318,16 +319,16 @@ async fn scripts_run_around_the_interval_and_a_failing_pre_script_stops_it() {
 
     // Told to warn, the same failure lets the interval run.
     job.pre_script.as_mut().unwrap().on_failure = OnFailure::Warn;
-    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never)
-        .await
-        .unwrap();
+    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never).await;
     assert_eq!(r.outcome, Outcome::Warning, "{r:?}");
     assert!(r.retention.is_some(), "{r:?}");
     assert!(r.warnings[0].contains("pre-job script"), "{r:?}");
 }
 
 /// When due, the health check heals a corrupt blob of the target from the source
-/// before the transfer, and remembers when it ran; the next interval skips it.
+/// before the transfer, and remembers when it ran; the next interval skips it. A check
+/// of the empty target (the first interval) does not count; a heal is a warning that
+/// says which pack, how many points and from where.
 #[tokio::test]
 async fn a_due_health_check_heals_the_target() {
     let (mut job, _pw, _files) = job("healing").await;
@@ -337,10 +338,16 @@ async fn a_due_health_check_heals_the_target() {
     });
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let never = Stop::new();
-    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never)
-        .await
-        .unwrap();
-    assert_eq!(r.health.as_ref().unwrap().blobs_bad, 0, "{r:?}");
+    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never).await;
+    assert_eq!(r.health.as_ref().unwrap().points, 0, "{r:?}");
+    clock.advance(chrono::Duration::days(1));
+    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never).await;
+    let h = r.health.as_ref().unwrap();
+    assert_eq!(
+        (h.points, h.blobs_bad),
+        (2, 0),
+        "the first check of copies: {r:?}"
+    );
 
     let target = Repository::open(
         store::open(&job.target.repository_url(&job.name), false).unwrap(),
@@ -352,17 +359,24 @@ async fn a_due_health_check_heals_the_target() {
     testkit::flip_bit(&*target.loc.store, &target.loc.path(&pack), e.offset + 30).await;
 
     clock.advance(chrono::Duration::days(1));
-    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never)
-        .await
-        .unwrap();
+    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never).await;
     assert!(r.health.is_none(), "not due yet");
     clock.advance(chrono::Duration::days(30));
-    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never)
-        .await
-        .unwrap();
+    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never).await;
     let h = r.health.as_ref().unwrap();
     assert!(h.blobs_healed >= 1 && h.is_healthy(), "{h:?}");
-    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    // Healed, the interval warns: the target's storage damaged data.
+    assert_eq!(r.outcome, Outcome::Warning, "{r:?}");
+    assert_eq!(h.healed.len(), 1, "{h:?}");
+    let said = &r.warnings[0];
+    let short = &pack.rsplit('/').next().unwrap()[..8];
+    let head = format!("health check: pack {short} was damaged (1 bad blob); ");
+    assert!(said.starts_with(&head), "{said}");
+    assert!(
+        said.contains("its bad blobs were copied again from source memory://healing-src/repo"),
+        "{said}"
+    );
+    assert!(!said.contains("It was not changed"), "{said}");
     let check = testkit::check_read_data(&target).await;
     assert!(check.is_ok(), "{:?}", check.errors);
     assert_eq!(check.points, 2);
@@ -382,9 +396,7 @@ async fn look_forward_waits_for_a_point_of_this_interval() {
     let t0 = day.and_hms_opt(10, 0, 0).unwrap().and_utc();
     let clock = Arc::new(ManualClock::new(t0));
     let never = Stop::new();
-    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never)
-        .await
-        .unwrap();
+    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never).await;
     let result = |r: &IntervalReport, m: &str| {
         r.machines
             .iter()
@@ -421,17 +433,13 @@ async fn look_forward_waits_for_a_point_of_this_interval() {
     offsite::backup::run(src, opts, Progress::hidden())
         .await
         .unwrap();
-    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never)
-        .await
-        .unwrap();
+    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never).await;
     assert_eq!(result(&r, "web"), Some(MachineResult::Copied), "{r:?}");
     assert_eq!(result(&r, "db"), Some(MachineResult::Waiting), "{r:?}");
 
     // The last look of the interval: db is unprotected, and retention runs.
     clock.set(day.and_hms_opt(23, 58, 0).unwrap().and_utc());
-    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never)
-        .await
-        .unwrap();
+    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never).await;
     assert_eq!(result(&r, "db"), Some(MachineResult::Unprotected), "{r:?}");
     assert_eq!(result(&r, "web"), Some(MachineResult::UpToDate), "{r:?}");
     assert!(r.waits_until.is_none() && r.retention.is_some(), "{r:?}");
@@ -446,16 +454,12 @@ async fn an_active_full_runs_when_due() {
     job.active_full = Some(std::time::Duration::from_secs(30 * 86_400));
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let never = Stop::new();
-    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never)
-        .await
-        .unwrap();
+    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     let a = r.active_full.as_ref().expect("due on the first interval");
     assert!(a.blobs_healed > 0, "{a:?}");
     clock.advance(chrono::Duration::days(1));
-    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never)
-        .await
-        .unwrap();
+    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never).await;
     assert!(r.active_full.is_none(), "{r:?}");
     let target = Repository::open(
         store::open(&job.target.repository_url(&job.name), false).unwrap(),

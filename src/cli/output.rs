@@ -54,6 +54,49 @@ pub fn size(n: u64) -> String {
 
 pub use offsite::units::parse_size;
 
+/// A span of time as people read it, its two largest units: "45s", "1h 25m",
+/// "3d 4h", "2w 1d".
+pub fn span(secs: i64) -> String {
+    const UNITS: [(i64, &str); 5] = [
+        (604_800, "w"),
+        (86_400, "d"),
+        (3600, "h"),
+        (60, "m"),
+        (1, "s"),
+    ];
+    let sign = if secs < 0 { "-" } else { "" };
+    let mut rest = secs.unsigned_abs() as i64;
+    let mut parts = Vec::new();
+    for (n, u) in UNITS {
+        if rest >= n && parts.len() < 2 {
+            parts.push(format!("{}{u}", rest / n));
+            rest %= n;
+        } else if !parts.is_empty() {
+            // Only adjacent units: "1w 3h" would read as a typo for "1w 3d".
+            break;
+        }
+    }
+    match parts.is_empty() {
+        true => "0s".into(),
+        false => format!("{sign}{}", parts.join(" ")),
+    }
+}
+
+/// "1 point", "3 points".
+pub fn plural(n: u64, one: &str) -> String {
+    match n {
+        1 => format!("1 {one}"),
+        n => format!("{n} {one}s"),
+    }
+}
+
+/// A moment in the local time zone, to the second, with its offset.
+pub fn local_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M:%S %:z")
+        .to_string()
+}
+
 pub fn json<T: serde::Serialize>(v: &T) {
     println!(
         "{}",
@@ -71,5 +114,19 @@ mod tests {
         assert_eq!(parse_size("1.5k").unwrap(), 1536);
         assert!(parse_size("x").is_err());
         assert_eq!(size(1536), "1.5 KiB");
+    }
+
+    #[test]
+    fn spans() {
+        assert_eq!(span(0), "0s");
+        assert_eq!(span(1799), "29m 59s");
+        assert_eq!(span(84_001), "23h 20m");
+        assert_eq!(span(1405 * 60), "23h 25m");
+        assert_eq!(span(3600), "1h");
+        assert_eq!(span(7 * 86_400 + 3 * 3600), "1w");
+        assert_eq!(span(9 * 86_400), "1w 2d");
+        assert_eq!(span(-90), "-1m 30s");
+        assert_eq!(plural(1, "point"), "1 point");
+        assert_eq!(plural(0, "point"), "0 points");
     }
 }

@@ -80,6 +80,13 @@ pub async fn run(a: PruneArgs, pwf: Option<&std::path::Path>) -> anyhow::Result<
                 .unwrap_or_default()
         );
     }
+    if report.staging_files > 0 {
+        println!(
+            "staging files left by killed writers {would}removed: {} ({})",
+            report.staging_files,
+            size(report.staging_bytes)
+        );
+    }
     if report.archived_kept > 0 {
         println!(
             "{} archived pack(s) kept whole instead of rewritten (reading them back needs a retrieval)",

@@ -14,6 +14,8 @@ pub enum PointsSpec {
     Since(DateTime<Utc>),
     /// The latest point of each selected machine among those made at or after a time.
     LatestSince(DateTime<Utc>),
+    /// Exactly these points (a job runner's catch-up decides them).
+    Ids(std::collections::BTreeSet<Id>),
 }
 
 impl std::str::FromStr for PointsSpec {
@@ -131,6 +133,7 @@ impl Selection {
         match &self.points {
             PointsSpec::All => {}
             PointsSpec::Since(t) => chosen.retain(|c| c.point.time >= *t),
+            PointsSpec::Ids(ids) => chosen.retain(|c| ids.contains(&c.id)),
             PointsSpec::Latest | PointsSpec::LatestSince(_) => {
                 if let PointsSpec::LatestSince(t) = &self.points {
                     chosen.retain(|c| c.point.time >= *t);

@@ -138,6 +138,10 @@ pub struct Job {
     pub look_forward: Option<Duration>,
     /// How often an active full runs (none: never).
     pub active_full: Option<Duration>,
+    /// Copy, besides each machine's newest point, the points made since the last one
+    /// copied that retention would keep (a point missed on a failed day still becomes
+    /// its week's or month's point). On by default for periodic jobs.
+    pub catch_up: bool,
     pub line: usize,
 }
 
@@ -194,6 +198,7 @@ impl Job {
             archivers: None,
             look_forward: None,
             active_full: None,
+            catch_up: true,
             line: 1,
         }
     }

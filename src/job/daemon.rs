@@ -23,14 +23,54 @@ use crate::stop::Stop;
 /// this much later, within its interval.
 pub const RETRY: chrono::Duration = chrono::Duration::minutes(10);
 
+/// Polls of an immediate job that did nothing, and repeats of the same failure, are
+/// not reported one by one: a line says how many there were this often.
+pub const HEARTBEAT: chrono::Duration = chrono::Duration::hours(1);
+
 /// What the runner tells its caller.
 pub trait Reporter: Send + Sync {
-    /// An interval ran: its report.
+    /// An interval ran (or could not start: `r.not_started`): its report.
     fn report(&self, job: &Job, r: &IntervalReport);
-    /// An interval could not run; it is tried again at `retry`.
-    fn could_not_run(&self, job: &Job, e: &crate::Error, retry: DateTime<Utc>);
+    /// `quiet` intervals since `since` were not reported (nothing happened, or the same
+    /// failure again); the last ended in `last`.
+    fn heartbeat(&self, job: &Job, quiet: u64, since: DateTime<Utc>, last: &IntervalReport);
     /// The readable text of a report (for the report files).
     fn summary(&self, r: &IntervalReport) -> String;
+}
+
+/// What the runner last said of a job, so it says nothing twice.
+#[derive(Default)]
+struct Said {
+    /// The last report delivered: its problems, and when.
+    last: Option<(String, DateTime<Utc>)>,
+    /// Intervals since then not reported, since when.
+    quiet: u64,
+    quiet_since: Option<DateTime<Utc>>,
+    /// When the last report or heartbeat was given.
+    spoke: Option<DateTime<Utc>>,
+}
+
+impl Said {
+    /// Whether `r` deserves a report of its own: it did something, or its problems are
+    /// not the ones reported last (or that was over [`HEARTBEAT`] ago).
+    fn worth_reporting(&self, r: &IntervalReport, now: DateTime<Utc>) -> bool {
+        let fresh =
+            |(sig, at): &(String, DateTime<Utc>)| *sig != signature(r) || now - *at >= HEARTBEAT;
+        let copied = r.machines.iter().any(|m| m.points_copied > 0);
+        match r.outcome {
+            super::interval::Outcome::Success => r.did_something(),
+            _ => copied || self.last.as_ref().is_none_or(fresh),
+        }
+    }
+}
+
+/// What makes two reports the same for [`Said`]: the outcome and the problems.
+fn signature(r: &IntervalReport) -> String {
+    let lagging = r.unprotected();
+    format!(
+        "{} {:?} {:?} {lagging:?}",
+        r.outcome, r.errors, r.not_started
+    )
 }
 
 /// The runner's jobs and what it feeds.
@@ -42,6 +82,7 @@ pub struct Daemon {
     /// How often the copy lag is looked at between intervals; `None`: never (no one
     /// reads the metrics).
     pub refresh: Option<Duration>,
+    said: std::sync::Mutex<std::collections::HashMap<String, Said>>,
 }
 
 impl Daemon {
@@ -58,6 +99,7 @@ impl Daemon {
             metrics,
             health,
             refresh,
+            said: Default::default(),
         }
     }
 
@@ -113,23 +155,42 @@ impl Daemon {
         let clock = &self.clock;
         self.health.started(&j.name);
         let progress = self.metrics.progress(&j.name);
-        match run_once(j, clock.clone(), tz, &progress, &stop).await {
-            Ok(r) => {
-                out.report(j, &r);
-                self.metrics.interval(&r);
-                self.health.interval(&r);
-                super::report::deliver(&j.name, &j.report, &r, &out.summary(&r), clock);
-                if self.refresh.is_some() && !stop.is_stopped() {
-                    look(j, clock, &self.metrics).await;
-                }
-                r.waits_until
-            }
-            Err(e) => {
-                self.health.could_not_run(&j.name);
-                let retry = clock.now() + RETRY;
-                out.could_not_run(j, &e, retry);
-                Some(retry)
-            }
+        let mut r = run_once(j, clock.clone(), tz, &progress, &stop).await;
+        if r.not_started.is_some() {
+            // Tried again within the interval.
+            r.waits_until = Some(clock.now() + RETRY);
+        }
+        self.metrics.interval(&r);
+        self.health.interval(&r);
+        self.tell(j, &r, out);
+        if self.refresh.is_some() && !stop.is_stopped() && r.not_started.is_none() {
+            look(j, clock, &self.metrics).await;
+        }
+        r.waits_until
+    }
+
+    /// Reports and delivers `r` when it is worth it (see [`Said`]); else counts it and
+    /// gives a heartbeat line every [`HEARTBEAT`].
+    fn tell(&self, j: &Job, r: &IntervalReport, out: &dyn Reporter) {
+        let now = self.clock.now();
+        let mut said = self.said.lock().unwrap_or_else(|e| e.into_inner());
+        let s = said.entry(j.name.clone()).or_default();
+        if s.worth_reporting(r, now) {
+            out.report(j, r);
+            super::report::deliver(&j.name, &j.report, r, &out.summary(r), &self.clock);
+            *s = Said {
+                last: Some((signature(r), now)),
+                spoke: Some(now),
+                ..Said::default()
+            };
+            return;
+        }
+        s.quiet += 1;
+        let since = *s.quiet_since.get_or_insert(r.started);
+        if s.spoke.is_none_or(|t| now - t >= HEARTBEAT) {
+            out.heartbeat(j, s.quiet, since, r);
+            s.spoke = Some(now);
+            (s.quiet, s.quiet_since) = (0, None);
         }
     }
 }
@@ -137,10 +198,16 @@ impl Daemon {
 /// A status look at one job for its metrics; a look that fails is logged, and the
 /// next one tries again.
 async fn look(j: &Job, clock: &Arc<dyn Clock>, metrics: &Metrics) {
-    match super::status::status(j, clock).await {
-        Ok(s) => metrics.status(&s),
-        Err(e) => tracing::warn!("{}: cannot look at the copy lag: {e}", j.name),
+    // The metrics use the lags only, which do not depend on the time zone.
+    let s = super::status::status(j, clock, &Utc).await;
+    let unread = s
+        .target_error
+        .iter()
+        .chain(s.sources.iter().filter_map(|s| s.error.as_ref()));
+    for e in unread {
+        tracing::warn!("{}: cannot look at the copy lag: {e}", j.name);
     }
+    metrics.status(&s);
 }
 
 #[cfg(test)]
@@ -155,32 +222,33 @@ mod tests {
     use crate::job::interval::Outcome;
     use crate::secret::Secret;
 
-    /// Records what the runner says, and stops it after `calls`.
+    /// Records what the runner says, and stops it after `calls` reports.
     struct Recorder {
         calls: usize,
-        failed_at: Mutex<Vec<(DateTime<Utc>, DateTime<Utc>)>>,
-        clock: Arc<dyn Clock>,
+        reports: Mutex<Vec<IntervalReport>>,
+        heartbeats: Mutex<Vec<u64>>,
         stop: Stop,
     }
 
     impl Reporter for Recorder {
-        fn report(&self, _: &Job, _: &IntervalReport) {
-            panic!("this job cannot run");
-        }
-        fn could_not_run(&self, _: &Job, _: &crate::Error, retry: DateTime<Utc>) {
-            let mut f = self.failed_at.lock().unwrap();
-            f.push((self.clock.now(), retry));
+        fn report(&self, _: &Job, r: &IntervalReport) {
+            let mut f = self.reports.lock().unwrap();
+            f.push(r.clone());
             if f.len() >= self.calls {
                 self.stop.stop();
             }
+        }
+        fn heartbeat(&self, _: &Job, quiet: u64, _: DateTime<Utc>, _: &IntervalReport) {
+            self.heartbeats.lock().unwrap().push(quiet);
         }
         fn summary(&self, _: &IntervalReport) -> String {
             String::new()
         }
     }
 
-    /// A job whose source is not there cannot run: the runner says so, counts it in its
-    /// health, and tries again RETRY later — three times in simulated time, no real wait.
+    /// A job whose source and target are not there cannot run: the runner reports
+    /// why, counts it in its health, and tries again RETRY later — the same failure
+    /// reported again only an hour later, all in simulated time.
     #[tokio::test]
     async fn an_interval_that_cannot_run_is_tried_again_after_the_retry_pause() {
         let t0 = Utc::now();
@@ -192,21 +260,39 @@ mod tests {
         let daemon = Daemon::new(vec![job], clock.clone(), None);
         let stop = Stop::new();
         let out = Recorder {
-            calls: 3,
-            failed_at: Mutex::default(),
-            clock: clock.clone(),
+            calls: 2,
+            reports: Mutex::default(),
+            heartbeats: Mutex::default(),
             stop: stop.clone(),
         };
         let run = daemon.run(&Utc, stop.clone(), &out);
         tokio::time::timeout(std::time::Duration::from_secs(30), run)
             .await
-            .expect("three tries in simulated time");
-        let tries = out.failed_at.into_inner().unwrap();
-        assert_eq!(tries.len(), 3);
-        for w in tries.windows(2) {
-            assert_eq!(w[0].1, w[0].0 + RETRY, "retried RETRY later");
-            assert!(w[1].0 >= w[0].1, "not before it was due");
+            .expect("two reports in simulated time");
+        let reports = out.reports.into_inner().unwrap();
+        assert_eq!(reports.len(), 2);
+        for r in &reports {
+            assert_eq!(r.outcome, Outcome::Failed);
+            let why = r.not_started.as_deref().unwrap();
+            assert!(
+                why.starts_with("memory://daemon-test-target/jobs/nightly: "),
+                "{why}"
+            );
+            assert!(
+                why.contains("OFFSITE_DAEMON_TEST_UNSET is not set"),
+                "{why}"
+            );
+            assert!(r.errors[0].contains("daemon-test-nothing-here"), "{r:?}");
+            assert_eq!(
+                r.waits_until,
+                Some(r.started + RETRY),
+                "tried again RETRY later"
+            );
         }
+        // Tried every RETRY; the five tries between said nothing.
+        let apart = reports[1].started - reports[0].started;
+        assert!(apart >= HEARTBEAT && apart < HEARTBEAT + RETRY, "{apart}");
+        assert!(out.heartbeats.into_inner().unwrap().is_empty());
         let health = daemon.health.snapshot();
         let h = &health["nightly"];
         assert_eq!((h.running, h.last_outcome), (false, Some(Outcome::Failed)));

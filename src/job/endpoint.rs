@@ -59,14 +59,6 @@ impl Health {
         });
     }
 
-    /// An interval that could not run at all.
-    pub fn could_not_run(&self, job: &str) {
-        self.with(job, |h| {
-            h.running = false;
-            h.last_outcome = Some(Outcome::Failed);
-        });
-    }
-
     /// Each job's health now.
     pub fn snapshot(&self) -> BTreeMap<String, JobHealth> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -94,9 +86,10 @@ async fn metrics(State(s): State<Shared>) -> Response {
 async fn health(State(s): State<Shared>) -> Response {
     let stopping = s.stop.is_stopped();
     let jobs = s.health.snapshot();
-    let degraded = jobs
-        .values()
-        .any(|j| j.last_outcome.is_some_and(|o| o != Outcome::Success));
+    let degraded = jobs.values().any(|j| {
+        j.last_outcome
+            .is_some_and(|o| matches!(o, Outcome::Warning | Outcome::Failed))
+    });
     let status = match (stopping, degraded) {
         (true, _) => "stopping",
         (false, true) => "degraded",

@@ -24,6 +24,9 @@ pub enum MachineResult {
     Unprotected,
     /// `look_forward`: no point made since the interval began yet; looked for again.
     Waiting,
+    /// Outside the copy windows (or the window closed mid-transfer): copied when the
+    /// next window opens; the reason says when.
+    Deferred,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -42,6 +45,7 @@ impl MachineResult {
             MachineResult::UpToDate => "up-to-date",
             MachineResult::Unprotected => "unprotected",
             MachineResult::Waiting => "waiting",
+            MachineResult::Deferred => "deferred",
         }
     }
 }
@@ -57,18 +61,35 @@ impl std::fmt::Display for MachineResult {
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Success,
+    /// Nothing went wrong, but the copy windows held the transfer back: the machines
+    /// are copied when the next window opens.
+    Deferred,
     /// Finished, but a machine is unprotected or a phase failed.
     Warning,
     Failed,
 }
 
-impl std::fmt::Display for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl Outcome {
+    pub const ALL: [Outcome; 4] = [
+        Outcome::Success,
+        Outcome::Deferred,
+        Outcome::Warning,
+        Outcome::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
             Outcome::Success => "success",
+            Outcome::Deferred => "deferred",
             Outcome::Warning => "warning",
             Outcome::Failed => "failed",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -99,6 +120,10 @@ pub struct IntervalReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active_full: Option<crate::health::HealthReport>,
     pub errors: Vec<String>,
+    /// Why the interval did not get as far as its phases (the target unreachable, the
+    /// job's lock held by another runner): the runner tries it again later.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_started: Option<String>,
     /// What went wrong without failing the interval (a script told to warn).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -111,9 +136,62 @@ pub struct IntervalReport {
     /// What the throttle did: answers 503/429 seen, how far it lowered the requests in
     /// flight, time waited for bandwidth.
     pub throttle: ThrottleReport,
+    /// What dead writers left in the target and the interval removed: stale locks,
+    /// staging files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swept: Option<crate::repo::sweep::Swept>,
     /// The archiver pool the transfer ran on, when the job names one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archivers: Option<super::archivers::ArchiversReport>,
+}
+
+impl IntervalReport {
+    /// The report of an interval of `job` begun at `started`, before anything happened.
+    pub fn new(job: &str, target: &str, started: DateTime<Utc>) -> IntervalReport {
+        IntervalReport {
+            job: job.to_string(),
+            target: target.to_string(),
+            started,
+            seconds: 0.0,
+            outcome: Outcome::Success,
+            machines: Vec::new(),
+            transfer_waits: None,
+            waits_until: None,
+            copies: Vec::new(),
+            retention: None,
+            prune: None,
+            health: None,
+            active_full: None,
+            errors: Vec::new(),
+            not_started: None,
+            warnings: Vec::new(),
+            scripts: Vec::new(),
+            stopped: false,
+            throttle: ThrottleReport::default(),
+            swept: None,
+            archivers: None,
+        }
+    }
+
+    /// Whether the interval did anything worth a report of its own (an immediate
+    /// job's polls that did nothing are counted, not reported): a point copied, a
+    /// phase that ran, or anything that went wrong.
+    pub fn did_something(&self) -> bool {
+        let copied = self.machines.iter().any(|m| m.points_copied > 0);
+        let changed = self.retention.as_ref().is_some_and(|f| f.forgotten() > 0)
+            || self.prune.is_some()
+            || self.health.is_some()
+            || self.active_full.is_some();
+        copied || changed || self.outcome != Outcome::Success || !self.scripts.is_empty()
+    }
+
+    /// The machines whose newest point the target lacks, by name.
+    pub fn unprotected(&self) -> Vec<&str> {
+        (self.machines.iter())
+            .filter(|m| !matches!(m.result, MachineResult::Copied | MachineResult::UpToDate))
+            .map(|m| m.machine.as_str())
+            .collect()
+    }
 }
 
 /// How the interval went, from what its report holds so far.
@@ -122,13 +200,23 @@ pub(super) fn outcome(r: &IntervalReport) -> Outcome {
         .machines
         .iter()
         .any(|m| m.result == MachineResult::Unprotected);
+    let deferred = r
+        .machines
+        .iter()
+        .any(|m| m.result == MachineResult::Deferred)
+        || (r.machines.is_empty() && r.transfer_waits.is_some() && r.waits_until.is_some());
     let failed_script = r
         .scripts
         .iter()
         .any(|s| !s.ok && s.on_failure == OnFailure::Fail);
-    let nothing_ran = r.copies.is_empty() && r.transfer_waits.is_none() && !r.stopped;
+    let nothing_copied = !r
+        .machines
+        .iter()
+        .any(|m| matches!(m.result, MachineResult::Copied | MachineResult::UpToDate));
+    let nothing_ran = nothing_copied && r.transfer_waits.is_none() && !r.stopped;
     match (r.errors.is_empty(), unprotected, r.warnings.is_empty()) {
-        _ if failed_script => Outcome::Failed,
+        _ if failed_script || r.not_started.is_some() => Outcome::Failed,
+        (true, false, true) if deferred => Outcome::Deferred,
         (true, false, true) => Outcome::Success,
         (false, _, _) if nothing_ran => Outcome::Failed,
         _ => Outcome::Warning,

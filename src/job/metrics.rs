@@ -112,7 +112,7 @@ impl Metrics {
             last_run: "job_last_run_timestamp_seconds",
                 "When an interval of the job last ended";
             last_outcome: "job_last_outcome",
-                "The last interval's outcome: 0 success, 1 warning, 2 failed";
+                "The last interval's outcome: 0 success, 1 warning, 2 failed, 3 deferred (outside the copy windows)";
             intervals: "job_intervals",
                 "Intervals run, by outcome";
             points: "job_points_copied",
@@ -151,7 +151,7 @@ impl Metrics {
         self.throttled.get_or_create(&l).set(0);
         self.errors.get_or_create(&l).inc_by(0);
         self.retries.get_or_create(&l).inc_by(0);
-        for o in [Outcome::Success, Outcome::Warning, Outcome::Failed] {
+        for o in Outcome::ALL {
             let mut lo = l.clone();
             lo.push(("outcome".into(), o.to_string()));
             self.intervals.get_or_create(&lo).inc_by(0);
@@ -178,6 +178,7 @@ impl Metrics {
             Outcome::Success => 0,
             Outcome::Warning => 1,
             Outcome::Failed => 2,
+            Outcome::Deferred => 3,
         });
         let mut lo = l.clone();
         lo.push(("outcome".into(), r.outcome.to_string()));
@@ -235,9 +236,13 @@ impl Metrics {
             if let Some(t) = m.last_copied {
                 self.last_copied.get_or_create(&l).set(t.timestamp() as f64);
             }
+            // A machine whose source cannot be read keeps the lag last seen (growing).
+            let Some(newest) = m.newest_at_source else {
+                continue;
+            };
             behind.insert(
                 (s.job.clone(), m.machine.clone()),
-                (!m.copied).then_some(m.newest_at_source),
+                (!m.copied).then_some(newest),
             );
         }
     }
@@ -309,18 +314,26 @@ mod tests {
         let m = Metrics::new(clock.clone());
         let machine = |name: &str, copied: bool| MachineStatus {
             machine: name.into(),
-            newest_at_source: t0 - chrono::Duration::hours(2),
+            newest_at_source: Some(t0 - chrono::Duration::hours(2)),
             copied,
-            lag_seconds: 0,
+            lag_seconds: Some(0),
             last_copied: None,
+            source_error: None,
         };
         m.status(&JobStatus {
             job: "nightly".into(),
             target: "memory://t".into(),
             target_exists: true,
+            target_error: None,
+            sources: Vec::new(),
             last_run: None,
             last_result: None,
+            last_trouble: None,
             last_prune: None,
+            last_health_check: None,
+            next_run: t0,
+            next_prune: None,
+            next_health_check: None,
             machines: vec![machine("web", false), machine("db", true)],
         });
         let text = m.encode();

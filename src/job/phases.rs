@@ -14,10 +14,12 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::config::{Job, SourceSpec};
 use super::interval::{IntervalReport, MachineReport, MachineResult, outcome};
+use super::machines::{self, Reachable};
 use super::script::{self, OnFailure, ScriptReport};
-use super::state::{JobState, MachineState};
+use super::state::JobState;
+use super::{catch_up, timers};
 use crate::clock::Clock;
-use crate::copy::{self, ChainStatus, CopyOptions, CopyReport, PointsSpec, TransferOptions};
+use crate::copy::{self, CopyOptions, CopyReport, PointsSpec, TransferOptions};
 use crate::progress::Progress;
 use crate::prune::{PruneOptions, prune};
 use crate::remote::pool::Redispatch;
@@ -34,7 +36,10 @@ pub(super) struct Interval<'a, Tz: TimeZone> {
     pub tz: &'a Tz,
     pub progress: &'a Progress,
     pub stop: &'a Stop,
-    pub sources: &'a [Arc<Repository>],
+    /// The sources that could be opened (their entries in the jobs file beside them)
+    /// and those that could not, with why.
+    pub up: &'a Reachable<'a>,
+    pub down: &'a [(&'a SourceSpec, String)],
     pub target: &'a Arc<Repository>,
     /// When the interval began.
     pub started: DateTime<Utc>,
@@ -58,6 +63,11 @@ impl<Tz: TimeZone> Interval<'_, Tz> {
             env.push(("OFFSITE_INTERVAL_END".into(), i.end.to_rfc3339()));
         }
         env
+    }
+
+    /// The interval's stamp for the job's timers ([`timers::tick`]).
+    fn tick(&self) -> DateTime<Utc> {
+        self.bounds.as_ref().map_or(self.started, |b| b.start)
     }
 
     /// Runs `fut` with the job's own lock counted as its own (see the module header).
@@ -88,12 +98,6 @@ struct Flow {
     looking: bool,
 }
 
-/// Whether something done every `every` is due at `now`, last done at `last`.
-fn every_due(every: std::time::Duration, last: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
-    let every = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
-    last.is_none_or(|last| now - last >= every)
-}
-
 impl Phase {
     pub const ORDER: [Phase; 7] = [
         Phase::PreScript,
@@ -113,7 +117,7 @@ impl Phase {
         report: &IntervalReport,
         flow: &Flow,
     ) -> bool {
-        let (job, now) = (iv.job, iv.clock.now());
+        let (job, tick) = (iv.job, iv.tick());
         // What comes after the transfer needs it to have finished, not stopped.
         let after_transfer = !flow.halted && !flow.looking && !report.stopped;
         match self {
@@ -122,19 +126,20 @@ impl Phase {
                 let h = job.health_check.as_ref();
                 !flow.halted
                     && !iv.stop.is_stopped()
-                    && h.is_some_and(|h| every_due(h.every, state.last_health_check, now))
+                    && h.is_some_and(|h| timers::due(h.every, state.last_health_check, tick))
             }
             Phase::Transfer => !flow.halted,
             Phase::ActiveFull => {
                 after_transfer
                     && report.transfer_waits.is_none()
-                    && (job.active_full).is_some_and(|e| every_due(e, state.last_active_full, now))
+                    && (job.active_full)
+                        .is_some_and(|e| timers::due(e, state.last_active_full, tick))
             }
             Phase::Retention => after_transfer,
             Phase::Prune => {
                 after_transfer
                     && (job.prune.as_ref())
-                        .is_some_and(|p| every_due(p.every, state.last_prune, now))
+                        .is_some_and(|p| timers::due(p.every, state.last_prune, tick))
             }
             Phase::PostScript => job.post_script.is_some(),
         }
@@ -148,16 +153,16 @@ impl Phase {
         flow: &mut Flow,
     ) {
         match self {
-            Phase::PreScript => pre_script(iv, report, flow).await,
+            Phase::PreScript => pre_script(iv, state, report, flow).await,
             Phase::HealthCheck => health_check(iv, state, report).await,
             Phase::Transfer => {
                 transfer_phase(iv, report, state).await;
+                machines::mark_down(iv.down, state, report);
                 if let (Some(every), Some(b)) = (iv.job.look_forward, &iv.bounds)
                     && !report.stopped
                     && report.transfer_waits.is_none()
                 {
-                    flow.looking =
-                        look_forward(iv.job, iv.sources, iv.clock, every, b, report).await;
+                    flow.looking = look_forward(iv, every, b, report).await;
                 }
                 if report.stopped {
                     // What is whole is committed; retention and prune wait for the
@@ -168,10 +173,10 @@ impl Phase {
                 }
             }
             Phase::ActiveFull => {
-                let full = health::active_full(iv.target, iv.sources, iv.progress);
+                let full = health::active_full(iv.target, &iv.up.repos, iv.progress);
                 match iv.exclusively(full).await {
                     Ok(a) => {
-                        state.last_active_full = Some(iv.clock.now());
+                        state.last_active_full = Some(iv.tick());
                         report.active_full = Some(a);
                     }
                     Err(e) => report.errors.push(format!("active full: {e}")),
@@ -214,6 +219,7 @@ pub(super) async fn drive<Tz: TimeZone>(
 /// script still runs: it often undoes what the pre-job one did).
 async fn pre_script<Tz: TimeZone>(
     iv: &Interval<'_, Tz>,
+    state: &JobState,
     report: &mut IntervalReport,
     flow: &mut Flow,
 ) {
@@ -222,6 +228,11 @@ async fn pre_script<Tz: TimeZone>(
     };
     let r = script::run(pre, "pre", &iv.script_env("pre")).await;
     flow.halted = note_script(report, r);
+    if flow.halted {
+        let why = "not copied: the pre-job script failed";
+        let unprotected = MachineResult::Unprotected;
+        machines::mark_rest(iv.job, iv.up, Some(state), report, unprotected, why).await;
+    }
 }
 
 /// A script's run in the interval's report: its failure an error or a warning, as the
@@ -245,7 +256,7 @@ async fn health_check<Tz: TimeZone>(
     report: &mut IntervalReport,
 ) {
     let hidden = Progress::hidden();
-    let check = health::check_and_heal(iv.target, iv.sources, &hidden);
+    let check = health::check_and_heal(iv.target, &iv.up.repos, &hidden);
     match iv.exclusively(check).await {
         Ok(h) => {
             for d in &h.damaged {
@@ -261,7 +272,15 @@ async fn health_check<Tz: TimeZone>(
             for f in h.findings.iter().filter(wrong_size) {
                 report.errors.push(format!("health check: {f}"));
             }
-            state.last_health_check = Some(iv.clock.now());
+            // Healed is not the same as healthy all along: someone should know the
+            // target's storage damaged data.
+            for p in &h.healed {
+                report.warnings.push(format!("health check: {p}"));
+            }
+            // A check of nothing (the first interval, before any copy) does not count.
+            if h.points > 0 {
+                state.last_health_check = Some(iv.tick());
+            }
             report.health = Some(h);
         }
         Err(e) => report.errors.push(format!("health check: {e}")),
@@ -288,7 +307,7 @@ async fn prune_phase<Tz: TimeZone>(
     {
         Ok(r) => {
             report.prune = Some(r);
-            state.last_prune = Some(iv.clock.now());
+            state.last_prune = Some(iv.tick());
         }
         Err(e) => report.errors.push(format!("prune: {e}")),
     }
@@ -302,11 +321,7 @@ async fn post_script<Tz: TimeZone>(iv: &Interval<'_, Tz>, report: &mut IntervalR
     report.outcome = outcome(report);
     let mut env = iv.script_env("post");
     env.push(("OFFSITE_RESULT".into(), report.outcome.to_string()));
-    let unprotected: Vec<&str> = (report.machines.iter())
-        .filter(|m| m.result == MachineResult::Unprotected)
-        .map(|m| m.machine.as_str())
-        .collect();
-    env.push(("OFFSITE_UNPROTECTED".into(), unprotected.join(",")));
+    env.push(("OFFSITE_UNPROTECTED".into(), report.unprotected().join(",")));
     let copied: usize = report.machines.iter().map(|m| m.points_copied).sum();
     env.push(("OFFSITE_POINTS_COPIED".into(), copied.to_string()));
     let r = script::run(post, "post", &env).await;
@@ -322,11 +337,8 @@ async fn transfer_phase<Tz: TimeZone>(
 ) {
     let Interval {
         job,
-        sources,
-        target,
         clock,
         tz,
-        progress,
         stop,
         ..
     } = *iv;
@@ -336,10 +348,13 @@ async fn transfer_phase<Tz: TimeZone>(
     if !job.windows.open_at(started, tz) {
         let next = job.windows.next_open(started, tz);
         report.waits_until = next;
-        report.transfer_waits = Some(match next {
+        let why = match next {
             Some(t) => format!("outside the copy windows; the next opens at {t}"),
             None => "no copy window ever opens".into(),
-        });
+        };
+        let (up, result) = (iv.up, MachineResult::Deferred);
+        machines::mark_rest(job, up, Some(state), report, result, &why).await;
+        report.transfer_waits = Some(why);
         return;
     }
     let closes = job.windows.closes_after(started, tz);
@@ -372,7 +387,18 @@ async fn transfer_phase<Tz: TimeZone>(
         }
         report.archivers = Some(a);
     }
-    let run = |stop: Stop| transfer(job, sources, target, since, stop, via.clone(), progress);
+    // Which points of each source: the newest, and with catch-up what was missed.
+    let mut points = Vec::new();
+    for (spec, source) in iv.up.specs.iter().zip(&iv.up.repos) {
+        let now = clock.now();
+        let p = catch_up::points(job, spec, source, state, since, now, tz).await;
+        points.push(p.unwrap_or_else(|e| {
+            // The copy reads the same points and says what is wrong.
+            tracing::debug!("catch-up: {}: {e}", spec.url);
+            since.map_or(PointsSpec::Latest, PointsSpec::LatestSince)
+        }));
+    }
+    let run = |stop: Stop| transfer(iv, points, stop, via.clone());
     let results = stop.with(window_end, run).await;
     if let (Some(spec), Some(a)) = (&job.archivers, report.archivers.as_mut()) {
         crate::job::archivers::close(spec, env, a).await;
@@ -380,10 +406,10 @@ async fn transfer_phase<Tz: TimeZone>(
     for (spec, result) in results {
         match result {
             Ok(r) => {
-                note_copies(&r, report, state, clock.now());
+                machines::note_copies(spec, &r, report, state, clock.now());
                 report.copies.push(r);
             }
-            Err(e) => report.errors.push(format!("{}: {e}", spec.url)),
+            Err(e) => report.errors.push(format!("source {}: {e}", spec.url)),
         }
     }
     if stop.is_stopped() {
@@ -403,49 +429,23 @@ async fn transfer_phase<Tz: TimeZone>(
 /// `look_forward`: the machines with no point made since the interval began are
 /// waiting — looked for again in `every`, or unprotected when the interval ends before
 /// that. Returns whether the job looks again in this interval.
-async fn look_forward(
-    job: &Job,
-    sources: &[Arc<Repository>],
-    clock: &Arc<dyn Clock>,
+async fn look_forward<Tz: TimeZone>(
+    iv: &Interval<'_, Tz>,
     every: std::time::Duration,
     interval: &std::ops::Range<DateTime<Utc>>,
     report: &mut IntervalReport,
 ) -> bool {
-    let mut all = std::collections::BTreeSet::new();
-    for (spec, source) in job.sources.iter().zip(sources) {
-        let points = match source.load_points().await {
-            Ok(p) => p,
-            Err(e) => {
-                report.errors.push(format!("{}: {e}", spec.url));
-                continue;
-            }
-        };
-        let candidates = points
-            .into_iter()
-            .map(|(id, point)| copy::Candidate {
-                source: 0,
-                id,
-                point,
-            })
-            .collect();
-        let every_point = copy::Selection {
-            points: PointsSpec::All,
-            ..job.selection(spec)
-        };
-        if let Ok(chosen) = every_point.apply(candidates) {
-            all.extend(chosen.into_iter().map(|c| c.point.machine));
-        }
-    }
+    let all = machines::offered(iv.job, iv.up, report).await;
     let seen: std::collections::HashSet<&str> =
         report.machines.iter().map(|m| m.machine.as_str()).collect();
     let waiting: Vec<String> = all
-        .into_iter()
+        .into_keys()
         .filter(|m| !seen.contains(m.as_str()))
         .collect();
     if waiting.is_empty() {
         return false;
     }
-    let next = clock.now() + chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
+    let next = iv.clock.now() + chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
     let (result, reason, looking) = match next < interval.end {
         true => (
             MachineResult::Waiting,
@@ -484,20 +484,20 @@ async fn look_forward(
 
 /// The interval's transfer: each source in turn, its machines side by side up to
 /// `max_tasks`; per source, its copy's report or why it could not run.
-async fn transfer<'a>(
-    job: &'a Job,
-    sources: &[Arc<Repository>],
-    target: &Arc<Repository>,
-    since: Option<DateTime<Utc>>,
+async fn transfer<'a, Tz: TimeZone>(
+    iv: &Interval<'a, Tz>,
+    points: Vec<PointsSpec>,
     stop: Stop,
     via: Option<Arc<crate::remote::pool::Pool>>,
-    progress: &Progress,
 ) -> Vec<(&'a SourceSpec, Result<CopyReport>)> {
     let mut out = Vec::new();
-    for (spec, source) in job.sources.iter().zip(sources) {
-        let mut opts = copy_options(job, spec, sources, since, via.clone());
+    let sources = &iv.up.repos;
+    for ((spec, source), points) in iv.up.specs.iter().copied().zip(sources).zip(points) {
+        let mut opts = copy_options(iv.job, spec, sources, None, via.clone());
+        opts.selection.points = points;
         opts.transfer.stop = stop.clone();
-        let r = copy::run(vec![source.clone()], target.clone(), &opts, progress).await;
+        let target = iv.target.clone();
+        let r = copy::run(vec![source.clone()], target, &opts, iv.progress).await;
         out.push((spec, r));
     }
     out
@@ -529,62 +529,5 @@ pub(super) fn copy_options(
         sibling_sources: sources.iter().map(|s| s.config.id).collect(),
         via: via.map(|p| p as Arc<dyn copy::offload::Offload>),
         ..Default::default()
-    }
-}
-
-/// Per machine of a copy: copied, up to date, or unprotected (and why); copied points
-/// go into the state.
-fn note_copies(
-    r: &CopyReport,
-    report: &mut IntervalReport,
-    state: &mut JobState,
-    now: DateTime<Utc>,
-) {
-    for c in &r.chains {
-        // Meant for an archiver and copied here: the machines are protected, but the
-        // pool did not do its work, and the operator hears of it.
-        if let Some(f) = c.fallback.as_ref().filter(|f| !f.chosen) {
-            report.warnings.push(format!(
-                "{}: copied by the runner, not an archiver: {}",
-                c.chain, f.why
-            ));
-        }
-        // A chain held whole, or skipped before it started, names no machines: its
-        // name is its machine's.
-        let machines = match c.machines.is_empty() {
-            true => std::slice::from_ref(&c.chain),
-            false => &c.machines[..],
-        };
-        for m in machines {
-            let copied: Vec<_> = c.copied.iter().filter(|p| &p.machine == m).collect();
-            for p in &copied {
-                state.machines.insert(
-                    m.clone(),
-                    MachineState {
-                        source_point: p.source_point,
-                        time: p.time,
-                        copied_at: now,
-                    },
-                );
-            }
-            let (result, reason) = match c.status {
-                ChainStatus::Copied => (MachineResult::Copied, None),
-                ChainStatus::UpToDate => (MachineResult::UpToDate, None),
-                _ => (
-                    MachineResult::Unprotected,
-                    c.failure
-                        .as_ref()
-                        .map(|f| f.to_string())
-                        .or_else(|| c.failed.first().map(|f| f.reason.clone()))
-                        .or_else(|| c.warnings.first().cloned()),
-                ),
-            };
-            report.machines.push(MachineReport {
-                machine: m.clone(),
-                result,
-                points_copied: copied.len(),
-                reason,
-            });
-        }
     }
 }

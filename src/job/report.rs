@@ -14,7 +14,8 @@ use crate::clock::Clock;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SendOn {
     Always,
-    /// Only for intervals that did not end in success.
+    /// Only for intervals that need a human: a warning or a failure (not a transfer
+    /// the copy windows deferred).
     Problems,
 }
 
@@ -50,12 +51,20 @@ pub struct ReportSpec {
 pub const WEBHOOK_TRIES: u32 = 5;
 const WEBHOOK_BACKOFF: Duration = Duration::from_secs(2);
 
-/// Writes `report` as `DIR/JOB/YYYYmmddTHHMMSSZ.json` and `.txt` (the summary);
-/// returns the JSON file's path.
+/// Writes `report` as `DIR/JOB/YYYYmmddTHHMMSSZ.json` and `.txt` (the summary; `-2`,
+/// `-3`… after the time for more intervals begun in the same second); returns the JSON
+/// file's path.
 pub fn write_files(dir: &Path, report: &IntervalReport, summary: &str) -> std::io::Result<PathBuf> {
     let folder = dir.join(&report.job);
     std::fs::create_dir_all(&folder)?;
-    let stem = report.started.format("%Y%m%dT%H%M%SZ").to_string();
+    // Two intervals begun in the same second (`--once` twice) keep both reports.
+    let second = report.started.format("%Y%m%dT%H%M%SZ").to_string();
+    let mut stem = second.clone();
+    let mut n = 1;
+    while folder.join(format!("{stem}.json")).exists() {
+        n += 1;
+        stem = format!("{second}-{n}");
+    }
     let json = folder.join(format!("{stem}.json"));
     let text = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
     // Written aside and renamed, so a reader never sees half a report.
@@ -68,7 +77,7 @@ pub fn write_files(dir: &Path, report: &IntervalReport, summary: &str) -> std::i
 
 /// Whether `hook` wants this report.
 pub fn wants(hook: &Webhook, report: &IntervalReport) -> bool {
-    hook.on == SendOn::Always || report.outcome != Outcome::Success
+    hook.on == SendOn::Always || matches!(report.outcome, Outcome::Warning | Outcome::Failed)
 }
 
 /// POSTs `body` (JSON) to the webhook, trying up to [`WEBHOOK_TRIES`] times with

@@ -15,6 +15,7 @@ use chrono::TimeZone;
 
 use super::config::{Job, SourceSpec};
 pub use super::interval::{IntervalReport, MachineReport, MachineResult, Outcome};
+use super::machines::{self, Reachable};
 use super::phases::{self, Interval};
 use super::state::JobState;
 use crate::clock::Clock;
@@ -24,7 +25,7 @@ use crate::progress::Progress;
 use crate::repo::lock::LockGuard;
 use crate::repo::{Repository, WarmSpec};
 use crate::stop::Stop;
-use crate::store::throttle::{Throttle, ThrottleReport};
+use crate::store::throttle::Throttle;
 use crate::{Error, Result, store};
 
 async fn open_source(
@@ -39,10 +40,10 @@ async fn open_source(
 }
 
 /// The job's target repository, made with its own key on the first run (unless the job
-/// is mapped onto an existing one).
+/// is mapped onto an existing one) with the first readable source's chunking.
 async fn open_target(
     job: &Job,
-    first_source: &Repository,
+    first_source: Option<&Arc<Repository>>,
     clock: &Arc<dyn Clock>,
     throttle: &Arc<Throttle>,
 ) -> Result<Arc<Repository>> {
@@ -66,6 +67,11 @@ async fn open_target(
         }
         None => {}
     }
+    let Some(first_source) = first_source else {
+        return Err(Error::Invalid(format!(
+            "{url}: no repository there yet, and no source could be read to make it from"
+        )));
+    };
     let pw = secret
         .read()
         .map_err(|e| Error::Invalid(format!("{url}: {e}")))?;
@@ -116,89 +122,149 @@ async fn lock_job(target: &Arc<Repository>, job: &str) -> Result<LockGuard> {
 /// Runs one interval of `job` now, on `clock`, periods and windows in `tz`. When `stop`
 /// is asked, the transfer finishes the packs it is filling, commits what is whole and
 /// the interval ends there (its retention and prune wait for the next run).
+///
+/// Every path ends in a report: a source that cannot be read leaves its machines
+/// unprotected (by name, from the job's state) and the others are copied; a target
+/// that cannot be reached, or another runner's lock, gives a failed report whose
+/// `not_started` says why (the runner tries again later).
 pub async fn run_once<Tz: TimeZone>(
     job: &Job,
     clock: Arc<dyn Clock>,
     tz: &Tz,
     progress: &Progress,
     stop: &Stop,
-) -> Result<IntervalReport> {
+) -> IntervalReport {
     let started = clock.now();
     let timer = std::time::Instant::now();
+    let url = job.target.repository_url(&job.name);
+    let mut report = IntervalReport::new(&job.name, &url, started);
     // One throttle for all the interval's traffic: the job's bandwidth and its requests
     // in flight, lowered when a store throttles.
     let throttle = Throttle::new(job.throttle.clone(), clock.clone());
-    let opened = futures::future::try_join_all(
-        job.sources
-            .iter()
-            .map(|s| open_source(s, &clock, &throttle)),
-    );
-    let sources = opened.await?;
-    let first = sources
-        .first()
-        .ok_or_else(|| Error::Invalid(format!("job {}: no sources", job.name)))?;
-    let target = open_target(job, first, &clock, &throttle).await?;
-    let mut report = IntervalReport {
-        job: job.name.clone(),
-        target: target.url().to_string(),
-        started,
-        seconds: 0.0,
-        outcome: Outcome::Success,
-        machines: Vec::new(),
-        transfer_waits: None,
-        waits_until: None,
-        copies: Vec::new(),
-        retention: None,
-        prune: None,
-        health: None,
-        active_full: None,
-        errors: Vec::new(),
-        warnings: Vec::new(),
-        scripts: Vec::new(),
-        stopped: false,
-        throttle: ThrottleReport::default(),
-        archivers: None,
-    };
+    let opened = job
+        .sources
+        .iter()
+        .map(|s| open_source(s, &clock, &throttle));
+    let opened = futures::future::join_all(opened).await;
+    let mut up = Reachable::default();
+    let mut down = Vec::new();
+    for (spec, r) in job.sources.iter().zip(opened) {
+        match r {
+            Ok(repo) => {
+                up.specs.push(spec);
+                up.repos.push(repo);
+            }
+            Err(e) => {
+                report.errors.push(format!("source {}: {e}", spec.url));
+                down.push((spec, e.to_string()));
+            }
+        }
+    }
+    match reach_target(job, &up, &clock, &throttle).await {
+        Ok((target, lock, state)) => {
+            report.target = target.url().to_string();
+            // What runners and copies killed earlier left: their locks and staging files.
+            match target.sweep_dead(&[lock.name.as_str()]).await {
+                Ok(s) if s.is_empty() => {}
+                Ok(s) => report.swept = Some(s),
+                Err(e) => report
+                    .warnings
+                    .push(format!("clearing up after dead writers: {e}")),
+            }
+            let iv = Interval {
+                job,
+                clock: &clock,
+                tz,
+                progress,
+                stop,
+                up: &up,
+                down: &down,
+                target: &target,
+                started,
+                bounds: match &job.mode {
+                    super::config::Mode::Periodic { intervals } => {
+                        Some(intervals.around(started, tz))
+                    }
+                    super::config::Mode::Immediate { .. } => None,
+                },
+                job_lock: lock.name.clone(),
+            };
+            finish(&iv, state, lock, &throttle, &mut report).await;
+        }
+        Err(e) => {
+            // Nothing of the job could be read or written: the machines the sources
+            // name are unprotected, and the report still goes out (files, webhook).
+            let e = e.to_string();
+            let why = match e.contains(&url) {
+                true => e,
+                false => format!("{url}: {e}"),
+            };
+            report.errors.push(format!("target {why}"));
+            report.not_started = Some(why.clone());
+            let (why, result) = (
+                format!("not copied: the target {why}"),
+                MachineResult::Unprotected,
+            );
+            machines::mark_rest(job, &up, None, &mut report, result, &why).await;
+            report.outcome = super::interval::outcome(&report);
+        }
+    }
+    report.seconds = timer.elapsed().as_secs_f64();
+    report
+}
+
+/// The target opened (made on the first run), the job's lock taken and its state read.
+async fn reach_target(
+    job: &Job,
+    up: &Reachable<'_>,
+    clock: &Arc<dyn Clock>,
+    throttle: &Arc<Throttle>,
+) -> Result<(Arc<Repository>, LockGuard, JobState)> {
+    let target = open_target(job, up.repos.first(), clock, throttle).await?;
     let lock = lock_job(&target, &job.name).await?;
-    let mut state = match JobState::load(&target, &job.name).await {
-        Ok(s) => s,
+    match JobState::load(&target, &job.name).await {
+        Ok(s) => Ok((target, lock, s)),
         Err(e) => {
             let _ = lock.release().await;
-            return Err(e);
+            Err(e)
         }
-    };
-    let iv = Interval {
-        job,
-        clock: &clock,
-        tz,
-        progress,
-        stop,
-        sources: &sources,
-        target: &target,
-        started,
-        bounds: match &job.mode {
-            super::config::Mode::Periodic { intervals } => Some(intervals.around(started, tz)),
-            super::config::Mode::Immediate { .. } => None,
-        },
-        job_lock: lock.name.clone(),
-    };
-    let halted = phases::drive(&iv, &mut state, &mut report).await;
+    }
+}
 
+/// The phases under the job's lock, then the state saved and the lock let go however
+/// the phases went.
+async fn finish<Tz: TimeZone>(
+    iv: &Interval<'_, Tz>,
+    mut state: JobState,
+    lock: LockGuard,
+    throttle: &Arc<Throttle>,
+    report: &mut IntervalReport,
+) {
+    let halted = phases::drive(iv, &mut state, report).await;
     report.throttle = throttle.report();
     if report.throttle.decreases > 0 {
         report.warnings.push(format!(
             "the stores answered {} request(s) with 503/429: requests in flight were lowered to {} (now {})",
             report.throttle.throttled_answers, report.throttle.lowest_limit, report.throttle.limit
         ));
+        report.outcome = super::interval::outcome(report);
     }
-    state.last_run = Some(clock.now());
+    let now = iv.clock.now();
+    state.last_run = Some(now);
     if !halted && !report.stopped && report.transfer_waits.is_none() {
-        state.last_interval = Some(started);
+        state.last_interval = Some(iv.started);
     }
     state.last_result = Some(report.outcome);
-    // The state is saved, and the job's lock let go, however the phases went.
-    let saved = state.save(&target).await;
-    lock.release_after(saved).await?;
-    report.seconds = timer.elapsed().as_secs_f64();
-    Ok(report)
+    if let Some(reason) = report.errors.first().or(report.warnings.first()) {
+        state.last_trouble = Some(super::state::Trouble {
+            interval: iv.started,
+            outcome: report.outcome,
+            reason: reason.clone(),
+        });
+    }
+    let saved = state.save(iv.target).await;
+    if let Err(e) = lock.release_after(saved).await {
+        report.errors.push(format!("saving the job's state: {e}"));
+        report.outcome = super::interval::outcome(report);
+    }
 }

@@ -18,6 +18,18 @@ pub struct MachineState {
     pub source_point: Id,
     pub time: DateTime<Utc>,
     pub copied_at: DateTime<Utc>,
+    /// The source it was copied from (its URL in the jobs file): when that source
+    /// cannot be read, the machine is reported unprotected by name.
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+/// The last interval that did not succeed, and why (for `job status`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trouble {
+    pub interval: DateTime<Utc>,
+    pub outcome: super::interval::Outcome,
+    pub reason: String,
 }
 
 /// The state of one job.
@@ -36,6 +48,9 @@ pub struct JobState {
     pub last_active_full: Option<DateTime<Utc>>,
     #[serde(default)]
     pub machines: BTreeMap<String, MachineState>,
+    /// The last interval that warned or failed, with its first problem.
+    #[serde(default)]
+    pub last_trouble: Option<Trouble>,
 }
 
 impl JobState {
@@ -85,6 +100,7 @@ mod tests {
                 source_point: Id([7; 32]),
                 time: Utc::now(),
                 copied_at: Utc::now(),
+                source: Some("file:///srv/backups".into()),
             },
         );
         s.save(&repo).await.unwrap();

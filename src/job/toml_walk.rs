@@ -109,6 +109,11 @@ impl<'a, 'i> Table<'a, 'i> {
         self.table.get(key)
     }
 
+    /// Where `key`'s value is, if the table has it (and takes it).
+    pub fn span_of(&mut self, key: &str) -> Option<Range<usize>> {
+        self.get(key).map(|v| v.span())
+    }
+
     /// Whether `key` is there (and takes it).
     pub fn has(&mut self, key: &str) -> bool {
         self.get(key).is_some()

@@ -92,6 +92,9 @@ pub async fn adopt_looked(
         futures::stream::iter(orphans.into_iter().map(|(id, name, size)| async move {
             match read_pack_header(target, &name, size).await {
                 Ok(entries) => Some(IndexedPack { id, size, entries }),
+                // Deleted since it was listed (a health check replaced it, prune
+                // removed it): nothing to adopt, and nothing wrong.
+                Err(Error::NotFound { .. }) => None,
                 Err(e) => {
                     tracing::warn!("not adopting {name}: {e}");
                     None

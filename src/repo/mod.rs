@@ -16,6 +16,7 @@ pub mod reads;
 pub mod reindex;
 pub mod repack;
 pub mod retry;
+pub mod sweep;
 pub mod tree;
 mod upload;
 pub mod warm;

@@ -47,6 +47,9 @@ pub struct Location {
     pub clock: Arc<dyn Clock>,
     /// The provider's own client, for what object_store cannot do (S3 and Azure).
     pub extra: Option<cloud::Provider>,
+    /// A folder location's absolute path (where a killed writer's staging files are
+    /// found: listings through object_store never show them).
+    pub folder: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +85,14 @@ impl StoreKind {
         Self::PROVIDERS.iter().find(|p| p.kind == self)
     }
 
+    /// The store kind a provider's name (as the price table keys it) names.
+    pub fn by_provider(name: &str) -> Option<StoreKind> {
+        Self::PROVIDERS
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.kind)
+    }
+
     /// The provider's name (`None` for folders and memory).
     pub fn provider_name(self) -> Option<&'static str> {
         self.provider().map(|p| p.name)
@@ -106,6 +117,7 @@ impl Location {
             kind,
             clock: Arc::new(SystemClock),
             extra: None,
+            folder: None,
         }
     }
 
@@ -320,7 +332,9 @@ pub fn open_throttled(
             let abs = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
             let store =
                 LocalFileSystem::new_with_prefix(&abs).map_err(|e| invalid(&e.to_string()))?;
-            Ok(Location::new(Arc::new(store), "", url, StoreKind::File))
+            let mut loc = Location::new(Arc::new(store), "", url, StoreKind::File);
+            loc.folder = Some(abs);
+            Ok(loc)
         }
         other => Err(invalid(&format!(
             "unknown scheme {other:?}: use s3://, az://, file:// or a path, or memory://"

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod bin;
 pub mod concurrency;
 pub mod copy;
 #[allow(unused_imports)]

@@ -1,7 +1,8 @@
 //! `offsite job`: backup copy jobs from a jobs file (docs/JOBS.md). The subcommands and
 //! what they share (loading the file, choosing jobs) are here; `run` (once, or the
-//! continuous runner) is in [`running`], and `validate`, `list`, `status` and `plan` —
-//! what a file says and where its jobs stand — in [`show`].
+//! continuous runner) is in [`running`], `validate`, `list`, `status` and `plan` —
+//! what a file says and where its jobs stand — in [`show`], and `simulate` (a year of a
+//! job, kept and priced) in [`simulate`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +14,7 @@ use offsite::job::{JobsFile, Problem};
 
 mod running;
 mod show;
+mod simulate;
 
 #[derive(Subcommand, Debug)]
 pub enum JobAction {
@@ -75,6 +77,13 @@ pub enum JobAction {
         #[arg(long)]
         json: bool,
     },
+    /// What the job keeps and costs over the coming days (365 by default): its own
+    /// schedule, windows, retention (GFS), prune and locks run over simulated days
+    /// against a model of its target sized from its sources (or --machines N --size S);
+    /// per month the bytes stored, requests and the bill from the price table, the
+    /// points kept at the end and why; per day as --csv, --json or an --svg chart.
+    /// Reads the sources' points; writes nothing.
+    Simulate(simulate::SimulateArgs),
     /// Show the jobs of a jobs file: schedule, sources, target, retention, prune.
     List {
         #[arg(long, value_name = "FILE")]
@@ -153,6 +162,7 @@ pub async fn run(action: JobAction) -> anyhow::Result<ExitCode> {
             config,
             json: as_json,
         } => show::list(&config, as_json),
+        JobAction::Simulate(a) => simulate::simulate(a).await,
     }
 }
 

@@ -6,8 +6,6 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use serde_json::json;
-
 use offsite::clock::Clock;
 use offsite::job::config::Job;
 use offsite::job::daemon::{Daemon, Reporter};
@@ -17,7 +15,7 @@ use offsite::stop::Stop;
 
 use super::super::signals::stop_on_signal;
 
-use super::super::output::{json, size, table_text};
+use super::super::output::{json, local_time, plural, size, table_text};
 use super::super::repos::PARTIAL;
 use super::load_valid;
 
@@ -48,33 +46,27 @@ pub(super) async fn once(
             break;
         }
         let progress = super::super::progress::for_terminal(&j.name, Some(0));
-        match run_once(j, clock.clone(), &chrono::Local, &progress, &stop).await {
-            Ok(r) => {
-                if r.outcome != Outcome::Success && code == ExitCode::SUCCESS {
-                    code = ExitCode::from(PARTIAL);
-                }
-                if r.outcome == Outcome::Failed {
-                    code = ExitCode::FAILURE;
-                }
-                if !as_json {
-                    print!("{}", summary(&r));
-                }
-                hooks.extend(report::deliver(
-                    &j.name,
-                    &j.report,
-                    &r,
-                    &summary(&r),
-                    &clock,
-                ));
-                reports.push(serde_json::to_value(&r)?);
-            }
-            Err(e) => {
-                eprintln!("job {}: {e}", j.name);
-                reports
-                    .push(json!({ "job": j.name, "outcome": "failed", "errors": [e.to_string()] }));
-                code = ExitCode::FAILURE;
-            }
+        let r = run_once(j, clock.clone(), &chrono::Local, &progress, &stop).await;
+        let this = match r.outcome {
+            Outcome::Success => ExitCode::SUCCESS,
+            Outcome::Deferred | Outcome::Warning => ExitCode::from(PARTIAL),
+            Outcome::Failed => ExitCode::FAILURE,
+        };
+        // The worst outcome of the jobs run decides.
+        if code == ExitCode::SUCCESS || this == ExitCode::FAILURE {
+            code = this;
         }
+        if !as_json {
+            print!("{}", summary(&r));
+        }
+        hooks.extend(report::deliver(
+            &j.name,
+            &j.report,
+            &r,
+            &summary(&r),
+            &clock,
+        ));
+        reports.push(serde_json::to_value(&r)?);
     }
     if as_json {
         json(&reports);
@@ -100,7 +92,19 @@ fn summary(r: &IntervalReport) -> String {
         .collect();
     let mut out = String::new();
     // Writing to a String cannot fail.
-    let _ = writeln!(out, "job {} → {}", r.job, r.target);
+    let _ = writeln!(
+        out,
+        "job {} → {}, {}",
+        r.job,
+        r.target,
+        local_time(r.started)
+    );
+    if let Some(w) = &r.not_started {
+        let again = r
+            .waits_until
+            .map(|t| format!("; tried again at {}", local_time(t)));
+        let _ = writeln!(out, "not run: {w}{}", again.unwrap_or_default());
+    }
     if let Some(w) = &r.transfer_waits {
         let _ = writeln!(out, "transfer: {w}");
     }
@@ -108,27 +112,27 @@ fn summary(r: &IntervalReport) -> String {
     if let Some(f) = &r.retention {
         let _ = writeln!(
             out,
-            "retention: {} point(s) kept, {} forgotten, {} GFS flag(s) set",
-            f.kept(),
+            "retention: {} kept, {} forgotten, {} set",
+            plural(f.kept() as u64, "point"),
             f.forgotten(),
-            f.flagged()
+            plural(f.flagged() as u64, "GFS flag")
         );
     }
     if let Some(p) = &r.prune {
         let _ = writeln!(
             out,
-            "prune: {} freed, {} pack(s) deleted, {} rewritten",
+            "prune: {} freed, {} deleted, {} rewritten",
             size(p.bytes_freed),
-            p.packs_deleted + p.unindexed_deleted,
+            plural((p.packs_deleted + p.unindexed_deleted) as u64, "pack"),
             p.packs_rewritten
         );
     }
     if let Some(h) = &r.health {
         let _ = writeln!(
             out,
-            "health check: {} point(s), {} blob(s) verified, {} bad, {} healed from the sources, {} damaged",
-            h.points,
-            h.blobs_checked,
+            "health check: {}, {} verified, {} bad, {} healed from the sources, {} damaged",
+            plural(h.points as u64, "point"),
+            plural(h.blobs_checked as u64, "blob"),
             h.blobs_bad,
             h.blobs_healed,
             h.damaged.len()
@@ -232,8 +236,28 @@ impl Reporter for Printer {
         }
     }
 
-    fn could_not_run(&self, job: &Job, e: &offsite::Error, retry: chrono::DateTime<chrono::Utc>) {
-        eprintln!("job {}: {e}; trying again at {retry}", job.name);
+    fn heartbeat(
+        &self,
+        job: &Job,
+        quiet: u64,
+        since: chrono::DateTime<chrono::Utc>,
+        last: &IntervalReport,
+    ) {
+        let line = serde_json::json!({
+            "job": job.name, "heartbeat": true, "intervals": quiet,
+            "since": since, "outcome": last.outcome,
+        });
+        match self.as_json {
+            true => println!("{line}"),
+            false => println!(
+                "{} job {}: {} since {} (last: {})",
+                local_time(chrono::Utc::now()),
+                job.name,
+                plural(quiet, "quiet interval"),
+                local_time(since),
+                last.outcome
+            ),
+        }
     }
 
     fn summary(&self, r: &IntervalReport) -> String {

@@ -9,10 +9,8 @@ use serde_json::json;
 
 use offsite::job::config::{Job, Mode};
 use offsite::job::{JobsFile, Problem};
-use offsite::repo::Repository;
-use offsite::store;
 
-use super::super::output::{json, size, table};
+use super::super::output::{json, size, span, table};
 use super::{chosen, humantime, load, load_valid};
 
 /// `job validate`: every mistake with its line, then (unless offline) whether every
@@ -69,7 +67,10 @@ pub(super) async fn plan(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `job status`: per machine, the newest source point, whether the target holds it, the lag.
+/// `job status`: per machine, the newest source point, whether the target holds it, the
+/// lag; per job its last and next runs, the next prune and health check, the last
+/// trouble, and the sources or target that cannot be read. Exit 3 when a source or the
+/// target cannot be read.
 pub(super) async fn status(
     config: &Path,
     job: Option<&str>,
@@ -80,12 +81,26 @@ pub(super) async fn status(
         std::sync::Arc::new(offsite::clock::SystemClock);
     let mut all = Vec::new();
     for j in chosen(&file, job, config)? {
-        all.push(offsite::job::status::status(j, &clock).await?);
+        all.push(offsite::job::status::status(j, &clock, &chrono::Local).await);
     }
+    let unread = |s: &offsite::job::status::JobStatus| {
+        s.target_error.is_some() || s.sources.iter().any(|x| x.error.is_some())
+    };
+    let code = match all.iter().any(unread) {
+        true => ExitCode::from(super::super::repos::PARTIAL),
+        false => ExitCode::SUCCESS,
+    };
     if as_json {
         json(&all);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
+    for s in &all {
+        print_status(s);
+    }
+    Ok(code)
+}
+
+fn print_status(s: &offsite::job::status::JobStatus) {
     let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
         t.map(|t| {
             t.with_timezone(&chrono::Local)
@@ -94,40 +109,67 @@ pub(super) async fn status(
         })
         .unwrap_or_else(|| "-".into())
     };
-    for s in &all {
+    println!(
+        "job {} → {}: last run {} ({}), next run {}",
+        s.job,
+        s.target,
+        when(s.last_run),
+        s.last_result.map_or("never".into(), |o| o.to_string()),
+        when(Some(s.next_run)),
+    );
+    if s.next_prune.is_some() || s.next_health_check.is_some() {
         println!(
-            "job {} → {}: last run {} ({}), last prune {}",
-            s.job,
-            s.target,
-            when(s.last_run),
-            s.last_result.map_or("never".into(), |o| o.to_string()),
-            when(s.last_prune)
-        );
-        let rows: Vec<Vec<String>> = s
-            .machines
-            .iter()
-            .map(|m| {
-                vec![
-                    m.machine.clone(),
-                    when(Some(m.newest_at_source)),
-                    if m.copied { "yes".into() } else { "NO".into() },
-                    humantime(m.lag_seconds),
-                    when(m.last_copied),
-                ]
-            })
-            .collect();
-        table(
-            &[
-                "MACHINE",
-                "NEWEST AT SOURCE",
-                "COPIED",
-                "LAG",
-                "LAST COPIED",
-            ],
-            &rows,
+            "  prune: last {}, next {}; health check: last {}, next {}",
+            when(s.last_prune),
+            when(s.next_prune),
+            when(s.last_health_check),
+            when(s.next_health_check)
         );
     }
-    Ok(ExitCode::SUCCESS)
+    if let Some(t) = &s.last_trouble {
+        println!(
+            "  last trouble: {} ({}): {}",
+            when(Some(t.interval)),
+            t.outcome,
+            t.reason
+        );
+    }
+    if let Some(e) = &s.target_error {
+        println!("  target cannot be read: {e}");
+    }
+    for src in &s.sources {
+        if let Some(e) = &src.error {
+            println!("  source {} cannot be read: {e}", src.url);
+        }
+    }
+    let rows: Vec<Vec<String>> = s
+        .machines
+        .iter()
+        .map(|m| {
+            let copied = match (&m.source_error, m.copied) {
+                (Some(_), _) => "?  (source down)".into(),
+                (None, true) => "yes".into(),
+                (None, false) => "NO".into(),
+            };
+            vec![
+                m.machine.clone(),
+                when(m.newest_at_source),
+                copied,
+                m.lag_seconds.map_or("?".into(), span),
+                when(m.last_copied),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "MACHINE",
+            "NEWEST AT SOURCE",
+            "COPIED",
+            "LAG",
+            "LAST COPIED",
+        ],
+        &rows,
+    );
 }
 
 /// `job list`: what each job does, in words.
@@ -224,37 +266,35 @@ fn describe(j: &Job) -> serde_json::Value {
     })
 }
 
-/// Whether each repository can be reached: a source must hold a repository; a target's
-/// store must answer (its job repository is made on the first run). One problem per
-/// repository that cannot, at its `url` line.
+/// Whether each repository can be reached and opened with its password: a source must
+/// hold a repository; a target's store must answer (its job repository is made on the
+/// first run) and, when the repository is there, open with the job's password. One
+/// problem per repository that cannot, at its `url` line.
 async fn reach(file: &JobsFile) -> Vec<Problem> {
     let mut checks = Vec::new();
     for j in &file.jobs {
         for s in &j.sources {
-            checks.push((s.url.clone(), s.line, true));
+            checks.push((s.url.clone(), &s.password, s.line, true));
         }
-        checks.push((j.target.repository_url(&j.name), j.target.line, false));
+        let target = j.target.repository_url(&j.name);
+        checks.push((target, &j.target.password, j.target.line, false));
     }
+    let clock: std::sync::Arc<dyn offsite::clock::Clock> =
+        std::sync::Arc::new(offsite::clock::SystemClock);
+    let clock = &clock;
+    let nothing = offsite::repo::WarmSpec::NOTHING;
     let looks = checks
         .into_iter()
-        .map(|(url, line, must_exist)| async move {
-            let found = match store::open(&url, false) {
-                Ok(loc) => Repository::exists_at(&loc).await.map_err(|e| e.to_string()),
-                Err(offsite::Error::NoRepository { .. }) => Ok(false),
-                Err(e) => Err(e.to_string()),
+        .map(|(url, secret, line, must_exist)| async move {
+            let opened = offsite::repo::open_repository(&url, secret, clock, nothing).await;
+            let message = match opened {
+                Ok(Some(_)) => return None,
+                Ok(None) if !must_exist => return None,
+                Ok(None) => format!("{url}: no repository there"),
+                Err(e @ offsite::Error::WrongPassword { .. }) => format!("{e}"),
+                Err(e) => format!("{url}: cannot be opened: {e}"),
             };
-            match found {
-                Ok(true) => None,
-                Ok(false) if !must_exist => None,
-                Ok(false) => Some(Problem {
-                    line,
-                    message: format!("{url}: no repository there"),
-                }),
-                Err(e) => Some(Problem {
-                    line,
-                    message: format!("{url}: cannot be reached: {e}"),
-                }),
-            }
+            Some(Problem { line, message })
         });
     futures::future::join_all(looks)
         .await

@@ -82,6 +82,8 @@ fn decode_job(doc: &mut Doc<'_>, mut t: Table<'_, '_>, name_out: &mut String) ->
     t.path = format!("job {name:?}");
     name_out.clone_from(&name);
     let (mode, look_forward) = job_mode(doc, &mut t)?;
+    let periodic = matches!(mode, Mode::Periodic { .. });
+    let catch_up = t.boolean(doc, "catch_up").map_or(periodic, |b| b.value);
     let max_tasks = t
         .integer(doc, "max_tasks", 1, 64)
         .map_or(4, |n| n.value as usize);
@@ -149,6 +151,7 @@ fn decode_job(doc: &mut Doc<'_>, mut t: Table<'_, '_>, name_out: &mut String) ->
         archivers,
         look_forward,
         active_full,
+        catch_up,
         line,
     })
 }
@@ -204,6 +207,30 @@ fn job_mode(doc: &mut Doc<'_>, t: &mut Table<'_, '_>) -> Option<(Mode, Option<Du
             return None;
         }
     };
+    // A key the mode never reads is a mistake the operator should hear of.
+    let (copy_every, start_at) = (t.span_of("copy_every"), t.span_of("start_at"));
+    let poll = t.span_of("poll_every");
+    match &mode {
+        Mode::Immediate { .. } => {
+            for (key, span) in [("copy_every", copy_every), ("start_at", start_at)] {
+                if let Some(span) = span {
+                    let why = format!(
+                        "{key}: only for mode = \"periodic\" (an immediate job polls every poll_every)"
+                    );
+                    doc.problem(&span, why);
+                }
+            }
+        }
+        Mode::Periodic { .. } if !look_forward.as_ref().is_some_and(|l| l.value) => {
+            if let Some(span) = poll {
+                doc.problem(
+                    &span,
+                    "poll_every: only for mode = \"immediate\" or with look_forward = true",
+                );
+            }
+        }
+        Mode::Periodic { .. } => {}
+    }
     let look_forward = match (look_forward, &mode) {
         (Some(l), Mode::Immediate { .. }) if l.value => {
             doc.problem(
