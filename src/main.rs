@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     quiet_on_closed_pipe();
     let args = cli::Args::parse();
     cli::init_logging(args.verbose, args.quiet, args.log_format);
+    cli::output::set_quiet(args.quiet);
     let verbose = args.verbose > 0;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -57,9 +57,22 @@ pub struct Window {
 }
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+const DAY_NAMES: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
 
+/// A day by its short or full name, in any case (`sun`, `Sunday`).
 fn day(s: &str) -> Option<u32> {
-    DAYS.iter().position(|d| *d == s).map(|p| p as u32)
+    let s = s.to_ascii_lowercase();
+    (DAYS.iter().zip(DAY_NAMES))
+        .position(|(short, long)| *short == s || long == s)
+        .map(|p| p as u32)
 }
 
 fn minute_of_day(s: &str, end: bool) -> Option<u32> {
@@ -284,6 +297,13 @@ mod tests {
         assert!(nights.overlaps(&weekend));
         let mornings = Window::parse("mon 08:00-12:00").unwrap();
         assert!(!mornings.overlaps(&weekend));
+        // Days by their full names too, in any case.
+        let long = Window::parse("Monday-Friday 20:00-06:00").unwrap();
+        assert_eq!(
+            long.open_at(utc(2026, 11, 27, 23, 0), &Utc),
+            nights.open_at(utc(2026, 11, 27, 23, 0), &Utc)
+        );
+        assert!(Window::parse("Sunday 01:00-02:00").is_ok());
         // Sunday 22:00 to Monday 02:00 wraps past the end of the week.
         let sunday = Window::parse("sun 22:00-02:00").unwrap();
         assert!(Windows(vec![sunday.clone()]).open_at(utc(2026, 11, 30, 1, 0), &Utc));

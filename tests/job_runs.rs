@@ -328,20 +328,42 @@ async fn scripts_run_around_the_interval_and_a_failing_pre_script_stops_it() {
 /// When due, the health check heals a corrupt blob of the target from the source
 /// before the transfer, and remembers when it ran; the next interval skips it. A check
 /// of the empty target (the first interval) does not count; a heal is a warning that
-/// says which pack, how many points and from where.
+/// says which pack, how many points and from where — and the only interval a
+/// `webhook_on = "problems"` receiver hears of.
 #[tokio::test]
 async fn a_due_health_check_heals_the_target() {
+    use offsite::job::report::{SendOn, Webhook, deliver};
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&receiver)
+        .await;
     let (mut job, _pw, _files) = job("healing").await;
     job.windows = Windows(Vec::new());
     job.health_check = Some(offsite::job::config::HealthCheckSpec {
         every: std::time::Duration::from_secs(30 * 86_400),
     });
+    job.report.webhook = Some(Webhook {
+        url: format!("{}/hook", receiver.uri()),
+        token_env: None,
+        on: SendOn::Problems,
+    });
     let clock = Arc::new(ManualClock::new(Utc::now()));
+    let c: Arc<dyn Clock> = clock.clone();
     let never = Stop::new();
-    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never).await;
+    let run = || async {
+        let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never).await;
+        if let Some(sent) = deliver(&job.name, &job.report, &r, "", &c) {
+            sent.await.unwrap();
+        }
+        r
+    };
+    let r = run().await;
     assert_eq!(r.health.as_ref().unwrap().points, 0, "{r:?}");
     clock.advance(chrono::Duration::days(1));
-    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never).await;
+    let r = run().await;
     let h = r.health.as_ref().unwrap();
     assert_eq!(
         (h.points, h.blobs_bad),
@@ -359,10 +381,18 @@ async fn a_due_health_check_heals_the_target() {
     testkit::flip_bit(&*target.loc.store, &target.loc.path(&pack), e.offset + 30).await;
 
     clock.advance(chrono::Duration::days(1));
-    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never).await;
+    let r = run().await;
     assert!(r.health.is_none(), "not due yet");
+    assert!(
+        receiver.received_requests().await.unwrap().is_empty(),
+        "all went well so far"
+    );
     clock.advance(chrono::Duration::days(30));
-    let r = run_once(&job, clock.clone(), &Utc, &Progress::hidden(), &never).await;
+    let r = run().await;
+    let calls = receiver.received_requests().await.unwrap();
+    assert_eq!(calls.len(), 1, "one webhook call, for the heal");
+    let sent: serde_json::Value = serde_json::from_slice(&calls[0].body).unwrap();
+    assert_eq!(sent["outcome"], "warning");
     let h = r.health.as_ref().unwrap();
     assert!(h.blobs_healed >= 1 && h.is_healthy(), "{h:?}");
     // Healed, the interval warns: the target's storage damaged data.

@@ -21,10 +21,19 @@ struct Setup {
 
 impl Setup {
     fn new(extra: &str) -> Setup {
+        Setup::build(extra, None, "")
+    }
+
+    /// [`Setup::new`] with the second source at `second` (not made here) when given,
+    /// and `report` keys added to `[job.report]`.
+    fn build(extra: &str, second: Option<&str>, report: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
-        let src = ["src1", "src2"].map(|s| root.join(s).to_str().unwrap().to_string());
-        for s in &src {
+        let mut src = ["src1", "src2"].map(|s| root.join(s).to_str().unwrap().to_string());
+        if let Some(url) = second {
+            src[1] = url.to_string();
+        }
+        for s in &src[..if second.is_some() { 1 } else { 2 }] {
             ok(&["init", s]);
         }
         let post = root.join("post.log");
@@ -55,6 +64,7 @@ command = ["sh", "-c", "echo \"$OFFSITE_RESULT unprotected=$OFFSITE_UNPROTECTED 
 
 [job.report]
 dir = "{}"
+{report}
 "#,
             src[0],
             src[1],
@@ -125,11 +135,17 @@ fn moved(from: &str) -> String {
 
 /// A source that cannot be read for an interval: the other source's machines are
 /// copied, the lost one's machine is unprotected with the reason, the run exits 3,
-/// and the report file, the post-job script and `job status` all say so. With the
-/// source back, the next run copies what it missed.
+/// and the report file, the post-job script, the webhook (on problems: that run only)
+/// and `job status` all say so. With the source back, the next run copies what it
+/// missed.
 #[test]
 fn an_unreachable_source_leaves_the_others_copied() {
-    let s = Setup::new("");
+    let (hook, sent) = webhook_receiver();
+    let s = Setup::build(
+        "",
+        None,
+        &format!("webhook_url = \"{hook}\"\nwebhook_on = \"problems\""),
+    );
     s.backup(0, "web01", 1);
     s.backup(1, "app01", 2);
     let (code, r) = s.run();
@@ -147,6 +163,14 @@ fn an_unreachable_source_leaves_the_others_copied() {
     assert!(why.contains(&s.src[1]), "names the source: {why}");
     assert!(r["errors"][0].as_str().unwrap().contains(&s.src[1]), "{r}");
     assert_eq!(s.reports().len(), 2, "a report file for each run");
+    let body = sent
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the webhook");
+    let hooked: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        hooked["outcome"], "warning",
+        "the problem run's report: {hooked}"
+    );
     assert!(
         s.post_log()
             .ends_with("warning unprotected=app01 copied=1\n"),
@@ -311,4 +335,66 @@ fn the_next_run_clears_up_after_a_killed_runner() {
         "{done}"
     );
     assert!(!stray.exists());
+}
+
+/// A source behind a dead S3 endpoint (nothing listens there): the folder source's
+/// machine is copied, the run warns (exit 3) and names the S3 source.
+#[test]
+fn a_dead_s3_endpoint_leaves_the_other_source_copied() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let s = Setup::build("", Some("s3://offsite-test/dead-endpoint"), "");
+    s.backup(0, "web01", 1);
+    let env = [
+        ("OFFSITE_PASSWORD", "pw"),
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ALLOW_HTTP", "true"),
+    ];
+    let o = with_env(
+        &["job", "run", "--config", &s.jobs, "--once", "--json"],
+        &env,
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let r = &r[0];
+    assert_eq!(o.status.code(), Some(3), "{r}");
+    assert_eq!(row(r, "web01")["result"], "copied", "{r}");
+    let errors = r["errors"].to_string();
+    assert!(errors.contains("s3://offsite-test/dead-endpoint"), "{r}");
+}
+
+/// `-q`: the commands that act print nothing when all went well.
+#[test]
+fn quiet_means_quiet() {
+    let s = Setup::new("");
+    let files = s.root.join("files");
+    fixtures::machine_tree(&files.join("web01"), 1);
+    let (b, p) = (files.to_str().unwrap(), files.join("web01"));
+    let p = p.to_str().unwrap();
+    for args in [
+        vec![
+            "backup",
+            &s.src[0],
+            "--machine",
+            "web01",
+            "--base",
+            b,
+            p,
+            "-q",
+        ],
+        vec!["job", "run", "--config", &s.jobs, "--once", "-q"],
+        vec!["prune", &s.src[0], "-q"],
+    ] {
+        let o = offsite(&args, Some("pw"));
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "", "{args:?} printed");
+    }
 }

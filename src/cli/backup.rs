@@ -9,7 +9,7 @@ use offsite::backup::{self, BackupOptions};
 use serde_json::json;
 
 use super::PasswordFile;
-use super::output::{json, size};
+use super::output::{json, quiet, size};
 use super::repos::{PARTIAL, open};
 
 #[derive(clap::Args, Debug)]
@@ -71,7 +71,7 @@ pub async fn run(a: BackupArgs, pwf: Option<&Path>) -> anyhow::Result<ExitCode> 
             &json!({"point": id, "machine": point.machine, "job": point.job, "time": point.time,
             "parent": point.parent, "summary": s, "seconds": secs}),
         );
-    } else {
+    } else if !quiet() {
         println!(
             "restore point {} of {} written\n  {} files, {} folders, {} symlinks, {}\n  added {} in {} new blobs\n  {:.1} s, {}/s",
             id.short(),

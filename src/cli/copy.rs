@@ -229,6 +229,7 @@ const MEASURABLE: f64 = 1.0;
 pub(super) fn print_report(r: &CopyReport) {
     match r.dry_run {
         true => print_plan(r),
+        false if super::output::quiet() => {}
         false => print_copies(r),
     }
     for c in &r.chains {

@@ -77,6 +77,9 @@ pub async fn run(a: ForgetArgs, pwf: Option<&std::path::Path>) -> anyhow::Result
         json(&report);
         return Ok(ExitCode::SUCCESS);
     }
+    if super::output::quiet() {
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut rows = Vec::new();
     for m in &report.machines {
         let mut all: Vec<(chrono::DateTime<chrono::Utc>, Vec<String>)> = Vec::new();

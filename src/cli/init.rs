@@ -54,7 +54,7 @@ pub async fn run(a: InitArgs, pwf: Option<&Path>) -> anyhow::Result<ExitCode> {
         json(
             &json!({"repository": r.config.id, "url": repo, "key": r.key_name, "config": r.config}),
         );
-    } else {
+    } else if !super::output::quiet() {
         println!(
             "created repository {} at {repo}\n  key {}\n  zstd level {}, packs of {}, chunks ~{}",
             r.config.id.short(),

@@ -10,7 +10,7 @@ mod forget;
 mod init;
 mod job;
 mod ls;
-mod output;
+pub mod output;
 mod password;
 mod points;
 mod progress;

@@ -54,6 +54,18 @@ pub fn size(n: u64) -> String {
 
 pub use offsite::units::parse_size;
 
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `-q`: commands that act (backup, restore, copy, forget, prune, init, a job's run)
+/// print no summary; what went wrong still goes to stderr and the exit code.
+pub fn set_quiet(q: bool) {
+    QUIET.store(q, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A span of time as people read it, its two largest units: "45s", "1h 25m",
 /// "3d 4h", "2w 1d".
 pub fn span(secs: i64) -> String {

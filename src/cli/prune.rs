@@ -7,7 +7,7 @@ use std::time::Duration;
 use offsite::prune::{self, PruneOptions};
 
 use super::PasswordFile;
-use super::output::{json, size};
+use super::output::{json, quiet, size};
 use super::repos::open;
 
 #[derive(clap::Args, Debug)]
@@ -41,6 +41,9 @@ pub async fn run(a: PruneArgs, pwf: Option<&std::path::Path>) -> anyhow::Result<
     let report = prune::prune(&r, &opts, &progress).await?;
     if a.json {
         json(&report);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if quiet() {
         return Ok(ExitCode::SUCCESS);
     }
     let would = if report.dry_run { "would be " } else { "" };

@@ -77,7 +77,7 @@ pub async fn run(a: RestoreArgs, pwf: Option<&Path>) -> anyhow::Result<ExitCode>
         json(
             &json!({"point": id, "machine": p.machine, "to": to, "stats": stats, "seconds": secs, "requests": requests}),
         );
-    } else {
+    } else if !super::output::quiet() {
         println!(
             "restored point {} of {} to {}\n  {} files, {} folders, {} symlinks, {} in {:.1} s ({} GETs, {} read)",
             id.short(),

@@ -335,6 +335,48 @@ redispatch = "sometimes"
         at(35, "no token_env or token_file");
     }
 
+    /// A key set twice is named; keys a mode never reads are refused at their line;
+    /// `catch_up` is on for periodic jobs unless turned off, off for immediate ones.
+    #[test]
+    fn duplicate_and_idle_keys_are_named() {
+        let dup = "[[job]]\nname = \"a\"\nname = \"b\"\n";
+        let problems = JobsFile::parse_with(dup, &env).unwrap_err();
+        assert_eq!(problems[0].line, 3, "{problems:?}");
+        assert!(
+            problems[0].message.contains("duplicate key name"),
+            "{problems:?}"
+        );
+        let job = |keys: &str| {
+            format!(
+                "[[job]]\nname = \"a\"\n{keys}\n[[job.sources]]\nurl = \"s3://s/x\"\npassword_env = \"OFFSITE_S\"\n[job.target]\nurl = \"s3://t\"\npassword_env = \"OFFSITE_T\"\n"
+            )
+        };
+        let idle = job("mode = \"immediate\"\ncopy_every = \"1d\"\nstart_at = \"02:00\"");
+        let problems = JobsFile::parse_with(&idle, &env).unwrap_err();
+        let lines: Vec<usize> = problems.iter().map(|p| p.line).collect();
+        assert_eq!(lines, vec![4, 5], "{problems:?}");
+        assert!(
+            problems[0]
+                .message
+                .contains("copy_every: only for mode = \"periodic\"")
+        );
+        let poll = job("poll_every = \"5m\"");
+        let problems = JobsFile::parse_with(&poll, &env).unwrap_err();
+        assert!(
+            problems[0].message.starts_with("poll_every: only"),
+            "{problems:?}"
+        );
+        assert!(
+            JobsFile::parse_with(&job("look_forward = true\npoll_every = \"5m\""), &env).is_ok()
+        );
+        let periodic = JobsFile::parse_with(&job(""), &env).unwrap();
+        assert!(periodic.jobs[0].catch_up);
+        let off = JobsFile::parse_with(&job("catch_up = false"), &env).unwrap();
+        assert!(!off.jobs[0].catch_up);
+        let immediate = JobsFile::parse_with(&job("mode = \"immediate\""), &env).unwrap();
+        assert!(!immediate.jobs[0].catch_up);
+    }
+
     /// The target's storage keys: the class is checked against the URL's provider and
     /// spelt as it spells it; the lock lasts `keep` × the interval (+ margin).
     #[test]

@@ -51,14 +51,17 @@ struct Said {
 }
 
 impl Said {
-    /// Whether `r` deserves a report of its own: it did something, or its problems are
-    /// not the ones reported last (or that was over [`HEARTBEAT`] ago).
-    fn worth_reporting(&self, r: &IntervalReport, now: DateTime<Utc>) -> bool {
+    /// Whether `r` deserves a report of its own: a periodic job's interval that went
+    /// well always does (one report an interval), an immediate job's poll when it did
+    /// something; one with problems when it copied something, or its problems are not
+    /// the ones reported last (or that was over [`HEARTBEAT`] ago).
+    fn worth_reporting(&self, job: &Job, r: &IntervalReport, now: DateTime<Utc>) -> bool {
         let fresh =
             |(sig, at): &(String, DateTime<Utc>)| *sig != signature(r) || now - *at >= HEARTBEAT;
         let copied = r.machines.iter().any(|m| m.points_copied > 0);
+        let immediate = matches!(job.mode, super::config::Mode::Immediate { .. });
         match r.outcome {
-            super::interval::Outcome::Success => r.did_something(),
+            super::interval::Outcome::Success => !immediate || r.did_something(),
             _ => copied || self.last.as_ref().is_none_or(fresh),
         }
     }
@@ -175,7 +178,7 @@ impl Daemon {
         let now = self.clock.now();
         let mut said = self.said.lock().unwrap_or_else(|e| e.into_inner());
         let s = said.entry(j.name.clone()).or_default();
-        if s.worth_reporting(r, now) {
+        if s.worth_reporting(j, r, now) {
             out.report(j, r);
             super::report::deliver(&j.name, &j.report, r, &out.summary(r), &self.clock);
             *s = Said {
@@ -214,7 +217,7 @@ async fn look(j: &Job, clock: &Arc<dyn Clock>, metrics: &Metrics) {
 mod tests {
     use std::sync::Mutex;
 
-    use chrono::Utc;
+    use chrono::{TimeZone, Utc};
 
     use super::*;
     use crate::clock::ManualClock;
@@ -227,6 +230,8 @@ mod tests {
         calls: usize,
         reports: Mutex<Vec<IntervalReport>>,
         heartbeats: Mutex<Vec<u64>>,
+        /// Stop after this many heartbeats too.
+        beats: usize,
         stop: Stop,
     }
 
@@ -239,7 +244,11 @@ mod tests {
             }
         }
         fn heartbeat(&self, _: &Job, quiet: u64, _: DateTime<Utc>, _: &IntervalReport) {
-            self.heartbeats.lock().unwrap().push(quiet);
+            let mut b = self.heartbeats.lock().unwrap();
+            b.push(quiet);
+            if b.len() >= self.beats {
+                self.stop.stop();
+            }
         }
         fn summary(&self, _: &IntervalReport) -> String {
             String::new()
@@ -263,6 +272,7 @@ mod tests {
             calls: 2,
             reports: Mutex::default(),
             heartbeats: Mutex::default(),
+            beats: usize::MAX,
             stop: stop.clone(),
         };
         let run = daemon.run(&Utc, stop.clone(), &out);
@@ -296,5 +306,59 @@ mod tests {
         let health = daemon.health.snapshot();
         let h = &health["nightly"];
         assert_eq!((h.running, h.last_outcome), (false, Some(Outcome::Failed)));
+    }
+
+    /// What the runner says of an immediate job polling every minute for two hours:
+    /// the poll that copied a point is reported, the polls that found nothing are
+    /// counted into a heartbeat line an hour; a failure is reported, the same failure
+    /// again within the hour is not, a different one is.
+    #[test]
+    fn an_immediate_job_reports_what_it_did_and_a_heartbeat_an_hour() {
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 7, 0, 0, 0).unwrap();
+        let clock = Arc::new(ManualClock::new(t0));
+        let secret = Secret::Env("UNUSED".into());
+        let job = Job {
+            mode: crate::job::Mode::Immediate {
+                poll_every: std::time::Duration::from_secs(60),
+            },
+            ..Job::plain("live", Vec::new(), TargetSpec::plain("memory://x", secret))
+        };
+        let daemon = Daemon::new(vec![job.clone()], clock.clone(), None);
+        let out = Recorder {
+            calls: usize::MAX,
+            reports: Mutex::default(),
+            heartbeats: Mutex::default(),
+            beats: usize::MAX,
+            stop: Stop::new(),
+        };
+        let poll = |copied: usize, errors: &[&str]| {
+            let mut r = IntervalReport::new("live", "memory://x/live", clock.now());
+            r.machines.push(crate::job::interval::MachineReport {
+                machine: "web".into(),
+                result: crate::job::interval::MachineResult::UpToDate,
+                points_copied: copied,
+                reason: None,
+            });
+            r.errors = errors.iter().map(|e| e.to_string()).collect();
+            r.outcome = crate::job::interval::outcome(&r);
+            daemon.tell(&job, &r, &out);
+            clock.advance(chrono::Duration::minutes(1));
+        };
+        poll(1, &[]);
+        for _ in 0..120 {
+            poll(0, &[]);
+        }
+        assert_eq!(
+            out.reports.lock().unwrap().len(),
+            1,
+            "only the poll that copied"
+        );
+        assert_eq!(*out.heartbeats.lock().unwrap(), vec![60, 60]);
+        poll(0, &["source s3://a: unreachable"]);
+        poll(0, &["source s3://a: unreachable"]);
+        poll(0, &["source s3://b: unreachable"]);
+        let reports = out.reports.lock().unwrap();
+        assert_eq!(reports.len(), 3, "a new problem is said, a repeat is not");
+        assert_eq!(reports[2].errors[0], "source s3://b: unreachable");
     }
 }

@@ -352,6 +352,8 @@ async fn transfer_phase<Tz: TimeZone>(
             Some(t) => format!("outside the copy windows; the next opens at {t}"),
             None => "no copy window ever opens".into(),
         };
+        // A source that cannot be read is the reason for its machines, not the window.
+        machines::mark_down(iv.down, state, report);
         let (up, result) = (iv.up, MachineResult::Deferred);
         machines::mark_rest(job, up, Some(state), report, result, &why).await;
         report.transfer_waits = Some(why);

@@ -15,7 +15,7 @@ use offsite::stop::Stop;
 
 use super::super::signals::stop_on_signal;
 
-use super::super::output::{json, local_time, plural, size, table_text};
+use super::super::output::{json, local_time, plural, quiet, size, table_text};
 use super::super::repos::PARTIAL;
 use super::load_valid;
 
@@ -56,7 +56,9 @@ pub(super) async fn once(
         if code == ExitCode::SUCCESS || this == ExitCode::FAILURE {
             code = this;
         }
-        if !as_json {
+        // Quiet, only what needs a human is printed.
+        let worth = !quiet() || matches!(r.outcome, Outcome::Warning | Outcome::Failed);
+        if !as_json && worth {
             print!("{}", summary(&r));
         }
         hooks.extend(report::deliver(
@@ -230,6 +232,9 @@ struct Printer {
 
 impl Reporter for Printer {
     fn report(&self, _job: &Job, r: &IntervalReport) {
+        if quiet() && !matches!(r.outcome, Outcome::Warning | Outcome::Failed) {
+            return;
+        }
         match self.as_json {
             true => println!("{}", serde_json::to_string(r).unwrap_or_default()),
             false => print!("{}", summary(r)),

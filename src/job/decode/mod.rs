@@ -32,7 +32,17 @@ impl JobsFile {
         let (root, syntax) = DeTable::parse_recoverable(text);
         for e in &syntax {
             let span = e.span().unwrap_or(0..0);
-            doc.problem(&span, e.message().to_string());
+            let mut message = e.message().to_string();
+            // The parser says "duplicate key" without the key: name it.
+            let key = text
+                .get(span.clone())
+                .map(str::trim)
+                .filter(|k| !k.is_empty());
+            if let (Some(key), true) = (key, message.starts_with("duplicate key")) {
+                message =
+                    format!("duplicate key {key}: it is set twice in the same table; keep one");
+            }
+            doc.problem(&span, message);
         }
         if !syntax.is_empty() {
             return Err(doc.problems);
