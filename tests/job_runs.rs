@@ -130,7 +130,7 @@ async fn a_job_plan_projects_the_transfer_and_writes_nothing() {
     let monday = Utc.with_ymd_and_hms(2026, 11, 30, 2, 0, 0).unwrap();
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(monday));
     let prices = offsite::prices::Prices::load(None).unwrap();
-    let p = offsite::job::plan::plan(&job, clock.clone(), &prices)
+    let p = offsite::job::plan::plan(&job, clock.clone(), &prices, &Utc)
         .await
         .unwrap();
     assert!(!p.target_exists);
@@ -169,7 +169,7 @@ async fn a_job_plan_projects_the_transfer_and_writes_nothing() {
         p.total.put_requests
     );
 
-    let again = offsite::job::plan::plan(&job, clock, &prices)
+    let again = offsite::job::plan::plan(&job, clock, &prices, &Utc)
         .await
         .unwrap();
     assert!(again.target_exists);

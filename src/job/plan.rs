@@ -41,8 +41,15 @@ pub struct SourcePlan {
 }
 
 /// Plans `job`'s next transfer; every source's copy planned as the runner would run it
-/// now (`look_forward` aside: the plan takes each machine's latest point).
-pub async fn plan(job: &Job, clock: Arc<dyn Clock>, prices: &Prices) -> Result<JobPlan> {
+/// now (periods in `tz`) — each machine's latest point and, with catch-up, the points missed since the
+/// last copied that retention keeps (`look_forward` aside: the plan does not wait for a
+/// point of the interval).
+pub async fn plan<Tz: chrono::TimeZone>(
+    job: &Job,
+    clock: Arc<dyn Clock>,
+    prices: &Prices,
+    tz: &Tz,
+) -> Result<JobPlan> {
     let throttle = Throttle::new(job.throttle.clone(), clock.clone());
     let mut sources = Vec::new();
     for s in &job.sources {
@@ -65,6 +72,11 @@ pub async fn plan(job: &Job, clock: Arc<dyn Clock>, prices: &Prices) -> Result<J
     )
     .await?;
     let target_exists = found.is_some();
+    // The job's memory of what it copied, for catch-up (none before the first run).
+    let state = match &found {
+        Some(t) => super::state::JobState::load(t, &job.name).await?,
+        None => super::state::JobState::default(),
+    };
     let target = match found {
         Some(r) => Arc::new(r),
         None if job.target.map => {
@@ -89,6 +101,9 @@ pub async fn plan(job: &Job, clock: Arc<dyn Clock>, prices: &Prices) -> Result<J
     };
     for (spec, source) in job.sources.iter().zip(&sources) {
         let mut opts = super::phases::copy_options(job, spec, &sources, None, None);
+        let now = clock.now();
+        opts.selection.points =
+            super::catch_up::points(job, spec, source, &state, None, now, tz).await?;
         opts.dry_run = true;
         let report = copy::run(
             vec![source.clone()],

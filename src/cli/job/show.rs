@@ -55,7 +55,7 @@ pub(super) async fn plan(
         std::sync::Arc::new(offsite::clock::SystemClock);
     let mut all = Vec::new();
     for j in chosen(&file, job, config)? {
-        all.push(offsite::job::plan::plan(j, clock.clone(), &prices).await?);
+        all.push(offsite::job::plan::plan(j, clock.clone(), &prices, &chrono::Local).await?);
     }
     if as_json {
         json(&all);
