@@ -280,7 +280,7 @@ fn sh(script: &str, on_failure: OnFailure) -> Option<script::ScriptSpec> {
 /// before any transfer, and the post-job script still runs.
 #[tokio::test]
 async fn scripts_run_around_the_interval_and_a_failing_pre_script_stops_it() {
-    let (mut job, pw, _files) = job("scripts").await;
+    let (mut job, pw, files) = job("scripts").await;
     job.windows = Windows(Vec::new());
     let log = pw.path().join("log");
     let l = log.display();
@@ -289,7 +289,7 @@ async fn scripts_run_around_the_interval_and_a_failing_pre_script_stops_it() {
         OnFailure::Fail,
     );
     job.post_script = sh(
-        &format!("echo post $OFFSITE_RESULT $OFFSITE_POINTS_COPIED >> {l}"),
+        &format!("echo post $OFFSITE_RESULT $OFFSITE_POINTS_COPIED $OFFSITE_UNPROTECTED >> {l}"),
         OnFailure::Warn,
     );
     // Sunday 29 November 2026, 10:00 UTC: the daily interval began at midnight.
@@ -305,8 +305,12 @@ async fn scripts_run_around_the_interval_and_a_failing_pre_script_stops_it() {
         "the pre-job script ran before the copy, the post-job script after"
     );
 
-    // Now the pre-job script fails: nothing is transferred, the post-job script
-    // hears of it, and the interval is not counted as done.
+    // Now the pre-job script fails (and web has a new point): nothing is
+    // transferred, the post-job script hears of it, and the interval is not counted
+    // as done.
+    let src = store::open(&job.sources[0].url, false).unwrap();
+    let src = Arc::new(Repository::open(src, testkit::PW).await.unwrap());
+    testkit::backup_machine(&src, files.path(), "web", 7).await;
     std::fs::write(format!("{l}.fail"), "").unwrap();
     std::fs::remove_file(&log).unwrap();
     clock.advance(chrono::Duration::days(1));
@@ -315,7 +319,17 @@ async fn scripts_run_around_the_interval_and_a_failing_pre_script_stops_it() {
     assert!(r.copies.is_empty() && r.retention.is_none(), "{r:?}");
     assert!(r.errors[0].contains("pre-job script"), "{r:?}");
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.ends_with("post failed 0\n"), "{text}");
+    // Every machine is in the table — web unprotected because of the script, db
+    // up to date — and the post-job script is told which.
+    assert!(text.ends_with("post failed 0 web\n"), "{text}");
+    let result = |m: &str| r.machines.iter().find(|x| x.machine == m).unwrap().clone();
+    assert_eq!(result("db").result, MachineResult::UpToDate, "{r:?}");
+    let web = result("web");
+    assert_eq!(web.result, MachineResult::Unprotected, "{r:?}");
+    assert!(
+        web.reason.unwrap().contains("pre-job script failed"),
+        "{r:?}"
+    );
 
     // Told to warn, the same failure lets the interval run.
     job.pre_script.as_mut().unwrap().on_failure = OnFailure::Warn;
