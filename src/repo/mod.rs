@@ -88,6 +88,10 @@ pub struct Repository {
     pub multipart_threshold: usize,
     /// What was read ahead while the key was derived (empty unless opened warm).
     warm: Arc<Warm>,
+    /// Restore points read so far. A point's name is the hash of its bytes, so it never
+    /// changes: an interval that looks at a source's points several times (catch-up,
+    /// the copy, the machine table) reads each once.
+    points_read: Arc<std::sync::Mutex<std::collections::HashMap<Id, crate::format::point::Point>>>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -134,6 +138,7 @@ impl Repository {
             key_name: key_name.clone(),
             multipart_threshold: MULTIPART_THRESHOLD,
             warm: Arc::default(),
+            points_read: Arc::default(),
         };
         repo.put_new(&key_name, kbytes.into())
             .await
@@ -201,6 +206,7 @@ impl Repository {
                 key_name: name,
                 multipart_threshold: MULTIPART_THRESHOLD,
                 warm: Arc::default(),
+                points_read: Arc::default(),
             });
         }
         Err(Error::WrongPassword {

@@ -22,14 +22,31 @@ impl Repository {
     }
 
     pub async fn load_point(&self, id: &Id) -> Result<Point> {
+        let known = {
+            let seen = self.points_read.lock().unwrap_or_else(|e| e.into_inner());
+            seen.get(id).cloned()
+        };
+        if let Some(p) = known {
+            return Ok(p);
+        }
         let name = format::point_name(id);
         let bytes = self.get(&name).await?;
-        Point::open(&self.key, &name, &bytes)
+        let point = Point::open(&self.key, &name, &bytes)?;
+        let mut seen = self.points_read.lock().unwrap_or_else(|e| e.into_inner());
+        seen.insert(*id, point.clone());
+        Ok(point)
     }
 
     /// All restore points, oldest first. An unreadable point fails the call, naming it.
     pub async fn load_points(&self) -> Result<Vec<(Id, Point)>> {
         let ids = self.point_ids().await?;
+        {
+            // Points gone from the listing (forgotten) leave the memory too: a
+            // repository kept open for months holds only what is there.
+            let listed: std::collections::HashSet<&Id> = ids.iter().collect();
+            let mut seen = self.points_read.lock().unwrap_or_else(|e| e.into_inner());
+            seen.retain(|id, _| listed.contains(id));
+        }
         self.load_points_by_id(ids).await
     }
 
@@ -88,5 +105,30 @@ impl Repository {
                 "{spec:?} matches {n} restore points: give more digits of the id"
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit;
+
+    /// A point is read from the store once; a second look lists and reads nothing new,
+    /// and a point forgotten since leaves the memory with the listing.
+    #[tokio::test]
+    async fn points_are_read_once() {
+        let repo = testkit::repo(testkit::memory(), 1 << 20).await;
+        let _files = testkit::backups(&repo, &["web", "db"]).await;
+        let gets = || repo.loc.requests.snapshot().get;
+        // (The backups read the points before them already.)
+        repo.points_read.lock().unwrap().clear();
+        let before = gets();
+        assert_eq!(repo.load_points().await.unwrap().len(), 2);
+        assert_eq!(gets() - before, 2, "each point read once");
+        let again = gets();
+        let points = repo.load_points().await.unwrap();
+        assert_eq!(gets(), again, "nothing read again");
+        repo.delete(&crate::format::point_name(&points[0].0)).await.unwrap();
+        assert_eq!(repo.load_points().await.unwrap().len(), 1);
+        assert_eq!(repo.points_read.lock().unwrap().len(), 1);
     }
 }
