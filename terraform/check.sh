@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Offline checks of the deployment files: Terraform formatting (hclwrite's Format, the
 # function behind `terraform fmt`, from npm's @cdktf/hcl-tools), HCL parsed and checked
-# (python-hcl2), the example jobs files validated by the built `offsite`, the Kubernetes
+# (python-hcl2), the example jobs files validated by the built `offsite`, every
+# container's command line parsed by the binary its image runs, the Kubernetes
 # manifests against their schemas (kubernetes-validate), and a checkov scan of both.
-# Tools are installed once into ~/.cache/offsite-tools. Needs the debug offsite binary
-# (or OFFSITE_BIN). Run from anywhere: bash terraform/check.sh
+# Tools are installed once into ~/.cache/offsite-tools. Needs the debug offsite and
+# offsite-archiver binaries (or OFFSITE_BIN, OFFSITE_ARCHIVER_BIN). Run from anywhere: bash terraform/check.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -49,6 +50,9 @@ for j in terraform/*/examples/*/jobs.toml localstack/compose/jobs.toml "$tmp/k8s
   "$O" job validate --config "$j" --offline >/dev/null || { echo "$j: see above"; exit 1; }
   echo "$j: valid"
 done
+echo "== container command lines, composed with their images' ENTRYPOINT and CMD"
+A=${OFFSITE_ARCHIVER_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/offsite-archiver}
+"$venv/bin/python" terraform/check_commands.py "$O" "$A"
 echo "== Kubernetes manifests against their schemas"
 "$venv/bin/kubernetes-validate" --strict kubernetes/*.yaml
 echo "== checkov"

@@ -127,7 +127,9 @@ mod tests {
         let again = gets();
         let points = repo.load_points().await.unwrap();
         assert_eq!(gets(), again, "nothing read again");
-        repo.delete(&crate::format::point_name(&points[0].0)).await.unwrap();
+        repo.delete(&crate::format::point_name(&points[0].0))
+            .await
+            .unwrap();
         assert_eq!(repo.load_points().await.unwrap().len(), 1);
         assert_eq!(repo.points_read.lock().unwrap().len(), 1);
     }
