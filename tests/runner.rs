@@ -398,3 +398,53 @@ fn quiet_means_quiet() {
         assert_eq!(String::from_utf8_lossy(&o.stdout), "", "{args:?} printed");
     }
 }
+
+/// `job run --once --metrics-file`: the run's metrics for a textfile collector; a run
+/// that does not succeed keeps the last success from the file it replaces.
+#[test]
+fn a_scheduled_run_writes_its_metrics_file() {
+    let s = Setup::new("");
+    s.backup(0, "web01", 1);
+    s.backup(1, "app01", 2);
+    let prom = s.root.join("offsite.prom");
+    let p = prom.to_str().unwrap();
+    let run = || {
+        offsite(
+            &[
+                "job",
+                "run",
+                "--config",
+                &s.jobs,
+                "--once",
+                "--metrics-file",
+                p,
+                "-q",
+            ],
+            Some("pw"),
+        )
+    };
+    let value = |series: &str| -> f64 {
+        let text = std::fs::read_to_string(&prom).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(series))
+            .unwrap_or_else(|| panic!("no {series} in {text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(run().status.success());
+    let success = value("offsite_job_last_success_timestamp_seconds{job=\"nightly\"}");
+    assert_eq!(value("offsite_job_last_outcome{job=\"nightly\"}"), 0.0);
+    assert_eq!(
+        value("offsite_machine_protected{job=\"nightly\",machine=\"app01\"}"),
+        1.0
+    );
+
+    moved(&s.src[1]);
+    assert_eq!(run().status.code(), Some(3));
+    assert_eq!(value("offsite_job_last_outcome{job=\"nightly\"}"), 1.0);
+    assert_eq!(
+        value("offsite_job_last_success_timestamp_seconds{job=\"nightly\"}"),
+        success,
+        "carried over"
+    );
+}

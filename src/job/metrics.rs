@@ -166,6 +166,15 @@ impl Metrics {
         }))
     }
 
+    /// A last success known from before this process (a scheduled run's metrics file
+    /// carries it from run to run), unless this process has seen a later one.
+    pub fn remember_success(&self, job: &str, at: f64) {
+        let g = self.last_success.get_or_create(&job_label(job));
+        if g.get() < at {
+            g.set(at);
+        }
+    }
+
     /// What an interval did.
     pub fn interval(&self, r: &IntervalReport) {
         let l = job_label(&r.job);

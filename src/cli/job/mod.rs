@@ -43,6 +43,12 @@ pub enum JobAction {
         /// /health (e.g. 0.0.0.0:9184); not with --once.
         #[arg(long, value_name = "ADDR", conflicts_with = "once")]
         metrics_listen: Option<std::net::SocketAddr>,
+        /// With --once: write the metrics of the run (Prometheus text, as /metrics
+        /// serves it, the copy lag looked at after the run) to FILE, for node_exporter's
+        /// textfile collector; written aside and renamed, the last success carried over
+        /// from the file a failed run replaces.
+        #[arg(long, value_name = "FILE", requires = "once")]
+        metrics_file: Option<PathBuf>,
         /// How often the copy lag is looked at between intervals (with --metrics-listen).
         #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = offsite::units::parse_duration)]
         metrics_refresh: std::time::Duration,
@@ -125,6 +131,7 @@ pub async fn run(action: JobAction) -> anyhow::Result<ExitCode> {
             json: as_json,
             metrics_listen,
             metrics_refresh,
+            ..
         } => {
             let file = load_valid(&config)?;
             let jobs: Vec<Job> = match &job {
@@ -140,8 +147,9 @@ pub async fn run(action: JobAction) -> anyhow::Result<ExitCode> {
             once: true,
             job,
             json: as_json,
+            metrics_file,
             ..
-        } => running::once(&config, job.as_deref(), as_json).await,
+        } => running::once(&config, job.as_deref(), as_json, metrics_file.as_deref()).await,
         JobAction::Validate {
             config,
             offline,

@@ -25,6 +25,7 @@ pub(super) async fn once(
     config: &Path,
     job: Option<&str>,
     as_json: bool,
+    metrics_file: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let file = load_valid(config)?;
     let jobs: Vec<&Job> = match job {
@@ -41,12 +42,18 @@ pub(super) async fn once(
     let stop =
         stop_on_signal("stopping: the packs in flight are finished and what is whole is committed");
     let mut hooks = Vec::new();
+    let metrics = offsite::job::metrics::Metrics::new(clock.clone());
     for j in jobs {
         if stop.is_stopped() {
             break;
         }
         let progress = super::super::progress::for_terminal(&j.name, Some(0));
         let r = run_once(j, clock.clone(), &chrono::Local, &progress, &stop).await;
+        if metrics_file.is_some() {
+            metrics.add_job(j);
+            metrics.interval(&r);
+            metrics.status(&offsite::job::status::status(j, &clock, &chrono::Local).await);
+        }
         let this = match r.outcome {
             Outcome::Success => ExitCode::SUCCESS,
             Outcome::Deferred | Outcome::Warning => ExitCode::from(PARTIAL),
@@ -73,8 +80,36 @@ pub(super) async fn once(
     if as_json {
         json(&reports);
     }
+    if let Some(path) = metrics_file {
+        write_metrics(path, &metrics)?;
+    }
     futures::future::join_all(hooks).await;
     Ok(code)
+}
+
+/// The run's metrics into `path` (aside, then renamed: a collector never reads half),
+/// each job's last success carried over from the file being replaced.
+fn write_metrics(path: &Path, metrics: &offsite::job::metrics::Metrics) -> anyhow::Result<()> {
+    const SUCCESS: &str = "offsite_job_last_success_timestamp_seconds{job=\"";
+    let before = std::fs::read_to_string(path).unwrap_or_default();
+    for line in before.lines() {
+        let Some(rest) = line.strip_prefix(SUCCESS) else {
+            continue;
+        };
+        if let Some((job, value)) = rest.split_once("\"} ")
+            && let Ok(at) = value.trim().parse::<f64>()
+        {
+            metrics.remember_success(job, at);
+        }
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, metrics.encode())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| anyhow::anyhow!("--metrics-file {}: {e}", path.display()))
 }
 
 /// An interval's report in a few lines.
