@@ -31,5 +31,7 @@ COPY --from=build /src/target/release/offsite /usr/local/bin/offsite
 USER 10001:10001
 WORKDIR /var/lib/offsite
 EXPOSE 9184
+# The continuous runner's /health, by the binary itself (no curl in the image).
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s CMD ["offsite", "job", "probe"]
 ENTRYPOINT ["offsite", "job", "run"]
 CMD ["--config", "/etc/offsite/jobs.toml", "--metrics-listen", "0.0.0.0:9184", "--log-format", "json"]

@@ -18,6 +18,7 @@ pub mod immutability;
 pub mod job;
 pub mod keys;
 pub mod prices;
+pub mod probe;
 pub mod progress;
 pub mod prune;
 pub mod remote;

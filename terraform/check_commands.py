@@ -39,6 +39,18 @@ IMAGES = {
 }
 
 
+def healthcheck(dockerfile):
+    """The exec-form HEALTHCHECK CMD of the final stage, if any."""
+    found = None
+    for line in open(os.path.join(ROOT, dockerfile)):
+        if line.startswith("FROM "):
+            found = None
+        m = re.match(r"HEALTHCHECK .*?CMD (\[.*\])\s*$", line)
+        if m:
+            found = json.loads(m.group(1))
+    return found
+
+
 def image_kind(image):
     return "offsite-archiver" if "archiver" in image else "offsite"
 
@@ -112,6 +124,19 @@ def terraform():
     return n
 
 
+def images():
+    """Each image's HEALTHCHECK: a command line its binary must accept too."""
+    n = 0
+    for kind, f in DOCKERFILES.items():
+        argv = healthcheck(f)
+        if argv is None:
+            sys.exit(f"{f}: no HEALTHCHECK")
+        parse(f"{f}: HEALTHCHECK", argv)
+        n += 1
+    return n
+
+
 if __name__ == "__main__":
+    images()
     k, t = kubernetes(), terraform()
     print(f"container command lines: {k} Kubernetes, {t} Terraform, all accepted")

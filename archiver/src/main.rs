@@ -45,6 +45,15 @@ enum Command {
     },
     /// Read a token on standard input and print the hash the configuration holds.
     HashToken,
+    /// A container's health probe: GET this appliance's /v1/ready on 127.0.0.1 (the
+    /// port and scheme from the configuration, or --url); exit 0 when it answers 2xx,
+    /// 1 otherwise. For Docker's HEALTHCHECK and ECS: the image needs no curl.
+    Probe {
+        #[arg(long, env = "OFFSITE_ARCHIVER_CONFIG", required_unless_present = "url")]
+        config: Option<std::path::PathBuf>,
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Check a configuration file: its keys, its TLS files, and each repository opened
     /// with its password (exit 1 when anything is wrong, saying what).
     Check {
@@ -77,6 +86,7 @@ fn main() -> ExitCode {
             } => serve(&config, insecure_http).await,
             Command::HashToken => hash_token(),
             Command::Check { config } => check(&config).await,
+            Command::Probe { config, url } => probe(config.as_deref(), url).await,
         }
     });
     match result {
@@ -117,6 +127,24 @@ fn hash_token() -> anyhow::Result<()> {
 
 /// `check`: the file parses and holds together, the TLS files load, and each repository
 /// opens with its password; one line per repository.
+/// `probe`: the appliance's readiness on this host.
+async fn probe(config: Option<&std::path::Path>, url: Option<String>) -> anyhow::Result<()> {
+    let url = match (url, config) {
+        (Some(u), _) => u,
+        (None, Some(path)) => {
+            let c = config::Config::load(path)?;
+            let scheme = if c.tls.is_some() { "https" } else { "http" };
+            format!("{scheme}://127.0.0.1:{}/v1/ready", c.listen.port())
+        }
+        (None, None) => bail!("probe: give --config or --url"),
+    };
+    let status = offsite::probe::probe(&url)
+        .await
+        .map_err(|e| anyhow::anyhow!("unhealthy: {e}"))?;
+    println!("{url}: {status}");
+    Ok(())
+}
+
 async fn check(path: &std::path::Path) -> anyhow::Result<()> {
     let config = config::Config::load(path)?;
     if let Some(t) = &config.tls {

@@ -559,6 +559,25 @@ async fn tls_or_loopback_unless_told_otherwise() {
         by_name.insert(r.name, r.id);
     }
     assert_eq!(by_name.len(), 1, "{by_name:?}");
+
+    // The container probe: the appliance's readiness over its TLS, without a token.
+    let probe = |url: &str| {
+        Command::new(env!("CARGO_BIN_EXE_offsite-archiver"))
+            .args(["probe", "--url", url])
+            .output()
+            .unwrap()
+    };
+    let ready = format!("{}/v1/ready", served.url.trim_end_matches('/'));
+    let out = probe(&ready);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(served);
+    let out = probe(&ready);
+    assert_eq!(out.status.code(), Some(1), "nothing listens any more");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unhealthy"));
 }
 
 /// The container's entrypoint and default arguments are a command line the binary

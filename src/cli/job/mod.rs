@@ -90,6 +90,13 @@ pub enum JobAction {
     /// points kept at the end and why; per day as --csv, --json or an --svg chart.
     /// Reads the sources' points; writes nothing.
     Simulate(simulate::SimulateArgs),
+    /// A container's health probe: GET the continuous runner's /health on this host;
+    /// exit 0 when it answers 200, 1 otherwise (stopping, or nothing listening). For
+    /// Docker's HEALTHCHECK and ECS health checks: the image needs no curl.
+    Probe {
+        #[arg(long, default_value = "http://127.0.0.1:9184/health")]
+        url: String,
+    },
     /// Show the jobs of a jobs file: schedule, sources, target, retention, prune.
     List {
         #[arg(long, value_name = "FILE")]
@@ -171,6 +178,16 @@ pub async fn run(action: JobAction) -> anyhow::Result<ExitCode> {
             json: as_json,
         } => show::list(&config, as_json),
         JobAction::Simulate(a) => simulate::simulate(a).await,
+        JobAction::Probe { url } => match offsite::probe::probe(&url).await {
+            Ok(status) => {
+                println!("{url}: {status}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("unhealthy: {e}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
     }
 }
 
