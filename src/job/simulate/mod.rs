@@ -186,11 +186,12 @@ pub fn simulate<Tz: TimeZone>(job: &Job, opts: &SimOptions, tz: &Tz) -> Simulati
                 break;
             }
             now = at;
-            let waits = match job.windows.open_at(now, tz) {
+            let open = job.windows.open_at(now, tz);
+            let waits = match open {
                 true => None,
                 false => job.windows.next_open(now, tz),
             };
-            if waits.is_none() {
+            if open {
                 sim.interval(now);
             }
             ran(job, &mut memory, now, waits, tz);
