@@ -120,6 +120,18 @@ impl Selection {
             && self.tags.iter().all(|(k, v)| point.tags.get(k) == Some(v))
     }
 
+    /// The points of `repo` the selection takes (candidates of source 0), oldest first.
+    pub async fn points_in(&self, repo: &crate::repo::Repository) -> Result<Vec<Candidate>> {
+        let candidates = (repo.load_points().await?.into_iter())
+            .map(|(id, point)| Candidate {
+                source: 0,
+                id,
+                point,
+            })
+            .collect();
+        self.apply(candidates)
+    }
+
     /// Applies the selection to candidates from all sources; returns them oldest first.
     pub fn apply(&self, candidates: Vec<Candidate>) -> Result<Vec<Candidate>> {
         let pats = self.patterns()?;

@@ -33,18 +33,11 @@ pub(super) async fn points<Tz: TimeZone>(
     if !job.catch_up {
         return Ok(since.map_or(PointsSpec::Latest, PointsSpec::LatestSince));
     }
-    let candidates = (source.load_points().await?.into_iter())
-        .map(|(id, point)| copy::Candidate {
-            source: 0,
-            id,
-            point,
-        })
-        .collect();
     let every = copy::Selection {
         points: PointsSpec::All,
         ..job.selection(spec)
     };
-    let chosen = every.apply(candidates)?;
+    let chosen = every.points_in(source).await?;
     let mut by_machine: BTreeMap<String, Vec<(Id, DateTime<Utc>)>> = BTreeMap::new();
     for c in chosen {
         let at = by_machine.entry(c.point.machine.clone()).or_default();

@@ -34,30 +34,20 @@ pub(super) async fn offered(
 ) -> BTreeMap<String, Id> {
     let mut all = BTreeMap::new();
     for (spec, source) in up.specs.iter().zip(&up.repos) {
-        let points = match source.load_points().await {
-            Ok(p) => p,
+        let every_point = copy::Selection {
+            points: PointsSpec::All,
+            ..job.selection(spec)
+        };
+        let chosen = match every_point.points_in(source).await {
+            Ok(c) => c,
             Err(e) => {
                 report.errors.push(format!("source {}: {e}", spec.url));
                 continue;
             }
         };
-        let candidates = points
-            .into_iter()
-            .map(|(id, point)| copy::Candidate {
-                source: 0,
-                id,
-                point,
-            })
-            .collect();
-        let every_point = copy::Selection {
-            points: PointsSpec::All,
-            ..job.selection(spec)
-        };
-        if let Ok(chosen) = every_point.apply(candidates) {
-            // Oldest first: the last one seen is the newest.
-            for c in chosen {
-                all.insert(c.point.machine, c.id);
-            }
+        // Oldest first: the last one seen is the newest.
+        for c in chosen {
+            all.insert(c.point.machine, c.id);
         }
     }
     all

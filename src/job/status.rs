@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::config::{Job, SourceSpec};
 use super::state::JobState;
 use crate::clock::Clock;
-use crate::copy::{Candidate, PointsSpec, Selection};
+use crate::copy::{PointsSpec, Selection};
 use crate::repo::WarmSpec;
 use crate::{Error, Id, Result};
 
@@ -100,18 +100,11 @@ async fn newest_of(
         .ok_or_else(|| Error::NoRepository {
             url: spec.url.clone(),
         })?;
-    let candidates = (repo.load_points().await?.into_iter())
-        .map(|(id, point)| Candidate {
-            source: 0,
-            id,
-            point,
-        })
-        .collect();
     let latest = Selection {
         points: PointsSpec::Latest,
         ..job.selection(spec)
     };
-    Ok((latest.apply(candidates)?.into_iter())
+    Ok((latest.points_in(&repo).await?.into_iter())
         .map(|c| (c.point.machine, (c.point.time, repo.config.id, c.id)))
         .collect())
 }

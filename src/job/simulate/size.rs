@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::MachineSize;
 use crate::clock::Clock;
-use crate::copy::{Candidate, PointsSpec, Selection};
+use crate::copy::{PointsSpec, Selection};
 use crate::format::point::Point;
 use crate::job::config::Job;
 use crate::repo::reach::{Files, reach};
@@ -28,19 +28,12 @@ pub async fn measure(job: &Job, clock: &Arc<dyn Clock>) -> Result<Vec<(String, u
             .await?
             .ok_or_else(|| Error::NoRepository { url: url.clone() })?;
         let index = repo.load_index().await?;
-        let candidates = (repo.load_points().await?.into_iter())
-            .map(|(id, point)| Candidate {
-                source: 0,
-                id,
-                point,
-            })
-            .collect();
         let every = Selection {
             points: PointsSpec::All,
             ..job.selection(spec)
         };
         let mut by_machine: BTreeMap<String, Vec<(Id, Point)>> = BTreeMap::new();
-        for c in every.apply(candidates)? {
+        for c in every.points_in(&repo).await? {
             by_machine
                 .entry(c.point.machine.clone())
                 .or_default()
