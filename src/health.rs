@@ -511,16 +511,18 @@ async fn heal(
     repair_index(target, &packs, &replaced, &placed).await?;
     let doomed: Vec<String> = replaced.iter().map(pack_name).collect();
     target.delete_all(doomed).await?;
-    let in_pack = |pack: &Id| {
-        let held = index
-            .blobs()
-            .filter(|(_, l)| index.pack_id(l.pack) == *pack);
-        held.map(|(id, _)| *id).collect::<HashSet<Id>>()
-    };
+    // What each replaced pack held, in one pass over the index (not one per pack).
+    let mut held: HashMap<Id, HashSet<Id>> =
+        replaced.iter().map(|p| (*p, HashSet::new())).collect();
+    for (id, l) in index.blobs() {
+        if let Some(blobs) = held.get_mut(&index.pack_id(l.pack)) {
+            blobs.insert(*id);
+        }
+    }
     Ok(replaced
         .iter()
         .map(|pack| {
-            let blobs = in_pack(pack);
+            let blobs = held.remove(pack).unwrap_or_default();
             let bad_here: Vec<&Id> = bad.keys().filter(|b| blobs.contains(b)).collect();
             let mut from: Vec<String> = bad_here
                 .iter()
