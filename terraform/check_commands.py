@@ -5,7 +5,10 @@ to an image whose ENTRYPOINT is already `offsite job run` fails here.
 
 Kubernetes: `command` replaces ENTRYPOINT (and drops CMD), `args` replaces CMD. A
 `/bin/sh -c SCRIPT` command (ECS task definitions, Container Apps) is checked by the
-`exec BINARY ARGS` its script ends in. Usage: check_commands.py OFFSITE ARCHIVER
+`exec BINARY ARGS` its script ends in. Kubernetes is read as deployed: the overlays
+rendered by `kubectl kustomize`, one file each in RENDERED (images already renamed by
+the overlay, so an image is told apart by its name). Usage:
+check_commands.py OFFSITE ARCHIVER RENDERED
 """
 import glob
 import json
@@ -93,9 +96,9 @@ def pod_specs(doc):
         yield spec["jobTemplate"]["spec"]["template"]["spec"]
 
 
-def kubernetes():
+def kubernetes(rendered):
     n = 0
-    for path in sorted(glob.glob(os.path.join(ROOT, "kubernetes", "**", "*.yaml"), recursive=True)):
+    for path in sorted(glob.glob(os.path.join(rendered, "*.yaml"))):
         for doc in yaml.safe_load_all(open(path)):
             for pod in pod_specs(doc or {}):
                 for c in pod.get("initContainers", []) + pod["containers"]:
@@ -105,8 +108,8 @@ def kubernetes():
                     argv = (command if command is not None else entry) + (
                         args if args is not None else (cmd if command is None else [])
                     )
-                    rel = os.path.relpath(path, ROOT)
-                    where = f"{rel}: {doc['kind']} {doc['metadata']['name']} container {c['name']}"
+                    rel = os.path.basename(path)
+                    where = f"kubernetes overlay {rel}: {doc['kind']} {doc['metadata']['name']} container {c['name']}"
                     parse(where, expand(argv, c))
                     n += 1
     return n
@@ -138,5 +141,5 @@ def images():
 
 if __name__ == "__main__":
     images()
-    k, t = kubernetes(), terraform()
+    k, t = kubernetes(sys.argv[3]), terraform()
     print(f"container command lines: {k} Kubernetes, {t} Terraform, all accepted")

@@ -377,10 +377,10 @@ mod tests {
         );
     }
 
-    /// Every series the shipped Grafana dashboard queries is one the runner exports.
+    /// Every series the shipped Grafana dashboard and Kubernetes alerts query is one the
+    /// runner exports.
     #[test]
-    fn the_dashboard_reads_only_series_that_exist() {
-        let dashboard = include_str!("../../grafana/offsite-dashboard.json");
+    fn the_dashboard_and_alerts_read_only_series_that_exist() {
         let source = include_str!("metrics.rs");
         let registered: Vec<String> = source
             .lines()
@@ -390,18 +390,32 @@ mod tests {
             .map(|(name, _)| format!("offsite_{name}"))
             .collect();
         assert!(registered.len() >= 16, "{registered:?}");
-        let mut used = 0;
-        for word in dashboard.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-            if !word.starts_with("offsite_") || word == "offsite_jobs" {
-                continue;
+        let readers = [
+            (
+                "dashboard",
+                include_str!("../../grafana/offsite-dashboard.json"),
+                10,
+            ),
+            (
+                "alerts",
+                include_str!("../../kubernetes/components/monitoring/prometheusrule.yaml"),
+                4,
+            ),
+        ];
+        for (what, text, least) in readers {
+            let mut used = 0;
+            for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if !word.starts_with("offsite_") || word == "offsite_jobs" {
+                    continue;
+                }
+                let name = word.strip_suffix("_total").unwrap_or(word);
+                assert!(
+                    registered.iter().any(|r| r == name),
+                    "the {what} read {word}, which is not exported"
+                );
+                used += 1;
             }
-            let name = word.strip_suffix("_total").unwrap_or(word);
-            assert!(
-                registered.iter().any(|r| r == name),
-                "{word} is not exported"
-            );
-            used += 1;
+            assert!(used >= least, "the {what} query {used} series");
         }
-        assert!(used >= 10, "the dashboard queries {used} series");
     }
 }
