@@ -5,7 +5,14 @@
 # Probe /health for liveness; SIGTERM (docker stop) finishes the packs in flight and
 # commits what is whole — give it a stop timeout of a minute or more.
 
-FROM rust:1-slim-bookworm AS build
+# The base images, by version (the toolchain at least the crates' rust-version). For a
+# release, images/pin-base-images.sh (needs Docker) rewrites these two defaults to
+# TAG@sha256:DIGEST, so a rebuild starts from the same bytes; terraform/check.sh checks
+# the toolchain's version against Cargo.toml.
+ARG RUST_IMAGE=rust:1.95-slim-bookworm
+ARG BASE_IMAGE=debian:bookworm-slim
+
+FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 # Dependencies first, so a source change does not rebuild them.
 COPY Cargo.toml Cargo.lock ./
@@ -22,7 +29,18 @@ COPY archiver/src archiver/src
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked -p offsite \
     && strip target/release/offsite
 
-FROM debian:bookworm-slim
+FROM ${BASE_IMAGE}
+ARG BASE_IMAGE
+# What the image is, for registries and scanners (set VERSION and REVISION at build:
+# docker build --build-arg VERSION=$(git describe) --build-arg REVISION=$(git rev-parse HEAD)).
+ARG VERSION=dev
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="offsite" \
+      org.opencontainers.image.description="offsite job runner: backup copies of restore points, re-packed, compressed and encrypted, into another store" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}"
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates tzdata \
     && rm -rf /var/lib/apt/lists/* \

@@ -127,10 +127,33 @@ def terraform():
     return n
 
 
+def version(v):
+    return tuple(int(x) for x in v.split("."))
+
+
+def base_images(dockerfile):
+    """Every FROM names an ARG default (images/pin-base-images.sh pins them), the Rust
+    toolchain is no older than the crates' rust-version, and the final image is labelled."""
+    text = open(os.path.join(ROOT, dockerfile)).read()
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)", text, re.M))
+    for image in re.findall(r"^FROM (\S+)", text, re.M):
+        m = re.fullmatch(r"\$\{(\w+)\}", image)
+        if not m or m.group(1) not in args:
+            sys.exit(f"{dockerfile}: FROM {image}: name an ARG with a default (pinned by images/pin-base-images.sh)")
+    rust = re.match(r"rust:(\d+\.\d+)", args.get("RUST_IMAGE", ""))
+    wanted = re.search(r'^rust-version = "([\d.]+)"', open(os.path.join(ROOT, "Cargo.toml")).read(), re.M)
+    if not rust or version(rust.group(1)) < version(".".join(wanted.group(1).split(".")[:2])):
+        sys.exit(f"{dockerfile}: RUST_IMAGE {args.get('RUST_IMAGE')!r} is older than rust-version {wanted.group(1)} (or names no version)")
+    for label in ("title", "version", "revision", "licenses"):
+        if f"org.opencontainers.image.{label}=" not in text:
+            sys.exit(f"{dockerfile}: no org.opencontainers.image.{label} label")
+
+
 def images():
     """Each image's HEALTHCHECK: a command line its binary must accept too."""
     n = 0
     for kind, f in DOCKERFILES.items():
+        base_images(f)
         argv = healthcheck(f)
         if argv is None:
             sys.exit(f"{f}: no HEALTHCHECK")
