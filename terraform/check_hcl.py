@@ -45,6 +45,11 @@ REQUIRED = {
                              "azurerm_monitor_scheduled_query_rules_alert_v2"],
     "azure/modules/archiver": ["azurerm_container_app", "tls_locally_signed_cert"],
 }
+# What a module must say somewhere (the defect its absence was).
+REQUIRED_TEXT = {
+    "aws/modules/access": ["sts:AssumeRoleWithWebIdentity", "pods.eks.amazonaws.com"],
+    "aws/modules/archiver": ["MULTIVALUE", "dns+https://"],
+}
 ENUMERATED = {"mode", "lock_mode", "role", "image"}
 S3_WRITES = ("s3:PutObject", "s3:DeleteObject", "s3:PutObjectRetention", "s3:RestoreObject",
              "s3:PutObjectLegalHold", "s3:DeleteObjectVersion", "s3:*")
@@ -138,6 +143,11 @@ def check_module(mdir):
     for r in REQUIRED.get(rel, []):
         if r not in resources:
             problem(mdir, f"no {r} resource")
+    everything = "".join(tf.read_text() for tf in mdir.glob("*.tf"))
+    for t in REQUIRED_TEXT.get(rel, []):
+        if t not in everything:
+            problem(mdir, f"never says {t!r}")
+
     return variables, docs
 
 
@@ -176,9 +186,19 @@ def check_grants(rel, docs):
                     readers = [p for p in policies.values() if "ssm:GetParameters" in text(p)]
                     if not any(f"aws_kms_key.{m.group(1)}.arn" in text(p) and "kms:Decrypt" in text(p) for p in readers):
                         problem(tf, f"SSM parameter {name} is under aws_kms_key.{m.group(1)}, which no role reading parameters may decrypt with")
+        for t, name, body in blocks(doc, "resource"):
+            check_resource(tf, t, name, body, keys, expanded)
         for t, name, body in blocks(doc, "data"):
             if t != "aws_iam_policy_document":
                 continue
+            statements = body.get("statement", []) + [one(d.get("content")) or {} for d in body.get("dynamic", [])
+                                                      for d in d.values()]
+            bounded = any(one(st.get("effect")) == "Deny" and "object-lock-remaining-retention-days" in text(st)
+                          for st in statements)
+            for st in statements:
+                if (one(st.get("effect", "Allow")) != "Deny" and "s3:PutObjectRetention" in text(st.get("actions"))
+                        and "object-lock-mode" not in text(st.get("condition")) and not bounded):
+                    problem(tf, f"policy {name}: {one(st.get('sid', '?'))} allows PutObjectRetention with no bound on mode or length")
             for st in body.get("statement", []):
                 actions, resources = text(st.get("actions")), text(st.get("resources"))
                 if any(a in actions for a in S3_WRITES) and "source" in resources and "lock" not in resources:
@@ -193,6 +213,46 @@ def check_grants(rel, docs):
                 life = one(body.get("lifecycle")) or {}
                 if one(life.get("prevent_destroy")) is not True:
                     problem(tf, f"storage account {name}: immutability_policy is ForceNew; without lifecycle prevent_destroy a change plans to replace the backups")
+
+
+def check_resource(tf, t, name, body, keys, expanded):
+    """Rules on single resources (each the check of a defect found in review)."""
+    body_text = expanded(body)
+    life = one(body.get("lifecycle")) or {}
+    if t == "aws_kms_key" and one(life.get("prevent_destroy")) is True:
+        policy = keys.get(name, "")
+        if "kms:ScheduleKeyDeletion" not in policy or "Deny" not in policy:
+            problem(tf, f"key {name} protects backups but anyone with KMS admin may disable or delete it (deny that to all but named admins)")
+    if t == "aws_s3_bucket_lifecycle_configuration":
+        for days in re.findall(r"'noncurrent_days': \['?(\d+)'?\]", text(body)):
+            if int(days) < 7:
+                problem(tf, f"{name}: hidden versions expire after {days} day(s): a mistaken delete is lost that fast")
+    if t == "aws_security_group" and "0.0.0.0/0" in body_text:
+        problem(tf, f"security group {name} opens to 0.0.0.0/0: take the addresses from the caller")
+    if t == "aws_ecs_task_definition" and "healthCheck" not in body_text:
+        problem(tf, f"task definition {name}: no container health check")
+    if t == "azurerm_container_app":
+        for probe in re.findall(r"'readiness_probe': \[\{[^}]*'transport': \['(\w+)'\]", body_text):
+            if probe == "TCP":
+                problem(tf, f"container app {name}: readiness by TCP only; probe its HTTP(S) endpoint")
+        exposed = text((one(body.get("ingress")) or {}).get("exposed_port"))
+        if "count" in body and "'tcp'" in body_text.lower() and "count.index" not in exposed:
+            problem(tf, f"container app {name}: several apps with TCP ingress need a port each (exposed_port from count.index)")
+    if t == "azurerm_storage_account" and "account_replication_type" in body:
+        replication = text(body.get("account_replication_type"))
+        if not re.search(r"'(LRS|GRS|RAGRS)'", replication) and "Archive" not in text(life.get("precondition")):
+            problem(tf, f"storage account {name}: its replication may not support the Archive tier, and no precondition says so")
+
+
+def check_example_providers(ex, doc):
+    for block in doc.get("provider", []):
+        for pname, body in block.items():
+            if unq(pname) == "azurerm" and one(body.get("storage_use_azuread")) is not True:
+                problem(ex, "an azurerm provider without storage_use_azuread = true (the target has no shared keys: 403)")
+    for block in doc.get("variable", []):
+        for vname, body in block.items():
+            if one(body.get("sensitive")) is True:
+                problem(ex, f"variable {unq(vname)} is sensitive: secrets must not pass through Terraform (its state)")
 
 
 def call_files(ex, call, key):
@@ -220,6 +280,7 @@ def envs(value, found):
 def check_example(ex, modules):
     doc = load(ex)
     check_versions(ex, doc)
+    check_example_providers(ex, doc)
     calls = [(unq(n), b) for block in doc.get("module", []) for n, b in block.items()]
     if not calls:
         problem(ex, "calls no module")

@@ -117,6 +117,13 @@ def check_pod(overlay, doc, pod, objects, headless, standins, out_dir):
             ("Secret", v["secret"]["secretName"]) if "secret" in v else None)
         if ref and ref not in objects and ref not in CREATED_BY_YOU:
             problem(where, f"volume {v['name']} names {ref[0]} {ref[1]}, which neither the overlay makes nor the README asks for")
+    for c in spec["containers"]:
+        for e in c.get("env", []):
+            ref = (e.get("valueFrom") or {}).get("configMapKeyRef")
+            if ref:
+                data = (objects.get(("ConfigMap", ref["name"])) or {}).get("data") or {}
+                if ref["key"] not in data:
+                    problem(where, f"env {e['name']} reads key {ref['key']!r} of ConfigMap {ref['name']}, which the overlay does not make")
     is_archiver = any("offsite-archiver" in c["image"] for c in spec["containers"])
     for c in spec["containers"]:
         argv = (c.get("command") or []) + (c.get("args") or [])
@@ -180,6 +187,32 @@ def check_monitoring(overlay, docs):
                         problem(where, f"{r.get('alert')}: unbalanced parentheses")
 
 
+def check_workload(overlay, d, pod, docs, objects):
+    """What keeps a workload up and bounded: appliances behind a headless Service, spread
+    and guarded by a PodDisruptionBudget; runs that start in their zone, are skipped when
+    missed and end."""
+    where = f"{overlay}: {d['kind']} {d['metadata']['name']}"
+    spec = d["spec"]
+    if d["kind"] == "StatefulSet":
+        svc = objects.get(("Service", spec["serviceName"]))
+        if not svc or svc["spec"].get("clusterIP") != "None":
+            problem(where, "its serviceName is no headless Service")
+    if d["kind"] in ("StatefulSet", "Deployment") and spec.get("replicas", 1) > 1:
+        labels = pod["metadata"].get("labels") or {}
+        if not any(o["kind"] == "PodDisruptionBudget" and selects(o["spec"]["selector"], labels) for o in docs):
+            problem(where, "several replicas and no PodDisruptionBudget: a node drain may take them all")
+        if "podAntiAffinity" not in str(pod["spec"].get("affinity")) and not pod["spec"].get("topologySpreadConstraints"):
+            problem(where, "several replicas and nothing spreads them over nodes")
+    if d["kind"] == "CronJob":
+        for key in ("timeZone", "startingDeadlineSeconds"):
+            if key not in spec:
+                problem(where, f"no {key}")
+        if "activeDeadlineSeconds" not in spec["jobTemplate"]["spec"]:
+            problem(where, "no activeDeadlineSeconds: a stuck run could hold the next night's slot")
+    if d["kind"] == "Job" and "activeDeadlineSeconds" not in spec:
+        problem(where, "no activeDeadlineSeconds")
+
+
 def check_overlay(path, standins, out_dir):
     overlay = os.path.basename(path)[: -len(".yaml")]
     docs = [d for d in yaml.safe_load_all(open(path)) if d]
@@ -198,10 +231,7 @@ def check_overlay(path, standins, out_dir):
             continue
         pods += 1
         is_archiver, labels = check_pod(overlay, d, pod, objects, headless, standins, out_dir)
-        if d["kind"] == "StatefulSet":
-            svc = objects.get(("Service", d["spec"]["serviceName"]))
-            if not svc or svc["spec"].get("clusterIP") != "None":
-                problem(f"{overlay}: StatefulSet {d['metadata']['name']}", "its serviceName is no headless Service")
+        check_workload(overlay, d, pod, docs, objects)
         if not is_archiver and "offsite-runner-secrets" in [m[3] for m in mounts(pod, objects)]:
             admitted = any(selects(peer.get("podSelector") or {}, labels)
                            for p in archiver_policies for rule in p["spec"].get("ingress", [])

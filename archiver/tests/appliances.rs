@@ -695,6 +695,32 @@ async fn check_reload_and_access_log() {
         said.contains("repository primary (source): opens"),
         "{said}"
     );
+    // Offline (deployment files checked without the cloud): the keys only — the same
+    // file passes, a bad key does not.
+    let offline = |cfg: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_offsite-archiver"))
+            .args(["check", "--offline", "--config"])
+            .arg(cfg)
+            .output()
+            .unwrap()
+    };
+    let out = offline(&cfg);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("stores not checked"), "{said}");
+    let bad = p("bad.toml");
+    std::fs::write(
+        &bad,
+        format!("task_slots = 0\n{}", config(&only(t1), "dst.pw")),
+    )
+    .unwrap();
+    let out = offline(&bad);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("task_slots"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::write(&cfg, config(&only(t1), "dst.pw")).unwrap();
     let out = check();
     assert!(
