@@ -154,6 +154,9 @@ def check_pod(overlay, doc, pod, objects, headless, standins, out_dir):
     sa = objects.get(("ServiceAccount", spec.get("serviceAccountName", "default")))
     notes = ((sa or {}).get("metadata") or {}).get("annotations") or {}
     labels = pod["metadata"].get("labels") or {}
+    identity = "azure.workload.identity/client-id" in notes or "eks.amazonaws.com/role-arn" in notes
+    if identity and not (spec.get("securityContext") or {}).get("fsGroup"):
+        problem(where, "a non-root pod with a cloud identity and no fsGroup: it cannot read its projected token")
     if "azure.workload.identity/client-id" in notes and labels.get("azure.workload.identity/use") != "true":
         problem(where, "its service account has a workload identity but the pod lacks the label azure.workload.identity/use: \"true\"")
     return is_archiver, labels
