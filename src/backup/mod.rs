@@ -5,6 +5,7 @@
 //! packer task fills packs and uploads them. Then the index, then — last — the point.
 //! Memory is bounded by the channel depths and pack size, not by the input.
 
+pub mod parent;
 pub mod walk;
 
 use std::collections::{BTreeMap, HashSet};
@@ -41,6 +42,8 @@ pub struct BackupOptions {
     pub host: Option<String>,
     /// Time of the point (default: now).
     pub time: Option<DateTime<Utc>>,
+    /// Read every file, even those the parent point shows unchanged.
+    pub force_read: bool,
 }
 
 /// A blob on its way from the reader to the sealing workers.
@@ -109,8 +112,21 @@ async fn run_locked(
         .await?
         .into_iter()
         .rev()
-        .find(|(_, p)| p.machine == opts.machine && p.job == opts.job)
-        .map(|(id, _)| id);
+        .find(|(_, p)| p.machine == opts.machine && p.job == opts.job);
+    let parent_files = match &parent {
+        Some((id, p)) if !opts.force_read => {
+            let name = format!("parent point {}", id.short());
+            // A parent that cannot be read costs only the reuse: every file is read.
+            parent::ParentFiles::load(repo, &index, &name, p)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!("{name}: {e}; every file is read");
+                    parent::ParentFiles::none()
+                })
+        }
+        _ => parent::ParentFiles::none(),
+    };
+    let parent = parent.map(|(id, _)| id);
     let known: HashSet<Id> = index.ids().collect();
     drop(index);
 
@@ -122,7 +138,8 @@ async fn run_locked(
         let config = repo.config.clone();
         let progress = progress.clone();
         tokio::task::spawn_blocking(move || {
-            read_all(&roots, &base, &config, known, raw_tx, &progress)
+            let mut reuse = Reuse::new(parent_files);
+            read_all(&roots, &base, &config, known, raw_tx, &mut reuse, &progress)
         })
     };
     let mut sealers = Vec::new();
@@ -201,6 +218,48 @@ async fn run_locked(
     Ok((id, point))
 }
 
+/// Files the parent shows unchanged, and how many were taken from it.
+struct Reuse {
+    parent: parent::ParentFiles,
+    /// Unix seconds from which a file's change is too recent to record its stamp.
+    racy_from: i64,
+    files: u64,
+    bytes: u64,
+}
+
+impl Reuse {
+    fn new(parent: parent::ParentFiles) -> Reuse {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        Reuse {
+            parent,
+            racy_from: now - 1,
+            files: 0,
+            bytes: 0,
+        }
+    }
+
+    /// The parent's blob list for this file when it is unchanged and every blob is still
+    /// in the repository.
+    fn blobs_for(
+        &mut self,
+        e: &walk::Entry,
+        known: &HashSet<Id>,
+    ) -> Result<Option<(u64, Vec<Id>)>> {
+        let Some(p) = self.parent.find(&e.rel)? else {
+            return Ok(None);
+        };
+        if !parent::unchanged(&p, &e.meta) || !p.blobs.iter().all(|b| known.contains(b)) {
+            return Ok(None);
+        }
+        self.files += 1;
+        self.bytes += p.size;
+        Ok(Some((p.size, p.blobs)))
+    }
+}
+
 /// The reader stage: walk, chunk, hash, dedupe; emit new blobs and the tree stream.
 fn read_all(
     roots: &[(PathBuf, Vec<u8>)],
@@ -208,6 +267,7 @@ fn read_all(
     config: &crate::format::config::Config,
     mut known: HashSet<Id>,
     tx: crossbeam_channel::Sender<RawBlob>,
+    reuse: &mut Reuse,
     progress: &Progress,
 ) -> Result<ReadOutcome> {
     let mut summary = Summary::default();
@@ -224,7 +284,7 @@ fn read_all(
     };
 
     let mut visit = |e: walk::Entry| -> Result<()> {
-        let node = match node_for(&e, config, &mut known, &mut emit, progress) {
+        let node = match node_for(&e, config, &mut known, &mut emit, reuse, progress) {
             Ok(n) => n,
             Err(Error::Io { path, source }) => {
                 tracing::warn!("skipped {}: {source}", path.display());
@@ -258,17 +318,21 @@ fn read_all(
         tree.push(emit(BlobKind::Tree, chunk, &mut known)?);
     }
     summary.errors += skipped;
+    summary.files_reused = reuse.files;
+    summary.bytes_reused = reuse.bytes;
     Ok(ReadOutcome { tree, summary })
 }
 
 type Emit<'a> = dyn FnMut(BlobKind, Vec<u8>, &mut HashSet<Id>) -> Result<Id> + 'a;
 
-/// Builds the tree node of one entry, reading and chunking a file's content.
+/// Builds the tree node of one entry, reading and chunking a file's content (unless the
+/// parent shows it unchanged).
 fn node_for(
     e: &walk::Entry,
     config: &crate::format::config::Config,
     known: &mut HashSet<Id>,
     emit: &mut Emit<'_>,
+    reuse: &mut Reuse,
     progress: &Progress,
 ) -> Result<Option<Node>> {
     let m = &e.meta;
@@ -284,6 +348,7 @@ fn node_for(
         size: 0,
         target: None,
         blobs: Vec::new(),
+        stamp: None,
     };
     if ft.is_dir() {
         node.kind = NodeKind::Dir;
@@ -291,6 +356,14 @@ fn node_for(
         node.kind = NodeKind::Symlink;
         let t = std::fs::read_link(&e.fs_path).map_err(|err| Error::io(&e.fs_path, err))?;
         node.target = Some(t.as_os_str().as_bytes().to_vec());
+    } else if ft.is_file()
+        && let Some((size, blobs)) = reuse.blobs_for(e, known)?
+    {
+        node.size = size;
+        node.blobs = blobs;
+        node.stamp = parent::trusted_stamp(m, reuse.racy_from);
+        progress.add_bytes(size);
+        progress.add_file();
     } else if ft.is_file() || (e.is_root && is_block_device(m)) {
         // Block devices are read as raw disk images and restored as files.
         let mut f = std::fs::File::open(&e.fs_path).map_err(|err| Error::io(&e.fs_path, err))?;
@@ -321,6 +394,9 @@ fn node_for(
             size = chunk_stream(config, f, &e.fs_path, &mut node, known, emit, progress)?;
         }
         node.size = size;
+        if ft.is_file() {
+            node.stamp = parent::trusted_stamp(m, reuse.racy_from);
+        }
         progress.add_file();
     } else {
         tracing::warn!(

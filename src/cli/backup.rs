@@ -16,6 +16,7 @@ use super::repos::{PARTIAL, open};
 pub struct BackupArgs {
     #[command(flatten)]
     pub pw: PasswordFile,
+    /// The repository: s3://BUCKET/PREFIX, az://CONTAINER[@ACCOUNT]/PREFIX, or a folder.
     pub repo: String,
     /// The machine these files belong to.
     #[arg(long)]
@@ -32,9 +33,15 @@ pub struct BackupArgs {
     /// Record this host name instead of this machine's.
     #[arg(long)]
     pub host: Option<String>,
+    /// Read every file, also those the machine's last point shows unchanged (same
+    /// size, modification and change time, inode and device), which are otherwise
+    /// taken from it without being read.
+    #[arg(long)]
+    pub force_read: bool,
     /// Print the result as JSON (the shapes are in docs/CLI.md).
     #[arg(long)]
     pub json: bool,
+    /// Files, folders and raw disk images (block devices) to back up.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
 }
@@ -49,6 +56,7 @@ pub async fn run(a: BackupArgs, pwf: Option<&Path>) -> anyhow::Result<ExitCode> 
         host,
         json: as_json,
         paths,
+        force_read,
         ..
     } = a;
     let r = open(&repo, pwf).await?;
@@ -60,6 +68,7 @@ pub async fn run(a: BackupArgs, pwf: Option<&Path>) -> anyhow::Result<ExitCode> 
         base,
         host,
         time: None,
+        force_read,
     };
     let started = std::time::Instant::now();
     let progress = super::progress::for_terminal("backup", None);
@@ -85,6 +94,13 @@ pub async fn run(a: BackupArgs, pwf: Option<&Path>) -> anyhow::Result<ExitCode> 
             secs,
             size((s.bytes as f64 / secs.max(1e-3)) as u64)
         );
+        if s.files_reused > 0 {
+            println!(
+                "  {} unchanged since the last point ({}): taken from it, not read",
+                super::output::plural(s.files_reused, "file"),
+                size(s.bytes_reused)
+            );
+        }
         if s.errors > 0 {
             println!(
                 "  {} entries could not be read and were left out (see the warnings above)",

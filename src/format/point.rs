@@ -24,6 +24,12 @@ pub struct Summary {
     /// Entries that could not be read and were left out (each was reported).
     #[serde(default)]
     pub errors: u64,
+    /// Files the parent point showed unchanged, taken from it without being read.
+    #[serde(default)]
+    pub files_reused: u64,
+    /// Their bytes.
+    #[serde(default)]
+    pub bytes_reused: u64,
 }
 
 /// Where a copied point came from (set by `offsite copy`).

@@ -31,6 +31,19 @@ pub struct Node {
     pub size: u64,
     pub target: Option<Vec<u8>>,
     pub blobs: Vec<Id>,
+    /// What a later backup compares to reuse this file's blobs without reading it
+    /// (files only; none when the file changed too close to the backup to be trusted).
+    pub stamp: Option<Stamp>,
+}
+
+/// A file's identity and change time as the backup saw them: with its size and
+/// modification time, what says "this file is unchanged" (as restic and git decide).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    pub ctime: i64,
+    pub ctime_ns: u32,
+    pub ino: u64,
+    pub dev: u64,
 }
 
 /// The JSON shape: byte strings appear as `path`/`target` when UTF-8, else as
@@ -58,6 +71,14 @@ struct NodeRepr {
     target_hex: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     blobs: Vec<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ctime: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ctime_ns: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ino: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dev: Option<u64>,
 }
 
 fn split_bytes(b: Vec<u8>) -> (Option<String>, Option<String>) {
@@ -98,6 +119,10 @@ impl From<Node> for NodeRepr {
             target,
             target_hex,
             blobs: n.blobs,
+            ctime: n.stamp.map(|s| s.ctime),
+            ctime_ns: n.stamp.map(|s| s.ctime_ns),
+            ino: n.stamp.map(|s| s.ino),
+            dev: n.stamp.map(|s| s.dev),
         }
     }
 }
@@ -117,6 +142,18 @@ impl TryFrom<NodeRepr> for Node {
         if r.mtime_ns >= 1_000_000_000 {
             return Err("mtime_ns out of range".into());
         }
+        // All four or none: a partial stamp is not trusted (and not an error).
+        let stamp = match (r.ctime, r.ctime_ns, r.ino, r.dev) {
+            (Some(ctime), Some(ctime_ns), Some(ino), Some(dev)) if ctime_ns < 1_000_000_000 => {
+                Some(Stamp {
+                    ctime,
+                    ctime_ns,
+                    ino,
+                    dev,
+                })
+            }
+            _ => None,
+        };
         Ok(Node {
             path,
             kind: r.kind,
@@ -128,6 +165,7 @@ impl TryFrom<NodeRepr> for Node {
             size: r.size,
             target,
             blobs: r.blobs,
+            stamp,
         })
     }
 }
@@ -215,7 +253,24 @@ mod tests {
             size: 3,
             target: None,
             blobs: vec![Id::hash(b"x")],
+            stamp: None,
         }
+    }
+
+    #[test]
+    fn stamps_round_trip_and_older_lines_have_none() {
+        let mut n = node(b"a/b");
+        n.stamp = Some(Stamp {
+            ctime: 7,
+            ctime_ns: 8,
+            ino: 9,
+            dev: 10,
+        });
+        assert_eq!(Node::from_line(&n.to_line()).unwrap(), n);
+        let old = br#"{"path":"a/b","kind":"file","mode":420,"mtime":5,"size":3}"#;
+        assert_eq!(Node::from_line(old).unwrap().stamp, None);
+        let partial = br#"{"path":"a/b","kind":"file","mode":420,"mtime":5,"ctime":1,"ino":2}"#;
+        assert_eq!(Node::from_line(partial).unwrap().stamp, None);
     }
 
     #[test]
