@@ -88,13 +88,17 @@ pub async fn run(
         let chosen = opts.selection.apply(std::mem::take(&mut srcs.candidates))?;
         Ok((state, srcs, chosen))
     });
-    let (state, srcs, chosen) = match chosen {
+    let (mut state, srcs, chosen) = match chosen {
         Ok(c) => c,
         Err(e) => {
             locks::release_all(read_locks).await;
             return Err(e);
         }
     };
+    let chains = chains(chosen, opts.chain);
+    if opts.tasks <= 1 || chains.len() <= 1 {
+        state.claims = std::sync::Arc::new(claims::Claims::solitary());
+    }
     // On a locking target, the index files there before the run: packs only in later
     // ones were written (locked) during it — except those a dead writer left, adopted
     // while loading.
@@ -130,20 +134,19 @@ pub async fn run(
         our_locks: &our_locks,
     };
     // Chains side by side, up to `tasks` at once; reports in chain order.
-    let mut done: Vec<(usize, ChainReport)> =
-        futures::stream::iter(chains(chosen, opts.chain).into_iter().enumerate())
-            .map(|(n, (name, candidates))| {
-                let ctx = &ctx;
-                async move {
-                    ctx.progress.task_started();
-                    let report = chain::run_chain(ctx, name, candidates).await;
-                    ctx.progress.task_finished();
-                    (n, report)
-                }
-            })
-            .buffer_unordered(opts.tasks.max(1))
-            .collect()
-            .await;
+    let mut done: Vec<(usize, ChainReport)> = futures::stream::iter(chains.into_iter().enumerate())
+        .map(|(n, (name, candidates))| {
+            let ctx = &ctx;
+            async move {
+                ctx.progress.task_started();
+                let report = chain::run_chain(ctx, name, candidates).await;
+                ctx.progress.task_finished();
+                (n, report)
+            }
+        })
+        .buffer_unordered(opts.tasks.max(1))
+        .collect()
+        .await;
     done.sort_by_key(|(n, _)| *n);
     report.chains.extend(done.into_iter().map(|(_, c)| c));
     if let Some(before) = before.filter(|_| !opts.dry_run) {

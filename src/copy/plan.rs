@@ -21,7 +21,7 @@ use crate::format::point::Point;
 use crate::format::point_name;
 use crate::repo::reach::{self, Files, Role};
 use crate::repo::reads::{Read, coalesce};
-use crate::repo::{MULTIPART_PART, MasterIndex};
+use crate::repo::{BLOBS_PER_INDEX, MULTIPART_PART, MasterIndex, PACKS_PER_INDEX};
 
 /// No single read of a copy is longer than this (bounds memory per read in flight).
 pub const COPY_READ: u64 = 4 << 20;
@@ -235,14 +235,20 @@ fn project(
         }
     };
     let uploads = (bytes / size) * puts_for(size) + puts_for(bytes % size);
+    let blobs: u64 = reads.iter().map(|r| r.blobs.len() as u64).sum();
+    // Index files: bounded by packs and by blobs each (`Repository::save_indexes`).
+    let indexes = match objects {
+        0 => 0,
+        _ => (blobs.div_ceil(BLOBS_PER_INDEX as u64)).max(objects.div_ceil(PACKS_PER_INDEX as u64)),
+    };
     Projection {
         points,
-        blobs: reads.iter().map(|r| r.blobs.len() as u64).sum(),
+        blobs,
         bytes_to_read: reads.iter().map(|r| r.len()).sum(),
         get_requests: reads.len() as u64,
-        target_objects: objects + u64::from(objects > 0) + points,
+        target_objects: objects + indexes + points,
         // Besides packs, index and points: the chain's lock (created; deleted after).
-        put_requests: uploads + u64::from(objects > 0) + points + u64::from(points > 0),
+        put_requests: uploads + indexes + points + u64::from(points > 0),
     }
 }
 

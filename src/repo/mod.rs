@@ -53,6 +53,29 @@ pub const MULTIPART_PART: usize = 8 << 20;
 
 /// Packs listed per index file; keeps each index file small enough to read quickly.
 pub const PACKS_PER_INDEX: usize = 2000;
+/// Blobs one index file lists at most (a single larger pack goes alone): a file is
+/// encoded, compressed and sealed whole, so a chain of millions of tiny blobs writes
+/// several files of a few MiB instead of one whose copies take hundreds.
+pub const BLOBS_PER_INDEX: usize = 1 << 16;
+
+/// `packs` in consecutive groups of at most [`PACKS_PER_INDEX`] packs and
+/// [`BLOBS_PER_INDEX`] blobs (a pack with more blobs than that forms a group alone).
+pub fn index_groups(packs: &[IndexedPack]) -> Vec<&[IndexedPack]> {
+    let mut groups = Vec::new();
+    let (mut start, mut blobs) = (0, 0);
+    for (i, p) in packs.iter().enumerate() {
+        let full = i - start >= PACKS_PER_INDEX || blobs + p.entries.len() > BLOBS_PER_INDEX;
+        if i > start && full {
+            groups.push(&packs[start..i]);
+            (start, blobs) = (i, 0);
+        }
+        blobs += p.entries.len();
+    }
+    if start < packs.len() {
+        groups.push(&packs[start..]);
+    }
+    groups
+}
 
 /// Settings chosen at `init`.
 #[derive(Clone, Debug)]
@@ -409,14 +432,15 @@ impl Repository {
         Ok(name)
     }
 
-    /// Indexes `packs` (already stored): index files of at most [`PACKS_PER_INDEX`] each.
+    /// Indexes `packs` (already stored): index files of at most [`PACKS_PER_INDEX`] packs
+    /// and [`BLOBS_PER_INDEX`] blobs each (see [`index_groups`]).
     /// Returns the names of the index files written.
     pub async fn save_indexes(&self, packs: &[IndexedPack]) -> Result<Vec<String>> {
         let mut names = Vec::new();
-        for chunk in packs.chunks(PACKS_PER_INDEX) {
+        for group in index_groups(packs) {
             let name = self
                 .save_index(&IndexFile {
-                    packs: chunk.to_vec(),
+                    packs: group.to_vec(),
                 })
                 .await?;
             names.push(name);
@@ -514,4 +538,45 @@ pub(crate) async fn list(loc: &Location, dir: &str) -> Result<Vec<ObjectMeta>> {
             .map_err(|e| Error::store(format!("{dir}/"), e))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::pack::{BlobKind, PackEntry};
+
+    fn pack(n: u8, blobs: usize) -> IndexedPack {
+        let entry = PackEntry {
+            kind: BlobKind::Data,
+            id: Id::hash(&[n]),
+            offset: 0,
+            length: 1,
+            raw_length: 1,
+        };
+        IndexedPack {
+            id: Id::hash(&[n, 1]),
+            size: 1,
+            entries: vec![entry; blobs],
+        }
+    }
+
+    /// Index files stay bounded by blobs as well as by packs; a pack larger than the
+    /// bound goes alone; every pack is in exactly one group, in order.
+    #[test]
+    fn index_groups_bound_blobs_and_packs() {
+        let half = BLOBS_PER_INDEX / 2;
+        let packs = vec![
+            pack(0, half),
+            pack(1, half),
+            pack(2, 1),
+            pack(3, 3 * half),
+            pack(4, 1),
+        ];
+        let sizes: Vec<usize> = index_groups(&packs).iter().map(|g| g.len()).collect();
+        assert_eq!(sizes, vec![2, 1, 1, 1]);
+        let many: Vec<IndexedPack> = (0..=PACKS_PER_INDEX).map(|i| pack(i as u8, 1)).collect();
+        let sizes: Vec<usize> = index_groups(&many).iter().map(|g| g.len()).collect();
+        assert_eq!(sizes, vec![PACKS_PER_INDEX, 1]);
+        assert!(index_groups(&[]).is_empty());
+    }
 }
