@@ -107,26 +107,7 @@ async fn run_locked(
     // Packs a killed backup (or copy) uploaded but never indexed are indexed now, so
     // their blobs are not stored again.
     adopt_orphans(repo, &mut index, &[lock]).await?;
-    let parent = repo
-        .load_points()
-        .await?
-        .into_iter()
-        .rev()
-        .find(|(_, p)| p.machine == opts.machine && p.job == opts.job);
-    let parent_files = match &parent {
-        Some((id, p)) if !opts.force_read => {
-            let name = format!("parent point {}", id.short());
-            // A parent that cannot be read costs only the reuse: every file is read.
-            parent::ParentFiles::load(repo, &index, &name, p)
-                .await
-                .unwrap_or_else(|e| {
-                    tracing::warn!("{name}: {e}; every file is read");
-                    parent::ParentFiles::none()
-                })
-        }
-        _ => parent::ParentFiles::none(),
-    };
-    let parent = parent.map(|(id, _)| id);
+    let (parent, parent_files) = parent_of(repo, &index, opts).await?;
     let known: HashSet<Id> = index.ids().collect();
     drop(index);
 
@@ -216,6 +197,34 @@ async fn run_locked(
     let id = repo.save_point(&point).await?;
     progress.finish();
     Ok((id, point))
+}
+
+/// The machine's newest point of the same job, and its files to compare with (none
+/// with `--force-read`; a parent that cannot be read costs only the reuse).
+async fn parent_of(
+    repo: &Arc<Repository>,
+    index: &crate::repo::MasterIndex,
+    opts: &BackupOptions,
+) -> Result<(Option<Id>, parent::ParentFiles)> {
+    let parent = repo
+        .load_points()
+        .await?
+        .into_iter()
+        .rev()
+        .find(|(_, p)| p.machine == opts.machine && p.job == opts.job);
+    let files = match &parent {
+        Some((id, p)) if !opts.force_read => {
+            let name = format!("parent point {}", id.short());
+            parent::ParentFiles::load(repo, index, &name, p)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!("{name}: {e}; every file is read");
+                    parent::ParentFiles::none()
+                })
+        }
+        _ => parent::ParentFiles::none(),
+    };
+    Ok((parent.map(|(id, _)| id), files))
 }
 
 /// Files the parent shows unchanged, and how many were taken from it.
