@@ -251,21 +251,22 @@ impl Reuse {
     }
 
     /// The parent's blob list for this file when it is unchanged and every blob is still
-    /// in the repository.
-    fn blobs_for(
-        &mut self,
-        e: &walk::Entry,
-        known: &HashSet<Id>,
-    ) -> Result<Option<(u64, Vec<Id>)>> {
-        let Some(p) = self.parent.find(&e.rel)? else {
-            return Ok(None);
+    /// in the repository. A spool that cannot be read any more costs only the reuse.
+    fn blobs_for(&mut self, e: &walk::Entry, known: &HashSet<Id>) -> Option<(u64, Vec<Id>)> {
+        let p = match self.parent.find(&e.rel) {
+            Ok(found) => found?,
+            Err(err) => {
+                tracing::warn!("{err}; the remaining files are read");
+                self.parent = parent::ParentFiles::none();
+                return None;
+            }
         };
         if !parent::unchanged(&p, &e.meta) || !p.blobs.iter().all(|b| known.contains(b)) {
-            return Ok(None);
+            return None;
         }
         self.files += 1;
         self.bytes += p.size;
-        Ok(Some((p.size, p.blobs)))
+        Some((p.size, p.blobs))
     }
 }
 
@@ -366,7 +367,7 @@ fn node_for(
         let t = std::fs::read_link(&e.fs_path).map_err(|err| Error::io(&e.fs_path, err))?;
         node.target = Some(t.as_os_str().as_bytes().to_vec());
     } else if ft.is_file()
-        && let Some((size, blobs)) = reuse.blobs_for(e, known)?
+        && let Some((size, blobs)) = reuse.blobs_for(e, known)
     {
         node.size = size;
         node.blobs = blobs;
