@@ -2,7 +2,8 @@
 //! one restore point each, together BLOBS tiny unique files of 40–2,000 bytes (one blob
 //! each), written straight through the library — sealed blobs into packs, tree streams
 //! into tree blobs, index files every few hundred packs, then the points — so ten
-//! million blobs need no file data on disk. Deterministic for a SEED.
+//! million blobs need no file data on disk. Deterministic for a SEED (the bytes come
+//! from `testkit::bytes`).
 //!
 //!   cargo bench --bench genrepo -- OUT BLOBS [MACHINES] [SEED]
 //!
@@ -18,31 +19,12 @@ use offsite::format::point::{Point, Summary};
 use offsite::format::tree::{Node, NodeKind};
 use offsite::repo::packer::Packer;
 use offsite::repo::{InitOptions, Repository, blob};
-use offsite::{Id, store};
+use offsite::{Id, store, testkit};
 
 /// Packs between index files (each index file lists their blobs).
 const PACKS_PER_INDEX: usize = 256;
 /// Files per folder of the generated trees.
 const PER_DIR: u64 = 1000;
-
-/// A small deterministic generator (xorshift64*): no dependency, same bytes every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            let v = self.next().to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-    }
-}
 
 struct Args {
     out: String,
@@ -78,7 +60,7 @@ async fn machine(
     trees: &mut Packer,
     name: &str,
     files: u64,
-    rng: &mut Rng,
+    seed: u64,
 ) -> Result<Point, String> {
     let err = |e: offsite::Error| e.to_string();
     let key = repo.key().clone();
@@ -86,7 +68,6 @@ async fn machine(
     let mut chunker = IncrementalChunker::new(repo.config.tree_chunker);
     let mut tree = Vec::new();
     let mut summary = Summary::default();
-    let mut buf = vec![0u8; 2000];
     let mut add_tree = async |chunks: Vec<Vec<u8>>, trees: &mut Packer| -> Result<(), String> {
         for c in chunks {
             let id = Id::hash(&c);
@@ -129,15 +110,15 @@ async fn machine(
             let dir = format!("{name}/d{:06}", f / PER_DIR);
             add_tree(chunker.push(&line(dir, NodeKind::Dir, 0, vec![])), trees).await?;
         }
-        let len = 40 + (rng.next() % 1961) as usize;
-        rng.fill(&mut buf[..len]);
-        let plain = &buf[..len];
-        let id = Id::hash(plain);
+        // 40 to 2,000 bytes, spread evenly; the content unique to (seed, file).
+        let len = 40 + (f.wrapping_mul(7919) % 1961) as usize;
+        let plain = testkit::bytes(seed.wrapping_add(f), len);
+        let id = Id::hash(&plain);
         data.add(
             BlobKind::Data,
             id,
             len as u32,
-            &blob::seal(repo.key(), level, plain),
+            &blob::seal(repo.key(), level, &plain),
         )
         .await
         .map_err(err)?;
@@ -182,14 +163,15 @@ async fn generate(a: Args) -> Result<(), String> {
             .await
             .map_err(err)?,
     );
-    let mut rng = Rng(a.seed.max(1));
     let (mut packs, mut stored) = (0usize, 0u64);
     for m in 0..a.machines {
         let files = a.blobs / a.machines + u64::from(m < a.blobs % a.machines);
         let mut data = Packer::new(repo.clone());
         let mut trees = Packer::new(repo.clone());
         let name = format!("m{m:03}");
-        let point = machine(&repo, &mut data, &mut trees, &name, files, &mut rng).await?;
+        // Each machine's files from a seed range of their own.
+        let seed = (a.seed << 40) ^ (m << 32);
+        let point = machine(&repo, &mut data, &mut trees, &name, files, seed).await?;
         let mut written = data.finish().await.map_err(err)?;
         written.extend(trees.finish().await.map_err(err)?);
         packs += written.len();

@@ -15,11 +15,15 @@ use offsite::repo::Repository;
 use offsite::testkit;
 use offsite::{Id, restore};
 
-fn write_old(path: &Path, data: &[u8]) {
+/// Writes `data` to `path` with the modification time `mtime` (the change time is now).
+fn write_with_mtime(path: &Path, data: &[u8], mtime: SystemTime) {
     std::fs::write(path, data).unwrap();
     let f = std::fs::File::options().write(true).open(path).unwrap();
-    f.set_modified(SystemTime::now() - Duration::from_secs(3600))
-        .unwrap();
+    f.set_modified(mtime).unwrap();
+}
+
+fn write_old(path: &Path, data: &[u8]) {
+    write_with_mtime(path, data, SystemTime::now() - Duration::from_secs(3600));
 }
 
 async fn backup(repo: &Arc<Repository>, root: &Path, force_read: bool) -> (Id, Point) {
@@ -108,25 +112,13 @@ async fn unchanged_files_are_taken_from_the_parent_and_changed_ones_read() {
         .unwrap()
         .modified()
         .unwrap();
-    std::fs::write(root.join("same-size"), b"cccccccc").unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(root.join("same-size"))
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
+    write_with_mtime(&root.join("same-size"), b"cccccccc", mtime);
     // Another file in its place (a new inode), its times set to the old one's.
     let old = std::fs::metadata(root.join("replaced"))
         .unwrap()
         .modified()
         .unwrap();
-    std::fs::write(root.join("replaced.new"), b"dddddddd").unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(root.join("replaced.new"))
-        .unwrap()
-        .set_modified(old)
-        .unwrap();
+    write_with_mtime(&root.join("replaced.new"), b"dddddddd", old);
     std::fs::rename(root.join("replaced.new"), root.join("replaced")).unwrap();
     // A new file, changed in the backup's own second.
     std::fs::write(root.join("sub/new"), b"new").unwrap();
