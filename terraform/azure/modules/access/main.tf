@@ -4,7 +4,7 @@
 # deletes only of blobs under locks/ — a copy's shared lock is all it changes there, and
 # a stolen identity cannot delete the primary backups. Target: Contributor; for an
 # appliance under a condition that allows no delete. With per-blob locks, the role that
-# sets them, on the target container only.
+# sets them, on the target container only; with key_vault_access, its secrets' reader.
 
 locals {
   blobs = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs"
@@ -60,6 +60,15 @@ resource "azurerm_role_assignment" "blob_locks" {
   scope              = var.target_container_id
   role_definition_id = var.blob_lock_role_definition_id
   principal_id       = azurerm_user_assigned_identity.this.principal_id
+}
+
+# The identity reads its secrets through Key Vault references (a bool decides: the
+# vault's id may be unknown until apply).
+resource "azurerm_role_assignment" "key_vault" {
+  count                = var.key_vault_access ? 1 : 0
+  scope                = var.key_vault_id
+  role_definition_name = "Key Vault Secrets User"
+  principal_id         = azurerm_user_assigned_identity.this.principal_id
 }
 
 resource "azurerm_federated_identity_credential" "aks" {

@@ -48,6 +48,18 @@ variable "blob_lock_role_definition_id" {
   default     = null
 }
 
+variable "key_vault_access" {
+  description = "Let the identity read the secrets of key_vault_id (Key Vault Secrets User): for Key Vault references."
+  type        = bool
+  default     = false
+}
+
+variable "key_vault_id" {
+  description = "The Key Vault (RBAC authorization) holding the identity's secrets, with key_vault_access."
+  type        = string
+  default     = null
+}
+
 variable "aks_workload_identity" {
   description = "The Kubernetes service account aks_service_account of the cluster whose OIDC issuer is aks_oidc_issuer_url takes this identity (workload identity; kubernetes/overlays/aks)."
   type        = bool

@@ -17,14 +17,10 @@ module "access" {
   blob_lock_role_definition_id = var.blob_lock_role_definition_id
   aks_workload_identity        = var.aks_workload_identity
   aks_oidc_issuer_url          = var.aks_oidc_issuer_url
+  key_vault_access             = true
+  key_vault_id                 = var.key_vault_id
   aks_service_account          = "offsite:offsite-archiver"
   tags                         = var.tags
-}
-
-resource "azurerm_role_assignment" "key_vault" {
-  scope                = var.key_vault_id
-  role_definition_name = "Key Vault Secrets User"
-  principal_id         = module.access.principal_id
 }
 
 locals {
@@ -167,5 +163,5 @@ resource "azurerm_container_app" "archiver" {
   }
   tags = var.tags
 
-  depends_on = [azurerm_role_assignment.key_vault]
+  depends_on = [module.access]
 }

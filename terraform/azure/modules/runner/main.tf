@@ -16,14 +16,10 @@ module "access" {
   blob_lock_role_definition_id = var.blob_lock_role_definition_id
   aks_workload_identity        = var.aks_workload_identity
   aks_oidc_issuer_url          = var.aks_oidc_issuer_url
+  key_vault_access             = true
+  key_vault_id                 = var.key_vault_id
   aks_service_account          = "offsite:offsite-runner"
   tags                         = var.tags
-}
-
-resource "azurerm_role_assignment" "key_vault" {
-  scope                = var.key_vault_id
-  role_definition_name = "Key Vault Secrets User"
-  principal_id         = module.access.principal_id
 }
 
 locals {
@@ -32,6 +28,21 @@ locals {
   vault = { for k, v in var.key_vault_secret_ids : k => { name = lower(replace(k, "_", "-")), id = v } }
   files = "umask 077 && printf '%s' \"$OFFSITE_JOBS\" > /tmp/jobs.toml && printf '%s' \"$OFFSITE_ARCHIVER_CA\" > /tmp/archiver-ca.pem"
   ca    = coalesce(var.archiver_ca_pem, "# no appliances: no CA\n")
+  # The app secrets and environment of the job and of the continuous app alike: the
+  # files as secrets of their own, the rest as Key Vault references.
+  secrets = concat(
+    [{ name = "jobs-file", value = var.jobs_toml, vault_id = null }, { name = "archiver-ca", value = local.ca, vault_id = null }],
+    [for v in values(local.vault) : { name = v.name, value = null, vault_id = v.id }],
+  )
+  env = concat(
+    [
+      { name = "OFFSITE_JOBS", secret = "jobs-file", value = null },
+      { name = "OFFSITE_ARCHIVER_CA", secret = "archiver-ca", value = null },
+      # object_store logs in with this user-assigned identity (IDENTITY_ENDPOINT).
+      { name = "AZURE_CLIENT_ID", secret = null, value = module.access.client_id },
+    ],
+    [for k, v in local.vault : { name = k, secret = v.name, value = null }],
+  )
 }
 
 resource "azurerm_container_app_job" "runner" {
@@ -55,22 +66,13 @@ resource "azurerm_container_app_job" "runner" {
     identity_ids = [module.access.identity_id]
   }
 
-  secret {
-    name  = "jobs-file"
-    value = var.jobs_toml
-  }
-
-  secret {
-    name  = "archiver-ca"
-    value = local.ca
-  }
-
   dynamic "secret" {
-    for_each = local.vault
+    for_each = local.secrets
     content {
       name                = secret.value.name
-      identity            = module.access.identity_id
-      key_vault_secret_id = secret.value.id
+      value               = secret.value.value
+      identity            = secret.value.vault_id == null ? null : module.access.identity_id
+      key_vault_secret_id = secret.value.vault_id
     }
   }
 
@@ -82,30 +84,19 @@ resource "azurerm_container_app_job" "runner" {
       memory  = var.memory
       command = ["/bin/sh", "-c"]
       args    = ["${local.files} && exec offsite job run --config /tmp/jobs.toml --once --log-format json"]
-      env {
-        name        = "OFFSITE_JOBS"
-        secret_name = "jobs-file"
-      }
-      env {
-        name        = "OFFSITE_ARCHIVER_CA"
-        secret_name = "archiver-ca"
-      }
-      # object_store logs in with this user-assigned identity (IDENTITY_ENDPOINT).
-      env {
-        name  = "AZURE_CLIENT_ID"
-        value = module.access.client_id
-      }
       dynamic "env" {
-        for_each = local.vault
+        for_each = local.env
         content {
-          name        = env.key
-          secret_name = env.value.name
+          name        = env.value.name
+          secret_name = env.value.secret
+          value       = env.value.value
         }
       }
     }
   }
   tags = var.tags
 
-  # The identity reads the Key Vault secrets when the job is made.
-  depends_on = [azurerm_role_assignment.key_vault]
+  # The identity reads the Key Vault secrets when the job is made (module.access
+  # grants that).
+  depends_on = [module.access]
 }

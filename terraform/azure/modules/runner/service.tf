@@ -15,22 +15,13 @@ resource "azurerm_container_app" "runner" {
     identity_ids = [module.access.identity_id]
   }
 
-  secret {
-    name  = "jobs-file"
-    value = var.jobs_toml
-  }
-
-  secret {
-    name  = "archiver-ca"
-    value = local.ca
-  }
-
   dynamic "secret" {
-    for_each = local.vault
+    for_each = local.secrets
     content {
       name                = secret.value.name
-      identity            = module.access.identity_id
-      key_vault_secret_id = secret.value.id
+      value               = secret.value.value
+      identity            = secret.value.vault_id == null ? null : module.access.identity_id
+      key_vault_secret_id = secret.value.vault_id
     }
   }
 
@@ -54,23 +45,12 @@ resource "azurerm_container_app" "runner" {
       memory  = var.memory
       command = ["/bin/sh", "-c"]
       args    = ["${local.files} && exec offsite job run --config /tmp/jobs.toml --metrics-listen 0.0.0.0:9184 --log-format json"]
-      env {
-        name        = "OFFSITE_JOBS"
-        secret_name = "jobs-file"
-      }
-      env {
-        name        = "OFFSITE_ARCHIVER_CA"
-        secret_name = "archiver-ca"
-      }
-      env {
-        name  = "AZURE_CLIENT_ID"
-        value = module.access.client_id
-      }
       dynamic "env" {
-        for_each = local.vault
+        for_each = local.env
         content {
-          name        = env.key
-          secret_name = env.value.name
+          name        = env.value.name
+          secret_name = env.value.secret
+          value       = env.value.value
         }
       }
       liveness_probe {
@@ -87,5 +67,5 @@ resource "azurerm_container_app" "runner" {
   }
   tags = var.tags
 
-  depends_on = [azurerm_role_assignment.key_vault]
+  depends_on = [module.access]
 }
