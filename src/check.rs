@@ -16,7 +16,7 @@ use crate::progress::Progress;
 use crate::repo::blob;
 use crate::repo::lock::list_locks;
 use crate::repo::tree::for_each_node;
-use crate::repo::{MasterIndex, Repository};
+use crate::repo::{IndexBuilder, MasterIndex, Repository};
 use crate::store::Inflight;
 use crate::{Error, Id, Result};
 
@@ -128,7 +128,7 @@ async fn load_indexes(
     repo: &Repository,
     r: &mut CheckReport,
 ) -> Result<(MasterIndex, HashMap<Id, Vec<PackEntry>>)> {
-    let mut index = MasterIndex::default();
+    let mut index = IndexBuilder::default();
     let mut pack_entries: HashMap<Id, Vec<PackEntry>> = HashMap::new();
     for m in repo.list(INDEX).await? {
         let name = repo.loc.name_of(&m.location);
@@ -150,6 +150,7 @@ async fn load_indexes(
             Err(e) => r.error(&name, e.to_string()),
         }
     }
+    let index = index.finish();
     r.blobs = index.blob_count();
     Ok((index, pack_entries))
 }

@@ -80,6 +80,10 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    /// A table spilled past the memory budget could not be read back (`repo/table`).
+    #[error("{0}")]
+    Spill(String),
+
     /// A provider request object_store cannot make (object lock, restores, bucket
     /// settings) failed; `what` names the request and says what to do.
     #[error("{object}: {what}")]

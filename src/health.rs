@@ -401,7 +401,7 @@ async fn verify(target: &Repository, index: &MasterIndex, ids: &[Id], r: &mut He
         .map(|id| (*id, format!("blob {} is in no index", id.short())))
         .collect();
     let needed: Vec<(usize, Id)> = ids.iter().map(|id| (0, *id)).collect();
-    let reads = coalesce(&needed, &[index], VERIFY_READ);
+    let reads = coalesce(needed.iter().copied(), &[index], VERIFY_READ);
     r.blobs_checked += ids.len();
     let results: Vec<Checked> = futures::stream::iter(reads)
         .map(|read| async move { fetch_verified(target, &read).await })
@@ -446,13 +446,13 @@ async fn heal(
     // Everything else the damaged packs hold, read back and verified.
     let others: Vec<(usize, Id)> = index
         .blobs()
-        .filter(|(id, l)| damaged.contains(&index.pack_id(l.pack)) && !bad.contains_key(*id))
-        .map(|(id, _)| (0, *id))
+        .filter(|(id, l)| damaged.contains(&index.pack_id(l.pack)) && !bad.contains_key(id))
+        .map(|(id, _)| (0, id))
         .collect();
     // The mover: they go into new packs, verified; what does not verify is bad too.
     let repacker = Repacker::new(target.clone());
     let mut placed: HashSet<Id> = HashSet::new();
-    let reads = coalesce(&others, &[&index], VERIFY_READ);
+    let reads = coalesce(others.iter().copied(), &[&index], VERIFY_READ);
     let moved = (repacker.take(target, reads, &Seal::between(target, target), progress)).await?;
     placed.extend(moved.blobs);
     bad.extend(moved.bad.into_iter().map(|(b, e)| (b, e.to_string())));
@@ -474,7 +474,7 @@ async fn heal(
             .filter(|id| index.contains(id))
             .map(|id| (0, *id))
             .collect();
-        let reads = coalesce(&here, &[&index], VERIFY_READ);
+        let reads = coalesce(here.iter().copied(), &[&index], VERIFY_READ);
         let moved =
             (repacker.take(source, reads, &Seal::between(source, target), progress)).await?;
         for (b, e) in &moved.bad {
@@ -516,7 +516,7 @@ async fn heal(
         replaced.iter().map(|p| (*p, HashSet::new())).collect();
     for (id, l) in index.blobs() {
         if let Some(blobs) = held.get_mut(&index.pack_id(l.pack)) {
-            blobs.insert(*id);
+            blobs.insert(id);
         }
     }
     Ok(replaced

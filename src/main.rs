@@ -20,6 +20,7 @@ fn main() -> ExitCode {
     }
     cli::init_logging(args.verbose, args.quiet, args.log_format);
     cli::output::set_quiet(args.quiet);
+    offsite::repo::table::budget::configure(args.memory, args.cache_dir.clone());
     let verbose = args.verbose > 0;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -30,7 +30,7 @@ use crate::repo::reach::{Files, Reached, reach};
 use crate::repo::reads::{Read, coalesce};
 use crate::repo::reindex::Rewrite;
 use crate::repo::repack::{Repacker, Seal};
-use crate::repo::{MasterIndex, Repository};
+use crate::repo::{IndexBuilder, MasterIndex, Repository};
 use crate::{Error, Id, Result};
 
 /// What prune may do.
@@ -177,10 +177,11 @@ pub async fn plan(repo: &Arc<Repository>, opts: &PruneOptions) -> Result<PrunePl
         ..Default::default()
     };
     let index_files = repo.load_index_files(repo.index_names().await?).await?;
-    let mut index = MasterIndex::default();
+    let mut index = IndexBuilder::default();
     for (name, f) in &index_files {
         index.add_file(name, f);
     }
+    let index = index.finish();
     let points = repo.load_points().await?;
     r.points = points.len();
     let used = used_blobs(repo, &index, &points).await?;
@@ -421,7 +422,7 @@ pub async fn execute(
     } = plan;
     r.dry_run = false;
     // 1. The live blobs of packs being rewritten, verified, into new packs.
-    let reads = coalesce(&to_move, &[&index], 16 << 20);
+    let reads = coalesce(to_move.iter().copied(), &[&index], 16 << 20);
     let written = move_blobs(repo, reads, progress).await?;
     r.packs_written = written.len();
     // 2. and 3. A complete new index (every kept pack and the new ones), then the old

@@ -187,8 +187,7 @@ async fn a_borrower_fetches_what_a_failed_lender_did_not_bring() {
     let out = testkit::transfer(&b, &srcs, &target).await.unwrap();
     commit_index(&out, &target, &state).await.unwrap();
     claims.wait_for_lenders("b").await;
-    let known = state.read().await.known.clone();
-    let extra = supplement(&b, &srcs.list, &known).expect("blobs to fetch");
+    let extra = supplement(&b, &srcs.list, &state.read().await.known).expect("blobs to fetch");
     let more = testkit::transfer(&extra, &srcs, &target).await.unwrap();
     assert_eq!(more.blobs_written as usize, b.points[0].borrowed.len());
     commit_index(&more, &target, &state).await.unwrap();

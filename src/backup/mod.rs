@@ -8,7 +8,7 @@
 pub mod parent;
 pub mod walk;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -28,6 +28,7 @@ use crate::repo::adopt::adopt_orphans;
 use crate::repo::blob;
 use crate::repo::lock::LockGuard;
 use crate::repo::packer::Packer;
+use crate::repo::table::IdTable;
 use crate::{Error, Id, Result};
 
 #[derive(Clone, Debug, Default)]
@@ -108,7 +109,7 @@ async fn run_locked(
     // their blobs are not stored again.
     adopt_orphans(repo, &mut index, &[lock]).await?;
     let (parent, parent_files) = parent_of(repo, &index, opts).await?;
-    let known: HashSet<Id> = index.ids().collect();
+    let known = IdTable::from_rows(index.ids().map(|id| (id, ())).collect());
     drop(index);
 
     let n = crate::cores();
@@ -252,7 +253,7 @@ impl Reuse {
 
     /// The parent's blob list for this file when it is unchanged and every blob is still
     /// in the repository. A spool that cannot be read any more costs only the reuse.
-    fn blobs_for(&mut self, e: &walk::Entry, known: &HashSet<Id>) -> Option<(u64, Vec<Id>)> {
+    fn blobs_for(&mut self, e: &walk::Entry, known: &IdTable<()>) -> Option<(u64, Vec<Id>)> {
         let p = match self.parent.find(&e.rel) {
             Ok(found) => found?,
             Err(err) => {
@@ -275,7 +276,7 @@ fn read_all(
     roots: &[(PathBuf, Vec<u8>)],
     base: &Path,
     config: &crate::format::config::Config,
-    mut known: HashSet<Id>,
+    mut known: IdTable<()>,
     tx: crossbeam_channel::Sender<RawBlob>,
     reuse: &mut Reuse,
     progress: &Progress,
@@ -285,9 +286,9 @@ fn read_all(
     let mut tree_chunker = IncrementalChunker::new(config.tree_chunker);
     let closed = || Error::Internal("the pipeline stopped early".into());
 
-    let mut emit = |kind: BlobKind, data: Vec<u8>, known: &mut HashSet<Id>| -> Result<Id> {
+    let mut emit = |kind: BlobKind, data: Vec<u8>, known: &mut IdTable<()>| -> Result<Id> {
         let id = Id::hash(&data);
-        if known.insert(id) {
+        if known.insert(id, ()) {
             tx.send(RawBlob { kind, id, data }).map_err(|_| closed())?;
         }
         Ok(id)
@@ -333,14 +334,14 @@ fn read_all(
     Ok(ReadOutcome { tree, summary })
 }
 
-type Emit<'a> = dyn FnMut(BlobKind, Vec<u8>, &mut HashSet<Id>) -> Result<Id> + 'a;
+type Emit<'a> = dyn FnMut(BlobKind, Vec<u8>, &mut IdTable<()>) -> Result<Id> + 'a;
 
 /// Builds the tree node of one entry, reading and chunking a file's content (unless the
 /// parent shows it unchanged).
 fn node_for(
     e: &walk::Entry,
     config: &crate::format::config::Config,
-    known: &mut HashSet<Id>,
+    known: &mut IdTable<()>,
     emit: &mut Emit<'_>,
     reuse: &mut Reuse,
     progress: &Progress,
@@ -423,7 +424,7 @@ fn chunk_stream<R: Read>(
     r: R,
     path: &Path,
     node: &mut Node,
-    known: &mut HashSet<Id>,
+    known: &mut IdTable<()>,
     emit: &mut Emit<'_>,
     progress: &Progress,
 ) -> Result<u64> {

@@ -44,6 +44,15 @@ pub struct Args {
     /// time (for log collectors).
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Memory the large blob tables (indexes, a copy's sets of needed blobs) may hold
+    /// together before they spill to files in --cache-dir, e.g. 512MiB. Default: a
+    /// quarter of the machine's memory, or of its container's limit.
+    #[arg(long, global = true, value_name = "SIZE", env = "OFFSITE_MEMORY", value_parser = offsite::units::parse_size)]
+    pub memory: Option<u64>,
+    /// Where tables over the memory budget spill (each file is unlinked as it is made,
+    /// so nothing is left behind). Default: the system's temporary directory.
+    #[arg(long, global = true, value_name = "DIR", env = "OFFSITE_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -21,6 +21,7 @@ use crate::format::point::Point;
 use crate::format::point_name;
 use crate::repo::reach::{self, Files, Role};
 use crate::repo::reads::{Read, coalesce};
+use crate::repo::table::IdTable;
 use crate::repo::{BLOBS_PER_INDEX, MULTIPART_PART, MasterIndex, PACKS_PER_INDEX};
 
 /// No single read of a copy is longer than this (bounds memory per read in flight).
@@ -91,9 +92,10 @@ pub async fn plan_chain(
     pack_size: u64,
     multipart_threshold: u64,
 ) -> ChainPlan {
-    let mut needed: Vec<(usize, Id)> = Vec::new();
-    let mut needed_set: HashSet<Id> = HashSet::new();
-    let mut present: HashSet<Id> = HashSet::new();
+    // Sets of blobs are compact tables (`repo/table.rs`): a chain of millions of blobs
+    // holds them side by side with the sources' indexes.
+    let mut needed: IdTable<u32> = IdTable::default();
+    let mut present: IdTable<()> = IdTable::default();
     let mut points = Vec::new();
     let mut already = 0;
     for c in candidates {
@@ -103,8 +105,7 @@ pub async fn plan_chain(
             continue;
         }
         let pname = point_name(&c.id);
-        let mut needs = HashSet::new();
-        let mut borrowed = HashSet::new();
+        let (mut needs, mut borrowed) = (Vec::new(), Vec::new());
         let mut failure: Option<Failure> = None;
         // What the point uses (`repo::reach`), each blob sorted: the target has it, a
         // chain beside this one brings it (borrowed), this chain brings it, or no source
@@ -112,7 +113,7 @@ pub async fn plan_chain(
         let walked = reach::walk(&s.repo, &s.index, &c.id, &c.point, Files::All, |u| {
             let b = u.blob;
             if target.known.contains(&b) {
-                present.insert(b);
+                present.insert(b, ());
             } else if u.at.is_none() {
                 let what = match u.role {
                     Role::Tree => "tree",
@@ -127,19 +128,20 @@ pub async fn plan_chain(
                     ),
                 });
             } else if target.claims.claim(b, chain) == Claim::Borrowed {
-                present.insert(b);
-                borrowed.insert(b);
+                present.insert(b, ());
+                borrowed.push(b);
             } else {
-                needs.insert(b);
-                if needed_set.insert(b) {
-                    needed.push((c.source, b));
-                }
+                needs.push(b);
+                needed.insert(b, c.source as u32);
             }
             Ok(())
         })
         .await;
         if let Err(e) = walked {
             failure.get_or_insert(Failure::from_error(&e));
+        }
+        if let Some(e) = target.known.failure() {
+            failure.get_or_insert(Failure::from_error(&crate::Error::Spill(e)));
         }
         points.push(PlannedPoint {
             source: c.source,
@@ -150,7 +152,8 @@ pub async fn plan_chain(
             failure,
         });
     }
-    let (reads, bytes) = reads_for(&needed, sources);
+    let (reads, bytes) = reads_for(needed.iter().map(|(b, s)| (s as usize, b)), sources);
+    drop(needed);
     let size = balanced_pack_size(bytes, pack_size);
     let copyable = points.iter().filter(|p| p.failure.is_none()).count() as u64;
     let projection = project(&reads, bytes, size, multipart_threshold, copyable);
@@ -170,7 +173,7 @@ pub async fn plan_chain(
 /// The plan for what lenders did not bring: of the blobs `plan`'s points borrowed from
 /// other chains, those the target still lacks (`known` says what it holds now). Each
 /// point needs only those of its own; `None` when nothing is missing.
-pub fn supplement(plan: &ChainPlan, sources: &[Source], known: &HashSet<Id>) -> Option<ChainPlan> {
+pub fn supplement(plan: &ChainPlan, sources: &[Source], known: &IdTable<()>) -> Option<ChainPlan> {
     let mut needed: Vec<(usize, Id)> = Vec::new();
     let mut seen = HashSet::new();
     let mut points = plan.points.clone();
@@ -187,7 +190,7 @@ pub fn supplement(plan: &ChainPlan, sources: &[Source], known: &HashSet<Id>) -> 
     if needed.is_empty() {
         return None;
     }
-    let (reads, bytes) = reads_for(&needed, sources);
+    let (reads, bytes) = reads_for(needed, sources);
     Some(ChainPlan {
         points,
         reads,
@@ -198,7 +201,10 @@ pub fn supplement(plan: &ChainPlan, sources: &[Source], known: &HashSet<Id>) -> 
 
 /// The coalesced reads that fetch `needed` (source, blob) from the sources, and the
 /// stored bytes of the blobs they bring.
-fn reads_for(needed: &[(usize, Id)], sources: &[Source]) -> (Vec<Read>, u64) {
+fn reads_for(
+    needed: impl IntoIterator<Item = (usize, Id)>,
+    sources: &[Source],
+) -> (Vec<Read>, u64) {
     let indexes: Vec<&MasterIndex> = sources.iter().map(|s| &*s.index).collect();
     let reads = coalesce(needed, &indexes, COPY_READ);
     let bytes = reads
@@ -209,9 +215,10 @@ fn reads_for(needed: &[(usize, Id)], sources: &[Source]) -> (Vec<Read>, u64) {
     (reads, bytes)
 }
 
-fn sorted(ids: HashSet<Id>) -> Vec<Id> {
-    let mut ids: Vec<Id> = ids.into_iter().collect();
-    ids.sort();
+fn sorted(mut ids: Vec<Id>) -> Vec<Id> {
+    ids.sort_unstable();
+    ids.dedup();
+    ids.shrink_to_fit();
     ids
 }
 

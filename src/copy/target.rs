@@ -13,8 +13,10 @@ use tokio::sync::RwLock;
 use super::claims::Claims;
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::point::Point;
+use crate::repo::IndexBuilder;
+use crate::repo::Repository;
 use crate::repo::adopt::{PackLook, adopt_looked};
-use crate::repo::{MasterIndex, Repository};
+use crate::repo::table::IdTable;
 use crate::{Error, Id, Result};
 
 /// What `--map` matches a source point by: its machine, time and tree.
@@ -36,7 +38,7 @@ pub struct TargetState {
     /// The newest target point of each machine, with its time.
     last: HashMap<String, (DateTime<Utc>, Id)>,
     /// Every blob the target stores.
-    pub known: HashSet<Id>,
+    pub known: IdTable<()>,
     /// Packs left by a dead writer that loading indexed (and their bytes).
     pub adopted: (u64, u64),
     /// Their ids: written (and locked) before this run, though indexed by it.
@@ -77,11 +79,12 @@ impl TargetState {
             }
         };
         let (News { points, indexes }, look) = tokio::try_join!(state.news(target, true), look)?;
-        let mut index = MasterIndex::default();
+        let mut index = IndexBuilder::default();
         for (name, f) in indexes {
             index.add_file(&name, &f);
             state.seen_indexes.insert(name);
         }
+        let mut index = index.finish();
         state.apply(News {
             points,
             indexes: Vec::new(),
@@ -102,7 +105,7 @@ impl TargetState {
             state.adopted = adopt_looked(target, &mut index, look).await?;
             state.adopted_packs = index.packs()[had..].iter().map(|p| p.id).collect();
         }
-        state.known = index.ids().collect();
+        state.known = IdTable::from_rows(index.ids().map(|id| (id, ())).collect());
         Ok(state)
     }
 
@@ -133,7 +136,9 @@ impl TargetState {
         }
         for (name, f) in news.indexes {
             for p in &f.packs {
-                self.known.extend(p.entries.iter().map(|e| e.id));
+                for e in &p.entries {
+                    self.known.insert(e.id, ());
+                }
             }
             self.seen_indexes.insert(name);
         }
@@ -144,7 +149,9 @@ impl TargetState {
     pub fn indexed(&mut self, names: Vec<String>, packs: &[IndexedPack]) {
         self.seen_indexes.extend(names);
         for p in packs {
-            self.known.extend(p.entries.iter().map(|e| e.id));
+            for e in &p.entries {
+                self.known.insert(e.id, ());
+            }
         }
     }
 

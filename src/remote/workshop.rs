@@ -286,10 +286,7 @@ impl Workshop {
         {
             return Ok(c.index.clone());
         }
-        let mut index = MasterIndex::default();
-        for (n, f) in repo.load_index_files(files.clone()).await? {
-            index.add_file(&n, &f);
-        }
+        let index = MasterIndex::from_files(repo.load_index_files(files.clone()).await?);
         let index = Arc::new(index);
         cache.insert(
             name.to_string(),

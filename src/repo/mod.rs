@@ -17,6 +17,7 @@ pub mod reindex;
 pub mod repack;
 pub mod retry;
 pub mod sweep;
+pub mod table;
 pub mod tree;
 mod upload;
 pub mod warm;
@@ -40,7 +41,7 @@ use crate::store::Location;
 use crate::{Error, Id, Result};
 use retry::retry;
 
-pub use index::{BlobLocation, MasterIndex};
+pub use index::{BlobLocation, IndexBuilder, MasterIndex};
 pub use open::{open_repository, open_repository_with};
 pub use warm::{Warm, WarmSpec};
 
@@ -451,11 +452,12 @@ impl Repository {
     /// Reads every index file into one in-memory index.
     pub async fn load_index(&self) -> Result<MasterIndex> {
         let names = self.index_names().await?;
-        let mut index = MasterIndex::default();
-        for (name, f) in self.load_index_files(names).await? {
-            index.add_file(&name, &f);
+        let mut builder = index::IndexBuilder::default();
+        let mut files = std::pin::pin!(self.index_file_stream(names));
+        while let Some((name, f)) = files.try_next().await? {
+            builder.add_file(&name, &f);
         }
-        Ok(index)
+        Ok(builder.finish())
     }
 
     /// The names of every index file (one LIST).
@@ -470,14 +472,20 @@ impl Repository {
 
     /// Reads and opens the index files `names`, several at a time.
     pub async fn load_index_files(&self, names: Vec<String>) -> Result<Vec<(String, IndexFile)>> {
-        futures::stream::iter(names.into_iter().map(|name| async move {
+        self.index_file_stream(names).try_collect().await
+    }
+
+    /// The index files `names`, read and opened several at a time, as they arrive.
+    fn index_file_stream(
+        &self,
+        names: Vec<String>,
+    ) -> impl futures::Stream<Item = Result<(String, IndexFile)>> + '_ {
+        futures::stream::iter(names.into_iter().map(move |name| async move {
             let bytes = self.get(&name).await?;
             let f = IndexFile::open(&self.key, &name, &bytes)?;
             Ok::<_, Error>((name, f))
         }))
         .buffer_unordered(IO_CONCURRENCY)
-        .try_collect()
-        .await
     }
 
     /// Reads, opens and verifies one blob: decrypts, decompresses, checks its id.

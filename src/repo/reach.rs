@@ -55,7 +55,7 @@ pub struct Used<'a> {
     /// The file it is content of (data blobs).
     pub path: Option<&'a [u8]>,
     /// Where the index has it; `None`: in no index.
-    pub at: Option<&'a BlobLocation>,
+    pub at: Option<BlobLocation>,
 }
 
 /// Streams the blobs point `id` uses: its tree blobs first, then the content of each
@@ -95,7 +95,12 @@ where
         }
         Ok(())
     })
-    .await
+    .await?;
+    // A spilled index that failed to read answered "absent": not an answer to act on.
+    match index.failure() {
+        Some(e) => Err(Error::Spill(e)),
+        None => Ok(()),
+    }
 }
 
 /// What a set of points uses.

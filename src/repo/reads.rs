@@ -47,20 +47,21 @@ impl Read {
 /// Groups `(source, blob id)` pairs into coalesced reads of at most `max_read` bytes
 /// (a single blob longer than that is one read). Blobs must be in their source's index
 /// (the caller checks) and appear once. Reads come out by source, pack and offset.
-pub fn coalesce(needed: &[(usize, Id)], indexes: &[&MasterIndex], max_read: u64) -> Vec<Read> {
+pub fn coalesce(
+    needed: impl IntoIterator<Item = (usize, Id)>,
+    indexes: &[&MasterIndex],
+    max_read: u64,
+) -> Vec<Read> {
     let mut by_pack: BTreeMap<(usize, u32), Vec<PackEntry>> = BTreeMap::new();
     for (src, id) in needed {
-        if let Some(loc) = indexes[*src].get(id) {
-            by_pack
-                .entry((*src, loc.pack))
-                .or_default()
-                .push(PackEntry {
-                    kind: loc.kind,
-                    id: *id,
-                    offset: loc.offset,
-                    length: loc.length,
-                    raw_length: loc.raw_length,
-                });
+        if let Some(loc) = indexes[src].get(&id) {
+            by_pack.entry((src, loc.pack)).or_default().push(PackEntry {
+                kind: loc.kind,
+                id,
+                offset: loc.offset,
+                length: loc.length,
+                raw_length: loc.raw_length,
+            });
         }
     }
     let mut reads = Vec::new();
@@ -278,8 +279,8 @@ mod tests {
             (3 * 1048576, 100),
         ]);
         // Ask for blobs 0, 1 (adjacent), 2 (far), out of order.
-        let needed = vec![(0, ids[2]), (0, ids[0]), (0, ids[1])];
-        let reads = coalesce(&needed, &[&idx], 4 << 20);
+        let needed = [(0, ids[2]), (0, ids[0]), (0, ids[1])];
+        let reads = coalesce(needed.iter().copied(), &[&idx], 4 << 20);
         assert_eq!(reads.len(), 2);
         assert_eq!(reads[0].blobs.len(), 2);
         assert_eq!(reads[0].len(), 2 * mib as u64);
@@ -292,7 +293,7 @@ mod tests {
         let entries: Vec<(u64, u32)> = (0..20).map(|i| (8 + i * u64::from(mib), mib)).collect();
         let (idx, ids) = index(&entries);
         let needed: Vec<(usize, Id)> = ids.iter().map(|i| (0, *i)).collect();
-        let reads = coalesce(&needed, &[&idx], 4 << 20);
+        let reads = coalesce(needed.iter().copied(), &[&idx], 4 << 20);
         assert!(reads.iter().all(|r| r.len() <= 4 << 20));
         assert_eq!(reads.iter().map(|r| r.blobs.len()).sum::<usize>(), 20);
         assert_eq!(reads.len(), 5);

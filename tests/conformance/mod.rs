@@ -246,7 +246,7 @@ pub async fn damage_a_data_blob(
         .iter()
         .find(|b| index.get(b).unwrap().length > 100_000)
         .unwrap();
-    let loc = *index.get(&victim).unwrap();
+    let loc = index.get(&victim).unwrap();
     let pname = pack_name(&index.pack_id(loc.pack));
     let path = repo.loc.path(&pname);
     let got = repo.loc.store.get(&path).await.unwrap();
@@ -449,7 +449,7 @@ pub async fn check_finds_damage(mk: &MakeLocation) {
         .iter()
         .find(|b| index.get(b).unwrap().length > 100_000)
         .unwrap();
-    let vloc = *index.get(victim).unwrap();
+    let vloc = index.get(victim).unwrap();
     let flipped_pack = index.pack_id(vloc.pack);
     let flipped_name = pack_name(&flipped_pack);
     let mut bytes = get_raw(&loc, &flipped_name).await;
