@@ -20,7 +20,7 @@ use super::report::{ChainReport, ChainStatus, Meter, StageTimes};
 use super::select::Candidate;
 use super::source::{Source, Sources};
 use super::target::TargetState;
-use super::transfer::transfer;
+use super::transfer::{KEEP_BLOBS, transfer_keeping};
 use super::{CopyOptions, TransferOutcome};
 use crate::Result;
 use crate::progress::Progress;
@@ -149,7 +149,16 @@ async fn transfer_and_commit(
                 Offloaded::Done(done) => *done,
                 Offloaded::Here => {
                     let plan = plan_here(ctx, view, name, candidates).await;
-                    let outcome = transfer(&plan, &view.repos, target, opts, progress).await?;
+                    let keep = Keeper { ctx, target };
+                    let outcome = transfer_keeping(
+                        &plan,
+                        &view.repos,
+                        target,
+                        opts,
+                        progress,
+                        Some((&keep, KEEP_BLOBS)),
+                    )
+                    .await?;
                     (plan, outcome)
                 }
                 Offloaded::Stopped(what) => {
@@ -170,7 +179,16 @@ async fn transfer_and_commit(
                 }
                 return Ok(StageTimes::default());
             }
-            let outcome = transfer(&plan, &view.repos, target, opts, progress).await?;
+            let keep = Keeper { ctx, target };
+            let outcome = transfer_keeping(
+                &plan,
+                &view.repos,
+                target,
+                opts,
+                progress,
+                Some((&keep, KEEP_BLOBS)),
+            )
+            .await?;
             (plan, outcome)
         }
     };
@@ -193,7 +211,16 @@ async fn transfer_and_commit(
         tracing::info!(
             "{name}: {n} blob(s) another chain was to bring did not arrive; copying them"
         );
-        let more = transfer(&extra, &view.repos, target, opts, progress).await?;
+        let keep = Keeper { ctx, target };
+        let more = transfer_keeping(
+            &extra,
+            &view.repos,
+            target,
+            opts,
+            progress,
+            Some((&keep, KEEP_BLOBS)),
+        )
+        .await?;
         index(ctx, target, &more).await?;
         outcomes.push(more);
     }

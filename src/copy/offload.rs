@@ -10,7 +10,6 @@ use super::plan::ChainPlan;
 use super::report::ChainReport;
 use super::settings::{ChainMode, Compression};
 use super::transfer::TransferOutcome;
-use crate::format::index::IndexedPack;
 use crate::progress::Progress;
 use crate::stop::Stop;
 use crate::{Id, Result};
@@ -48,12 +47,7 @@ pub enum Offloaded {
     Stopped(String),
 }
 
-/// Indexes packs that a transfer elsewhere wrote whole before it was lost, at once — so
-/// the next attempt, planned against the target, does not send them again.
-#[async_trait]
-pub trait KeepPacks: Sync {
-    async fn keep(&self, packs: Vec<IndexedPack>) -> Result<()>;
-}
+pub use super::transfer::KeepPacks;
 
 /// Where a chain's transfer can run instead of this process.
 #[async_trait]

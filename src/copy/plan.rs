@@ -56,8 +56,13 @@ pub struct PlannedPoint {
     pub source: usize,
     pub id: Id,
     pub point: Point,
-    /// The blobs of this point that the transfer brings (the target lacks them).
+    /// The blobs of this point that the transfer brings (the target lacks them); empty
+    /// when [`Self::needs_all`].
     pub needs: Vec<Id>,
+    /// The point needs every blob the plan's reads bring (the only point of its plan):
+    /// its needs are not listed — 32 bytes a blob less for a chain of millions.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub needs_all: bool,
     /// Blobs of this point that another chain of the same run brings (see
     /// `copy/claims.rs`): the point is committed only once they are indexed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -98,6 +103,11 @@ pub async fn plan_chain(
     let mut present: IdTable<()> = IdTable::default();
     let mut points = Vec::new();
     let mut already = 0;
+    let id = |c: &Candidate| sources[c.source].repo.config.id;
+    let to_copy = candidates
+        .iter()
+        .filter(|c| !target.holds(id(c), c.id, &c.point));
+    let alone = to_copy.count() == 1;
     for c in candidates {
         let s = &sources[c.source];
         if target.holds(s.repo.config.id, c.id, &c.point) {
@@ -131,7 +141,9 @@ pub async fn plan_chain(
                 present.insert(b, ());
                 borrowed.push(b);
             } else {
-                needs.push(b);
+                if !alone {
+                    needs.push(b);
+                }
                 needed.insert(b, c.source as u32);
             }
             Ok(())
@@ -148,6 +160,7 @@ pub async fn plan_chain(
             id: c.id,
             point: c.point,
             needs: sorted(needs),
+            needs_all: alone,
             borrowed: sorted(borrowed),
             failure,
         });
@@ -179,6 +192,7 @@ pub fn supplement(plan: &ChainPlan, sources: &[Source], known: &IdTable<()>) -> 
     let mut points = plan.points.clone();
     for p in &mut points {
         p.needs = std::mem::take(&mut p.borrowed);
+        p.needs_all = false;
         p.needs.retain(|b| !known.contains(b));
         needed.extend(
             p.needs

@@ -241,8 +241,11 @@ pub struct ResultPoint {
     pub source: usize,
     pub id: Id,
     pub point: Point,
-    /// The blobs of the point the task brought (the target lacked them).
+    /// The blobs of the point the task brought (the target lacked them); empty when
+    /// `needs_all` (it needed every blob the task brought).
     pub needs: Vec<Id>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub needs_all: bool,
     /// Why the point cannot be committed: found while planning or while transferring.
     #[serde(default)]
     pub failure: Option<Failure>,
@@ -261,6 +264,7 @@ impl TaskResult {
                     id: p.id,
                     point: p.point,
                     needs: p.needs,
+                    needs_all: p.needs_all,
                     failure: p.failure.or(late),
                 }
             })
@@ -292,6 +296,7 @@ impl TaskResult {
                 id: p.id,
                 point: p.point,
                 needs: p.needs,
+                needs_all: p.needs_all,
                 borrowed: Vec::new(),
                 failure: None,
             })
@@ -531,6 +536,7 @@ mod tests {
             id: Id([n; 32]),
             point: point("web"),
             needs: vec![Id([n + 100; 32])],
+            needs_all: false,
             borrowed: vec![Id([9; 32])],
             failure,
         };

@@ -107,6 +107,8 @@ pub struct Packer {
     uploads: JoinSet<Result<IndexedPack>>,
     slots: Arc<Semaphore>,
     done: Vec<IndexedPack>,
+    /// Blobs in `done`.
+    done_blobs: usize,
     busy: Busy,
     /// Told of each pack as it lands.
     progress: Option<crate::progress::Progress>,
@@ -131,6 +133,7 @@ impl Packer {
             uploads: JoinSet::new(),
             slots: Arc::new(Semaphore::new(uploads.max(1))),
             done: Vec::new(),
+            done_blobs: 0,
             busy,
             progress: None,
         }
@@ -176,9 +179,22 @@ impl Packer {
 
     fn reap(&mut self) -> Result<()> {
         while let Some(r) = self.uploads.try_join_next() {
-            self.done.push(joined(r)?);
+            let pack = joined(r)?;
+            self.done_blobs += pack.entries.len();
+            self.done.push(pack);
         }
         Ok(())
+    }
+
+    /// Blobs in the packs landed and not yet taken.
+    pub fn done_blobs(&self) -> usize {
+        self.done_blobs
+    }
+
+    /// The packs landed so far (uploaded whole), not to be returned again.
+    pub fn take_done(&mut self) -> Vec<IndexedPack> {
+        self.done_blobs = 0;
+        std::mem::take(&mut self.done)
     }
 
     /// Closes the packs being filled (if any) and starts their uploads.

@@ -4,7 +4,6 @@
 //! per blob is never the plan: copy plans its reads here; restore and the tree walk also
 //! fetch through here.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 
 use bytes::{Bytes, BytesMut};
@@ -47,51 +46,69 @@ impl Read {
 /// Groups `(source, blob id)` pairs into coalesced reads of at most `max_read` bytes
 /// (a single blob longer than that is one read). Blobs must be in their source's index
 /// (the caller checks) and appear once. Reads come out by source, pack and offset.
+///
+/// Memory: the entries are gathered in one array, sorted, and moved into the reads
+/// from its end, the array shrinking as they go — each entry is held once, not once in
+/// a per-pack list and again in its read (a copy of millions of tiny blobs).
 pub fn coalesce(
     needed: impl IntoIterator<Item = (usize, Id)>,
     indexes: &[&MasterIndex],
     max_read: u64,
 ) -> Vec<Read> {
-    let mut by_pack: BTreeMap<(usize, u32), Vec<PackEntry>> = BTreeMap::new();
+    let mut all: Vec<(u32, u32, PackEntry)> = Vec::new();
     for (src, id) in needed {
         if let Some(loc) = indexes[src].get(&id) {
-            by_pack.entry((src, loc.pack)).or_default().push(PackEntry {
+            let e = PackEntry {
                 kind: loc.kind,
                 id,
                 offset: loc.offset,
                 length: loc.length,
                 raw_length: loc.raw_length,
-            });
+            };
+            all.push((src as u32, loc.pack, e));
         }
     }
+    all.sort_unstable_by_key(|(s, p, e)| (*s, *p, e.offset));
     let mut reads = Vec::new();
-    for ((src, pack), mut blobs) in by_pack {
-        blobs.sort_by_key(|e| e.offset);
-        let pack_id = indexes[src].pack_id(pack);
-        let mut cur: Option<Read> = None;
-        for entry in blobs {
-            let (start, end) = (entry.offset, entry.end());
-            if let Some(r) = cur.as_mut()
-                && start >= r.end
-                && start - r.end <= COALESCE_GAP
-                && end - r.start <= max_read
-            {
-                r.end = end;
-                r.blobs.push(entry);
-                continue;
-            }
-            if let Some(r) = cur.take() {
-                reads.push(r);
-            }
-            cur = Some(Read {
-                source: src,
-                pack: pack_id,
-                start,
-                end,
-                blobs: vec![entry],
-            });
+    let mut moved = 0;
+    while let Some(&(src, pack, _)) = all.last() {
+        let start = all.partition_point(|(s, p, _)| (*s, *p) < (src, pack));
+        moved += all.len() - start;
+        let group: Vec<PackEntry> = all.drain(start..).map(|(_, _, e)| e).collect();
+        let (src, pack_id) = (src as usize, indexes[src as usize].pack_id(pack));
+        let mut these = pack_reads(src, pack_id, &group, max_read);
+        these.reverse();
+        reads.append(&mut these);
+        if moved >= 1 << 16 {
+            all.shrink_to_fit();
+            moved = 0;
         }
-        reads.extend(cur);
+    }
+    reads.reverse();
+    reads
+}
+
+/// One pack's entries (sorted by offset) as coalesced reads, each holding exactly its
+/// entries.
+fn pack_reads(source: usize, pack: Id, blobs: &[PackEntry], max_read: u64) -> Vec<Read> {
+    let mut reads = Vec::new();
+    let mut first = 0;
+    for i in 1..=blobs.len() {
+        let joins = blobs.get(i).is_some_and(|e| {
+            let (start, end) = (blobs[first].offset, blobs[i - 1].end());
+            e.offset >= end && e.offset - end <= COALESCE_GAP && e.end() - start <= max_read
+        });
+        if !joins {
+            let these = &blobs[first..i];
+            reads.push(Read {
+                source,
+                pack,
+                start: these[0].offset,
+                end: these[these.len() - 1].end(),
+                blobs: these.to_vec(),
+            });
+            first = i;
+        }
     }
     reads
 }

@@ -202,12 +202,23 @@ pub async fn copy_shards_partition(mk: &MakeLocation) {
 }
 
 /// A bit flip in a source blob fails the points that need it, naming point, pack and
-/// blob; the other machine's copy finishes; nothing damaged reaches the target.
+/// blob; the other machine's copy finishes; nothing damaged reaches the target. The
+/// same when the damaged point is alone in its chain (its needs are not listed then).
 pub async fn copy_corrupt_source(mk: &MakeLocation) {
     let (src, _dir) = source(mk).await;
     let points = src.load_points().await.unwrap();
-    let (db_id, db) = points.iter().find(|(_, p)| p.machine == "db01").unwrap();
+    let db01 = points.iter().filter(|(_, p)| p.machine == "db01");
+    let (db_id, db) = db01.max_by_key(|(_, p)| p.time).unwrap();
     let (pname, victim) = super::damage_a_data_blob(&src, db).await;
+
+    let alone = init_target(mk).await;
+    let r = run(&src, &alone, &CopyOptions::default()).await;
+    let db_chain = r.chains.iter().find(|c| c.chain == "db01").unwrap();
+    assert_eq!(db_chain.status, ChainStatus::Failed, "{r:#?}");
+    assert!(db_chain.failed[0].reason.contains(&victim.to_hex()));
+    let web = r.chains.iter().find(|c| c.chain == "web01").unwrap();
+    assert_eq!(web.status, ChainStatus::Copied);
+    assert!(check(&alone, true).await.is_ok());
 
     let dst = init_target(mk).await;
     let r = run(&src, &dst, &all()).await;
