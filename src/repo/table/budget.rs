@@ -53,7 +53,7 @@ pub fn default_limit() -> u64 {
         (Some(t), Some(c)) => t.min(c) / 4,
         (Some(t), None) => t / 4,
         (None, Some(c)) => c / 4,
-        (None, None) => 4 << 30,
+        (None, None) => 1 << 30,
     }
     .max(64 << 20)
 }

@@ -435,6 +435,9 @@ impl<V: Value> TableBuilder<V> {
         if self.runs.is_empty() {
             return IdTable::settle_vec(self.rows, self.share);
         }
+        // The gathered rows are merged from where they are; their share goes back, so
+        // the merged table may have it.
+        drop(self.share.take());
         let (runs, rows) = (&self.runs, &self.rows);
         let merged = || {
             let mut streams: Vec<Box<dyn Iterator<Item = (Id, V)> + '_>> =
@@ -450,13 +453,21 @@ impl<V: Value> TableBuilder<V> {
 
 /// Sorted streams merged, each id once: the lowest rank among its rows.
 fn merge_ranked<'a, V: Value>(
-    streams: Vec<Box<dyn Iterator<Item = (Id, V)> + 'a>>,
+    mut streams: Vec<Box<dyn Iterator<Item = (Id, V)> + 'a>>,
 ) -> impl Iterator<Item = (Id, V)> + 'a {
-    streams
-        .into_iter()
-        .reduce(|a, b| Box::new(merge_by_rank(a, b)) as Box<dyn Iterator<Item = (Id, V)> + 'a>)
-        .into_iter()
-        .flatten()
+    // Pairwise, level by level: a row passes log2(runs) merges, not one per run.
+    while streams.len() > 1 {
+        let mut level = streams.into_iter();
+        let mut next: Vec<Box<dyn Iterator<Item = (Id, V)> + 'a>> = Vec::new();
+        while let Some(a) = level.next() {
+            match level.next() {
+                Some(b) => next.push(Box::new(merge_by_rank(a, b))),
+                None => next.push(a),
+            }
+        }
+        streams = next;
+    }
+    streams.pop().into_iter().flatten()
 }
 
 /// Two sorted, unique streams as one; of equal ids (none when a tail is folded in),
