@@ -140,7 +140,6 @@ async fn transfer_and_commit(
     chain: &mut ChainReport,
 ) -> Result<StageTimes> {
     let target = &view.target;
-    let (opts, progress) = (&ctx.opts.transfer, ctx.progress);
     let (plan, outcome) = match (&ctx.opts.via, ctx.opts.dry_run) {
         // An archiver plans against the target and transfers; this process never reads
         // a source pack. It claims nothing, so no chain waits on it.
@@ -149,16 +148,7 @@ async fn transfer_and_commit(
                 Offloaded::Done(done) => *done,
                 Offloaded::Here => {
                     let plan = plan_here(ctx, view, name, candidates).await;
-                    let keep = Keeper { ctx, target };
-                    let outcome = transfer_keeping(
-                        &plan,
-                        &view.repos,
-                        target,
-                        opts,
-                        progress,
-                        Some((&keep, KEEP_BLOBS)),
-                    )
-                    .await?;
+                    let outcome = transfer_here(ctx, view, &plan).await?;
                     (plan, outcome)
                 }
                 Offloaded::Stopped(what) => {
@@ -179,16 +169,7 @@ async fn transfer_and_commit(
                 }
                 return Ok(StageTimes::default());
             }
-            let keep = Keeper { ctx, target };
-            let outcome = transfer_keeping(
-                &plan,
-                &view.repos,
-                target,
-                opts,
-                progress,
-                Some((&keep, KEEP_BLOBS)),
-            )
-            .await?;
+            let outcome = transfer_here(ctx, view, &plan).await?;
             (plan, outcome)
         }
     };
@@ -211,16 +192,7 @@ async fn transfer_and_commit(
         tracing::info!(
             "{name}: {n} blob(s) another chain was to bring did not arrive; copying them"
         );
-        let keep = Keeper { ctx, target };
-        let more = transfer_keeping(
-            &extra,
-            &view.repos,
-            target,
-            opts,
-            progress,
-            Some((&keep, KEEP_BLOBS)),
-        )
-        .await?;
+        let more = transfer_here(ctx, view, &extra).await?;
         index(ctx, target, &more).await?;
         outcomes.push(more);
     }
@@ -291,6 +263,19 @@ impl KeepPacks for Keeper<'_, '_> {
         };
         commit_index(&kept, self.target, self.ctx.state).await
     }
+}
+
+/// Transfers `plan` in this process, handing its packs to the index as they land.
+async fn transfer_here(
+    ctx: &Ctx<'_>,
+    view: &View,
+    plan: &super::ChainPlan,
+) -> Result<TransferOutcome> {
+    let target = &view.target;
+    let keep = Keeper { ctx, target };
+    let (opts, progress) = (&ctx.opts.transfer, ctx.progress);
+    let keep = Some((&keep as &dyn KeepPacks, KEEP_BLOBS));
+    transfer_keeping(plan, &view.repos, target, opts, progress, keep).await
 }
 
 /// Plans the chain in this process, against the target as the shared state has it.
