@@ -416,46 +416,56 @@ mod tests {
                 Ok(())
             }
         }
-        // Small packs on both sides, one upload at a time: many reads (one per source
-        // pack) and many target packs, each waiting for the one before to land, so
-        // landed packs are there to hand over between reads.
+        // Forty files of 20 KiB (one blob each) into packs of 64 KiB (the plan's): about
+        // a dozen target packs. With one upload at a time, a pack's upload starts only
+        // once the one before has landed, so landed packs are there to hand over between
+        // reads whatever the scheduler does (a test of a few large blobs made two or
+        // three packs, and whether one had landed was up to the machine's load).
         let src = testkit::repo(testkit::memory(), 64 << 10).await;
-        let _files = testkit::backups(&src, &["web"]).await;
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..40u64 {
+            std::fs::write(
+                dir.path().join(format!("f{i}")),
+                testkit::bytes(i, 20 << 10),
+            )
+            .unwrap();
+        }
+        let backup = crate::backup::BackupOptions {
+            machine: "web".into(),
+            paths: vec![dir.path().to_path_buf()],
+            ..Default::default()
+        };
+        crate::backup::run(src.clone(), backup, Progress::hidden())
+            .await
+            .unwrap();
         let opts = TransferOptions {
             uploads_in_flight: 1,
             ..Default::default()
         };
-        let progress = Progress::hidden();
-        // Whether an upload has landed when a read is done is up to the scheduler: a
-        // few attempts (a fresh target each) make a run that hands something over.
-        let mut attempts = 0;
-        let (target, plan, out, kept) = loop {
-            attempts += 1;
-            let target = testkit::repo(testkit::memory(), 64 << 10).await;
-            let (srcs, mut plans) = testkit::plans(&src, &target).await;
-            let plan = plans.remove(0);
-            let keep = Recorder {
-                target: target.clone(),
-                got: Default::default(),
-            };
-            let out = transfer_keeping(
-                &plan,
-                &srcs.repos(),
-                &target,
-                &opts,
-                &progress,
-                Some((&keep, 1)),
-            )
-            .await
-            .unwrap();
-            let kept = keep.got.into_inner().unwrap();
-            if !kept.is_empty() || attempts == 20 {
-                break (target, plan, out, kept);
-            }
+        let target = testkit::repo(testkit::memory(), 64 << 10).await;
+        let (srcs, mut plans) = testkit::plans(&src, &target).await;
+        let mut plan = plans.remove(0);
+        plan.pack_size = 64 << 10;
+        let keep = Recorder {
+            target: target.clone(),
+            got: Default::default(),
         };
+        let out = transfer_keeping(
+            &plan,
+            &srcs.repos(),
+            &target,
+            &opts,
+            &Progress::hidden(),
+            Some((&keep, 1)),
+        )
+        .await
+        .unwrap();
+        let kept = keep.got.into_inner().unwrap();
         assert!(
-            !kept.is_empty(),
-            "nothing handed over in {attempts} attempts"
+            kept.len() >= 3,
+            "{} packs handed over, {} at the end",
+            kept.len(),
+            out.packs.len()
         );
         let plan = &plan;
         let mut ids: Vec<Id> = kept.iter().chain(&out.packs).map(|p| p.id).collect();
