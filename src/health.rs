@@ -198,7 +198,7 @@ async fn run(
     // Tree blobs first: the data blobs are only known once the trees read.
     let trees: Vec<Id> = unique(points.iter().flat_map(|(_, p)| p.tree.iter().copied()));
     let index = target.load_index().await?;
-    let bad = verify(target, &index, &trees, &mut r).await;
+    let bad = verify(target, &index, &trees, &mut r).await?;
     let mut healed = heal(target, sources, bad, &mut r, &mut lost, progress).await?;
 
     // Then the data each point's tree names (per point, to say which points break).
@@ -224,7 +224,7 @@ async fn run(
         true => look_at_archived(target, &index, data, &mut r).await?,
         false => data,
     };
-    let bad = verify(target, &index, &data, &mut r).await;
+    let bad = verify(target, &index, &data, &mut r).await?;
     healed.extend(heal(target, sources, bad, &mut r, &mut lost, progress).await?);
     for h in &mut healed {
         h.points = (points.iter().zip(&per_point))
@@ -394,14 +394,19 @@ async fn look_at_archived(
     Ok(rest)
 }
 
-async fn verify(target: &Repository, index: &MasterIndex, ids: &[Id], r: &mut HealthReport) -> Bad {
+async fn verify(
+    target: &Repository,
+    index: &MasterIndex,
+    ids: &[Id],
+    r: &mut HealthReport,
+) -> Result<Bad> {
     let mut bad: Bad = ids
         .iter()
         .filter(|id| !index.contains(id))
         .map(|id| (*id, format!("blob {} is in no index", id.short())))
         .collect();
     let needed: Vec<(usize, Id)> = ids.iter().map(|id| (0, *id)).collect();
-    let reads = coalesce(needed.iter().copied(), &[index], VERIFY_READ);
+    let reads = coalesce(needed.iter().copied(), &[index], VERIFY_READ)?;
     r.blobs_checked += ids.len();
     let results: Vec<Checked> = futures::stream::iter(reads)
         .map(|read| async move { fetch_verified(target, &read).await })
@@ -419,7 +424,7 @@ async fn verify(target: &Repository, index: &MasterIndex, ids: &[Id], r: &mut He
             why: why.clone(),
         });
     }
-    bad
+    Ok(bad)
 }
 
 /// Replaces every pack holding a `bad` blob: its good blobs move (verified) into new
@@ -452,7 +457,7 @@ async fn heal(
     // The mover: they go into new packs, verified; what does not verify is bad too.
     let repacker = Repacker::new(target.clone());
     let mut placed: HashSet<Id> = HashSet::new();
-    let reads = coalesce(others.iter().copied(), &[&index], VERIFY_READ);
+    let reads = coalesce(others.iter().copied(), &[&index], VERIFY_READ)?;
     let moved = (repacker.take(target, reads, &Seal::between(target, target), progress)).await?;
     placed.extend(moved.blobs);
     bad.extend(moved.bad.into_iter().map(|(b, e)| (b, e.to_string())));
@@ -474,7 +479,7 @@ async fn heal(
             .filter(|id| index.contains(id))
             .map(|id| (0, *id))
             .collect();
-        let reads = coalesce(here.iter().copied(), &[&index], VERIFY_READ);
+        let reads = coalesce(here.iter().copied(), &[&index], VERIFY_READ)?;
         let moved =
             (repacker.take(source, reads, &Seal::between(source, target), progress)).await?;
         for (b, e) in &moved.bad {

@@ -422,7 +422,7 @@ pub async fn execute(
     } = plan;
     r.dry_run = false;
     // 1. The live blobs of packs being rewritten, verified, into new packs.
-    let reads = coalesce(to_move.iter().copied(), &[&index], 16 << 20);
+    let reads = coalesce(to_move.iter().copied(), &[&index], 16 << 20)?;
     let written = move_blobs(repo, reads, progress).await?;
     r.packs_written = written.len();
     // 2. and 3. A complete new index (every kept pack and the new ones), then the old

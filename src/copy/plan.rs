@@ -20,7 +20,8 @@ use crate::Id;
 use crate::format::point::Point;
 use crate::format::point_name;
 use crate::repo::reach::{self, Files, Role};
-use crate::repo::reads::{Read, coalesce};
+use crate::repo::read_list::{ReadList, ReadListBuilder};
+use crate::repo::reads::coalesce_each;
 use crate::repo::table::IdTable;
 use crate::repo::{BLOBS_PER_INDEX, MULTIPART_PART, MasterIndex, PACKS_PER_INDEX};
 
@@ -38,7 +39,8 @@ pub struct ChainPlan {
     pub sources: Vec<Id>,
     /// The points to copy, oldest first.
     pub points: Vec<PlannedPoint>,
-    pub reads: Vec<Read>,
+    /// In memory, or spilled past the memory budget (`repo/read_list.rs`).
+    pub reads: ReadList,
     /// The target pack size, balanced for the bytes planned.
     pub pack_size: u64,
     /// Chosen points the target holds already.
@@ -165,11 +167,19 @@ pub async fn plan_chain(
             failure,
         });
     }
-    let (reads, bytes) = reads_for(needed.iter().map(|(b, s)| (s as usize, b)), sources);
+    let reads = reads_for(needed.iter().map(|(b, s)| (s as usize, b)), sources);
     drop(needed);
+    if let Some(e) = reads.error() {
+        // A spill that failed: the reads are not all there, so no point is copied.
+        for p in &mut points {
+            p.failure
+                .get_or_insert(Failure::from_error(&crate::Error::Spill(e.clone())));
+        }
+    }
+    let bytes = reads.totals().stored;
     let size = balanced_pack_size(bytes, pack_size);
     let copyable = points.iter().filter(|p| p.failure.is_none()).count() as u64;
-    let projection = project(&reads, bytes, size, multipart_threshold, copyable);
+    let projection = project(&reads, size, multipart_threshold, copyable);
     ChainPlan {
         chain: chain.to_string(),
         mode,
@@ -204,29 +214,28 @@ pub fn supplement(plan: &ChainPlan, sources: &[Source], known: &IdTable<()>) -> 
     if needed.is_empty() {
         return None;
     }
-    let (reads, bytes) = reads_for(needed, sources);
+    let reads = reads_for(needed, sources);
+    if let Some(e) = reads.error() {
+        for p in &mut points {
+            p.failure
+                .get_or_insert(Failure::from_error(&crate::Error::Spill(e.clone())));
+        }
+    }
     Some(ChainPlan {
         points,
+        pack_size: balanced_pack_size(reads.totals().stored, plan.pack_size),
         reads,
-        pack_size: balanced_pack_size(bytes, plan.pack_size),
         ..plan.clone()
     })
 }
 
-/// The coalesced reads that fetch `needed` (source, blob) from the sources, and the
-/// stored bytes of the blobs they bring.
-fn reads_for(
-    needed: impl IntoIterator<Item = (usize, Id)>,
-    sources: &[Source],
-) -> (Vec<Read>, u64) {
+/// The coalesced reads that fetch `needed` (source, blob) from the sources, within the
+/// memory budget. Its [`ReadList::error`] says the list is not whole (a spill failed).
+fn reads_for(needed: impl IntoIterator<Item = (usize, Id)>, sources: &[Source]) -> ReadList {
     let indexes: Vec<&MasterIndex> = sources.iter().map(|s| &*s.index).collect();
-    let reads = coalesce(needed, &indexes, COPY_READ);
-    let bytes = reads
-        .iter()
-        .flat_map(|r| &r.blobs)
-        .map(|e| u64::from(e.length))
-        .sum();
-    (reads, bytes)
+    let mut list = ReadListBuilder::default();
+    let made = coalesce_each(needed, &indexes, COPY_READ, |r| list.push(r));
+    list.finish().failing(made.err())
 }
 
 fn sorted(mut ids: Vec<Id>) -> Vec<Id> {
@@ -239,13 +248,9 @@ fn sorted(mut ids: Vec<Id>) -> Vec<Id> {
 /// What the transfer and commit will cost: reads as planned; target objects from the
 /// blobs' stored sizes and the pack size (copies put data and tree blobs in the same
 /// packs), plus one index and one object per point.
-fn project(
-    reads: &[Read],
-    bytes: u64,
-    size: u64,
-    multipart_threshold: u64,
-    points: u64,
-) -> Projection {
+fn project(reads: &ReadList, size: u64, multipart_threshold: u64, points: u64) -> Projection {
+    let totals = reads.totals();
+    let bytes = totals.stored;
     let objects = bytes.div_ceil(size);
     // A pack at or above the multipart threshold costs create + parts + complete.
     let puts_for = |n: u64| -> u64 {
@@ -256,7 +261,7 @@ fn project(
         }
     };
     let uploads = (bytes / size) * puts_for(size) + puts_for(bytes % size);
-    let blobs: u64 = reads.iter().map(|r| r.blobs.len() as u64).sum();
+    let blobs = totals.blobs;
     // Index files: bounded by packs and by blobs each (`Repository::save_indexes`).
     let indexes = match objects {
         0 => 0,
@@ -265,8 +270,8 @@ fn project(
     Projection {
         points,
         blobs,
-        bytes_to_read: reads.iter().map(|r| r.len()).sum(),
-        get_requests: reads.len() as u64,
+        bytes_to_read: totals.span,
+        get_requests: totals.reads,
         target_objects: objects + indexes + points,
         // Besides packs, index and points: the chain's lock (created; deleted after).
         put_requests: uploads + indexes + points + u64::from(points > 0),

@@ -86,13 +86,7 @@ pub async fn transfer_keeping(
 ) -> Result<TransferOutcome> {
     let how = resealers(plan, sources, target, opts)?;
     let (read_busy, cpu_busy, write_busy) = (Busy::default(), Busy::default(), Busy::default());
-    progress.add_total(
-        plan.reads
-            .iter()
-            .flat_map(|r| &r.blobs)
-            .map(|e| u64::from(e.raw_length))
-            .sum(),
-    );
+    progress.add_total(plan.reads.totals().raw);
     let mut packer = Packer::with(
         target.clone(),
         plan.pack_size,
@@ -108,8 +102,12 @@ pub async fn transfer_keeping(
     // always the next to be consumed, so chains sharing it never wait on each other in a
     // circle.
     let budget = &opts.budget;
-    let ordered = futures::stream::iter(plan.reads.iter())
-        .then(|read| async move { (read, budget.take(read.len()).await) });
+    // Reads come from the plan one at a time (a spilled plan is read as it goes), shared
+    // with the task that unpacks them.
+    let ordered = futures::stream::iter(plan.reads.iter().map(Arc::new)).then(|read| async move {
+        let held = budget.take(read.len()).await;
+        (read, held)
+    });
     let mut stream = Box::pin(
         ordered
             .map(|(read, held)| {
@@ -155,7 +153,7 @@ pub async fn transfer_keeping(
             break;
         };
         consumed += 1;
-        pack_read(read, done, &mut packer, &mut out, (plan, opts, progress)).await?;
+        pack_read(&read, done, &mut packer, &mut out, (plan, opts, progress)).await?;
         if let Some((k, every)) = keep
             && packer.done_blobs() >= every
         {
@@ -165,10 +163,17 @@ pub async fn transfer_keeping(
     drop(stream);
     // The open pack is finished either way: a stopped transfer leaves whole packs.
     out.packs = packer.finish().await?;
-    for e in plan.reads[consumed..].iter().flat_map(|r| &r.blobs) {
-        out.failed_blobs
-            .entry(e.id)
-            .or_insert_with(|| interrupted(plan));
+    if let Some(e) = plan.reads.error() {
+        // Reads of the plan were lost on the way (its spill file failed): no point can
+        // be committed; the packs that landed unindexed are adopted by the next writer.
+        return Err(crate::Error::Spill(e));
+    }
+    for r in plan.reads.iter().skip(consumed) {
+        for e in &r.blobs {
+            out.failed_blobs
+                .entry(e.id)
+                .or_insert_with(|| interrupted(plan));
+        }
     }
     out.points = (plan.points.iter())
         .map(|p| match p.needs_all {

@@ -12,6 +12,7 @@ mod open;
 pub mod packer;
 mod points;
 pub mod reach;
+pub mod read_list;
 pub mod reads;
 pub mod reindex;
 pub mod repack;

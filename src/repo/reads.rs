@@ -13,8 +13,10 @@ use object_store::{GetOptions, GetResultPayload, ObjectStore};
 use serde::{Deserialize, Serialize};
 
 use super::retry::{ATTEMPTS, backoff};
+use super::table::Record;
+use super::table::sort::Sorter;
 use super::{MasterIndex, Repository};
-use crate::format::pack::PackEntry;
+use crate::format::pack::{BlobKind, ENTRY_LEN, PackEntry};
 use crate::format::pack_name;
 use crate::{Error, Id, Result};
 
@@ -46,46 +48,123 @@ impl Read {
 /// Groups `(source, blob id)` pairs into coalesced reads of at most `max_read` bytes
 /// (a single blob longer than that is one read). Blobs must be in their source's index
 /// (the caller checks) and appear once. Reads come out by source, pack and offset.
-///
-/// Memory: the entries are gathered in one array, sorted, and moved into the reads
-/// from its end, the array shrinking as they go — each entry is held once, not once in
-/// a per-pack list and again in its read (a copy of millions of tiny blobs).
 pub fn coalesce(
     needed: impl IntoIterator<Item = (usize, Id)>,
     indexes: &[&MasterIndex],
     max_read: u64,
-) -> Vec<Read> {
-    let mut all: Vec<(u32, u32, PackEntry)> = Vec::new();
+) -> Result<Vec<Read>> {
+    let mut reads = Vec::new();
+    coalesce_each(needed, indexes, max_read, |r| reads.push(r))?;
+    Ok(reads)
+}
+
+/// [`coalesce`], handing each read to `emit` as it is made, in order. The blobs are
+/// sorted by place within the memory budget (`repo::table::sort`: runs on disk past
+/// it) and a pack's reads are made once its blobs are in, so nothing here holds every
+/// needed blob at once. An `Err` says a run spilled to disk could not be read back: the
+/// reads emitted are then not all of them.
+pub fn coalesce_each(
+    needed: impl IntoIterator<Item = (usize, Id)>,
+    indexes: &[&MasterIndex],
+    max_read: u64,
+    mut emit: impl FnMut(Read),
+) -> Result<()> {
+    let mut sorter = Sorter::new(by_place);
     for (src, id) in needed {
         if let Some(loc) = indexes[src].get(&id) {
-            let e = PackEntry {
+            let entry = PackEntry {
                 kind: loc.kind,
                 id,
                 offset: loc.offset,
                 length: loc.length,
                 raw_length: loc.raw_length,
             };
-            all.push((src as u32, loc.pack, e));
+            sorter.push(Located {
+                source: src as u32,
+                pack: loc.pack,
+                entry,
+            });
         }
     }
-    all.sort_unstable_by_key(|(s, p, e)| (*s, *p, e.offset));
-    let mut reads = Vec::new();
-    let mut moved = 0;
-    while let Some(&(src, pack, _)) = all.last() {
-        let start = all.partition_point(|(s, p, _)| (*s, *p) < (src, pack));
-        moved += all.len() - start;
-        let group: Vec<PackEntry> = all.drain(start..).map(|(_, _, e)| e).collect();
-        let (src, pack_id) = (src as usize, indexes[src as usize].pack_id(pack));
-        let mut these = pack_reads(src, pack_id, &group, max_read);
-        these.reverse();
-        reads.append(&mut these);
-        if moved >= 1 << 16 {
-            all.shrink_to_fit();
-            moved = 0;
+    let sorted = sorter.finish();
+    let mut group: Vec<PackEntry> = Vec::new();
+    let mut at: Option<(u32, u32)> = None;
+    let mut flush = |at: Option<(u32, u32)>, group: &mut Vec<PackEntry>| {
+        if let Some((src, pack)) = at {
+            let pack_id = indexes[src as usize].pack_id(pack);
+            pack_reads(src as usize, pack_id, group, max_read)
+                .into_iter()
+                .for_each(&mut emit);
+        }
+        group.clear();
+    };
+    for l in sorted.iter() {
+        if at != Some((l.source, l.pack)) {
+            flush(at, &mut group);
+            at = Some((l.source, l.pack));
+        }
+        group.push(l.entry);
+    }
+    flush(at, &mut group);
+    match sorted.error() {
+        Some(e) => Err(Error::Spill(e)),
+        None => Ok(()),
+    }
+}
+
+/// A needed blob where it is (its source, its pack's number in that source's index),
+/// as coalescing sorts them.
+#[derive(Clone, Copy, Debug)]
+struct Located {
+    source: u32,
+    pack: u32,
+    entry: PackEntry,
+}
+
+fn by_place(a: &Located, b: &Located) -> std::cmp::Ordering {
+    (a.source, a.pack, a.entry.offset).cmp(&(b.source, b.pack, b.entry.offset))
+}
+
+impl Record for Located {
+    const SIZE: usize = 8 + ENTRY_LEN;
+    fn put(&self, out: &mut [u8]) {
+        out[..4].copy_from_slice(&self.source.to_le_bytes());
+        out[4..8].copy_from_slice(&self.pack.to_le_bytes());
+        put_entry(&self.entry, &mut out[8..]);
+    }
+    fn take(b: &[u8]) -> Self {
+        let word = |r: &[u8]| u32::from_le_bytes([r[0], r[1], r[2], r[3]]);
+        Located {
+            source: word(&b[..4]),
+            pack: word(&b[4..8]),
+            entry: take_entry(&b[8..]),
         }
     }
-    reads.reverse();
-    reads
+}
+
+/// A pack entry in its fixed [`ENTRY_LEN`] bytes (as an index file has it).
+pub(crate) fn put_entry(e: &PackEntry, out: &mut [u8]) {
+    out[0] = e.kind.code();
+    out[1..33].copy_from_slice(&e.id.0);
+    out[33..41].copy_from_slice(&e.offset.to_le_bytes());
+    out[41..45].copy_from_slice(&e.length.to_le_bytes());
+    out[45..49].copy_from_slice(&e.raw_length.to_le_bytes());
+}
+
+/// The entry [`put_entry`] wrote.
+pub(crate) fn take_entry(b: &[u8]) -> PackEntry {
+    let mut id = [0u8; 32];
+    id.copy_from_slice(&b[1..33]);
+    let mut offset = [0u8; 8];
+    offset.copy_from_slice(&b[33..41]);
+    PackEntry {
+        // Written by `put_entry` from a valid kind.
+        kind: BlobKind::from_code(b[0]).unwrap_or(BlobKind::Data),
+        id: Id(id),
+        offset: u64::from_le_bytes(offset),
+        length: u32::from_le_bytes([b[41], b[42], b[43], b[44]]),
+        raw_length: u32::from_le_bytes([b[45], b[46], b[47], b[48]]),
+    }
 }
 
 /// One pack's entries (sorted by offset) as coalesced reads, each holding exactly its
@@ -297,7 +376,7 @@ mod tests {
         ]);
         // Ask for blobs 0, 1 (adjacent), 2 (far), out of order.
         let needed = [(0, ids[2]), (0, ids[0]), (0, ids[1])];
-        let reads = coalesce(needed.iter().copied(), &[&idx], 4 << 20);
+        let reads = coalesce(needed.iter().copied(), &[&idx], 4 << 20).unwrap();
         assert_eq!(reads.len(), 2);
         assert_eq!(reads[0].blobs.len(), 2);
         assert_eq!(reads[0].len(), 2 * mib as u64);
@@ -310,7 +389,7 @@ mod tests {
         let entries: Vec<(u64, u32)> = (0..20).map(|i| (8 + i * u64::from(mib), mib)).collect();
         let (idx, ids) = index(&entries);
         let needed: Vec<(usize, Id)> = ids.iter().map(|i| (0, *i)).collect();
-        let reads = coalesce(needed.iter().copied(), &[&idx], 4 << 20);
+        let reads = coalesce(needed.iter().copied(), &[&idx], 4 << 20).unwrap();
         assert!(reads.iter().all(|r| r.len() <= 4 << 20));
         assert_eq!(reads.iter().map(|r| r.blobs.len()).sum::<usize>(), 20);
         assert_eq!(reads.len(), 5);

@@ -73,7 +73,7 @@ async fn fetch_window(
             needed.push((0, *id));
         }
     }
-    let reads = coalesce(needed.iter().copied(), &[index], TREE_READ);
+    let reads = coalesce(needed.iter().copied(), &[index], TREE_READ)?;
     let key = repo.key();
     let parts: Vec<Vec<(Id, Vec<u8>)>> =
         futures::stream::iter(reads.iter().map(|read| async move {

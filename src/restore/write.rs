@@ -161,11 +161,11 @@ impl Batch {
             return Ok(());
         }
         let needed: Vec<(usize, Id)> = self.wants.keys().map(|id| (0, *id)).collect();
-        let mut reads = coalesce(needed.iter().copied(), &[index], RESTORE_READ);
+        let mut reads = coalesce(needed.iter().copied(), &[index], RESTORE_READ)?;
         let longest = reads.iter().map(|r| r.len()).max().unwrap_or(0);
         if only_batch && reads.len() < FEW_READS && longest >= 2 * SPLIT_FLOOR {
             // A little over half, so blob boundaries make two pieces, not three.
-            reads = coalesce(needed.iter().copied(), &[index], longest / 20 * 11);
+            reads = coalesce(needed.iter().copied(), &[index], longest / 20 * 11)?;
         }
         let mean = reads.iter().map(|r| r.len()).sum::<u64>() / reads.len().max(1) as u64;
         let inflight = super::reads_in_flight(repo, connections, mean);

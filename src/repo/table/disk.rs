@@ -1,4 +1,5 @@
-//! A table's sorted rows in a file: written once in order, read by position with
+//! Fixed-size records in a file — a table's sorted rows, or a sort's run — written once
+//! in order, read by position with
 //! positioned reads (the page cache holds what is hot; none of it counts against the
 //! process's memory). The file is unlinked as soon as it is made, so nothing a run
 //! leaves behind — killed mid-write or not — is ever read by another: each run builds
@@ -10,7 +11,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Mutex;
 
-use super::Value;
+use super::{Record, Value};
 use crate::Id;
 
 /// Rows read per positioned read when streaming the whole file.
@@ -27,24 +28,19 @@ pub struct DiskRows {
     error: Mutex<Option<String>>,
 }
 
-pub fn row_size<V: Value>() -> usize {
-    32 + V::SIZE
-}
-
 impl DiskRows {
-    /// Writes `rows` (sorted by id) to a new unlinked file in `dir`.
-    pub fn write<V: Value>(
+    /// Writes `rows` to a new unlinked file in `dir`, in the order given.
+    pub fn write<R: Record>(
         dir: &Path,
-        rows: impl Iterator<Item = (Id, V)>,
+        rows: impl Iterator<Item = R>,
     ) -> std::io::Result<DiskRows> {
         std::fs::create_dir_all(dir)?;
         let file = tempfile::tempfile_in(dir)?;
         let mut out = BufWriter::with_capacity(1 << 20, &file);
-        let mut row = vec![0u8; row_size::<V>()];
+        let mut row = vec![0u8; R::SIZE];
         let mut len = 0;
-        for (id, v) in rows {
-            row[..32].copy_from_slice(&id.0);
-            v.put(&mut row[32..]);
+        for r in rows {
+            r.put(&mut row);
             out.write_all(&row)?;
             len += 1;
         }
@@ -78,7 +74,7 @@ impl DiskRows {
         let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
         slot.get_or_insert_with(|| {
             format!(
-                "reading an index table spilled to {} failed: {e}; check that disk, or give \
+                "reading rows spilled to {} (past the --memory budget) failed: {e}; check that disk, or give \
                  --cache-dir another one (or more --memory), and run again",
                 self.dir.display()
             )
@@ -91,7 +87,7 @@ impl DiskRows {
 
     /// The value of `id` among rows `lo..hi`, where it must be if anywhere.
     pub fn find<V: Value>(&self, id: &Id, mut lo: usize, mut hi: usize) -> Option<V> {
-        let size = row_size::<V>();
+        let size = <(Id, V)>::SIZE;
         let mut buf = Vec::new();
         // Narrow a long range row by row first (ids that are not spread); then read
         // what is left at once.
@@ -114,19 +110,14 @@ impl DiskRows {
             .map(|r| V::take(&r[32..]))
     }
 
-    /// Every row in order.
-    pub fn iter<V: Value>(&self) -> impl Iterator<Item = (Id, V)> + '_ {
-        let size = row_size::<V>();
+    /// Every row in order (a read error ends it early and is recorded: [`Self::error`]).
+    pub fn iter<R: Record>(&self) -> impl Iterator<Item = R> + '_ {
         let mut buf = Vec::new();
         (0..self.len.div_ceil(STREAM_ROWS)).flat_map(move |chunk| {
             let lo = chunk * STREAM_ROWS;
             let hi = (lo + STREAM_ROWS).min(self.len);
-            let ok = self.read(lo, hi, size, &mut buf);
-            let rows: Vec<(Id, V)> = match ok {
-                true => buf
-                    .chunks_exact(size)
-                    .map(|r| (row_id(r), V::take(&r[32..])))
-                    .collect(),
+            let rows: Vec<R> = match self.read(lo, hi, R::SIZE, &mut buf) {
+                true => buf.chunks_exact(R::SIZE).map(R::take).collect(),
                 false => Vec::new(),
             };
             rows
@@ -134,7 +125,7 @@ impl DiskRows {
     }
 }
 
-fn row_id(r: &[u8]) -> Id {
+pub(super) fn row_id(r: &[u8]) -> Id {
     let mut id = [0u8; 32];
     id.copy_from_slice(&r[..32]);
     Id(id)

@@ -17,12 +17,14 @@
 
 pub mod budget;
 mod disk;
+pub mod sort;
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use budget::Share;
 use disk::DiskRows;
+use sort::{Sorted, Sorter, merge_two};
 
 use crate::Id;
 
@@ -35,6 +37,26 @@ pub trait Value: Copy + std::fmt::Debug + Send + Sync + 'static {
     fn rank(&self) -> u64;
     fn put(&self, out: &mut [u8]);
     fn take(b: &[u8]) -> Self;
+}
+
+/// A record of fixed size, as spilled to disk (a table's row, a sort's record).
+pub trait Record: Copy + Send + Sync + 'static {
+    /// Bytes of the encoding.
+    const SIZE: usize;
+    fn put(&self, out: &mut [u8]);
+    fn take(b: &[u8]) -> Self;
+}
+
+/// A table's row: the id, then the value.
+impl<V: Value> Record for (Id, V) {
+    const SIZE: usize = 32 + V::SIZE;
+    fn put(&self, out: &mut [u8]) {
+        out[..32].copy_from_slice(&self.0.0);
+        self.1.put(&mut out[32..]);
+    }
+    fn take(b: &[u8]) -> Self {
+        (disk::row_id(b), V::take(&b[32..]))
+    }
 }
 
 impl Value for () {
@@ -287,7 +309,7 @@ impl<V: Value> IdTable<V> {
     pub fn iter(&self) -> impl Iterator<Item = (Id, V)> + '_ {
         let (mem, disk) = match &self.rows {
             Rows::Memory(r, _) => (Some(r.iter().copied()), None),
-            Rows::Disk(d) => (None, Some(d.iter::<V>())),
+            Rows::Disk(d) => (None, Some(d.iter::<(Id, V)>())),
         };
         let tail = self.tail.iter().map(|(k, v)| (*k, *v));
         mem.into_iter()
@@ -312,12 +334,13 @@ impl<V: Value> IdTable<V> {
                     IdTable::in_memory(rows, Some(share))
                 }
                 None => {
-                    let merged = || merge_by_rank(rows.iter().copied(), tail.iter().copied());
+                    let merged =
+                        || merge_two(rows.iter().copied(), tail.iter().copied(), by_id_rank);
                     IdTable::settle_stream(merged, n)
                 }
             },
             Rows::Disk(d) => {
-                let merged = || merge_by_rank(d.iter::<V>(), tail.iter().copied());
+                let merged = || merge_two(d.iter::<(Id, V)>(), tail.iter().copied(), by_id_rank);
                 let mut t = IdTable::settle_stream(merged, n);
                 t.broken = d.error();
                 t
@@ -352,7 +375,12 @@ fn share_for<V: Value>(held: Option<Share>, n: usize) -> Option<Share> {
 
 /// Sorts rows by id, the lowest rank first among equal ids, and keeps that one.
 fn sort_rows<V: Value>(rows: &mut Vec<(Id, V)>) {
-    rows.sort_unstable_by(|a, b| order(&a.0, &b.0).then(a.1.rank().cmp(&b.1.rank())));
+    rows.sort_unstable_by(by_id_rank);
+    first_of_each_in_place(rows);
+}
+
+/// Of rows sorted by id and rank, the first of each id (its lowest rank).
+fn first_of_each_in_place<V: Value>(rows: &mut Vec<(Id, V)>) {
     rows.dedup_by(|later, first| later.0 == first.0);
     rows.shrink_to_fit();
 }
@@ -377,117 +405,54 @@ fn merge_in_place<V: Value>(rows: &mut Vec<(Id, V)>, tail: &[(Id, V)]) {
     }
 }
 
-/// Builds a table from many rows in any order within the memory budget: rows are
-/// gathered while the budget has room, sorted and written as a run when it has not, and
-/// the runs merged at the end (a blob's lowest rank wins across runs too).
+/// Rows in the order of a table: by id, the lowest rank first among equal ids.
+fn by_id_rank<V: Value>(a: &(Id, V), b: &(Id, V)) -> Ordering {
+    order(&a.0, &b.0).then(a.1.rank().cmp(&b.1.rank()))
+}
+
+/// Builds a table from many rows in any order within the memory budget: rows are sorted
+/// in runs that fit (`sort.rs`) and merged at the end (a blob's lowest rank wins across
+/// runs too).
 pub struct TableBuilder<V: Value> {
-    rows: Vec<(Id, V)>,
-    share: Option<Share>,
-    runs: Vec<DiskRows>,
-    pushed: usize,
+    rows: Sorter<(Id, V)>,
 }
 
 impl<V: Value> Default for TableBuilder<V> {
     fn default() -> Self {
         TableBuilder {
-            rows: Vec::new(),
-            share: Share::take(0),
-            runs: Vec::new(),
-            pushed: 0,
+            rows: Sorter::new(by_id_rank::<V>),
         }
     }
 }
-
-/// Rows a builder adds room for at a time.
-const BUILD_STEP: usize = 1 << 16;
 
 impl<V: Value> TableBuilder<V> {
     pub fn push(&mut self, id: Id, v: V) {
-        if self.rows.len() == self.rows.capacity() {
-            self.make_room();
-        }
         self.rows.push((id, v));
-        self.pushed += 1;
     }
 
-    /// Room for [`BUILD_STEP`] more rows within the budget, or a run written.
-    fn make_room(&mut self) {
-        let want = (self.rows.len() + BUILD_STEP) * std::mem::size_of::<(Id, V)>();
-        let room = self.share.as_mut().is_some_and(|s| s.grow_to(want as u64));
-        if !room && !self.rows.is_empty() {
-            sort_rows(&mut self.rows);
-            match DiskRows::write(&budget::cache_dir(), self.rows.drain(..)) {
-                Ok(run) => {
-                    self.runs.push(run);
-                    self.rows = Vec::new();
-                }
-                Err(e) => tracing::warn!(
-                    "could not spill index rows to {}: {e}; they stay in memory, over the --memory budget",
-                    budget::cache_dir().display()
-                ),
+    pub fn finish(self) -> IdTable<V> {
+        let n = self.rows.len();
+        match self.rows.finish() {
+            Sorted::Memory(mut rows, share) => {
+                first_of_each_in_place(&mut rows);
+                IdTable::settle_vec(rows, share)
+            }
+            runs => {
+                let mut table = IdTable::settle_stream(|| first_of_each(runs.iter()), n);
+                table.broken = runs.error();
+                table
             }
         }
-        self.rows.reserve_exact(BUILD_STEP);
-    }
-
-    pub fn finish(mut self) -> IdTable<V> {
-        sort_rows(&mut self.rows);
-        if self.runs.is_empty() {
-            return IdTable::settle_vec(self.rows, self.share);
-        }
-        // The gathered rows are merged from where they are; their share goes back, so
-        // the merged table may have it.
-        drop(self.share.take());
-        let (runs, rows) = (&self.runs, &self.rows);
-        let merged = || {
-            let mut streams: Vec<Box<dyn Iterator<Item = (Id, V)> + '_>> =
-                runs.iter().map(|r| Box::new(r.iter::<V>()) as _).collect();
-            streams.push(Box::new(rows.iter().copied()));
-            merge_ranked(streams)
-        };
-        let mut table = IdTable::settle_stream(merged, self.pushed);
-        table.broken = self.runs.iter().find_map(DiskRows::error);
-        table
     }
 }
 
-/// Sorted streams merged, each id once: the lowest rank among its rows.
-fn merge_ranked<'a, V: Value>(
-    mut streams: Vec<Box<dyn Iterator<Item = (Id, V)> + 'a>>,
-) -> impl Iterator<Item = (Id, V)> + 'a {
-    // Pairwise, level by level: a row passes log2(runs) merges, not one per run.
-    while streams.len() > 1 {
-        let mut level = streams.into_iter();
-        let mut next: Vec<Box<dyn Iterator<Item = (Id, V)> + 'a>> = Vec::new();
-        while let Some(a) = level.next() {
-            match level.next() {
-                Some(b) => next.push(Box::new(merge_by_rank(a, b))),
-                None => next.push(a),
-            }
-        }
-        streams = next;
-    }
-    streams.pop().into_iter().flatten()
-}
-
-/// Two sorted, unique streams as one; of equal ids (none when a tail is folded in),
-/// the lower rank's row.
-fn merge_by_rank<V: Value>(
-    a: impl Iterator<Item = (Id, V)>,
-    b: impl Iterator<Item = (Id, V)>,
-) -> impl Iterator<Item = (Id, V)> {
-    let (mut a, mut b) = (a.peekable(), b.peekable());
-    std::iter::from_fn(move || match (a.peek(), b.peek()) {
-        (Some(x), Some(y)) => match order(&x.0, &y.0) {
-            Ordering::Less => a.next(),
-            Ordering::Greater => b.next(),
-            Ordering::Equal => {
-                let (x, y) = (a.next()?, b.next()?);
-                Some(if y.1.rank() < x.1.rank() { y } else { x })
-            }
-        },
-        (Some(_), None) => a.next(),
-        (None, _) => b.next(),
+/// Of rows sorted by id and rank, the first of each id (its lowest rank).
+fn first_of_each<V: Value>(rows: impl Iterator<Item = (Id, V)>) -> impl Iterator<Item = (Id, V)> {
+    let mut last: Option<Id> = None;
+    rows.filter(move |r| {
+        let new = last != Some(r.0);
+        last = Some(r.0);
+        new
     })
 }
 
@@ -603,7 +568,7 @@ mod tests {
     fn a_builder_over_its_budget_merges_runs_keeping_the_lowest_rank() {
         let dir = tempfile::tempdir().unwrap();
         // Room for about three build steps: the rest goes out in runs.
-        let step = (BUILD_STEP * std::mem::size_of::<(Id, V)>()) as u64;
+        let step = (sort::STEP * std::mem::size_of::<(Id, V)>()) as u64;
         budget::configure(Some(3 * step), Some(dir.path().to_path_buf()));
         let mut b = TableBuilder::default();
         for round in 0..3u32 {
