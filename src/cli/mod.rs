@@ -46,7 +46,7 @@ pub struct Args {
     pub log_format: LogFormat,
     /// Memory the large blob tables (indexes, a copy's sets of needed blobs) may hold
     /// together before they spill to files in --cache-dir, e.g. 512MiB. Default: a
-    /// quarter of the machine's memory, or of its container's limit.
+    /// quarter of the machine's memory, or of its container's limit, at most 256MiB.
     #[arg(long, global = true, value_name = "SIZE", env = "OFFSITE_MEMORY", value_parser = offsite::units::parse_size)]
     pub memory: Option<u64>,
     /// Where tables over the memory budget spill (each file is unlinked as it is made,

@@ -169,13 +169,7 @@ pub async fn plan_chain(
     }
     let reads = reads_for(needed.iter().map(|(b, s)| (s as usize, b)), sources);
     drop(needed);
-    if let Some(e) = reads.error() {
-        // A spill that failed: the reads are not all there, so no point is copied.
-        for p in &mut points {
-            p.failure
-                .get_or_insert(Failure::from_error(&crate::Error::Spill(e.clone())));
-        }
-    }
+    fail_if_incomplete(&mut points, &reads);
     let bytes = reads.totals().stored;
     let size = balanced_pack_size(bytes, pack_size);
     let copyable = points.iter().filter(|p| p.failure.is_none()).count() as u64;
@@ -215,12 +209,7 @@ pub fn supplement(plan: &ChainPlan, sources: &[Source], known: &IdTable<()>) -> 
         return None;
     }
     let reads = reads_for(needed, sources);
-    if let Some(e) = reads.error() {
-        for p in &mut points {
-            p.failure
-                .get_or_insert(Failure::from_error(&crate::Error::Spill(e.clone())));
-        }
-    }
+    fail_if_incomplete(&mut points, &reads);
     Some(ChainPlan {
         points,
         pack_size: balanced_pack_size(reads.totals().stored, plan.pack_size),
@@ -236,6 +225,16 @@ fn reads_for(needed: impl IntoIterator<Item = (usize, Id)>, sources: &[Source]) 
     let mut list = ReadListBuilder::default();
     let made = coalesce_each(needed, &indexes, COPY_READ, |r| list.push(r));
     list.finish().failing(made.err())
+}
+
+/// A spill that failed leaves the reads incomplete: then no point is copied.
+fn fail_if_incomplete(points: &mut [PlannedPoint], reads: &ReadList) {
+    if let Some(e) = reads.error() {
+        for p in points {
+            p.failure
+                .get_or_insert(Failure::from_error(&crate::Error::Spill(e.clone())));
+        }
+    }
 }
 
 fn sorted(mut ids: Vec<Id>) -> Vec<Id> {

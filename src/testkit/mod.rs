@@ -1,6 +1,9 @@
 //! Support for the library's unit tests: in-memory repositories behind the flaky and
 //! gated wrappers, timed by a clock that spends no real time, and small sources with
-//! restore points to copy. No server, no real sleeping.
+//! restore points to copy. No server, no real sleeping. `genrepo` writes large synthetic
+//! repositories for benchmarks and the memory-budget test.
+
+pub mod genrepo;
 
 use std::path::Path;
 use std::sync::Arc;
