@@ -9,12 +9,15 @@ use std::collections::{HashMap, HashSet};
 use futures::StreamExt;
 
 use crate::format::index::IndexFile;
-use crate::format::pack::{self, PackEntry};
+use crate::format::pack::{self, ENTRY_LEN, PackEntry};
 use crate::format::point::Point;
 use crate::format::{DATA, INDEX, pack_name, parse_pack_name, point_name};
 use crate::progress::Progress;
 use crate::repo::blob;
 use crate::repo::lock::list_locks;
+use crate::repo::reads::{put_entry, take_entry};
+use crate::repo::table::sort::{Sorted, Sorter};
+use crate::repo::table::{Record, budget};
 use crate::repo::tree::for_each_node;
 use crate::repo::{IndexBuilder, MasterIndex, Repository};
 use crate::store::Inflight;
@@ -88,20 +91,17 @@ pub async fn run(
     // listed here has its index files in the listing below, even while a writer adds to
     // the repository during the check.
     let point_ids = repo.point_ids().await?;
-    let (index, pack_entries) = load_indexes(repo, &mut r).await?;
+    let (index, pack_entries) = load_indexes(repo, opts.read_data, &mut r).await?;
     let stored = stored_packs(repo, &mut r).await?;
     let mut bad_packs = compare_packs(&index, &stored, &mut r);
     let bad_blobs = match opts.read_data {
         true => {
-            read_data(
-                repo,
-                &stored,
-                &pack_entries,
-                &mut bad_packs,
-                &mut r,
-                progress,
-            )
-            .await
+            let entries = pack_entries.finish();
+            let bad = read_data(repo, &stored, &entries, &mut bad_packs, &mut r, progress).await;
+            if let Some(e) = entries.error() {
+                r.error(budget::cache_dir().display().to_string(), e);
+            }
+            bad
         }
         false => HashMap::new(),
     };
@@ -123,13 +123,15 @@ pub async fn run(
 }
 
 /// The index files, one by one, so a damaged one is named and the rest still count;
-/// with every indexed pack's entries.
+/// with every indexed pack's entries when the packs are to be read (sorted by pack
+/// within the memory budget: a repository of millions of blobs is not held twice).
 async fn load_indexes(
     repo: &Repository,
+    read_data: bool,
     r: &mut CheckReport,
-) -> Result<(MasterIndex, HashMap<Id, Vec<PackEntry>>)> {
+) -> Result<(MasterIndex, Sorter<PackBlob>)> {
     let mut index = IndexBuilder::default();
-    let mut pack_entries: HashMap<Id, Vec<PackEntry>> = HashMap::new();
+    let mut pack_entries = Sorter::new(by_pack);
     for m in repo.list(INDEX).await? {
         let name = repo.loc.name_of(&m.location);
         r.indexes += 1;
@@ -139,11 +141,13 @@ async fn load_indexes(
         };
         match loaded {
             Ok(f) => {
-                for p in &f.packs {
-                    pack_entries
-                        .entry(p.id)
-                        .or_default()
-                        .extend(p.entries.iter().copied());
+                for p in f.packs.iter().filter(|_| read_data) {
+                    for e in &p.entries {
+                        pack_entries.push(PackBlob {
+                            pack: p.id,
+                            entry: *e,
+                        });
+                    }
                 }
                 index.add_file(&name, &f);
             }
@@ -211,23 +215,24 @@ fn compare_packs(
 async fn read_data(
     repo: &Repository,
     stored: &HashMap<Id, u64>,
-    pack_entries: &HashMap<Id, Vec<PackEntry>>,
+    pack_entries: &Sorted<PackBlob>,
     bad_packs: &mut HashMap<Id, String>,
     r: &mut CheckReport,
     progress: &Progress,
 ) -> HashMap<Id, String> {
     let mut bad_blobs: HashMap<Id, String> = HashMap::new();
-    let ids: Vec<Id> = stored.keys().copied().collect();
+    let mut ids: Vec<Id> = stored.keys().copied().collect();
+    ids.sort_unstable();
     // Whole packs in memory: a few moving, more on a link with latency, capped.
     let mean = stored.values().sum::<u64>() / stored.len().max(1) as u64;
     let cap = (PACKS_BYTES / mean.max(1)).clamp(1, PACKS_CAP as u64) as usize;
     let moving = PACKS_MOVING.min(cap);
     let inflight = Inflight::new(repo.loc.link.clone(), mean, moving, cap);
     let inflight = &inflight;
-    let mut reads = futures::stream::iter(ids.into_iter().map(|id| async move {
+    let packs = by_packs(ids, pack_entries.iter());
+    let mut reads = futures::stream::iter(packs.map(|(id, expected)| async move {
         let _place = inflight.enter().await;
         let name = pack_name(&id);
-        let expected = pack_entries.get(&id).cloned().unwrap_or_default();
         // A pack that fails is read once more before it is called damaged, so a fault
         // on the way (not in the store) is not reported as data loss.
         let mut outcome = read_and_verify(repo, &id, &name, &expected).await;
@@ -257,6 +262,50 @@ async fn read_data(
         }
     }
     bad_blobs
+}
+
+/// A blob's entry and its pack, as `--read-data` sorts them (by pack and offset).
+#[derive(Clone, Copy, Debug)]
+struct PackBlob {
+    pack: Id,
+    entry: PackEntry,
+}
+
+fn by_pack(a: &PackBlob, b: &PackBlob) -> std::cmp::Ordering {
+    (a.pack, a.entry.offset).cmp(&(b.pack, b.entry.offset))
+}
+
+impl Record for PackBlob {
+    const SIZE: usize = 32 + ENTRY_LEN;
+    fn put(&self, out: &mut [u8]) {
+        out[..32].copy_from_slice(&self.pack.0);
+        put_entry(&self.entry, &mut out[32..]);
+    }
+    fn take(b: &[u8]) -> Self {
+        let mut pack = [0u8; 32];
+        pack.copy_from_slice(&b[..32]);
+        PackBlob {
+            pack: Id(pack),
+            entry: take_entry(&b[32..]),
+        }
+    }
+}
+
+/// Each of `packs` (sorted) with its entries from `blobs` (sorted by pack; entries of
+/// packs not listed are passed over: the pack is missing, which is reported apart).
+fn by_packs<'a>(
+    packs: Vec<Id>,
+    blobs: impl Iterator<Item = PackBlob> + Send + 'a,
+) -> impl Iterator<Item = (Id, Vec<PackEntry>)> + Send + 'a {
+    let mut blobs = blobs.peekable();
+    packs.into_iter().map(move |id| {
+        while blobs.next_if(|b| b.pack < id).is_some() {}
+        let mut entries = Vec::new();
+        while let Some(b) = blobs.next_if(|b| b.pack == id) {
+            entries.push(b.entry);
+        }
+        (id, entries)
+    })
 }
 
 async fn check_point(
@@ -413,4 +462,36 @@ fn verify_pack(
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::pack::BlobKind;
+
+    /// Each stored pack gets exactly its entries, whichever packs the index lists
+    /// besides (missing ones) or lacks (unindexed ones: read with none expected).
+    #[test]
+    fn stored_packs_get_their_own_entries() {
+        let id = |n: u8| Id([n; 32]);
+        let blob = |pack: u8, offset: u64| PackBlob {
+            pack: id(pack),
+            entry: PackEntry {
+                kind: BlobKind::Data,
+                id: Id::hash(&[pack, offset as u8]),
+                offset,
+                length: 10,
+                raw_length: 5,
+            },
+        };
+        // Sorted by pack and offset, as the sorter gives them; pack 2 is not stored.
+        let blobs = vec![blob(1, 8), blob(1, 20), blob(2, 8), blob(4, 8)];
+        let got: Vec<(Id, Vec<u64>)> = by_packs(vec![id(1), id(3), id(4)], blobs.into_iter())
+            .map(|(p, es)| (p, es.iter().map(|e| e.offset).collect()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(id(1), vec![8, 20]), (id(3), vec![]), (id(4), vec![8])]
+        );
+    }
 }

@@ -112,11 +112,11 @@ pub enum Sorted<R: Record> {
 impl<R: Record> Sorted<R> {
     /// Every record in order. A run that fails to read ends early: [`Self::error`] says
     /// so, and whoever trusts the records checks it once they are read.
-    pub fn iter(&self) -> Box<dyn Iterator<Item = R> + '_> {
+    pub fn iter(&self) -> Box<dyn Iterator<Item = R> + Send + '_> {
         match self {
             Sorted::Memory(rows, _) => Box::new(rows.iter().copied()),
             Sorted::Runs { runs, rows, cmp } => {
-                let mut streams: Vec<Box<dyn Iterator<Item = R> + '_>> =
+                let mut streams: Vec<Box<dyn Iterator<Item = R> + Send + '_>> =
                     runs.iter().map(|r| Box::new(r.iter::<R>()) as _).collect();
                 streams.push(Box::new(rows.iter().copied()));
                 merge(streams, *cmp)
@@ -137,12 +137,12 @@ impl<R: Record> Sorted<R> {
 /// comparisons' worth of merges, not one per run. Of equal records, the earlier
 /// stream's comes first.
 fn merge<'a, R: Record>(
-    mut streams: Vec<Box<dyn Iterator<Item = R> + 'a>>,
+    mut streams: Vec<Box<dyn Iterator<Item = R> + Send + 'a>>,
     cmp: fn(&R, &R) -> Ordering,
-) -> Box<dyn Iterator<Item = R> + 'a> {
+) -> Box<dyn Iterator<Item = R> + Send + 'a> {
     while streams.len() > 1 {
         let mut level = streams.into_iter();
-        let mut next: Vec<Box<dyn Iterator<Item = R> + 'a>> = Vec::new();
+        let mut next: Vec<Box<dyn Iterator<Item = R> + Send + 'a>> = Vec::new();
         while let Some(a) = level.next() {
             match level.next() {
                 Some(b) => next.push(Box::new(merge_two(a, b, cmp))),
