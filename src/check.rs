@@ -96,8 +96,16 @@ pub async fn run(
     let mut bad_packs = compare_packs(&index, &stored, &mut r);
     let bad_blobs = match opts.read_data {
         true => {
-            let entries = pack_entries.finish();
-            let bad = read_data(repo, &stored, &entries, &mut bad_packs, &mut r, progress).await;
+            let (numbers, entries) = (pack_entries.numbers, pack_entries.rows.finish());
+            let bad = read_data(
+                repo,
+                &stored,
+                (&numbers, &entries),
+                &mut bad_packs,
+                &mut r,
+                progress,
+            );
+            let bad = bad.await;
             if let Some(e) = entries.error() {
                 r.error(budget::cache_dir().display().to_string(), e);
             }
@@ -123,15 +131,14 @@ pub async fn run(
 }
 
 /// The index files, one by one, so a damaged one is named and the rest still count;
-/// with every indexed pack's entries when the packs are to be read (sorted by pack
-/// within the memory budget: a repository of millions of blobs is not held twice).
+/// with every indexed pack's entries when the packs are to be read.
 async fn load_indexes(
     repo: &Repository,
     read_data: bool,
     r: &mut CheckReport,
-) -> Result<(MasterIndex, Sorter<PackBlob>)> {
+) -> Result<(MasterIndex, PackEntries)> {
     let mut index = IndexBuilder::default();
-    let mut pack_entries = Sorter::new(by_pack);
+    let mut pack_entries = PackEntries::default();
     for m in repo.list(INDEX).await? {
         let name = repo.loc.name_of(&m.location);
         r.indexes += 1;
@@ -141,13 +148,8 @@ async fn load_indexes(
         };
         match loaded {
             Ok(f) => {
-                for p in f.packs.iter().filter(|_| read_data) {
-                    for e in &p.entries {
-                        pack_entries.push(PackBlob {
-                            pack: p.id,
-                            entry: *e,
-                        });
-                    }
+                if read_data {
+                    f.packs.iter().for_each(|p| pack_entries.add(p));
                 }
                 index.add_file(&name, &f);
             }
@@ -215,21 +217,30 @@ fn compare_packs(
 async fn read_data(
     repo: &Repository,
     stored: &HashMap<Id, u64>,
-    pack_entries: &Sorted<PackBlob>,
+    (numbers, pack_entries): (&HashMap<Id, u32>, &Sorted<PackBlob>),
     bad_packs: &mut HashMap<Id, String>,
     r: &mut CheckReport,
     progress: &Progress,
 ) -> HashMap<Id, String> {
     let mut bad_blobs: HashMap<Id, String> = HashMap::new();
-    let mut ids: Vec<Id> = stored.keys().copied().collect();
-    ids.sort_unstable();
+    // The indexed packs in the order their entries come, then those no index lists
+    // (read with nothing expected: their header is checked all the same).
+    let mut listed: Vec<(u32, Id)> = (stored.keys())
+        .filter_map(|id| numbers.get(id).map(|n| (*n, *id)))
+        .collect();
+    listed.sort_unstable();
+    let unlisted: Vec<Id> = (stored.keys())
+        .filter(|id| !numbers.contains_key(id))
+        .copied()
+        .collect();
     // Whole packs in memory: a few moving, more on a link with latency, capped.
     let mean = stored.values().sum::<u64>() / stored.len().max(1) as u64;
     let cap = (PACKS_BYTES / mean.max(1)).clamp(1, PACKS_CAP as u64) as usize;
     let moving = PACKS_MOVING.min(cap);
     let inflight = Inflight::new(repo.loc.link.clone(), mean, moving, cap);
     let inflight = &inflight;
-    let packs = by_packs(ids, pack_entries.iter());
+    let packs = by_packs(listed, pack_entries.iter())
+        .chain(unlisted.into_iter().map(|id| (id, Vec::new())));
     let mut reads = futures::stream::iter(packs.map(|(id, expected)| async move {
         let _place = inflight.enter().await;
         let name = pack_name(&id);
@@ -264,44 +275,71 @@ async fn read_data(
     bad_blobs
 }
 
-/// A blob's entry and its pack, as `--read-data` sorts them (by pack and offset).
-#[derive(Clone, Copy, Debug)]
-struct PackBlob {
-    pack: Id,
-    entry: PackEntry,
+/// Every indexed pack's entries, for `--read-data`: sorted by pack and offset within
+/// the memory budget (`repo::table::sort`), so a repository of millions of blobs is
+/// not held twice. A pack is known by a number (the order it was first listed in), so
+/// an entry carries 4 bytes of pack, not its 32-byte id.
+struct PackEntries {
+    numbers: HashMap<Id, u32>,
+    rows: Sorter<PackBlob>,
 }
 
-fn by_pack(a: &PackBlob, b: &PackBlob) -> std::cmp::Ordering {
-    (a.pack, a.entry.offset).cmp(&(b.pack, b.entry.offset))
-}
-
-impl Record for PackBlob {
-    const SIZE: usize = 32 + ENTRY_LEN;
-    fn put(&self, out: &mut [u8]) {
-        out[..32].copy_from_slice(&self.pack.0);
-        put_entry(&self.entry, &mut out[32..]);
-    }
-    fn take(b: &[u8]) -> Self {
-        let mut pack = [0u8; 32];
-        pack.copy_from_slice(&b[..32]);
-        PackBlob {
-            pack: Id(pack),
-            entry: take_entry(&b[32..]),
+impl Default for PackEntries {
+    fn default() -> Self {
+        PackEntries {
+            numbers: HashMap::new(),
+            rows: Sorter::new(by_place),
         }
     }
 }
 
-/// Each of `packs` (sorted) with its entries from `blobs` (sorted by pack; entries of
-/// packs not listed are passed over: the pack is missing, which is reported apart).
+impl PackEntries {
+    /// A pack listed in an index file (again, when several list it: its entries twice).
+    fn add(&mut self, p: &crate::format::index::IndexedPack) {
+        let next = self.numbers.len() as u32;
+        let pack = *self.numbers.entry(p.id).or_insert(next);
+        for e in &p.entries {
+            self.rows.push(PackBlob { pack, entry: *e });
+        }
+    }
+}
+
+/// A blob's entry and its pack's number, as `--read-data` sorts them.
+#[derive(Clone, Copy, Debug)]
+struct PackBlob {
+    pack: u32,
+    entry: PackEntry,
+}
+
+fn by_place(a: &PackBlob, b: &PackBlob) -> std::cmp::Ordering {
+    (a.pack, a.entry.offset).cmp(&(b.pack, b.entry.offset))
+}
+
+impl Record for PackBlob {
+    const SIZE: usize = 4 + ENTRY_LEN;
+    fn put(&self, out: &mut [u8]) {
+        out[..4].copy_from_slice(&self.pack.to_le_bytes());
+        put_entry(&self.entry, &mut out[4..]);
+    }
+    fn take(b: &[u8]) -> Self {
+        PackBlob {
+            pack: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            entry: take_entry(&b[4..]),
+        }
+    }
+}
+
+/// Each of `packs` (by number, sorted) with its entries from `blobs` (sorted by pack
+/// number; entries of packs not stored are passed over: those are reported apart).
 fn by_packs<'a>(
-    packs: Vec<Id>,
+    packs: Vec<(u32, Id)>,
     blobs: impl Iterator<Item = PackBlob> + Send + 'a,
 ) -> impl Iterator<Item = (Id, Vec<PackEntry>)> + Send + 'a {
     let mut blobs = blobs.peekable();
-    packs.into_iter().map(move |id| {
-        while blobs.next_if(|b| b.pack < id).is_some() {}
+    packs.into_iter().map(move |(n, id)| {
+        while blobs.next_if(|b| b.pack < n).is_some() {}
         let mut entries = Vec::new();
-        while let Some(b) = blobs.next_if(|b| b.pack == id) {
+        while let Some(b) = blobs.next_if(|b| b.pack == n) {
             entries.push(b.entry);
         }
         (id, entries)
@@ -475,7 +513,7 @@ mod tests {
     fn stored_packs_get_their_own_entries() {
         let id = |n: u8| Id([n; 32]);
         let blob = |pack: u8, offset: u64| PackBlob {
-            pack: id(pack),
+            pack: u32::from(pack),
             entry: PackEntry {
                 kind: BlobKind::Data,
                 id: Id::hash(&[pack, offset as u8]),
@@ -486,7 +524,8 @@ mod tests {
         };
         // Sorted by pack and offset, as the sorter gives them; pack 2 is not stored.
         let blobs = vec![blob(1, 8), blob(1, 20), blob(2, 8), blob(4, 8)];
-        let got: Vec<(Id, Vec<u64>)> = by_packs(vec![id(1), id(3), id(4)], blobs.into_iter())
+        let packs = vec![(1, id(1)), (3, id(3)), (4, id(4))];
+        let got: Vec<(Id, Vec<u64>)> = by_packs(packs, blobs.into_iter())
             .map(|(p, es)| (p, es.iter().map(|e| e.offset).collect()))
             .collect();
         assert_eq!(

@@ -168,6 +168,9 @@ pub struct PrunePlan {
 /// What is stored under `data/`: each pack's size and time written.
 type Stored = HashMap<Id, (u64, chrono::DateTime<chrono::Utc>)>;
 
+/// Each indexed pack's size and entries, as its index file has them.
+type Entries<'a> = HashMap<Id, (u64, &'a [PackEntry])>;
+
 /// Reads the repository and plans the prune (see the module's header). Everything is
 /// read, and must read, before anything changes.
 pub async fn plan(repo: &Arc<Repository>, opts: &PruneOptions) -> Result<PrunePlan> {
@@ -195,13 +198,12 @@ pub async fn plan(repo: &Arc<Repository>, opts: &PruneOptions) -> Result<PrunePl
             Some((id, (m.size, m.last_modified)))
         })
         .collect();
-    // Every indexed pack's entries (a pack may be in several index files: once each).
-    let mut entries: HashMap<Id, (u64, Vec<PackEntry>)> = HashMap::new();
+    // Every indexed pack's entries (a pack may be in several index files: once each),
+    // borrowed from the index files held for the rewrite, not copied.
+    let mut entries: Entries = HashMap::new();
     for (_, f) in &index_files {
         for p in &f.packs {
-            entries
-                .entry(p.id)
-                .or_insert_with(|| (p.size, p.entries.clone()));
+            entries.entry(p.id).or_insert((p.size, &p.entries[..]));
         }
     }
     // A used blob lives where the index finds it first; copies elsewhere are dead.
@@ -280,7 +282,7 @@ pub async fn plan(repo: &Arc<Repository>, opts: &PruneOptions) -> Result<PrunePl
 fn decide(
     repo: &Repository,
     opts: &PruneOptions,
-    entries: &HashMap<Id, (u64, Vec<PackEntry>)>,
+    entries: &Entries<'_>,
     stored: &Stored,
     canonical: &dyn Fn(&PackEntry, &Id) -> bool,
     r: &mut PruneReport,
@@ -360,7 +362,7 @@ async fn hold_locked(
 async fn unindexed_fates(
     repo: &Repository,
     opts: &PruneOptions,
-    entries: &HashMap<Id, (u64, Vec<PackEntry>)>,
+    entries: &Entries<'_>,
     stored: &Stored,
     r: &mut PruneReport,
 ) -> Result<(Vec<Id>, u64)> {

@@ -12,8 +12,9 @@
 //! lists, leaving it to the caller whether that stops it (prune, locks, retrieval) or is
 //! a finding (the health check).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
+use super::table::IdTable;
 use super::tree::for_each_node;
 use super::{BlobLocation, MasterIndex, Repository};
 use crate::format::pack::BlobKind;
@@ -108,7 +109,9 @@ where
 pub struct Reached {
     /// Every blob, tree and data, once, in the order first used.
     pub blobs: Vec<Id>,
-    seen: HashSet<Id>,
+    /// The same blobs as a table (spilled past the memory budget: prune's used set
+    /// for millions of blobs).
+    seen: IdTable<()>,
     /// Blobs a point needs that no index lists: (point, blob, the file it is content of).
     pub unindexed: Vec<Unindexed>,
 }
@@ -138,7 +141,7 @@ impl Unindexed {
 impl Reached {
     fn note(&mut self, point: &Id, u: Used<'_>) {
         // Each blob once: its first use names it (and, in no index, its point and file).
-        if !self.seen.insert(u.blob) {
+        if !self.seen.insert(u.blob, ()) {
             return;
         }
         self.blobs.push(u.blob);
@@ -198,7 +201,12 @@ pub async fn reach<'p>(
         })
         .await?;
     }
-    Ok(reached)
+    // A spilled set that failed to read would call used blobs unused (prune would
+    // delete them): an error instead.
+    match reached.seen.failure() {
+        Some(e) => Err(Error::Spill(e)),
+        None => Ok(reached),
+    }
 }
 
 #[cfg(test)]
