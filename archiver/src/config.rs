@@ -35,6 +35,11 @@ struct File {
     drain_timeout: Option<String>,
     /// Bounds on connections (docs/ARCHIVER.md).
     connections: Option<Connections>,
+    /// What the large blob tables of all tasks hold in memory together, as `"512MiB"`
+    /// (the command line's `--memory`); past it they spill to `cache_dir`.
+    memory: Option<String>,
+    /// Where spilled tables go (the command line's `--cache-dir`).
+    cache_dir: Option<PathBuf>,
     #[serde(default, rename = "repository")]
     repositories: Vec<Repo>,
 }
@@ -216,6 +221,9 @@ pub struct Config {
     pub lease: std::time::Duration,
     pub drain_timeout: std::time::Duration,
     pub limits: offsite::remote::listen::Limits,
+    /// The memory budget (`None`: the default, sized from the machine or container).
+    pub memory: Option<u64>,
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// `key = "90s"`, within `range`, or `default`.
@@ -404,11 +412,21 @@ impl Config {
             .connections
             .as_ref()
             .map_or_else(Default::default, |c| c.limits(&mut p));
+        let memory = f.memory.as_ref().and_then(|m| {
+            let bytes = offsite::units::parse_size(m).ok().filter(|b| *b >= 1 << 20);
+            if bytes.is_none() {
+                let what = format!("memory = {m:?}: a size such as \"512MiB\", at least 1MiB");
+                p.add(At::Key("memory"), what);
+            }
+            bytes
+        });
         let repositories = repositories(f.repositories, &mut p);
         if !p.found.is_empty() {
             bail!("{}", p.found.join("\n"));
         }
         Ok(Config {
+            memory,
+            cache_dir: f.cache_dir,
             limits,
             lease,
             drain_timeout,
@@ -442,6 +460,10 @@ mod tests {
             (c.task_slots, c.repositories.len(), c.tokens.len()),
             (2, 1, 1)
         );
+        assert_eq!((c.memory, c.cache_dir), (None, None));
+        let c = Config::parse(&with("memory = \"512MiB\"\ncache_dir = \"/var/cache/o\"")).unwrap();
+        assert_eq!(c.memory, Some(512 << 20));
+        assert_eq!(c.cache_dir.as_deref(), Some(Path::new("/var/cache/o")));
     }
 
     /// Every mistake of a file at once, each with its line.
@@ -479,6 +501,7 @@ mod tests {
                 "connections.header_timeout",
             ),
             (with("drain_timeout = \"soon\""), "drain_timeout"),
+            (with("memory = \"lots\""), "memory = \"lots\": a size"),
             (with("[throttle]\nwrite = \"fast\""), "throttle.write"),
             (
                 "listen = \"127.0.0.1:1\"\ntokens = [\"hunter2\"]".to_string(),

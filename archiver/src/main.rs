@@ -208,6 +208,8 @@ async fn serve(path: &std::path::Path, insecure_http: bool) -> anyhow::Result<()
             config.listen
         );
     }
+    // One budget for every task's tables (indexes, plans), as `offsite --memory`.
+    offsite::repo::table::budget::configure(config.memory, config.cache_dir.clone());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut workshop = Workshop::new(config.repositories, clock.clone());
     if config.rates.read.is_some() || config.rates.write.is_some() {
