@@ -5,6 +5,10 @@
 # folder (see restore.sh on ext4 and freed inodes) and is compared (count and bytes).
 #
 #   benches/restore-small.sh [FILES]          OFFSITE_BIN=path measures another build
+#
+# DIRS (300), MIN and MAX (0 and 2048 bytes) shape the files; ROUNDS (1) restores each
+# repository that many times, the two tools alternating, so neither always follows the
+# other's deletes.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 N=${1:-300000}
@@ -14,16 +18,16 @@ if [ -z "${OFFSITE_BIN:-}" ]; then cargo build --release --quiet; fi
 O=${OFFSITE_BIN:-$PWD/target/release/offsite}
 rm -rf "$WORK"; mkdir -p "$WORK"
 export OFFSITE_PASSWORD=bench RESTIC_PASSWORD=bench
-python3 - "$WORK/data/tiny" "$N" <<'PY'
+python3 - "$WORK/data/tiny" "$N" "${DIRS:-300}" "${MIN:-0}" "${MAX:-2048}" <<'PY'
 import os, random, sys
-root, n = sys.argv[1], int(sys.argv[2])
+root, n, dirs, lo, hi = sys.argv[1], *map(int, sys.argv[2:])
 rnd = random.Random(300000)
 for i in range(n):
-    d = os.path.join(root, f"d{i % 300:03}")
-    if i < 300:
+    d = os.path.join(root, f"d{i % dirs:04}")
+    if i < dirs:
         os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, f"f{i:07}"), "wb") as f:
-        f.write(rnd.randbytes(rnd.randint(0, 2048)))
+        f.write(rnd.randbytes(rnd.randint(lo, hi)))
 PY
 bytes=$(find "$WORK/data/tiny" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
 echo "$N files, $bytes bytes; $(nproc) cores; $(restic version | cut -d' ' -f1-2)"
@@ -47,8 +51,10 @@ restic -q init -r "$WORK/r" >/dev/null
 (cd "$WORK/data" && restic -q -r "$WORK/r" backup --host tiny tiny >/dev/null)
 n=0
 next() { n=$((n + 1)); echo "$WORK/out-$n"; }
-out=$(next); timed "offsite restore, folder" "$O" restore "$WORK/o" latest --to "$out"; same "$out/tiny"
-out=$(next); timed "restic restore, folder" restic -r "$WORK/r" restore latest --target "$out"; same "$out/tiny"
+for round in $(seq "${ROUNDS:-1}"); do
+  out=$(next); timed "offsite restore, folder ($round)" "$O" restore "$WORK/o" latest --to "$out"; same "$out/tiny"
+  out=$(next); timed "restic restore, folder ($round)" restic -r "$WORK/r" restore latest --target "$out"; same "$out/tiny"
+done
 if [ -n "${OFFSITE_TEST_S3:-}" ]; then
   p="small-bench-$(date +%s)"; bucket=${OFFSITE_TEST_S3#s3://}
   export OFFSITE_TARGET_PASSWORD=bench

@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex};
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::Semaphore;
 
-use super::finish_node;
 use crate::crypto::SecretKey;
 use crate::format::pack_name;
 use crate::format::tree::Node;
@@ -55,6 +54,9 @@ struct Pending {
     node: Node,
     /// Blob positions not yet written.
     remaining: AtomicU32,
+    /// Made at its full size already (a file of one blob gets its size from the write,
+    /// or, when that blob is all zeros, from a truncate then).
+    sized: bool,
 }
 
 pub(super) struct Batch {
@@ -80,13 +82,16 @@ impl Batch {
     }
 
     /// Plans one file: where each of its blobs goes, from the index's lengths, and
-    /// creates it under its temporary name at its full size. An empty file is done here.
+    /// creates it under its temporary name (at its full size when it has several blobs,
+    /// so runs of zeros stay holes). An empty file is done here. `fresh`: its folder was
+    /// made by this restore, so no leftover can be in the way.
     pub fn add(
         &mut self,
         index: &MasterIndex,
         point: &str,
         path: PathBuf,
         mut node: Node,
+        fresh: bool,
     ) -> Result<()> {
         let file_name = || String::from_utf8_lossy(&node.path).into_owned();
         let mut places = Vec::with_capacity(node.blobs.len());
@@ -119,25 +124,32 @@ impl Batch {
         temp.push(".offsite-partial");
         let temp = PathBuf::from(temp);
         // Never through a link: a leftover (or planted) `NAME.offsite-partial` goes first,
-        // and the new one is created exclusively.
-        let _ = std::fs::remove_file(&temp);
+        // and the new one is created exclusively. (Per file of a small-file restore every
+        // call counts: a folder this restore made holds no leftover.)
+        if !fresh {
+            let _ = std::fs::remove_file(&temp);
+        }
         let f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&temp)
             .map_err(|e| Error::io(&temp, e))?;
-        f.set_len(node.size).map_err(|e| Error::io(&temp, e))?;
-        drop(f);
+        let sized = places.len() > 1;
+        if sized {
+            f.set_len(node.size).map_err(|e| Error::io(&temp, e))?;
+        }
         node.blobs = Vec::new();
         let file = Pending {
             path,
             temp,
             node,
             remaining: AtomicU32::new(places.len() as u32),
+            sized,
         };
         if places.is_empty() {
-            return file.finish(self.as_root);
+            return file.finish(Some(&f), self.as_root);
         }
+        drop(f);
         let n = self.files.len() as u32;
         self.positions += places.len();
         for (id, offset) in places {
@@ -259,17 +271,24 @@ impl Batch {
         };
         for &(n, offset) in places {
             let f = &self.files[n as usize];
-            if !zero {
-                let out = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&f.temp)
-                    .map_err(|e| Error::io(&f.temp, e))?;
-                out.write_all_at(&plain, offset)
-                    .map_err(|e| Error::io(&f.temp, e))?;
+            let io = |e| Error::io(&f.temp, e);
+            let out = match zero && f.sized {
+                true => None,
+                false => Some(
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&f.temp)
+                        .map_err(io)?,
+                ),
+            };
+            match &out {
+                Some(out) if zero => out.set_len(f.node.size).map_err(io)?,
+                Some(out) => out.write_all_at(&plain, offset).map_err(io)?,
+                None => {}
             }
             progress.add_bytes(plain.len() as u64);
             if f.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-                f.finish(self.as_root)?;
+                f.finish(out.as_ref(), self.as_root)?;
             }
         }
         Ok(())
@@ -277,11 +296,31 @@ impl Batch {
 }
 
 impl Pending {
-    /// The file is whole: its mode, then its own name, then owner and times.
-    fn finish(&self, as_root: bool) -> Result<()> {
-        let perm = std::fs::Permissions::from_mode(self.node.mode);
-        std::fs::set_permissions(&self.temp, perm).map_err(|e| Error::io(&self.temp, e))?;
-        std::fs::rename(&self.temp, &self.path).map_err(|e| Error::io(&self.path, e))?;
-        finish_node(&self.path, &self.node, as_root)
+    /// The file is whole: its owner (as root), then its mode (a change of owner clears
+    /// set-user-ID bits), then its times, all through `open` when the file is open
+    /// (no path looked up again), then its own name.
+    fn finish(&self, open: Option<&std::fs::File>, as_root: bool) -> Result<()> {
+        let io = |e| Error::io(&self.temp, e);
+        let node = &self.node;
+        let perm = std::fs::Permissions::from_mode(node.mode);
+        let t = filetime::FileTime::from_unix_time(node.mtime, node.mtime_ns);
+        match open {
+            Some(f) => {
+                if as_root {
+                    std::os::unix::fs::fchown(f, Some(node.uid), Some(node.gid)).map_err(io)?;
+                }
+                f.set_permissions(perm).map_err(io)?;
+                filetime::set_file_handle_times(f, Some(t), Some(t)).map_err(io)?;
+            }
+            None => {
+                if as_root {
+                    std::os::unix::fs::lchown(&self.temp, Some(node.uid), Some(node.gid))
+                        .map_err(io)?;
+                }
+                std::fs::set_permissions(&self.temp, perm).map_err(io)?;
+                filetime::set_file_times(&self.temp, t, t).map_err(io)?;
+            }
+        }
+        std::fs::rename(&self.temp, &self.path).map_err(|e| Error::io(&self.path, e))
     }
 }
