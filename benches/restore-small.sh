@@ -17,7 +17,7 @@ cd "$here/.."
 if [ -z "${OFFSITE_BIN:-}" ]; then cargo build --release --quiet; fi
 O=${OFFSITE_BIN:-$PWD/target/release/offsite}
 rm -rf "$WORK"; mkdir -p "$WORK"
-export OFFSITE_PASSWORD=bench RESTIC_PASSWORD=bench
+export OFFSITE_PASSWORD=bench RESTIC_PASSWORD=bench RUSTIC_PASSWORD=bench
 python3 - "$WORK/data/tiny" "$N" "${DIRS:-300}" "${MIN:-0}" "${MAX:-2048}" <<'PY'
 import os, random, sys
 root, n, dirs, lo, hi = sys.argv[1], *map(int, sys.argv[2:])
@@ -54,6 +54,9 @@ next() { n=$((n + 1)); echo "$WORK/out-$n"; }
 for round in $(seq "${ROUNDS:-1}"); do
   out=$(next); timed "offsite restore, folder ($round)" "$O" restore "$WORK/o" latest --to "$out"; same "$out/tiny"
   out=$(next); timed "restic restore, folder ($round)" restic -r "$WORK/r" restore latest --target "$out"; same "$out/tiny"
+  if command -v rustic >/dev/null; then  # `cargo install rustic-rs --locked`: reads restic's repository
+    out=$(next); timed "rustic restore, folder ($round)" rustic -r "$WORK/r" restore latest "$out"; same "$out/tiny"
+  fi
 done
 if [ -n "${OFFSITE_TEST_S3:-}" ]; then
   p="small-bench-$(date +%s)"; bucket=${OFFSITE_TEST_S3#s3://}
