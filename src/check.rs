@@ -97,15 +97,8 @@ pub async fn run(
     let bad_blobs = match opts.read_data {
         true => {
             let (numbers, entries) = (pack_entries.numbers, pack_entries.rows.finish());
-            let bad = read_data(
-                repo,
-                &stored,
-                (&numbers, &entries),
-                &mut bad_packs,
-                &mut r,
-                progress,
-            );
-            let bad = bad.await;
+            let packs = (&numbers, &entries);
+            let bad = read_data(repo, &stored, packs, &mut bad_packs, &mut r, progress).await;
             if let Some(e) = entries.error() {
                 r.error(budget::cache_dir().display().to_string(), e);
             }

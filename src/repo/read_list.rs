@@ -172,8 +172,9 @@ impl ReadListBuilder {
 
 fn spill_error(e: &std::io::Error) -> String {
     format!(
-        "reading planned reads spilled to {} (past the --memory budget) failed: {e}; check \
-         that disk, or give --cache-dir another one (or more --memory), and run again",
+        "the planned reads spilled to {} (past the --memory budget) could not be written \
+         or read back: {e}; check that disk, or give --cache-dir another one (or more \
+         --memory), and run again",
         budget::cache_dir().display()
     )
 }
