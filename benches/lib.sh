@@ -1,13 +1,35 @@
-# Sourced by the benchmarks that talk to the local S3 server: the offsite binary, the
-# server's address, a WAN-like link in front of it, and the two-day sources.
+# Sourced by the benchmarks: the offsite binary, tiny files to back up, and for those that
+# talk to the local S3 server its address, a WAN-like link in front of it, and the
+# two-day sources.
 # Needs `here` (the benches folder) set; OFFSITE_BIN=path measures another build.
 
-# The binary to measure ($O), built unless OFFSITE_BIN names one; S3 server ($bucket,
-# $direct, $s3port) from `. localstack/shell.sh`.
-bench_setup() {
+# The binary to measure ($O), built unless OFFSITE_BIN names one; from the project root.
+bench_binary() {
   cd "$here/.."
   if [ -z "${OFFSITE_BIN:-}" ]; then cargo build --release --quiet; fi
   O=${OFFSITE_BIN:-$PWD/target/release/offsite}
+}
+
+# Writes N tiny files of MIN..MAX random bytes under ROOT, spread over DIRS folders
+# (the same files for the same SEED): tiny_files ROOT N DIRS MIN MAX SEED
+tiny_files() {
+  python3 - "$@" <<'PY'
+import os, random, sys
+root, n, dirs, lo, hi, seed = sys.argv[1], *map(int, sys.argv[2:])
+rnd = random.Random(seed)
+for i in range(n):
+    d = os.path.join(root, f"d{i % dirs:04}")
+    if i < dirs:
+        os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"f{i:07}"), "wb") as f:
+        f.write(rnd.randbytes(rnd.randint(lo, hi)))
+PY
+}
+
+# bench_binary, and the S3 server ($bucket, $direct, $s3port) from
+# `. localstack/shell.sh`.
+bench_setup() {
+  bench_binary
   : "${OFFSITE_TEST_S3:?run localstack/start.sh and . localstack/shell.sh first}"
   bucket=${OFFSITE_TEST_S3#s3://}; direct=$AWS_ENDPOINT_URL; s3port=${direct##*:}
   LATPROXY=${LATPROXY:-$here/../../shared/bench/latproxy.py}

@@ -13,22 +13,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 N=${1:-300000}
 WORK=${BENCH_WORK:-/tmp/offsite-bench-small}
-cd "$here/.."
-if [ -z "${OFFSITE_BIN:-}" ]; then cargo build --release --quiet; fi
-O=${OFFSITE_BIN:-$PWD/target/release/offsite}
+. "$here/lib.sh"
+bench_binary
 rm -rf "$WORK"; mkdir -p "$WORK"
 export OFFSITE_PASSWORD=bench RESTIC_PASSWORD=bench RUSTIC_PASSWORD=bench
-python3 - "$WORK/data/tiny" "$N" "${DIRS:-300}" "${MIN:-0}" "${MAX:-2048}" <<'PY'
-import os, random, sys
-root, n, dirs, lo, hi = sys.argv[1], *map(int, sys.argv[2:])
-rnd = random.Random(300000)
-for i in range(n):
-    d = os.path.join(root, f"d{i % dirs:04}")
-    if i < dirs:
-        os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, f"f{i:07}"), "wb") as f:
-        f.write(rnd.randbytes(rnd.randint(lo, hi)))
-PY
+tiny_files "$WORK/data/tiny" "$N" "${DIRS:-300}" "${MIN:-0}" "${MAX:-2048}" 300000
 bytes=$(find "$WORK/data/tiny" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
 echo "$N files, $bytes bytes; $(nproc) cores; $(restic version | cut -d' ' -f1-2)"
 

@@ -9,22 +9,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 N=${1:-1000000}
 W=${BENCH_WORK:-/tmp/offsite-bench-tiny}
-cd "$here/.."
-if [ -z "${OFFSITE_BIN:-}" ]; then cargo build --release --quiet; fi
-O=${OFFSITE_BIN:-$PWD/target/release/offsite}
+. "$here/lib.sh"
+bench_binary
 rm -rf "$W"; mkdir -p "$W"
 export OFFSITE_PASSWORD=bench RESTIC_PASSWORD=bench RUSTIC_PASSWORD=bench
-python3 - "$W/data/tiny" "$N" 1000 40 2000 <<'PY'
-import os, random, sys
-root, n, dirs, lo, hi = sys.argv[1], *map(int, sys.argv[2:])
-rnd = random.Random(1)
-for i in range(n):
-    d = os.path.join(root, f"d{i % dirs:04}")
-    if i < dirs:
-        os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, f"f{i:07}"), "wb") as f:
-        f.write(rnd.randbytes(rnd.randint(lo, hi)))
-PY
+tiny_files "$W/data/tiny" "$N" 1000 40 2000 1
 T() { /usr/bin/time -f "$1: %e s %M KiB" "${@:2}" >/dev/null 2>"$W/err" || { tail -5 "$W/err"; return 1; }; tail -1 "$W/err"; }
 restic -q init -r "$W/r" >/dev/null
 (cd "$W/data" && T "restic backup" restic -q -r "$W/r" backup --host tiny tiny)
