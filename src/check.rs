@@ -15,7 +15,6 @@ use crate::format::{DATA, INDEX, pack_name, parse_pack_name, point_name};
 use crate::progress::Progress;
 use crate::repo::blob;
 use crate::repo::lock::list_locks;
-use crate::repo::reads::{put_entry, take_entry};
 use crate::repo::table::sort::{Sorted, Sorter};
 use crate::repo::table::{Record, budget};
 use crate::repo::tree::for_each_node;
@@ -312,12 +311,12 @@ impl Record for PackBlob {
     const SIZE: usize = 4 + ENTRY_LEN;
     fn put(&self, out: &mut [u8]) {
         out[..4].copy_from_slice(&self.pack.to_le_bytes());
-        put_entry(&self.entry, &mut out[4..]);
+        self.entry.write_to(&mut out[4..]);
     }
     fn take(b: &[u8]) -> Self {
         PackBlob {
             pack: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-            entry: take_entry(&b[4..]),
+            entry: PackEntry::read_from(&b[4..]),
         }
     }
 }

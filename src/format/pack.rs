@@ -58,11 +58,35 @@ pub const PACK_START: u64 = 8;
 
 impl PackEntry {
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        out.push(self.kind.code());
-        out.extend_from_slice(&self.id.0);
-        out.extend_from_slice(&self.offset.to_le_bytes());
-        out.extend_from_slice(&self.length.to_le_bytes());
-        out.extend_from_slice(&self.raw_length.to_le_bytes());
+        let at = out.len();
+        out.resize(at + ENTRY_LEN, 0);
+        self.write_to(&mut out[at..]);
+    }
+
+    /// The entry in its fixed [`ENTRY_LEN`] bytes (kind, id, offset, length, raw length;
+    /// little-endian), as pack headers, index files and spilled records keep it.
+    pub fn write_to(&self, out: &mut [u8]) {
+        out[0] = self.kind.code();
+        out[1..33].copy_from_slice(&self.id.0);
+        out[33..41].copy_from_slice(&self.offset.to_le_bytes());
+        out[41..45].copy_from_slice(&self.length.to_le_bytes());
+        out[45..49].copy_from_slice(&self.raw_length.to_le_bytes());
+    }
+
+    /// The entry [`Self::write_to`] wrote (for records this process wrote itself; bytes
+    /// from a store go through the checked decoder instead).
+    pub fn read_from(b: &[u8]) -> PackEntry {
+        let mut id = [0u8; 32];
+        id.copy_from_slice(&b[1..33]);
+        let mut offset = [0u8; 8];
+        offset.copy_from_slice(&b[33..41]);
+        PackEntry {
+            kind: BlobKind::from_code(b[0]).unwrap_or(BlobKind::Data),
+            id: Id(id),
+            offset: u64::from_le_bytes(offset),
+            length: u32::from_le_bytes([b[41], b[42], b[43], b[44]]),
+            raw_length: u32::from_le_bytes([b[45], b[46], b[47], b[48]]),
+        }
     }
 
     pub(crate) fn decode(r: &mut Reader<'_>) -> std::result::Result<PackEntry, String> {

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::reads::{Read, put_entry, take_entry};
+use super::reads::Read;
 use super::table::budget::{self, Share};
 use crate::Id;
 use crate::format::pack::{ENTRY_LEN, PackEntry};
@@ -139,7 +139,7 @@ impl ReadListBuilder {
         let at = buf.len();
         buf.resize(at + r.blobs.len() * ENTRY_LEN, 0);
         for (e, out) in r.blobs.iter().zip(buf[at..].chunks_exact_mut(ENTRY_LEN)) {
-            put_entry(e, out);
+            e.write_to(out);
         }
         out.write_all(buf)?;
         *len += buf.len() as u64;
@@ -279,7 +279,10 @@ fn next_read(input: &mut impl std::io::Read) -> std::io::Result<(Read, u64)> {
         pack: Id(pack),
         start: long(&head[36..44]),
         end: long(&head[44..52]),
-        blobs: body.chunks_exact(ENTRY_LEN).map(take_entry).collect(),
+        blobs: body
+            .chunks_exact(ENTRY_LEN)
+            .map(PackEntry::read_from)
+            .collect(),
     };
     Ok((read, (HEAD + body.len()) as u64))
 }

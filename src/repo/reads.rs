@@ -16,7 +16,7 @@ use super::retry::{ATTEMPTS, backoff};
 use super::table::Record;
 use super::table::sort::Sorter;
 use super::{MasterIndex, Repository};
-use crate::format::pack::{BlobKind, ENTRY_LEN, PackEntry};
+use crate::format::pack::{ENTRY_LEN, PackEntry};
 use crate::format::pack_name;
 use crate::{Error, Id, Result};
 
@@ -130,40 +130,15 @@ impl Record for Located {
     fn put(&self, out: &mut [u8]) {
         out[..4].copy_from_slice(&self.source.to_le_bytes());
         out[4..8].copy_from_slice(&self.pack.to_le_bytes());
-        put_entry(&self.entry, &mut out[8..]);
+        self.entry.write_to(&mut out[8..]);
     }
     fn take(b: &[u8]) -> Self {
         let word = |r: &[u8]| u32::from_le_bytes([r[0], r[1], r[2], r[3]]);
         Located {
             source: word(&b[..4]),
             pack: word(&b[4..8]),
-            entry: take_entry(&b[8..]),
+            entry: PackEntry::read_from(&b[8..]),
         }
-    }
-}
-
-/// A pack entry in its fixed [`ENTRY_LEN`] bytes (as an index file has it).
-pub(crate) fn put_entry(e: &PackEntry, out: &mut [u8]) {
-    out[0] = e.kind.code();
-    out[1..33].copy_from_slice(&e.id.0);
-    out[33..41].copy_from_slice(&e.offset.to_le_bytes());
-    out[41..45].copy_from_slice(&e.length.to_le_bytes());
-    out[45..49].copy_from_slice(&e.raw_length.to_le_bytes());
-}
-
-/// The entry [`put_entry`] wrote.
-pub(crate) fn take_entry(b: &[u8]) -> PackEntry {
-    let mut id = [0u8; 32];
-    id.copy_from_slice(&b[1..33]);
-    let mut offset = [0u8; 8];
-    offset.copy_from_slice(&b[33..41]);
-    PackEntry {
-        // Written by `put_entry` from a valid kind.
-        kind: BlobKind::from_code(b[0]).unwrap_or(BlobKind::Data),
-        id: Id(id),
-        offset: u64::from_le_bytes(offset),
-        length: u32::from_le_bytes([b[41], b[42], b[43], b[44]]),
-        raw_length: u32::from_le_bytes([b[45], b[46], b[47], b[48]]),
     }
 }
 
